@@ -1,0 +1,188 @@
+"""The ``sharpset`` command line: thin; each subcommand parses flags and calls one stage.
+
+Exit codes: 0 ok, 2 bad input/config (message ``path:line: field: problem``), 130 interrupted
+(re-run the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+# -- models -----------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .models.registry import EMBEDDED, cache_root, cache_state
+
+    con = _console()
+    if args.action == "show":
+        return _models_show(args.name, con)
+    table = Table(title=f"embedded models (cache: {cache_root()})")
+    for col in ("name", "kind", "role", "params", "licence", "package", "cache"):
+        table.add_column(col)
+    for spec in EMBEDDED.values():
+        table.add_row(spec.name, spec.kind, spec.role, spec.params, spec.licence, spec.package, cache_state(spec.name))
+    con.print(table)
+    con.print("Any local Hugging Face model folder (or hub id, where the network allows) works wherever a model name does.")
+    return 0
+
+
+def _models_show(name: str | None, con) -> int:
+    from rich.markup import escape
+
+    from .models.profiles import profile_for
+    from .models.registry import EMBEDDED, chat_family, resolve_path
+
+    if not name:
+        raise UserError("models show: give a model name")
+    spec = EMBEDDED.get(name)
+    if spec and spec.kind != "causal-lm":
+        con.print(f"{name}: {spec.kind}; {spec.role}; {spec.params}; no chat profile")
+        return 0
+    from transformers import AutoTokenizer
+
+    path, _ = resolve_path(name, log=lambda m: con.print(escape(m)))
+    tok = AutoTokenizer.from_pretrained(str(path))
+    prof = profile_for(tok, chat_family(name))
+    con.print(f"[bold]{escape(name)}[/bold]  ({escape(str(path))})")
+    for key in ("family", "bos", "default_system", "pre_query", "assistant_header", "end_of_turn",
+                "stop_strings", "template_hash"):
+        con.print(f"  {key:17s} {escape(repr(getattr(prof, key)))}")
+    demo = [{"role": "user", "content": "Hello!"}, {"role": "assistant", "content": "Hi there."}]
+    con.print("  rendered example:\n" + escape(prof.render(demo)))
+    return 0
+
+
+# -- validate ---------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .records import read_records
+
+    res = read_records(args.data, kind=args.kind, on_error="skip", require_response=not args.prompts_only)
+    n_bad = len(res.rejected)
+    print(f"{args.data}: read {res.n_read}, valid {len(res.rows)}, invalid {n_bad}")
+    for rej in res.rejected[: args.max_errors]:
+        print(f"{rej['path']}:{rej['line']}: {rej['field']}: {rej['problem']}", file=sys.stderr)
+    if n_bad > args.max_errors:
+        print(f"... and {n_bad - args.max_errors} more", file=sys.stderr)
+    return 2 if n_bad else 0
+
+
+# -- recipes ----------------------------------------------------------------------------------
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from . import recipes
+    from .config import describe
+
+    if args.action == "ls":
+        for name, path in recipes.shipped().items():
+            r = recipes.load(str(path))
+            print(f"{name:14s} {r.pipeline:12s} {r.description}")
+        return 0
+    if not args.name:
+        raise UserError(f"recipes {args.action}: give a recipe name or .yaml path")
+    if args.action == "show":
+        path = recipes.resolve_file(args.name)
+        print(f"# {path}")
+        print(path.read_text(encoding="utf-8"), end="")
+        r = recipes.load(args.name)
+        _, cls = recipes.pipeline(r.pipeline)
+        print(f"\n# all config fields of pipeline '{r.pipeline}' ({cls.__name__}):")
+        for name, help_, default in describe(cls):
+            print(f"#   {name} = {default!r}: {help_}")
+        return 0
+    cfg = recipes.validate(args.name)
+    print(f"{args.name}: ok ({type(cfg).__name__})")
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import recipes
+    from .config import parse_set
+    from .run import RunDir
+
+    recipe = recipes.load(args.recipe)
+    fn, _ = recipes.pipeline(recipe.pipeline)
+    cfg = recipe.build_config(parse_set(args.set))
+    mod = sys.modules[fn.__module__]
+    run = RunDir.open(args.out, mod.STAGE, mod.VERSION, cfg, seeds={"seed": getattr(cfg, "seed", 0)},
+                      name=recipe.name, force=args.force)
+    if run.complete:
+        print(f"up to date (cached): {run.path}")
+        return 0
+    print(f"run folder: {run.path}")
+    metrics = fn(cfg, run)
+    for k, v in metrics.items():
+        print(f"  {k}: {v}")
+    print(f"done: {run.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sharpset",
+        description="Build small, sharply targeted alignment example sets (format/shape and invariances), "
+        "train or steer a model with them, and measure what each example bought.",
+    )
+    p.add_argument("--version", action="version", version=f"sharpset {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    m = sub.add_parser("models", help="list the embedded models and their cache state; 'show NAME' prints a chat profile")
+    m.add_argument("action", nargs="?", choices=["ls", "show"], default="ls")
+    m.add_argument("name", nargs="?", help="model name or local folder (with 'show')")
+    m.set_defaults(fn=cmd_models)
+
+    v = sub.add_parser("validate", help="check every record of a data file/folder; exit 2 if any is invalid")
+    v.add_argument("data", help="a .jsonl or .parquet file, or a datasets folder")
+    v.add_argument("--kind", choices=["sft", "pair", "prompt_completion"], default=None,
+                   help="record kind (default: detected per row from its keys)")
+    v.add_argument("--prompts-only", action="store_true", help="rows may end with a user turn (prompt sets)")
+    v.add_argument("--max-errors", type=int, default=20, help="how many errors to print (default 20)")
+    v.set_defaults(fn=cmd_validate)
+
+    r = sub.add_parser("run", help="run a recipe end to end: a shipped name (quickstart) or a .yaml file")
+    r.add_argument("recipe", help="recipe name (see 'sharpset recipes ls') or path to a recipe .yaml")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
+    r.add_argument("--out", default=None, help="run folder (default runs/<recipe>-<key>; same command -> same folder)")
+    r.add_argument("--force", action="store_true", help="replace a run folder that holds a different or finished run")
+    r.set_defaults(fn=cmd_run)
+
+    c = sub.add_parser("recipes", help="ls | show NAME | validate NAME_OR_FILE")
+    c.add_argument("action", choices=["ls", "show", "validate"])
+    c.add_argument("name", nargs="?")
+    c.set_defaults(fn=cmd_recipes)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except ValueError as e:
+        from .records import RecordError
+
+        if isinstance(e, RecordError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

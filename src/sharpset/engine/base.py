@@ -1,0 +1,91 @@
+"""Backend-neutral generation types: what a stage asks for and what it gets back.
+
+Every generation stage (Magpie synthesis, judging, invariance targets, evaluation) builds
+`GenerationRequest`s and reads `GenerationResult`s, so swapping the transformers backend for
+vLLM or a Ray fan-out changes one line. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+FinishReason = Literal["stop_token", "stop_string", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one row is decoded.
+
+    temperature == 0 means greedy (argmax). Otherwise the next token is drawn from
+    softmax(logits / temperature), restricted to the top-p nucleus (the smallest set of most
+    likely tokens whose mass reaches top_p) and to tokens with p >= min_p * max(p)
+    (min-p, arXiv:2407.01082). Both filters are applied to the same distribution, as
+    transformers' TopP then MinP warpers do.
+
+    seed is per row: the same seed, settings and prompt give the same output whatever the
+    batch it runs in (one uniform draw per generated token from a generator seeded with it).
+    stop_strings end a row at the first occurrence in the generated text (the text is cut
+    before it); stop_token_ids end it at that token (which is not included in token_ids).
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    seed: int = 0
+    stop_strings: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Accept lists (YAML, JSON) but store tuples so the object stays hashable.
+        object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
+        object.__setattr__(self, "stop_token_ids", tuple(int(t) for t in self.stop_token_ids))
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature: must be >= 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p: must be in (0, 1], got {self.top_p}")
+        if not 0.0 <= self.min_p <= 1.0:
+            raise ValueError(f"min_p: must be in [0, 1], got {self.min_p}")
+        if any(not s for s in self.stop_strings):
+            raise ValueError("stop_strings: empty string would stop before the first token")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass
+class GenerationRequest:
+    prompt_ids: list[int]
+    params: SamplingParams
+    key: str | None = None
+
+
+@dataclass
+class GenerationResult:
+    key: str | None
+    token_ids: list[int]  # generated ids, without a terminating stop token
+    text: str  # decoded token_ids, cut at the first stop string
+    finish_reason: FinishReason
+    truncated: bool  # finish_reason == "length"
+    n_prompt_tokens: int
+    n_new_tokens: int  # tokens actually generated, the stop token included
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A generation backend. Results come back in input order (`generate`) or as rows finish
+    (`generate_iter`, yielding (index into requests, result)) so a caller can log each sample
+    the moment it exists and resume after a kill."""
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, progress: bool = True
+    ) -> list[GenerationResult]: ...
+
+    def generate_iter(
+        self, requests: Sequence[GenerationRequest], *, progress: bool = True
+    ) -> Iterator[tuple[int, GenerationResult]]: ...

@@ -1,0 +1,215 @@
+"""Run folders: resolved config, manifest, per-sample log, content-hash key, resume.
+
+Every command that produces something writes one folder (STYLE habit 4)::
+
+    <out>/config.yaml          resolved config (the stage dataclass, every field)
+    <out>/manifest.json        key, stage, transform version, git SHA + dirty flag, package versions,
+                               python/platform, seeds, input hashes, models (path, chat-template hash),
+                               counts, timings, status ("running" | "complete")
+    <out>/samples.partial.jsonl   per-sample outputs appended (fsync'd) as they finish
+    <out>/<outputs>            final outputs, written atomically at the end
+
+The key is a hash of (stage, transform version, resolved config, input content hashes). A killed
+command re-run with the same arguments finds the same folder, keeps the samples already logged and
+computes only the rest; since randomness is keyed per row (seed, stage, row id) the final output is
+the same as an uninterrupted run's. A complete folder with the same key is a cache hit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .errors import UserError
+
+PACKAGES = ("sharpset", "torch", "transformers", "tokenizers", "safetensors", "datasets", "accelerate",
+            "peft", "trl", "sentence-transformers", "numpy", "pyarrow")
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_hash(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, or of a folder's files (sorted relative paths + contents)."""
+    h = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    return h.hexdigest()
+
+
+def derive_seed(seed: int, stage: str, row_id: str) -> int:
+    """Randomness keyed by (seed, stage, row id), never global state (STYLE habit 3)."""
+    digest = hashlib.sha256(f"{seed}:{stage}:{row_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def git_state() -> dict[str, Any]:
+    """Git SHA and dirty flag of the checkout sharpset is installed from (None if not a checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return {"sha": None, "dirty": None}
+        status = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+        return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def run_key(stage: str, version: int, config: Any, input_hashes: dict[str, str]) -> str:
+    payload = {"stage": stage, "version": version, "config": config_dict(config), "inputs": input_hashes}
+    return sha256_text(canonical_json(payload))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """One run folder. Create with :meth:`open`, log samples, then :meth:`finish`."""
+
+    SAMPLES = "samples.partial.jsonl"
+
+    def __init__(self, path: Path, stage: str, version: int, config: Any, key: str,
+                 seeds: dict[str, int], inputs: dict[str, str]):
+        self.path = Path(path)
+        self.stage, self.version, self.config, self.key = stage, version, config, key
+        self.seeds, self.inputs = seeds, inputs
+        self.manifest: dict[str, Any] = {}
+        self._t0 = time.time()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, out: str | Path | None, stage: str, version: int, config: Any, *,
+             seeds: dict[str, int] | None = None, inputs: Iterable[str | Path] = (),
+             runs_root: str | Path = "runs", name: str | None = None, force: bool = False) -> "RunDir":
+        input_hashes = {str(p): file_hash(Path(p)) for p in inputs}
+        key = run_key(stage, version, config, input_hashes)
+        path = Path(out) if out else Path(runs_root) / f"{name or stage}-{key[:10]}"
+        run = cls(path, stage, version, config, key, seeds or {}, input_hashes)
+        man_path = path / "manifest.json"
+        if man_path.exists():
+            old = json.loads(man_path.read_text())
+            if old.get("key") != key and not force:
+                raise UserError(
+                    f"{path}: holds a different run (key {old.get('key', '?')[:10]}, this one {key[:10]}); "
+                    "choose another --out or pass --force to replace it")
+            if force:
+                for f in path.iterdir():
+                    if f.is_file():
+                        f.unlink()
+            else:
+                run.manifest = old
+        path.mkdir(parents=True, exist_ok=True)
+        if not run.manifest:
+            run.manifest = {
+                "key": key, "stage": stage, "transform_version": version, "status": "running",
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "git": git_state(), "packages": package_versions(),
+                "python": sys.version.split()[0], "platform": platform.platform(),
+                "argv": sys.argv, "seeds": run.seeds, "inputs": input_hashes, "models": {},
+            }
+            _atomic_write_text(path / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
+            run.save_manifest()
+        return run
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest.get("status") == "complete"
+
+    def save_manifest(self) -> None:
+        _atomic_write_text(self.path / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
+
+    def record_model(self, role: str, info: dict[str, Any]) -> None:
+        self.manifest.setdefault("models", {})[role] = info
+        self.save_manifest()
+
+    def finish(self, counts: dict[str, Any] | None = None, outputs: Iterable[str] = (),
+               metrics: dict[str, Any] | None = None) -> None:
+        self.manifest["status"] = "complete"
+        self.manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.manifest["elapsed_s"] = round(self.manifest.get("elapsed_s", 0) + time.time() - self._t0, 2)
+        if counts is not None:
+            self.manifest["counts"] = counts
+        if metrics is not None:
+            self.manifest["metrics"] = metrics
+        self.manifest["outputs"] = {o: file_hash(self.path / o) for o in outputs}
+        self.save_manifest()
+
+    # -- per-sample log ----------------------------------------------------------------------
+    def done_samples(self) -> dict[str, dict]:
+        """Samples already logged by an earlier (possibly killed) attempt, by key."""
+        path = self.path / self.SAMPLES
+        if not path.exists():
+            return {}
+        out: dict[str, dict] = {}
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
+        for i, raw in enumerate(lines):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:  # a kill mid-write leaves at most a torn last line
+                    continue
+                raise UserError(f"{path}:{i + 1}: <json>: corrupt sample log line (not the last line)")
+            out[row["key"]] = row
+        if lines and lines[-1].strip():
+            # drop a torn last line so that the next append starts on a clean line
+            good = b"\n".join(l for l in lines[:-1]) + b"\n" if len(lines) > 1 else b""
+            try:
+                json.loads(lines[-1])
+            except json.JSONDecodeError:
+                with open(path, "wb") as fh:
+                    fh.write(good)
+        return out
+
+    def log_sample(self, key: str, payload: dict[str, Any]) -> None:
+        with open(self.path / self.SAMPLES, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"key": key, **payload}, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -1,0 +1,105 @@
+"""Run folders, config dataclasses and recipes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from sharpset import recipes
+from sharpset.config import field, from_mapping, parse_set
+from sharpset.errors import UserError
+from sharpset.run import RunDir, derive_seed, run_key
+
+
+@dataclass
+class Cfg:
+    model: str = field("m", "model")
+    n: int = field(3, "count")
+    temp: float = field(0.0, "temperature")
+    skip: str | None = field(None, "optional")
+    DEPRECATED = {"old_n": "n"}
+
+
+def test_from_mapping_coerces_and_rejects_unknown_with_line():
+    cfg = from_mapping(Cfg, {"n": "5", "temp": "0.7", "skip": "null"})
+    assert (cfg.n, cfg.temp, cfg.skip) == (5, 0.7, None)
+    with pytest.raises(UserError, match=r"r\.yaml:7: nn: unknown field for Cfg"):
+        from_mapping(Cfg, {"nn": 1}, where="r.yaml", lines={"nn": 7})
+    with pytest.raises(UserError, match=r"n: expected int, got 'abc'"):
+        from_mapping(Cfg, {"n": "abc"})
+    with pytest.raises(UserError, match=r"n: expected int"):
+        from_mapping(Cfg, {"n": 2.5})
+
+
+def test_deprecated_name_maps_with_warning():
+    with pytest.warns(DeprecationWarning, match="'old_n' is deprecated, use 'n'"):
+        cfg = from_mapping(Cfg, {"old_n": 9})
+    assert cfg.n == 9
+
+
+def test_parse_set():
+    assert parse_set(["a=1", "b=x=y"]) == {"a": "1", "b": "x=y"}
+    with pytest.raises(UserError, match="expected key=value"):
+        parse_set(["novalue"])
+
+
+def test_derive_seed_is_keyed_not_global():
+    a = derive_seed(0, "synth", "row1")
+    assert a == derive_seed(0, "synth", "row1")
+    assert len({a, derive_seed(1, "synth", "row1"), derive_seed(0, "tag", "row1"), derive_seed(0, "synth", "row2")}) == 4
+
+
+def test_run_dir_manifest_resume_and_key_guard(tmp_path):
+    cfg = Cfg()
+    run = RunDir.open(tmp_path / "r", "stage", 1, cfg, seeds={"seed": 0})
+    man = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert man["status"] == "running" and man["key"] == run_key("stage", 1, cfg, {})
+    assert {"sha", "dirty"} <= set(man["git"]) and man["packages"]["torch"]
+    assert (tmp_path / "r" / "config.yaml").read_text().startswith("model: m")
+    run.log_sample("a", {"x": 1})
+    run.log_sample("b", {"x": 2})
+    with open(tmp_path / "r" / RunDir.SAMPLES, "a") as fh:
+        fh.write('{"key": "c", "x"')  # torn last line: a kill mid-write
+    again = RunDir.open(tmp_path / "r", "stage", 1, cfg)
+    assert set(again.done_samples()) == {"a", "b"}
+    again.log_sample("c", {"x": 3})  # appends on a clean line after the torn one was dropped
+    assert set(again.done_samples()) == {"a", "b", "c"}
+    again.finish(counts={"read": 3})
+    assert RunDir.open(tmp_path / "r", "stage", 1, cfg).complete
+    # same folder, different config -> refuse unless forced
+    with pytest.raises(UserError, match="holds a different run"):
+        RunDir.open(tmp_path / "r", "stage", 1, Cfg(n=4))
+    forced = RunDir.open(tmp_path / "r", "stage", 1, Cfg(n=4), force=True)
+    assert not forced.complete and forced.done_samples() == {}
+
+
+def test_corrupt_middle_line_is_an_error(tmp_path):
+    run = RunDir.open(tmp_path / "r", "stage", 1, Cfg())
+    (tmp_path / "r" / RunDir.SAMPLES).write_text('{"key": "a"}\n{bad\n{"key": "b"}\n')
+    with pytest.raises(UserError, match=r"samples.partial.jsonl:2: <json>"):
+        run.done_samples()
+
+
+def test_every_shipped_recipe_validates():
+    found = recipes.shipped()
+    assert "quickstart" in found
+    for name in found:
+        recipes.validate(name)
+
+
+def test_recipe_errors_name_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\npipeline: quickstart\nconfig:\n  n_prompts: 4\n  max_new_tokenz: 3\n")
+    with pytest.raises(UserError, match=r"bad\.yaml:5: max_new_tokenz: unknown field"):
+        recipes.validate(str(bad))
+    bad.write_text("name: x\npipeline: quickstart\nconfig:\n  n_prompts: 0\n")
+    with pytest.raises(UserError, match=r"bad\.yaml:4: n_prompts: must be >= 1"):
+        recipes.validate(str(bad))
+    bad.write_text("name: x\npipeline: quickstart\nconfig: [1\n")
+    with pytest.raises(UserError, match=r"bad\.yaml:\d+: <yaml>"):
+        recipes.validate(str(bad))
+    bad.write_text("name: x\npipeline: nope\n")
+    with pytest.raises(UserError, match="unknown pipeline 'nope'"):
+        recipes.validate(str(bad))
