@@ -17,7 +17,10 @@ from .errors import UserError
 def _console():
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    con = Console(highlight=False)
+    if not con.is_terminal:  # piped output: do not wrap tables at 80 columns
+        con = Console(highlight=False, width=160)
+    return con
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -31,7 +34,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return _models_show(args.name, con)
     table = Table(title=f"embedded models (cache: {cache_root()})")
     for col in ("name", "kind", "role", "params", "licence", "package", "cache"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("name", "package"))
     for spec in EMBEDDED.values():
         table.add_row(spec.name, spec.kind, spec.role, spec.params, spec.licence, spec.package, cache_state(spec.name))
     con.print(table)

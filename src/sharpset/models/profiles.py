@@ -83,7 +83,7 @@ _TABLE: dict[str, tuple[tuple[str, ...], str, tuple[Layout, ...]]] = {
     "llama3": (("<|start_header_id|>",), "<|eot_id|>", (_LLAMA3,)),
     "gemma": (("<start_of_turn>",), "<end_of_turn>", (_GEMMA3, _GEMMA2)),
     "chatml": (("<|im_start|>",), "<|im_end|>", (_CHATML,)),
-    "phi3": (("<|user|>", "<|end|>"), "<|end|>", (_PHI3, _PHI3_BOS, _PHI3_INLINE, _PHI3_INLINE_NOBOS)),
+    "phi3": (("<|end|>",), "<|end|>", (_PHI3, _PHI3_BOS, _PHI3_INLINE, _PHI3_INLINE_NOBOS)),
     "mistral": (("[INST]",), "{eos}", (_MISTRAL_V3, _MISTRAL_V1, _MISTRAL_LEGACY)),
 }
 
@@ -126,7 +126,8 @@ class ChatProfile:
                 out += lay.system[0] + self.default_system + lay.system[1]
             return out + lay.user[0]
         if lay.system_mode == "turn":
-            return out + lay.system[0] + self.system_preamble + _trim(system, "system", lay) + lay.system[1] + lay.user[0]
+            turn = lay.system[0] + self.system_preamble + _trim(system, "system", lay) + lay.system[1]
+            return out + turn + lay.user[0]
         if lay.system_mode == "none":
             raise ProfileError(f"{self.family} layout {lay.name!r} has no system role")
         return out + lay.user[0] + system + lay.fold_sep
@@ -247,7 +248,8 @@ def _build(tokenizer, family: str, lay: Layout, template_hash: str, from_templat
     lay = dataclasses.replace(lay, **{f: _sub(getattr(lay, f), eos) for f in ("user", "assistant", "system", "tail")})
     eot = _TABLE[family][1].replace("{eos}", eos)
     if not eot or not lay.assistant[1].startswith(eot):
-        raise ProfileError(f"{family}: end-of-turn marker {eot!r} unknown (tokenizer eos_token={tokenizer.eos_token!r})")
+        raise ProfileError(f"{family}: end-of-turn marker {eot!r} unknown "
+                           f"(tokenizer eos_token={tokenizer.eos_token!r})")
     bos = tokenizer.bos_token if lay.bos_in_text else None
     default, preamble = _derive_system(tokenizer, lay, bos or "") if from_template else (None, "")
     stops = tuple(dict.fromkeys(s for s in (eot, tokenizer.eos_token) if s))
@@ -383,3 +385,9 @@ def encode_pre_query(profile: ChatProfile, tokenizer) -> list[int]:
 def encode_prompt(profile: ChatProfile, tokenizer, messages) -> list[int]:
     """Token ids of the conversation followed by the generation prompt."""
     return encode(profile, tokenizer, messages, add_generation_prompt=True).input_ids
+
+
+def encode_text(profile: ChatProfile, tokenizer, text: str) -> list[int]:
+    """Token ids of an already-rendered prefix (e.g. ``query_prefix(system)``), exactly one BOS."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return _bos_prefix(profile, tokenizer, text, ids) + ids

@@ -1,0 +1,522 @@
+"""Batched generation over a transformers causal LM (the default backend; CPU or one GPU).
+
+We drive the model ourselves, one forward per step, instead of calling `model.generate`:
+`generate` keeps every row of a batch alive until the longest one ends, and Magpie-style work
+(answers from 5 to 500 tokens) then spends most of its compute on rows that already finished.
+
+Layout of the KV cache: one row per sequence, real tokens right-aligned and contiguous, padding
+on the left. Each step appends one column. Rows that finish are dropped at once and the columns
+that are padding for every remaining row are cut off. Two schedules:
+
+* ``refill`` (default; continuous batching in the spirit of Orca, OSDI'22): when enough slots are
+  free, waiting prompts are prefilled as a small batch and merged into the running one (the
+  shorter side is left-padded), so slots do not sit idle.
+* ``bucket``: prompts sorted by length, static batches, finished rows dropped, no refill.
+  `bench/generate.py` measures both; refill won there (see its docstring for the numbers).
+
+Masks are built here as 4-D tensors (plus a sliding-window variant for models such as Gemma 3
+whose `layer_types` mix full and sliding attention), so the model never has to derive them from
+the cache. The cache is a `DynamicCache` whose layers write in place into a buffer with spare
+columns (DynamicLayer's `torch.cat` would copy the whole cache on every step).
+
+Sampling is vectorised over rows with per-row settings; randomness comes from one uniform draw
+per generated token from a generator seeded with the row's own seed, so a row's output does not
+depend on its neighbours in the batch (up to fp32 rounding differences between batch shapes).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+from sharpset.engine.base import FinishReason, GenerationRequest, GenerationResult, SamplingParams
+
+STRATEGIES = ("refill", "bucket")
+_GROW = 64  # columns added when a cache buffer runs out of room
+_RESERVE = 128  # at most this many spare columns are allocated ahead
+
+
+# --------------------------------------------------------------------------- KV cache
+class _SlackLayer(DynamicLayer):
+    """A DynamicLayer that writes new keys/values in place into a buffer with spare columns."""
+
+    def __init__(self, reserve: int = _RESERVE):
+        super().__init__()
+        self.reserve = reserve
+        self.k_buf: torch.Tensor | None = None
+        self.v_buf: torch.Tensor | None = None
+        self.used = 0
+
+    def _set(self, k_buf: torch.Tensor, v_buf: torch.Tensor, used: int) -> None:
+        self.k_buf, self.v_buf, self.used = k_buf, v_buf, used
+        self.keys, self.values = k_buf[:, :, :used], v_buf[:, :, :used]
+        self.is_initialized = True
+        self.device = k_buf.device
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        q = key_states.shape[-2]
+        if self.k_buf is None:
+            b, h, _, dk = key_states.shape
+            cap = q + self.reserve
+            self._set(key_states.new_empty((b, h, cap, dk)),
+                      value_states.new_empty((b, h, cap, value_states.shape[-1])), 0)
+        elif self.used + q > self.k_buf.shape[-2]:
+            self._resize(torch.arange(self.k_buf.shape[0], device=self.k_buf.device),
+                         self.used, self.used + q + _GROW)
+        k_buf, v_buf = self.k_buf, self.v_buf
+        k_buf[:, :, self.used:self.used + q] = key_states
+        v_buf[:, :, self.used:self.used + q] = value_states
+        self._set(k_buf, v_buf, self.used + q)
+        return self.keys, self.values
+
+    def _resize(self, rows: torch.Tensor, width: int, cap: int) -> None:
+        """Keep `rows` and the last `width` used columns, in a new buffer of `cap` columns."""
+        lo = self.used - width
+        new = []
+        for buf in (self.k_buf, self.v_buf):
+            b = buf.new_empty((rows.numel(), buf.shape[1], cap, buf.shape[3]))
+            b[:, :, :width] = buf[rows, :, lo:self.used]
+            new.append(b)
+        self._set(new[0], new[1], width)
+
+
+class _KVCache(DynamicCache):
+    """DynamicCache of `_SlackLayer`s; all layers share one width (no sliding-window eviction:
+    sliding windows are applied through the mask instead)."""
+
+    def __init__(self, n_layers: int, reserve: int):
+        Cache.__init__(self, layers=[_SlackLayer(reserve) for _ in range(n_layers)])
+
+    @property
+    def width(self) -> int:
+        return next((layer.used for layer in self.layers if layer.k_buf is not None), 0)
+
+    def keep(self, rows: torch.Tensor, width: int, reserve: int) -> None:
+        for layer in self.layers:
+            if layer.k_buf is not None:
+                layer._resize(rows, width, width + reserve)
+
+    def merge(self, other: _KVCache, reserve: int) -> None:
+        """Stack `other`'s rows under ours, right-aligned, left-padding the shorter side with zeros
+        (finite values: a masked-out NaN would still poison attention through 0 * NaN)."""
+        ta, tb = self.width, other.width
+        width = max(ta, tb)
+        for la, lb in zip(self.layers, other.layers):
+            if la.k_buf is None:
+                continue
+            bufs = []
+            for a, b in ((la.keys, lb.keys), (la.values, lb.values)):
+                n_a = a.shape[0]
+                buf = a.new_zeros((n_a + b.shape[0], a.shape[1], width + reserve, a.shape[3]))
+                buf[:n_a, :, width - ta:width] = a
+                buf[n_a:, :, width - tb:width] = b
+                bufs.append(buf)
+            la._set(bufs[0], bufs[1], width)
+
+
+# --------------------------------------------------------------------------- sampling
+def _inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index i with cdf[i-1] <= u * total < cdf[i] for each row (weights need not sum to 1).
+    Deterministic given u, and never picks a zero-weight entry."""
+    cdf = weights.cumsum(-1)
+    total = cdf[:, -1:]
+    x = (u.to(cdf.dtype)[:, None] * total).minimum(torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, x, right=True).squeeze(1).clamp_(max=weights.shape[-1] - 1)
+
+
+def _nucleus_sample(probs: torch.Tensor, top_p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Top-p sampling without sorting the whole vocabulary: look at the top k (k = 64, 512, ...)
+    until that prefix reaches top_p. Keep token r iff the mass ranked strictly before it is
+    < top_p (the descending form of transformers' TopPLogitsWarper); the top token is always kept."""
+    n, vocab = probs.shape
+    out = torch.empty(n, dtype=torch.long, device=probs.device)
+    todo = torch.arange(n, device=probs.device)
+    k = 64
+    while todo.numel():
+        kk = min(k, vocab)
+        vals, idx = probs[todo].topk(kk, dim=-1)
+        cum = vals.cumsum(-1)
+        tp = top_p[todo]
+        done = (cum[:, -1] >= tp) | (vals[:, -1] == 0) | (kk == vocab)
+        if done.any():
+            d = done.nonzero().squeeze(1)
+            keep = (cum[d] - vals[d]) < tp[d, None]
+            keep[:, 0] = True
+            pick = _inverse_cdf(vals[d] * keep, u[todo[d]])
+            out[todo[d]] = idx[d].gather(1, pick[:, None]).squeeze(1)
+        todo = todo[~done]
+        k *= 8
+    return out
+
+
+def sample_next(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor,
+                min_p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Next token per row. logits [B, V]; per-row temperature (0 = greedy), top_p, min_p, and a
+    uniform draw u in [0, 1). Sampling rows: p = softmax(logits / T); drop p < min_p * max p;
+    keep the top-p nucleus; pick by inverse CDF at u (vocabulary order, or rank order when the
+    nucleus is used)."""
+    tokens = logits.argmax(-1)
+    rows = (temperature > 0).nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return tokens
+    probs = (logits[rows].float() / temperature[rows, None].float()).softmax(-1)
+    mp = min_p[rows]
+    if bool((mp > 0).any()):
+        probs = probs.masked_fill(probs < mp[:, None] * probs.amax(-1, keepdim=True), 0.0)
+    tp, uu = top_p[rows], u[rows]
+    nucleus = tp < 1.0
+    chosen = torch.empty_like(rows)
+    if bool((~nucleus).any()):
+        chosen[~nucleus] = _inverse_cdf(probs[~nucleus], uu[~nucleus])
+    if bool(nucleus.any()):
+        chosen[nucleus] = _nucleus_sample(probs[nucleus], tp[nucleus], uu[nucleus])
+    tokens[rows] = chosen
+    return tokens
+
+
+# --------------------------------------------------------------------------- rows and batches
+@dataclass(eq=False)
+class _Row:
+    index: int
+    request: GenerationRequest
+    stop_ids: frozenset[int]
+    tail: int  # tokens decoded per step for the stop-string check (0: no stop strings)
+    draws: list[float] | None  # one uniform per token that may be generated (sampling rows)
+    out: list[int] = field(default_factory=list)
+    n_new: int = 0
+
+    @property
+    def params(self) -> SamplingParams:
+        return self.request.params
+
+
+@dataclass(eq=False)
+class _Batch:
+    rows: list[_Row]
+    cache: _KVCache
+    lens: torch.Tensor  # [B] tokens in the cache per row
+    pending: torch.Tensor | None = None  # [B] last sampled token, fed at the next step
+
+
+def _remaining(rows: Sequence[_Row]) -> int:
+    return min(_RESERVE, max(r.params.max_new_tokens - r.n_new for r in rows) + 1)
+
+
+class _Bar:
+    """rich progress bar on stderr: rows finished and generated tokens/s."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.progress = None
+        self.tokens = 0
+        self.t0 = time.perf_counter()
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("generate"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[tps]:.1f} tok/s"), TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            self.task = self.progress.add_task("generate", total=total, tps=0.0)
+            self.progress.start()
+
+    def update(self, finished: int, tokens: int) -> None:
+        self.tokens += tokens
+        if self.progress is not None:
+            tps = self.tokens / max(time.perf_counter() - self.t0, 1e-9)
+            self.progress.update(self.task, advance=finished, tps=tps)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+# --------------------------------------------------------------------------- engine
+def _attention_layout(cfg) -> tuple[str, int | None]:
+    """"full" (one causal mask), "sliding" (all layers windowed) or "dict" (mixed layer_types)."""
+    if getattr(cfg, "use_bidirectional_attention", False):
+        raise NotImplementedError("engine: models with bidirectional attention are not generative decoders")
+    window = getattr(cfg, "sliding_window", None)
+    types = getattr(cfg, "layer_types", None)
+    if types:
+        unknown = set(types) - {"full_attention", "sliding_attention"}
+        if unknown:
+            raise NotImplementedError(
+                f"engine: layer types {sorted(unknown)} are not supported by the transformers engine "
+                "(it supports full and sliding-window attention)")
+        if "sliding_attention" in types:
+            if not window:
+                raise ValueError("engine: config has sliding_attention layers but no sliding_window")
+            return "dict", int(window)
+        return "full", None
+    if window and getattr(cfg, "use_sliding_window", True) is not False:
+        return "sliding", int(window)
+    return "full", None
+
+
+class TransformersEngine:
+    """Batched generation with a transformers causal LM; see the module docstring.
+
+    model: a causal LM (sdpa or eager attention). tokenizer: used to decode (stop strings, text).
+    batch_size: rows decoded together. strategy: "refill" | "bucket". pad_token_id: filler id for
+    left padding (masked out; defaults to the tokenizer's pad, then EOS, then 0).
+    stop_at_eos: also stop every row at the model's EOS id(s) (generation_config.eos_token_id,
+    else tokenizer.eos_token_id), as `model.generate` does.
+    """
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, strategy: str = "refill",
+                 pad_token_id: int | None = None, stop_at_eos: bool = True):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy: must be one of {STRATEGIES}, got {strategy!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size, self.strategy = batch_size, strategy
+        cfg = model.config.get_text_config(decoder=True)
+        self._attn = getattr(model.config, "_attn_implementation", None) or "eager"
+        if self._attn not in ("sdpa", "eager"):
+            raise NotImplementedError(
+                f"engine: attention implementation {self._attn!r} is not supported; load the model with "
+                "attn_implementation='sdpa' or 'eager'")
+        self._layout, self._window = _attention_layout(cfg)
+        self._n_layers = cfg.num_hidden_layers
+        self._max_positions = getattr(cfg, "max_position_embeddings", None)
+        self._vocab = model.get_input_embeddings().num_embeddings
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.x
+        self._logits_to_keep = "logits_to_keep" in params
+        if pad_token_id is None:
+            pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_token_id = int(pad_token_id) if pad_token_id is not None else 0
+        eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        self.eos_token_ids = frozenset(int(e) for e in eos) if stop_at_eos else frozenset()
+        # Refill once this many slots are free: a merge copies the whole cache and a small prefill
+        # re-reads all weights, so refilling one slot at a time costs more than it gains.
+        self.refill_min_free = max(1, batch_size // 4)
+        self.stats: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ public API
+    def generate(self, requests: Sequence[GenerationRequest], *, progress: bool = True) -> list[GenerationResult]:
+        out: list[GenerationResult | None] = [None] * len(requests)
+        for i, result in self.generate_iter(requests, progress=progress):
+            out[i] = result
+        return out  # type: ignore[return-value]
+
+    def generate_iter(self, requests: Sequence[GenerationRequest], *,
+                      progress: bool = True) -> Iterator[tuple[int, GenerationResult]]:
+        rows = [self._make_row(i, r) for i, r in enumerate(requests)]  # validate before any compute
+        if not rows:
+            return
+        self.stats = dict(prefill_calls=0, prefill_tokens=0, decode_steps=0, decode_rows=0,
+                          merges=0, new_tokens=0, seconds=0.0)
+        t0 = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        bar = _Bar(len(rows), progress)
+        try:
+            schedule = self._refill if self.strategy == "refill" else self._bucket
+            for item in schedule(rows, bar):
+                yield item
+        finally:
+            bar.close()
+            self.model.train(was_training)
+            self.stats["seconds"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ schedules
+    def _refill(self, rows: list[_Row], bar: _Bar) -> Iterator[tuple[int, GenerationResult]]:
+        waiting = deque(rows)
+        running: _Batch | None = None
+        while waiting or (running is not None and running.rows):
+            n_run = len(running.rows) if running is not None else 0
+            free = self.batch_size - n_run
+            if waiting and free >= min(self.refill_min_free, len(waiting)) and free > 0:
+                group = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+                new, logits = self._prefill(group)
+                yield from self._advance(new, logits, bar)
+                if not new.rows:
+                    continue
+                if n_run == 0:
+                    running = new
+                else:
+                    self._merge(running, new)
+                continue
+            logits = self._decode(running)
+            yield from self._advance(running, logits, bar)
+
+    def _bucket(self, rows: list[_Row], bar: _Bar) -> Iterator[tuple[int, GenerationResult]]:
+        order = sorted(rows, key=lambda r: len(r.request.prompt_ids))
+        for start in range(0, len(order), self.batch_size):
+            batch, logits = self._prefill(order[start:start + self.batch_size])
+            yield from self._advance(batch, logits, bar)
+            while batch.rows:
+                logits = self._decode(batch)
+                yield from self._advance(batch, logits, bar)
+
+    # ------------------------------------------------------------------ forward passes
+    def _mask_arg(self, full: torch.Tensor, sliding: torch.Tensor | None):
+        def fmt(m: torch.Tensor) -> torch.Tensor:
+            if self._attn == "sdpa":
+                return m
+            dtype = self.model.dtype
+            return torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill_(~m, torch.finfo(dtype).min)
+
+        if self._layout == "full":
+            return fmt(full)
+        if self._layout == "sliding":
+            return fmt(sliding)
+        return {"full_attention": fmt(full), "sliding_attention": fmt(sliding)}
+
+    def _forward(self, ids: torch.Tensor, mask, positions: torch.Tensor, cache: _KVCache) -> torch.Tensor:
+        kwargs = {self._cache_kw: cache}
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1  # prefill: no full-vocabulary logits for every prompt position
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+        return out.logits[:, -1, :]
+
+    @torch.inference_mode()
+    def _prefill(self, rows: list[_Row]) -> tuple[_Batch, torch.Tensor]:
+        device = self.model.device
+        lens = torch.tensor([len(r.request.prompt_ids) for r in rows], device=device)
+        width = int(lens.max())
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long, device=device)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r.request.prompt_ids):] = torch.tensor(r.request.prompt_ids, device=device)
+        col = torch.arange(width, device=device)
+        first = (width - lens)[:, None]  # first real column per row
+        positions = (col[None, :] - first).clamp_(min=0)
+        causal = col[:, None] >= col[None, :]
+        # Padding queries attend to themselves only, so no query row is fully masked (NaN in sdpa).
+        full = (causal[None] & (col[None, None, :] >= first[:, :, None])) | torch.eye(width, dtype=torch.bool,
+                                                                                    device=device)
+        sliding = None
+        if self._window is not None:
+            sliding = full & ((col[:, None] - col[None, :]) < self._window)[None]
+            sliding = sliding[:, None]
+        cache = _KVCache(self._n_layers, _remaining(rows))
+        logits = self._forward(ids, self._mask_arg(full[:, None], sliding), positions, cache)
+        self.stats["prefill_calls"] += 1
+        self.stats["prefill_tokens"] += ids.numel()
+        return _Batch(rows=list(rows), cache=cache, lens=lens), logits
+
+    @torch.inference_mode()
+    def _decode(self, batch: _Batch) -> torch.Tensor:
+        width = batch.cache.width
+        col = torch.arange(width + 1, device=batch.lens.device)
+        full = col[None, :] >= (width - batch.lens)[:, None]  # the new token sits in column `width`
+        sliding = None
+        if self._window is not None:
+            sliding = (full & (col > width - self._window)[None])[:, None, None, :]
+        logits = self._forward(batch.pending[:, None], self._mask_arg(full[:, None, None, :], sliding),
+                               batch.lens[:, None], batch.cache)
+        batch.lens += 1
+        self.stats["decode_steps"] += 1
+        self.stats["decode_rows"] += len(batch.rows)
+        return logits
+
+    def _merge(self, running: _Batch, new: _Batch) -> None:
+        running.cache.merge(new.cache, _remaining(running.rows + new.rows))
+        running.rows += new.rows
+        running.lens = torch.cat([running.lens, new.lens])
+        running.pending = torch.cat([running.pending, new.pending])
+        self.stats["merges"] += 1
+
+    # ------------------------------------------------------------------ tokens, stops, results
+    @torch.inference_mode()
+    def _advance(self, batch: _Batch, logits: torch.Tensor, bar: _Bar) -> list[tuple[int, GenerationResult]]:
+        """Sample one token per row, record it, finish rows that stop, drop them from the batch."""
+        rows = batch.rows
+        if all(r.params.greedy for r in rows):
+            tokens = logits.argmax(-1)
+        else:
+            dev = logits.device
+            tokens = sample_next(
+                logits,
+                torch.tensor([r.params.temperature for r in rows], device=dev),
+                torch.tensor([r.params.top_p for r in rows], device=dev),
+                torch.tensor([r.params.min_p for r in rows], device=dev),
+                torch.tensor([r.draws[r.n_new] if r.draws else 0.0 for r in rows], dtype=torch.float64, device=dev),
+            )
+        batch.pending = tokens
+        done: list[tuple[int, GenerationResult]] = []
+        keep: list[int] = []
+        for b, (row, tok) in enumerate(zip(rows, tokens.tolist())):
+            row.n_new += 1
+            reason: FinishReason | None = None
+            text = None
+            if tok in row.stop_ids:
+                reason = "stop_token"
+            else:
+                row.out.append(tok)
+                if row.tail and (text := self._stop_string_cut(row)) is not None:
+                    reason = "stop_string"
+                elif row.n_new >= row.params.max_new_tokens:
+                    reason = "length"
+            if reason is None:
+                keep.append(b)
+                continue
+            if text is None:
+                text = self._decode_text(row.out)
+            done.append((row.index, GenerationResult(
+                key=row.request.key, token_ids=row.out, text=text, finish_reason=reason,
+                truncated=reason == "length", n_prompt_tokens=len(row.request.prompt_ids), n_new_tokens=row.n_new)))
+        self.stats["new_tokens"] += len(rows)
+        if done:
+            self._keep(batch, keep)
+        bar.update(len(done), len(rows))
+        return done
+
+    def _keep(self, batch: _Batch, keep: list[int]) -> None:
+        batch.rows = [batch.rows[i] for i in keep]
+        if not keep:
+            batch.cache = _KVCache(0, 0)
+            return
+        idx = torch.tensor(keep, device=batch.lens.device)
+        batch.lens, batch.pending = batch.lens[idx], batch.pending[idx]
+        # Columns left of the longest remaining row are padding for everyone: cut them off.
+        batch.cache.keep(idx, int(batch.lens.max()), _remaining(batch.rows))
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _stop_string_cut(self, row: _Row) -> str | None:
+        """Text cut at the first stop string, or None. Per step only the last few tokens are
+        decoded; the full text is decoded only when the tail shows a hit."""
+        stops = row.params.stop_strings
+        tail = self._decode_text(row.out[-row.tail:])
+        if not any(s in tail for s in stops):
+            return None
+        text = self._decode_text(row.out)
+        hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+        return text[:min(hits)] if hits else None
+
+    def _make_row(self, i: int, request: GenerationRequest) -> _Row:
+        ids, p = request.prompt_ids, request.params
+        if not isinstance(p, SamplingParams):
+            raise TypeError(f"requests[{i}].params: expected SamplingParams, got {type(p).__name__}")
+        if len(ids) == 0:
+            raise ValueError(f"requests[{i}].prompt_ids: empty (a prompt needs at least one token, e.g. BOS)")
+        if min(ids) < 0 or max(ids) >= self._vocab:
+            raise ValueError(f"requests[{i}].prompt_ids: ids must be in [0, {self._vocab}), "
+                             f"got min {min(ids)} max {max(ids)}")
+        if self._max_positions and len(ids) + p.max_new_tokens > self._max_positions:
+            raise ValueError(f"requests[{i}]: prompt ({len(ids)}) + max_new_tokens ({p.max_new_tokens}) exceeds "
+                             f"the model's max_position_embeddings ({self._max_positions})")
+        draws = None
+        if not p.greedy:
+            gen = torch.Generator().manual_seed(p.seed)
+            draws = torch.rand(p.max_new_tokens, generator=gen, dtype=torch.float64).tolist()
+        # A stop string of n characters spans at most 4n byte-level tokens (UTF-8), plus one token
+        # that may straddle its start.
+        tail = 4 * max((len(s) for s in p.stop_strings), default=0) + 1 if p.stop_strings else 0
+        return _Row(index=i, request=request, stop_ids=self.eos_token_ids | frozenset(p.stop_token_ids),
+                    tail=tail, draws=draws)
