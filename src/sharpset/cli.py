@@ -132,6 +132,75 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- stages -----------------------------------------------------------------------------------
+# name: (module, config class, help). Each stage module has STAGE, VERSION, run(cfg, run, log) and
+# optionally show(output_path, n). Imported lazily per stage, so a broken one never breaks the rest.
+STAGES: dict[str, tuple[str, str, str]] = {
+    "synth": ("sharpset.synth", "SynthConfig", "Magpie self-synthesis: the aligned model writes instruction/response pairs"),
+    "dedup": ("sharpset.dedup", "DedupConfig", "exact / MinHash / embedding near-duplicate removal"),
+}
+
+
+def _add_stage(sub, name: str, module: str, cls_name: str, help_: str) -> None:
+    import dataclasses
+    import importlib
+
+    from .config import add_arguments
+
+    try:
+        mod = importlib.import_module(module)
+        cls = getattr(mod, cls_name)
+    except Exception as e:  # noqa: BLE001 -- report when used, do not break other commands
+        sp = sub.add_parser(name, help=f"{help_} [unavailable: {e}]")
+        sp.set_defaults(fn=lambda a, e=e: (_ for _ in ()).throw(UserError(f"{name}: unavailable: {e}")))
+        return
+    sp = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip().split("\n\n")[0])
+    fields = {f.name for f in dataclasses.fields(cls)}
+    if "input" in fields:
+        sp.add_argument("input_pos", nargs="?", metavar="INPUT", help="input data (file, folder or run folder)")
+    add_arguments(sp, cls)
+    sp.add_argument("--out", default=None, help=f"run folder (default runs/{name}-<key>)")
+    sp.add_argument("--force", action="store_true", help="replace a run folder holding a different/finished run")
+    sp.add_argument("--config", default=None, metavar="YAML", help="read config fields from a YAML file (flags win)")
+    if hasattr(mod, "show"):
+        sp.add_argument("--show", type=int, default=0, metavar="N", help="print N rendered output rows for a person to read")
+    sp.set_defaults(fn=lambda a, mod=mod, cls=cls: cmd_stage(a, mod, cls))
+
+
+def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
+    import yaml
+
+    from .config import from_args
+    from .run import RunDir
+
+    base = {}
+    if args.config:
+        try:
+            base = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"{args.config}: {e}") from None
+    if getattr(args, "input_pos", None):
+        args.input = args.input_pos
+    cfg = from_args(cls, args, base)
+    inputs = [cfg.input] if getattr(cfg, "input", None) else []
+    for p in inputs:
+        if not Path(p).exists():
+            raise UserError(f"{p}: no such file or folder")
+    run = RunDir.open(args.out, mod.STAGE, mod.VERSION, cfg, seeds={"seed": getattr(cfg, "seed", 0)},
+                      inputs=inputs, force=args.force)
+    if run.complete:
+        print(f"up to date (cached): {run.path}")
+    else:
+        print(f"run folder: {run.path}")
+        metrics = mod.run(cfg, run)
+        for k, v in metrics.items():
+            print(f"  {k}: {v}")
+        print(f"done: {run.path}")
+    if getattr(args, "show", 0):
+        print(mod.show(str(run.path), args.show))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sharpset",
@@ -165,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["ls", "show", "validate"])
     c.add_argument("name", nargs="?")
     c.set_defaults(fn=cmd_recipes)
+
+    for name, (module, cls_name, help_) in STAGES.items():
+        _add_stage(sub, name, module, cls_name, help_)
     return p
 
 

@@ -171,6 +171,21 @@ def _is_datasets_dir(path: Path) -> bool:
     return path.is_dir() and any((path / m).is_file() for m in _DATASETS_MARKERS)
 
 
+def _run_folder_output(path: Path) -> Path | None:
+    """A sharpset run folder reads as its first listed output (``manifest.json`` ``outputs``)."""
+    man = path / "manifest.json"
+    if not man.is_file():
+        return None
+    try:
+        outputs = json.loads(man.read_text(encoding="utf-8")).get("outputs") or {}
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return None
+    if not outputs:
+        raise RecordError(path, None, "<file>", "run folder has no outputs yet (an unfinished run? "
+                                                "re-run its command to resume it)")
+    return path / next(iter(outputs))
+
+
 def _resolve(path: Path) -> tuple[str, Path]:
     """``(format, source)`` for a file, a datasets folder, or a folder holding one data file."""
     if path.is_dir():
@@ -178,6 +193,9 @@ def _resolve(path: Path) -> tuple[str, Path]:
             return "datasets", path
         if (path / "data.jsonl").is_file():
             return "jsonl", path / "data.jsonl"
+        main = _run_folder_output(path)
+        if main is not None:
+            return _resolve(main)
         found = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
                        and p.suffix in (".jsonl", ".parquet") and p.name != "rejected.jsonl")
         if len(found) != 1:

