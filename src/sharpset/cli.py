@@ -137,6 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # optionally show(output_path, n). Imported lazily per stage, so a broken one never breaks the rest.
 STAGES: dict[str, tuple[str, str, str]] = {
     "synth": ("sharpset.synth", "SynthConfig", "Magpie self-synthesis: the aligned model writes instruction/response pairs"),
+    "tag": ("sharpset.tag", "TagConfig", "judge scores (quality, difficulty, input quality, category), IFD, shape features"),
     "dedup": ("sharpset.dedup", "DedupConfig", "exact / MinHash / embedding near-duplicate removal"),
 }
 

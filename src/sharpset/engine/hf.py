@@ -303,6 +303,7 @@ class TransformersEngine:
         # Refill once this many slots are free: a merge copies the whole cache and a small prefill
         # re-reads all weights, so refilling one slot at a time costs more than it gains.
         self.refill_min_free = max(1, batch_size // 4)
+        self.max_prefill_tokens = 8192
         self.stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ public API
@@ -317,8 +318,8 @@ class TransformersEngine:
         rows = [self._make_row(i, r) for i, r in enumerate(requests)]  # validate before any compute
         if not rows:
             return
-        self.stats = dict(prefill_calls=0, prefill_tokens=0, decode_steps=0, decode_rows=0,
-                          merges=0, new_tokens=0, seconds=0.0)
+        self.stats = dict(prefill_calls=0, prefill_tokens=0, prefill_seconds=0.0, decode_steps=0, decode_rows=0,
+                          decode_seconds=0.0, merges=0, cache_seconds=0.0, new_tokens=0, seconds=0.0)
         t0 = time.perf_counter()
         was_training = self.model.training
         self.model.eval()
@@ -340,15 +341,13 @@ class TransformersEngine:
             n_run = len(running.rows) if running is not None else 0
             free = self.batch_size - n_run
             if waiting and free >= min(self.refill_min_free, len(waiting)) and free > 0:
-                group = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-                new, logits = self._prefill(group)
-                yield from self._advance(new, logits, bar)
-                if not new.rows:
-                    continue
-                if n_run == 0:
-                    running = new
-                else:
-                    self._merge(running, new)
+                new, done = self._admit([waiting.popleft() for _ in range(min(free, len(waiting)))], bar)
+                yield from done
+                if new is not None:
+                    if n_run == 0:
+                        running = new
+                    else:
+                        self._merge(running, new)
                 continue
             logits = self._decode(running)
             yield from self._advance(running, logits, bar)
@@ -356,11 +355,32 @@ class TransformersEngine:
     def _bucket(self, rows: list[_Row], bar: _Bar) -> Iterator[tuple[int, GenerationResult]]:
         order = sorted(rows, key=lambda r: len(r.request.prompt_ids))
         for start in range(0, len(order), self.batch_size):
-            batch, logits = self._prefill(order[start:start + self.batch_size])
-            yield from self._advance(batch, logits, bar)
-            while batch.rows:
+            batch, done = self._admit(order[start:start + self.batch_size], bar)
+            yield from done
+            while batch is not None and batch.rows:
                 logits = self._decode(batch)
                 yield from self._advance(batch, logits, bar)
+
+    def _admit(self, rows: list[_Row], bar: _Bar) -> tuple[_Batch | None, list[tuple[int, GenerationResult]]]:
+        """Prefill `rows` (in chunks of at most `max_prefill_tokens` padded tokens, which bounds the
+        [rows, len, len] mask and attention scores) and sample each row's first token."""
+        rows = sorted(rows, key=lambda r: len(r.request.prompt_ids))
+        batch: _Batch | None = None
+        done: list[tuple[int, GenerationResult]] = []
+        start = 0
+        while start < len(rows):
+            end = start + 1
+            while end < len(rows) and (end + 1 - start) * len(rows[end].request.prompt_ids) <= self.max_prefill_tokens:
+                end += 1
+            new, logits = self._prefill(rows[start:end])
+            done += self._advance(new, logits, bar)
+            if new.rows:
+                if batch is None:
+                    batch = new
+                else:
+                    self._merge(batch, new)
+            start = end
+        return batch, done
 
     # ------------------------------------------------------------------ forward passes
     def _mask_arg(self, full: torch.Tensor, sliding: torch.Tensor | None):
@@ -403,7 +423,9 @@ class TransformersEngine:
             sliding = full & ((col[:, None] - col[None, :]) < self._window)[None]
             sliding = sliding[:, None]
         cache = _KVCache(self._n_layers, _remaining(rows))
+        t0 = time.perf_counter()
         logits = self._forward(ids, self._mask_arg(full[:, None], sliding), positions, cache)
+        self.stats["prefill_seconds"] += time.perf_counter() - t0
         self.stats["prefill_calls"] += 1
         self.stats["prefill_tokens"] += ids.numel()
         return _Batch(rows=list(rows), cache=cache, lens=lens), logits
@@ -416,15 +438,20 @@ class TransformersEngine:
         sliding = None
         if self._window is not None:
             sliding = (full & (col > width - self._window)[None])[:, None, None, :]
+        t0 = time.perf_counter()
         logits = self._forward(batch.pending[:, None], self._mask_arg(full[:, None, None, :], sliding),
                                batch.lens[:, None], batch.cache)
+        self.stats["decode_seconds"] += time.perf_counter() - t0
         batch.lens += 1
         self.stats["decode_steps"] += 1
         self.stats["decode_rows"] += len(batch.rows)
         return logits
 
+    @torch.inference_mode()
     def _merge(self, running: _Batch, new: _Batch) -> None:
+        t0 = time.perf_counter()
         running.cache.merge(new.cache, _remaining(running.rows + new.rows))
+        self.stats["cache_seconds"] += time.perf_counter() - t0
         running.rows += new.rows
         running.lens = torch.cat([running.lens, new.lens])
         running.pending = torch.cat([running.pending, new.pending])
@@ -483,7 +510,9 @@ class TransformersEngine:
         idx = torch.tensor(keep, device=batch.lens.device)
         batch.lens, batch.pending = batch.lens[idx], batch.pending[idx]
         # Columns left of the longest remaining row are padding for everyone: cut them off.
+        t0 = time.perf_counter()
         batch.cache.keep(idx, int(batch.lens.max()), _remaining(batch.rows))
+        self.stats["cache_seconds"] += time.perf_counter() - t0
 
     def _decode_text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)

@@ -1,0 +1,92 @@
+"""Batched forward-pass scoring: next-token probabilities over a fixed answer set, and NLLs.
+
+Judges score by token probabilities over a fixed answer set, never by parsing free text
+(METHODS §10): ``next_token_probs`` returns, per prompt, the softmax over the whole vocabulary
+gathered at the candidate ids, so a caller sees both the distribution over the answer set and how
+much mass the judge put on it at all (a low mass means the judge did not answer in the format; the
+caller records that as a failure, never as a default score -- DEITA#36).
+
+``answer_nll`` gives the mean negative log-likelihood of marked target tokens (labels != -100),
+the quantity behind IFD (arXiv:2308.12032) and Superfiltering (arXiv:2402.00530).
+
+Both sort by length and left-pad within a batch so padding stays small; results come back in input
+order. fp32 on CPU; ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def _pad_id(tokenizer) -> int:
+    for cand in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if cand is not None:
+            return int(cand)
+    return 0
+
+
+def _batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Indices grouped by similar length; a batch holds at most batch_size rows and max_tokens padded tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    out, cur = [], []
+    for i in order:
+        longest = max([lengths[j] for j in cur] + [lengths[i]])
+        if cur and (len(cur) >= batch_size or longest * (len(cur) + 1) > max_tokens):
+            out.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):
+        ids[r, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[r, width - len(s):] = 1
+    return ids, mask
+
+
+@torch.inference_mode()
+def next_token_probs(model, tokenizer, prompts: Sequence[list[int]], candidate_ids: Sequence[int], *,
+                     batch_size: int = 8, max_tokens: int = 8192) -> torch.Tensor:
+    """``[n_prompts, n_candidates]`` full-vocabulary probabilities of each candidate as the next token."""
+    cand = torch.tensor(list(candidate_ids), dtype=torch.long)
+    out = torch.empty((len(prompts), len(cand)), dtype=torch.float32)
+    pad = _pad_id(tokenizer)
+    for batch in _batches([len(p) for p in prompts], batch_size, max_tokens):
+        ids, mask = _left_pad([list(prompts[i]) for i in batch], pad)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1, :]
+        probs = torch.softmax(logits.float(), dim=-1)
+        out[batch] = probs[:, cand]
+    return out
+
+
+@torch.inference_mode()
+def answer_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
+               batch_size: int = 8, max_tokens: int = 8192) -> list[float | None]:
+    """Mean NLL (nats/token) of the tokens whose label is not -100; None when a row has none."""
+    out: list[float | None] = [None] * len(sequences)
+    pad = _pad_id(tokenizer)
+    for batch in _batches([len(s) for s in sequences], batch_size, max_tokens):
+        ids, mask = _left_pad([list(sequences[i]) for i in batch], pad)
+        lab, _ = _left_pad([list(labels[i]) for i in batch], -100)
+        lab[mask == 0] = -100
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()
+        # token t is predicted from position t-1
+        logp = torch.log_softmax(logits[:, :-1, :], dim=-1)
+        tgt = lab[:, 1:]
+        keep = tgt != -100
+        nll = -logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+        n = keep.sum(-1)
+        for r, i in enumerate(batch):
+            if int(n[r]) > 0:
+                out[i] = float(nll[r].sum() / n[r])
+    return out
