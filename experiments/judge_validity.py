@@ -23,7 +23,12 @@ Printed, with n:
 - injection: mean paired shift of ``quality`` (injected - original) on the good responses, and on
   the off-topic and empty-ish ones (where a pushed-up score does harm), with item-bootstrap 95 % CIs.
 
-Run: ``python experiments/judge_validity.py`` (one CPU thread; a few minutes; see the printed time).
+Result with the embedded smollm2-135m-instruct judge and the prompt in ``sharpset.tag`` (test half,
+40 items, 360 prompts, about 4.5 minutes on one CPU thread): AUC 0.610 [0.564, 0.660] -- the 0.8 target
+is NOT met, and "longer wins" (0.696) does better; on the length-matched corruptions the judge is at
+chance (0.535). Injection shift on good responses -0.004 [-0.049, +0.043] (target < 0.25: met).
+
+Run: ``python experiments/judge_validity.py`` (one CPU thread; see the printed time).
 """
 
 from __future__ import annotations
