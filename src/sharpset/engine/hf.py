@@ -300,9 +300,10 @@ class TransformersEngine:
             eos = tokenizer.eos_token_id
         eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         self.eos_token_ids = frozenset(int(e) for e in eos) if stop_at_eos else frozenset()
-        # Refill once this many slots are free: a merge copies the whole cache and a small prefill
-        # re-reads all weights, so refilling one slot at a time costs more than it gains.
-        self.refill_min_free = max(1, batch_size // 4)
+        # Refill once this many slots are free. Each refill costs one extra forward (all weights
+        # re-read: ~70 ms for SmolLM2 on 2 CPU cores) plus a copy of the cache; simulated on the
+        # bench's answer lengths, 1/8 of the batch beat 1 slot and 1/4 (bench/generate.py docstring).
+        self.refill_min_free = max(1, batch_size // 8)
         self.max_prefill_tokens = 8192
         self.stats: dict[str, float] = {}
 
