@@ -14,19 +14,21 @@ the same run. The last line is `engine/hf_batched = R` for the default strategy.
 
 usage: python bench/generate.py [--n 64] [--batch-size 16] [--max-new-tokens 200] [--quick]
                                 [--repeats 1] [--threads N]
+
 Measured here (2 shared CPU cores, SmolLM2 fp32, n=64, batch 16, max_new_tokens 200; 33/64 answers
-hit the limit, so HF's batches keep only 65% of their row-steps useful). One decode step costs
+hit the limit, so HF's batches keep only 65% of their row-steps useful). A decode step costs
 ~70 ms + ~6 ms per row at 1 thread (the fixed part is re-reading 540 MB of weights), so what pays
-is fewer steps, i.e. full slots: refill 639 steps (81% of slots useful, left: the final drain) vs
-800 for HF and bucket. Engine/hf_batched, refill: 1.21x (1 thread, best of 2, process-CPU ratio
-1.21) and 1.25x by CPU time in another 1-thread run; 2-thread wall ratios ranged 1.17x-2.11x with the
-load from other processes. Bucket: 1.13x. Greedy output identical to HF for 64/64 prompts.
+is fewer steps, i.e. full slots: refill 620 steps (84% of slots useful; the rest is the final drain
+and refill gaps) vs 800 for HF and 796 for bucket. Default run, 2 threads, load ~1.6:
+engine_refill/hf_batched 1.19x wall, 1.26x process-CPU; bucket 1.07x. 1-thread runs gave 1.21x-1.25x
+by CPU time; 2-thread wall ratios swung from 1.17x to 2.11x with other processes' load. Greedy
+output identical to HF for 64/64 prompts in every run.
 A schedule simulation on the same answer lengths (refill threshold = free slots before a refill):
 threshold 1 / 2 / 4 / 8 -> 608 / 620 / 639 / 796 steps at n=64, and at n=2000 HF/refill step ratios of
 1.53 / 1.48 / 1.40 / 1.25 (the drain amortises); each refill also costs one extra forward (~70 ms)
-and a cache copy, hence the default of batch_size // 8.
-On a QUIET machine (nothing else running, 2 threads, 2026-11-30): refill 1.44x (process-CPU 1.45x),
-bucket 1.19x, 620 vs 800 decode steps: still short of the issue's 1.5x target.
+and a cache copy, hence the default of batch_size // 8 (2 slots at batch 16).
+On a QUIET machine (nothing else running, 2 threads, 2026-11-30 08:33): refill 1.44x (process-CPU
+1.45x), bucket 1.19x, 620 vs 800 decode steps: still short of the issue's 1.5x target.
 
 The machine is often shared: the run prints the load average, wall and process-CPU seconds; on a
 busy machine use --repeats 2 (best of each) or --threads 1 (2-thread GEMMs stall badly when another

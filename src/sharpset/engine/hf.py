@@ -12,8 +12,8 @@ that are padding for every remaining row are cut off. Two schedules:
   free, waiting prompts are prefilled as a small batch and merged into the running one (the
   shorter side is left-padded), so slots do not sit idle.
 * ``bucket``: prompts sorted by length, static batches, finished rows dropped, no refill.
-  `bench/generate.py` measures both (numbers in its docstring): refill won, 1.21x HF batched
-  `generate` vs 1.13x for bucket: a CPU decode step costs ~70 ms + ~6 ms per row for SmolLM2
+  `bench/generate.py` measures both (numbers in its docstring): refill won, ~1.2x HF batched
+  `generate` (1.26x by CPU time) vs ~1.1x for bucket: a CPU decode step costs ~70 ms + ~6 ms per row for SmolLM2
   (all weights are re-read every step), so dropping finished rows saves little while keeping
   the slots full saves whole steps.
 
