@@ -27,6 +27,7 @@ Judge scores come from token probabilities over a fixed answer set, never from p
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -135,6 +136,11 @@ class Judge:
         msgs = [{"role": "system", "content": JUDGE_SYSTEM},
                 {"role": "user", "content": body.format(**{k: defuse(v) for k, v in fields.items()})}]
         base = encode_prompt(self.profile, self.tok, msgs)
+        prefix, cands = self._answer_tokens(lead, tuple(answers))
+        return base + prefix, cands
+
+    @functools.lru_cache(maxsize=16)  # the same lead/answers for every row: resolve once
+    def _answer_tokens(self, lead: str, answers: tuple[str, ...]) -> tuple[list[int], list[int]]:
         # candidates: the single token that continues the lead with each answer. Try the answer
         # with a leading space (" 4" is one token in most BPE vocabularies), then with the space
         # (or a newline) kept in the prompt; the prompt tokens must stay a prefix of every answer's.
@@ -146,8 +152,8 @@ class Judge:
                 if full[: len(prefix)] == prefix and len(full) == len(prefix) + 1:
                     cands.append(full[-1])
             if len(cands) == len(answers) and len(set(cands)) == len(answers):
-                return base + prefix, cands
-        raise UserError(f"judge tokenizer: answers {answers} are not single tokens after {lead!r}")
+                return prefix, cands
+        raise UserError(f"judge tokenizer: answers {list(answers)} are not single tokens after {lead!r}")
 
     def score(self, kind: str, rows_fields: list[dict[str, str]]) -> list[dict[str, Any]]:
         from .engine.scoring import next_token_probs
@@ -188,11 +194,11 @@ def ifd_scores(model, tok, profile, rows: list[dict], *, batch_size: int, max_le
     from .models.profiles import encode, encode_text
 
     cond_ids, cond_lab, alone_ids, alone_lab, ok = [], [], [], [], []
+    eot = set(tok(profile.end_of_turn, add_special_tokens=False)["input_ids"])
     for i, r in enumerate(rows):
         msgs = [{"role": "user", "content": instruction_of(r)}, {"role": "assistant", "content": response_of(r)}]
         enc = encode(profile, tok, msgs, train_on="last")
         # score the answer content only, not its end-of-turn token (absent from A alone)
-        eot = set(tok(profile.end_of_turn, add_special_tokens=False)["input_ids"])
         lab = [(-100 if t in eot else l) for t, l in zip(enc.input_ids, enc.labels)]
         a_ids = encode_text(profile, tok, response_of(r))
         n_bos = len(a_ids) - len(tok(response_of(r), add_special_tokens=False)["input_ids"])
