@@ -139,6 +139,11 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "synth": ("sharpset.synth", "SynthConfig", "Magpie self-synthesis: the aligned model writes instruction/response pairs"),
     "tag": ("sharpset.tag", "TagConfig", "judge scores (quality, difficulty, input quality, category), IFD, shape features"),
     "dedup": ("sharpset.dedup", "DedupConfig", "exact / MinHash / embedding near-duplicate removal"),
+    "curate": ("sharpset.curate", "CurateConfig", "select a small set (quality-diversity, IFD, k-center, quota, baselines) "
+               "or build format-vs-task control sets"),
+    "restyle": ("sharpset.restyle", "RestyleConfig", "rewrite responses into a response-shape spec, keeping their content"),
+    "wrap": ("sharpset.wrap", "WrapConfig", "turn clean prompts into invariance pairs with the subject model's own targets"),
+    "train": ("sharpset.train", "TrainConfig", "LoRA or full fine-tuning: SFT, BCT, ACT, counterfactual regulariser"),
 }
 
 
@@ -183,7 +188,12 @@ def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
     if getattr(args, "input_pos", None):
         args.input = args.input_pos
     cfg = from_args(cls, args, base)
-    inputs = [cfg.input] if getattr(cfg, "input", None) else []
+    # A config with several inputs (train: --sft, --bct) names them all in input_paths(); they are
+    # hashed into the run key so a changed input never hits a stale cache.
+    if hasattr(cfg, "input_paths"):
+        inputs = [p for p in cfg.input_paths() if p]
+    else:
+        inputs = [cfg.input] if getattr(cfg, "input", None) else []
     for p in inputs:
         if not Path(p).exists():
             raise UserError(f"{p}: no such file or folder")
