@@ -134,3 +134,44 @@ def test_ifd_both_definitions_and_tag_rows(tiny):
     assert list(tagged)[-1] == "provenance" and tagged["messages"] == rows[0]["messages"]
     for col in ("quality", "difficulty", "input_quality", "category", "ifd_loss", "shape_words", "shape_language"):
         assert col in tagged
+
+
+def test_synth_quotas_fill_by_steering_category(tiny_model_dir, tmp_path):
+    """Quota rounds: extra attempts steered to the short categories until each quota is met."""
+    from sharpset.synth import run as synth_run
+
+    def go(out):
+        cfg = from_mapping(SynthConfig, {
+            "model": str(tiny_model_dir), "n": 4, "instruction_max_tokens": 12, "response_max_tokens": 8,
+            "min_instruction_words": 1, "batch_size": 4, "quota_rounds": 4,
+            "system_prompts": [{"text": "You ask about math.", "category": "math", "weight": 1},
+                               {"text": "You ask for poems.", "category": "creative writing", "weight": 1e-6}],
+            "quotas": {"math": 1, "creative writing": 3}})
+        rd = RunDir.open(out, "synth", 1, cfg)
+        return synth_run(cfg, rd, log=lambda *_: None), out
+
+    m, out = go(tmp_path / "a")
+    rows = [json.loads(line) for line in (out / "synth.jsonl").read_text().splitlines()]
+    man = json.loads((out / "manifest.json").read_text())
+    c = man["counts"]
+    assert c["read"] == m["attempts"] == c["written"] + c["dropped"] > 4  # extra rounds ran
+    got = sum(r["quota_category"] == "creative writing" for r in rows)
+    # the first round is (almost surely) all math: creative writing came from steered rounds
+    assert all(r["quota_round"] >= 1 for r in rows if r["quota_category"] == "creative writing")
+    assert got >= 3 or m["quota_rounds"] == 4
+    assert m["quota_fill"]["creative writing"] == f"{got}/3"
+    assert all(r["steer_category"] == r["quota_category"] for r in rows)
+    # deterministic: a second run plans the same rounds and writes the same rows
+    m2, out2 = go(tmp_path / "b")
+    assert (out2 / "synth.jsonl").read_text() == (out / "synth.jsonl").read_text()
+
+
+def test_synth_quota_config_errors():
+    sp = [{"text": "You ask about math.", "category": "math"}]
+    with pytest.raises(Exception, match="no system_prompts entry has this category"):
+        from_mapping(SynthConfig, {"system_prompts": sp, "quotas": {"poems": 2}})
+    with pytest.raises(Exception, match="Magpie's"):
+        from_mapping(SynthConfig, {"system_prompts": [{"text": "x", "category": "maths"}],
+                                   "quotas": {"maths": 2}, "quota_by": "judge"})
+    with pytest.raises(Exception, match="row count"):
+        from_mapping(SynthConfig, {"system_prompts": sp, "quotas": {"math": -1}})

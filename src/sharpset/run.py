@@ -94,8 +94,31 @@ def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
+def key_config(config: Any) -> dict[str, Any]:
+    """The config fields that enter the run key: those that differ from their defaults.
+
+    So adding a new option (with a default that keeps the old behaviour) leaves every existing
+    run's key, and its cache, valid. The other side of that rule: changing a field's *default*
+    changes what a run does without changing its key, so it must bump the stage's VERSION.
+    """
+    if not dataclasses.is_dataclass(config):
+        return dict(config)
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if value != default:
+            out[f.name] = value
+    return json.loads(canonical_json(out))
+
+
 def run_key(stage: str, version: int, config: Any, input_hashes: dict[str, str]) -> str:
-    payload = {"stage": stage, "version": version, "config": config_dict(config), "inputs": input_hashes}
+    payload = {"stage": stage, "version": version, "config": key_config(config), "inputs": input_hashes}
     return sha256_text(canonical_json(payload))
 
 

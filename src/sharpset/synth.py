@@ -15,8 +15,12 @@ For each attempt i (seed derived from (seed, "synth", i)):
    the rendered conversation followed by the next user header, and so on.
 
 Steering (Magpie alone cannot be steered: its issues #2, #5, #7): ``system_prompts`` is a weighted
-list ``[{text, weight, category}]``; the category is kept as ``steer_category`` for quota filling
-after tagging (``curate --strategy quota``).
+list ``[{text, weight, category}]``; the category is kept as ``steer_category``. ``quotas``
+(``{category: rows}``) then fills per-category quotas: after the n attempts, each row is classified --
+by its steering category, or (``quota_by: judge``) by the judge's Magpie task category exactly as
+``sharpset tag`` scores it -- and extra rounds of attempts steered with a short category's prompts
+run (at most ``quota_rounds``), sized by the clean-row yield seen so far. Rows keep
+``quota_category`` and ``quota_round``; ``curate --strategy quota`` can then take exact shares.
 
 Every row records the model, the exact rendered prompts, sampling settings, seed, token counts and
 ``truncated`` flags. Each generation is logged as it finishes, so a killed run resumes.
@@ -24,6 +28,7 @@ Every row records the model, the exact rendered prompts, sampling settings, seed
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import time
@@ -59,6 +64,12 @@ class SynthConfig:
     min_instruction_words: int = field(3, "instructions with fewer words are dropped as too_short")
     seed: int = field(0, "base seed; attempt i uses a seed derived from (seed, 'synth', i)")
     batch_size: int = field(16, "engine batch size")
+    quotas: dict = field({}, "per-category quotas {category: rows}: after the n attempts, extra rounds steered "
+                             "with that category's system prompts run until every quota is met")
+    quota_by: str = field("steer", "what decides a row's category for quotas: steer (its system prompt's "
+                                   "category) or judge (the judge's Magpie task category, as `sharpset tag` scores it)")
+    quota_judge: str | None = field(None, "judge model for quota_by=judge (default: the synth model)")
+    quota_rounds: int = field(3, "at most this many extra rounds to fill the quotas")
 
     def check(self) -> list[tuple[str, str]]:
         p = []
@@ -79,6 +90,27 @@ class SynthConfig:
                 p.append((f"system_prompts", f"item {i}: expected a string or {{text, weight, category}}"))
             elif float(sp.get("weight", 1.0)) <= 0:
                 p.append(("system_prompts", f"item {i}: weight must be > 0"))
+        if self.quota_by not in ("steer", "judge"):
+            p.append(("quota_by", "must be steer or judge"))
+        if self.quota_rounds < 0:
+            p.append(("quota_rounds", "must be >= 0"))
+        if self.quotas:
+            if not isinstance(self.quotas, dict):
+                p.append(("quotas", "expected a mapping {category: rows}"))
+            else:
+                cats = {sp.get("category") for sp in self.system_prompts if isinstance(sp, dict)}
+                for c, k in self.quotas.items():
+                    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+                        p.append(("quotas", f"{c}: expected a row count >= 0, got {k!r}"))
+                    elif c not in cats:
+                        p.append(("quotas", f"{c}: no system_prompts entry has this category, so no round "
+                                            "can be steered towards it"))
+                if self.quota_by == "judge":
+                    from .tag import CATEGORIES
+
+                    bad = sorted(set(self.quotas) - set(CATEGORIES))
+                    if bad:
+                        p.append(("quotas", f"{bad}: with quota_by=judge, categories must be Magpie's: {CATEGORIES}"))
         return p
 
     def steering(self) -> list[dict[str, Any]]:
@@ -134,11 +166,10 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
 
     # conversation state per attempt; rebuilt identically on resume from the sample log
     convs: dict[int, dict[str, Any]] = {}
-    for i in range(cfg.n):
+
+    def new_attempt(i: int, pool: list[dict[str, Any]]) -> None:
         seed = derive_seed(cfg.seed, STAGE, str(i))
-        sp = None
-        if steer:
-            sp = random.Random(seed).choices(steer, weights=[s["weight"] for s in steer])[0]
+        sp = random.Random(seed).choices(pool, weights=[s["weight"] for s in pool])[0] if pool else None
         convs[i] = {"seed": seed, "system": sp["text"] if sp else None,
                     "category": sp["category"] if sp else None, "messages": [], "turns": [], "drop": None}
 
@@ -174,57 +205,112 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
                 f"({60 * len(reqs) / dt:.0f} rows/min, {(n_tokens - tok0) / dt:.0f} tokens/s)")
         return out
 
-    for turn in range(cfg.turns):
-        live = [i for i in range(cfg.n) if convs[i]["drop"] is None]
-        items = []
-        for i in live:
-            c = convs[i]
-            prefix = _query_prefix(profile, c["system"], c["messages"])
-            ids = encode_text(profile, tok, prefix)
-            items.append((i, f"inst:{i}:{turn}", ids,
-                          dict(inst_params, seed=derive_seed(c["seed"], "instruction", str(turn)))))
-            c["turns"].append({"instruction_prompt": prefix})
-        got = phase("instructions", turn + 1, items)
-        for i in live:
-            c, s = convs[i], got[i]
-            reason = clean_instruction(s["text"], s["finish_reason"], profile, cfg.min_instruction_words)
-            if reason is None and turn == 0:
-                key = _norm(s["text"])
-                if key in seen:
-                    reason = "duplicate"
-                else:
-                    seen[key] = i
-            if reason:
-                c["drop"] = reason
-                counts[reason] += 1
-                continue
-            c["messages"].append({"role": "user", "content": s["text"].strip()})
-            c["turns"][-1].update(instruction_tokens=s["n_new_tokens"], instruction_seed=s["seed"])
+    def attempt(indices: list[int]) -> None:
+        """Run attempts `indices` through every turn (each phase batched over all of them)."""
+        for turn in range(cfg.turns):
+            live = [i for i in indices if convs[i]["drop"] is None]
+            items = []
+            for i in live:
+                c = convs[i]
+                prefix = _query_prefix(profile, c["system"], c["messages"])
+                ids = encode_text(profile, tok, prefix)
+                items.append((i, f"inst:{i}:{turn}", ids,
+                              dict(inst_params, seed=derive_seed(c["seed"], "instruction", str(turn)))))
+                c["turns"].append({"instruction_prompt": prefix})
+            got = phase("instructions", turn + 1, items)
+            for i in live:
+                c, s = convs[i], got[i]
+                reason = clean_instruction(s["text"], s["finish_reason"], profile, cfg.min_instruction_words)
+                if reason is None and turn == 0:
+                    key = _norm(s["text"])
+                    if key in seen:
+                        reason = "duplicate"
+                    else:
+                        seen[key] = i
+                if reason:
+                    c["drop"] = reason
+                    counts[reason] += 1
+                    continue
+                c["messages"].append({"role": "user", "content": s["text"].strip()})
+                c["turns"][-1].update(instruction_tokens=s["n_new_tokens"], instruction_seed=s["seed"])
 
-        live = [i for i in range(cfg.n) if convs[i]["drop"] is None]
-        items = []
-        for i in live:
-            c = convs[i]
-            msgs = ([{"role": "system", "content": c["system"]}] if c["system"] else []) + c["messages"]
-            items.append((i, f"resp:{i}:{turn}", encode_prompt(profile, tok, msgs),
-                          dict(resp_params, seed=derive_seed(c["seed"], "response", str(turn)))))
-            c["turns"][-1]["response_prompt"] = profile.render(msgs, add_generation_prompt=True)
-        got = phase("responses", turn + 1, items)
-        for i in live:
-            c, s = convs[i], got[i]
-            if not s["text"].strip():
-                c["drop"] = "response_empty"
-                counts["response_empty"] += 1
-                continue
-            c["messages"].append({"role": "assistant", "content": s["text"].strip()})
-            c["turns"][-1].update(response_tokens=s["n_new_tokens"], response_truncated=s["truncated"],
-                                  response_finish_reason=s["finish_reason"], response_seed=s["seed"])
+            live = [i for i in indices if convs[i]["drop"] is None]
+            items = []
+            for i in live:
+                c = convs[i]
+                msgs = ([{"role": "system", "content": c["system"]}] if c["system"] else []) + c["messages"]
+                items.append((i, f"resp:{i}:{turn}", encode_prompt(profile, tok, msgs),
+                              dict(resp_params, seed=derive_seed(c["seed"], "response", str(turn)))))
+                c["turns"][-1]["response_prompt"] = profile.render(msgs, add_generation_prompt=True)
+            got = phase("responses", turn + 1, items)
+            for i in live:
+                c, s = convs[i], got[i]
+                if not s["text"].strip():
+                    c["drop"] = "response_empty"
+                    counts["response_empty"] += 1
+                    continue
+                c["messages"].append({"role": "assistant", "content": s["text"].strip()})
+                c["turns"][-1].update(response_tokens=s["n_new_tokens"], response_truncated=s["truncated"],
+                                      response_finish_reason=s["finish_reason"], response_seed=s["seed"])
+
+    for i in range(cfg.n):
+        new_attempt(i, steer)
+    attempt(list(range(cfg.n)))
+
+    # Quotas (METHODS §1: Magpie alone cannot be steered; steer with system prompts, then classify and
+    # fill per-category quotas). Each round plans, per category short of its quota, enough new attempts
+    # steered with that category's prompts to cover the deficit at the clean-row yield seen so far.
+    # Planning is a pure function of logged results, so a resumed run plans the same rounds.
+    quota_cat: dict[int, str | None] = {}
+    judge = None
+    rounds = 0
+    round_of: dict[int, int] = {}
+
+    def categorise(indices: list[int]) -> None:
+        nonlocal judge
+        todo = [i for i in indices if convs[i]["drop"] is None and i not in quota_cat]
+        if cfg.quota_by == "steer":
+            quota_cat.update({i: convs[i]["category"] for i in todo})
+            return
+        need = [i for i in todo if f"cat:{i}" not in done]
+        if need:
+            if judge is None:
+                judge = _quota_judge(cfg, model, tok, profile, log)
+            res = judge.score("category", [{"instruction": convs[i]["messages"][0]["content"]} for i in need])
+            for i, r in zip(need, res):
+                run.log_sample(f"cat:{i}", r)
+                done[f"cat:{i}"] = r
+        quota_cat.update({i: done[f"cat:{i}"].get("category") for i in todo})
+
+    next_i = cfg.n
+    while cfg.quotas:
+        categorise(list(range(next_i)))
+        got = {c: sum(1 for v in quota_cat.values() if v == c) for c in cfg.quotas}
+        short = {c: k - got[c] for c, k in cfg.quotas.items() if got[c] < k}
+        if not short or rounds >= cfg.quota_rounds:
+            break
+        rounds += 1
+        clean_so_far = sum(1 for i in range(next_i) if convs[i]["drop"] is None)
+        yield_ = max(clean_so_far / next_i, 0.25)
+        new: list[int] = []
+        for c in sorted(short):
+            # yield of the category's own steered attempts when there were any, else the overall yield
+            own = [i for i in range(next_i) if convs[i]["category"] == c]
+            y = max(sum(quota_cat.get(i) == c for i in own) / len(own), 0.25) if own else yield_
+            pool = [sp for sp in steer if sp["category"] == c]
+            for _ in range(math.ceil(short[c] / y)):
+                new_attempt(next_i, pool)
+                round_of[next_i] = rounds
+                new.append(next_i)
+                next_i += 1
+        log(f"quota round {rounds}: short {short}; {len(new)} steered attempts")
+        attempt(new)
 
     rows = []
     sampling = {k: getattr(cfg, k) for k in ("instruction_temperature", "instruction_top_p",
                                               "instruction_max_tokens", "single_line", "response_temperature",
                                               "response_top_p", "response_max_tokens")}
-    for i in range(cfg.n):
+    for i in range(next_i):
         c = convs[i]
         if c["drop"] is not None:
             continue
@@ -239,19 +325,41 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
             "provenance": {"stage": STAGE, "model": cfg.model, "attempt": i, "seed": c["seed"],
                            "system_prompt": c["system"], "sampling": sampling, "turns": c["turns"]},
         }
+        if cfg.quotas:
+            row["quota_category"] = quota_cat.get(i)
+            row["quota_round"] = round_of.get(i, 0)
         rows.append(row)
     write_records(rows, run.path / "synth.jsonl")
     dropped = sum(counts.values())
     elapsed = time.perf_counter() - t_start
-    metrics = {"attempts": cfg.n, "clean": len(rows), "dropped": dropped, "drop_reasons": counts,
+    metrics = {"attempts": next_i, "clean": len(rows), "dropped": dropped, "drop_reasons": counts,
                "truncated_responses": sum(r["truncated"] for r in rows),
                "generated_tokens_this_attempt": n_tokens,
                "tokens_per_s_this_attempt": round(n_tokens / elapsed, 1) if n_tokens else None}
-    if len(rows) + dropped != cfg.n:
-        raise AssertionError(f"counts do not add up: {len(rows)} + {dropped} != {cfg.n}")
-    run.finish(counts={"read": cfg.n, "written": len(rows), "dropped": dropped, "rejected": 0},
+    if cfg.quotas:
+        metrics["quota_rounds"] = rounds
+        metrics["quota_fill"] = {c: f"{sum(1 for r in rows if r['quota_category'] == c)}/{k}"
+                                 for c, k in cfg.quotas.items()}
+    if len(rows) + dropped != next_i:
+        raise AssertionError(f"counts do not add up: {len(rows)} + {dropped} != {next_i}")
+    run.finish(counts={"read": next_i, "written": len(rows), "dropped": dropped, "rejected": 0},
                outputs=["synth.jsonl"], metrics=metrics)
     return metrics
+
+
+def _quota_judge(cfg: SynthConfig, model, tok, profile, log):
+    """The judge that classifies rows for quota_by=judge, exactly as `sharpset tag` builds it."""
+    from .models import load_model
+    from .models.profiles import profile_for
+    from .models.registry import chat_family
+    from .tag import Judge, TagConfig
+
+    name = cfg.quota_judge or cfg.model
+    if name != cfg.model:
+        model, tok = load_model(name, log=log)
+        profile = profile_for(tok, chat_family(name))
+    t = TagConfig(input="-")
+    return Judge(model, tok, profile, batch_size=t.batch_size, max_length=t.max_length, min_mass=t.min_mass)
 
 
 def _query_prefix(profile: Any, system: str | None, history: list[dict]) -> str:
