@@ -12,7 +12,7 @@ then the share of engine outputs identical to HF greedy (every difference is che
 near-tie at the first diverging token), and achieved fp32 FLOP/s against a matmul peak measured in
 the same run. The last line is `engine/hf_batched = R` for the default strategy.
 
-usage: python bench/generate.py [--n 64] [--batch-size 16] [--max-new-tokens 200] [--quick]
+usage: python bench/generate.py [--n 64] [--batch-size 16] [--max-new-tokens 384] [--quick]
                                 [--repeats 1] [--threads N]
 
 Measured here (2 shared CPU cores, SmolLM2 fp32, n=64, batch 16, max_new_tokens 200; 33/64 answers
@@ -213,7 +213,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=64, help="number of prompts (cycled from 64 instructions)")
     ap.add_argument("--batch-size", type=int, default=16, help="rows per batch, for HF batched and the engine")
-    ap.add_argument("--max-new-tokens", type=int, default=200, help="generation limit per prompt")
+    # Default = `sharpset synth`'s response_max_tokens (384), the limit the engine actually runs
+    # Magpie responses under; the 2026-11-30 morning figures below were taken at 200.
+    ap.add_argument("--max-new-tokens", type=int, default=384, help="generation limit per prompt")
     ap.add_argument("--single-n", type=int, default=8, help="prompts for the slow one-at-a-time HF row")
     ap.add_argument("--strategies", default="refill,bucket", help="engine strategies to run")
     ap.add_argument("--repeats", type=int, default=1,
