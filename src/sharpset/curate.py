@@ -1,0 +1,849 @@
+"""``sharpset curate``: pick a small set from a tagged pool, report it against baselines, build controls.
+
+Strategies (METHODS §2; a registry, :data:`STRATEGIES`). All work on the pool in *canonical order*
+(rows sorted by content id, then canonical JSON), break every tie by that order, and draw
+randomness from ``derive_seed(seed, "curate", row id)``: the selection and its order depend on
+the rows' content and the seed only, never on input order.
+
+- ``quality-diversity`` (DEITA, arXiv:2312.15685): quality gate ``quality >= min_quality``; score
+  ``s = complexity x quality`` (``complexity_column``, default tag's ``difficulty``, its
+  instruction-complexity analogue); sort by s descending; walk the list and keep a row only if
+  ``max_j cos(e_row, e_kept_j) <= max_cosine`` (0.9) over the rows already kept, until n.
+  Embeddings: ``minilm-l6`` of the instruction by default. :func:`greedy_diverse` is the
+  vectorised walk (blocked float32 matrix products, pairs within 1e-4 of the bound rescored in
+  float64, survivors of a block resolved in order): exactly the sequential rule, checked against a
+  plain loop in ``bench/curate.py`` and the tests.
+- ``ifd`` (Cherry LLM, arXiv:2308.12032; Superfiltering, arXiv:2402.00530): quality gate first
+  (DEITA's study: IFD alone picked noisy rows), drop ``IFD > max_ifd`` (1: the answer is no
+  easier to predict given the question, Q and A unrelated), take the highest. ``ifd_column``
+  says which: ``ifd_loss`` = mean NLL(A|Q)/mean NLL(A) or ``ifd_ppl`` = PPL(A|Q)/PPL(A); recorded.
+- ``k-center`` (greedy farthest point; Sener & Savarese, arXiv:1708.00489): first centre = the
+  seed's first row in random order; then repeatedly the row farthest (``1 - cos``) from its nearest
+  centre. Uses no scores (pure coverage; it will happily pick outliers).
+- ``quota`` (Magpie, arXiv:2406.08464: "classify and fill per-category quotas"): per-category
+  shares (``quotas``; empty = equal shares over the categories present), allotted by largest
+  remainder; a category short of rows gives its remainder to the others in proportion. Category
+  from tag's ``category`` or synth's ``steer_category`` (``category_column: auto`` takes the first
+  that any row fills). Within a category: ``quota_within`` = random | score | longest.
+- baselines: ``random`` (seeded), ``longest`` (response characters, "Long is More",
+  arXiv:2402.04833), ``all``.
+
+Failed scores. A score that is None (tag failed it: ``<score>_status``) is never filled with a
+default (DEITA#36 filled 3.0): the row is left out of every strategy that needs that score and
+counted in the report (``excluded``).
+
+Shape filter. ``--spec NAME_OR_FILE --min-conformance X`` scores every row against a response-shape
+spec (shape.py) and keeps only rows with ``conformance >= X`` before any strategy runs (counted).
+
+Selection report (``curate_report.json`` + a printed table): category coverage, response length
+(words) and shape distributions, near-duplicate rate (share of rows with another row of the same
+set at ``cos >= near_dup_cosine``), mean scores (with bootstrap 95% CIs) and spec conformance -- for
+the selection, random-N and longest-N (same N = the number selected, same seed, drawn from the same
+candidate pool) and the pool.
+
+Controls (Kung & Peng, arXiv:2305.11383, METHODS §3), ``--control`` on the selection:
+- ``simplified``: the last user turn reduced to its output-space information. Closed-label rows:
+  "Answer with one of: <labels>." (after the row's ``input`` column, if it has one: the task
+  instance without its instruction, as in Super-NaturalInstructions). Open rows (our
+  reconstruction: their output space is the answer's form): "Answer in about W words[, as a
+  bulleted list / numbered list / with headings / including a code block]." System turns dropped.
+- ``delusive``: correct input and output spaces, wrong mapping -- closed-label rows only: the
+  answer label is replaced through a seeded derangement of the task's label set (every answer
+  wrong, consistently; the label space is kept exactly). Other rows are left out (counted).
+- ``empty``: no instruction: the last user turn becomes the row's ``input`` column or ``""``;
+  system turns dropped.
+Closed-label rows: the answer (stripped) is in a known label set -- ``labels``, or detected per task
+(``task_column`` if rows carry it): 2 <= |distinct answers| <= ``max_labels`` and at least two rows
+per label on average. Every closed-label dataset (the selection and each control) gets its
+random-guess accuracy (mean over tasks of 1/|labels|), the expected accuracy of guessing from the
+label prior (sum_l p_l^2) and the majority-label accuracy (max_l p_l).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, field as dc_field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .config import field
+from .errors import UserError
+from .records import canonical_json, content_id, validate, with_id
+from .run import derive_seed
+
+STAGE = "curate"
+VERSION = 1
+
+STRATEGY_NAMES = ("quality-diversity", "ifd", "k-center", "quota", "random", "longest", "all")
+CONTROLS = ("simplified", "delusive", "empty")
+EMBED_FIELDS = ("instruction", "response", "conversation")
+_MARGIN = 1e-4  # float32 screen margin; pairs this close to the bound are rescored in float64
+
+
+@dataclass
+class CurateConfig:
+    input: str = field("", "input records (a tagged pool): .jsonl, .parquet, a datasets folder or a run folder")
+    n: int = field(300, "rows to select")
+    strategy: str = field("quality-diversity", f"selection strategy: {', '.join(STRATEGY_NAMES)}")
+    seed: int = field(0, "seed for random order (random baseline, k-center start, quota draws, delusive maps)")
+    control: str | None = field(None, f"also build a control set from the selection: {', '.join(CONTROLS)}")
+    spec: str | None = field(None, "response-shape spec (shipped name or .yaml): filter rows by conformance")
+    min_conformance: float = field(1.0, "with --spec: keep rows whose conformance (criteria passed / checked) is >= this")
+    min_quality: float | None = field(3.5, "quality gate for quality-diversity and ifd (null: no gate). "
+                                           "3.5 = midpoint of tag's 1-6 scale (our reconstruction)")
+    quality_column: str = field("quality", "quality score column (tag: expected judge rating 1-6)")
+    complexity_column: str = field("difficulty", "complexity score column for DEITA's complexity x quality")
+    ifd_column: str = field("ifd_loss", "IFD column for --strategy ifd: ifd_loss (Cherry) or ifd_ppl (Superfiltering)")
+    max_ifd: float = field(1.0, "ifd: drop rows with IFD above this (> 1: Q does not help predict A)")
+    max_cosine: float = field(0.9, "quality-diversity: keep a row only if its max cosine to kept rows is <= this (DEITA: 0.9)")
+    near_dup_cosine: float = field(0.9, "report: a row is a near-duplicate if another row of its set is at cosine >= this")
+    category_column: str = field("auto", "quota/report category column: auto (category, else steer_category) or a column")
+    quotas: dict = field({}, "quota: {category: share}; empty = equal shares over the categories present")
+    quota_within: str = field("random", "quota: order within a category: random, score (complexity x quality) or longest")
+    embed_field: str = field("instruction", "text embedded for diversity: instruction, response or conversation")
+    embedder: str = field("minilm-l6", "sentence embedder: embedded name or local sentence-transformers folder")
+    batch_size: int = field(64, "embedding batch size")
+    labels: list = field([], "closed label set for controls (empty: detect per task from the answers)")
+    task_column: str = field("task", "column naming a row's task (label spaces are per task); absent = one task")
+    max_labels: int = field(20, "label detection: at most this many distinct answers make a closed label space")
+    on_error: str = field("raise", "bad input rows: raise (exit 2) or skip (to rejected.jsonl)")
+
+    def check(self) -> list[tuple[str, str]]:
+        p = []
+        if not self.input:
+            p.append(("input", "required: the pool to select from"))
+        if self.n < 1:
+            p.append(("n", "must be >= 1"))
+        if self.strategy not in STRATEGY_NAMES:
+            p.append(("strategy", f"{self.strategy!r} is not one of {', '.join(STRATEGY_NAMES)}"))
+        if self.control is not None and self.control not in CONTROLS:
+            p.append(("control", f"{self.control!r} is not one of {', '.join(CONTROLS)}"))
+        if not 0 <= self.min_conformance <= 1:
+            p.append(("min_conformance", "must be in [0, 1]"))
+        if self.ifd_column not in ("ifd_loss", "ifd_ppl"):
+            p.append(("ifd_column", "must be ifd_loss or ifd_ppl"))
+        for name in ("max_cosine", "near_dup_cosine"):
+            if not -1 <= getattr(self, name) <= 1:
+                p.append((name, "must be in [-1, 1]"))
+        if self.quota_within not in ("random", "score", "longest"):
+            p.append(("quota_within", "must be random, score or longest"))
+        for k, v in self.quotas.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                p.append(("quotas", f"{k}: share must be a number >= 0, got {v!r}"))
+        if self.quotas and not sum(float(v) for v in self.quotas.values() if isinstance(v, (int, float))) > 0:
+            p.append(("quotas", "shares sum to 0"))
+        if self.embed_field not in EMBED_FIELDS:
+            p.append(("embed_field", f"must be one of {', '.join(EMBED_FIELDS)}"))
+        if self.batch_size < 1:
+            p.append(("batch_size", "must be >= 1"))
+        if self.max_labels < 2:
+            p.append(("max_labels", "must be >= 2"))
+        if self.labels and (len(set(map(str, self.labels))) < 2):
+            p.append(("labels", "a closed label set needs at least two distinct labels"))
+        if self.on_error not in ("raise", "skip"):
+            p.append(("on_error", "must be raise or skip"))
+        return p
+
+
+# ---------------------------------------------------------------- pool
+
+
+def instruction_of(row: dict) -> str:
+    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "user"), "")
+
+
+def response_of(row: dict) -> str:
+    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
+
+
+def canonical_order(rows: Sequence[dict]) -> list[dict]:
+    """Rows with ids, sorted by (content id, canonical JSON): the order every strategy works in."""
+    rows = [with_id(r, "sft") for r in rows]
+    keys = [(content_id(r, "sft"), canonical_json(r)) for r in rows]
+    return [rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)]
+
+
+def embed_rows(rows: Sequence[dict], embed_field: str, embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """L2-normalised float64 embeddings, one per row; each distinct text embedded once, in sorted order."""
+    from .dedup import text_of
+
+    texts = [text_of(r, embed_field) for r in rows]
+    uniq = sorted(set(texts))
+    if not uniq:
+        return np.zeros((0, 1))
+    vecs = np.asarray(embed(uniq), dtype=np.float64)
+    if vecs.ndim != 2 or vecs.shape[0] != len(uniq):
+        raise ValueError(f"embedder returned shape {vecs.shape} for {len(uniq)} texts")
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = np.where(norms > 0, vecs / np.where(norms > 0, norms, 1.0), 0.0)
+    pos = {t: i for i, t in enumerate(uniq)}
+    return vecs[[pos[t] for t in texts]]
+
+
+def _num(row: dict, col: str) -> float | None:
+    v = row.get(col)
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _require_column(rows: Sequence[dict], col: str, strategy: str) -> None:
+    if rows and not any(col in r for r in rows):
+        raise UserError(f"{strategy}: no row has a '{col}' column (run `sharpset tag` first, or set the column)")
+
+
+def category_column(rows: Sequence[dict], setting: str) -> str | None:
+    if setting != "auto":
+        return setting
+    for col in ("category", "steer_category"):
+        if any(r.get(col) is not None for r in rows):
+            return col
+    return None
+
+
+# ---------------------------------------------------------------- greedy diversity filter
+
+
+def greedy_diverse(x: np.ndarray, threshold: float, n: int, block: int = 1024) -> list[int]:
+    """Indices of rows kept by the sequential rule, in order: walk rows 0, 1, ... and keep row i iff
+    ``max_{j kept} x_i . x_j <= threshold`` (DEITA's repr filter), stopping at ``n`` kept.
+
+    ``x`` must be L2-normalised (rows of zeros are never similar to anything). Vectorised, and
+    exactly the sequential rule:
+
+    1. a block of candidates is screened against the rows kept so far (a rejection is final: the
+       kept set only grows). The kept rows are taken in chunks of doubling size, oldest first, and
+       candidates rejected by a chunk are not scored against later chunks: in real pools the
+       popular topics are met (and kept) early, so most rejections happen against the first chunk;
+       a candidate that survives is scored against every kept row.
+    2. scores come from float32 matrix products; any within 1e-4 of the threshold is rescored in
+       float64, so every decision is the float64 one.
+    3. the block's survivors are resolved in order against each other from their own similarity
+       matrix (a survivor kept removes the later ones too similar to it).
+    """
+    # The products here are small (a block of <= 1024 rows against <= 1024 kept ones), where BLAS
+    # threads cost more than they give: bench/curate.py on 2 shared cores, 100k x 384, measured
+    # 0.20 s with one BLAS thread against 2.0 s with two (load average ~4). So one thread, when
+    # threadpoolctl is there to say so (it restores the setting on exit).
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover -- optional
+        return _greedy_diverse(x, threshold, n, block)
+    with threadpool_limits(1, user_api="blas"):
+        return _greedy_diverse(x, threshold, n, block)
+
+
+def _greedy_diverse(x: np.ndarray, threshold: float, n: int, block: int) -> list[int]:
+    x64 = np.ascontiguousarray(x, dtype=np.float64)
+    if x64.ndim != 2:
+        raise ValueError(f"embeddings must be 2-d, got shape {x64.shape}")
+    x32 = x64.astype(np.float32)
+    N, d = x64.shape
+    cap = min(n, N)
+    k32 = np.empty((cap, d), np.float32)
+    kept: list[int] = []
+
+    def over(rows: np.ndarray, sims: np.ndarray, against: np.ndarray) -> np.ndarray:
+        """sims (len(rows) x len(against)) -> does any entry exceed the threshold (float64 at the border)."""
+        hit = (sims > threshold + _MARGIN).any(axis=1)
+        near = np.nonzero(~hit & (np.abs(sims - threshold) <= _MARGIN).any(axis=1))[0]
+        if len(near):
+            hit[near] = (x64[rows[near]] @ x64[against].T > threshold).any(axis=1)
+        return hit
+
+    s = 0
+    while s < N and len(kept) < n:
+        e = min(N, s + block)
+        cand = np.arange(s, e)
+        k, lo, size = len(kept), 0, 64
+        kept_idx = np.asarray(kept, dtype=np.int64)
+        while lo < k and len(cand):
+            hi = min(k, lo + size)
+            cand = cand[~over(cand, x32[cand] @ k32[lo:hi].T, kept_idx[lo:hi])]
+            lo, size = hi, size * 2
+        if len(cand):
+            sub = x32[cand] @ x32[cand].T
+            alive = np.ones(len(cand), bool)
+            for i in range(len(cand)):
+                if not alive[i]:
+                    continue
+                r = int(cand[i])
+                k32[len(kept)] = x32[r]
+                kept.append(r)
+                if len(kept) >= n:
+                    break
+                later = cand[i + 1:]
+                alive[i + 1:] &= ~over(later, sub[i + 1:, i:i + 1], np.asarray([r]))
+        s = e
+    return kept
+
+
+def k_center(x: np.ndarray, n: int, first: int) -> tuple[list[int], list[float]]:
+    """Greedy farthest-point selection with cosine distance; returns (indices, distance when picked)."""
+    x = np.asarray(x, dtype=np.float64)
+    N = len(x)
+    if N == 0:
+        return [], []
+    picked, dist_at = [first], [float("nan")]
+    mind = 1.0 - x @ x[first]
+    mind[first] = -np.inf
+    while len(picked) < min(n, N):
+        i = int(np.argmax(mind))  # first maximum: ties go to the earlier canonical row
+        picked.append(i)
+        dist_at.append(float(mind[i]))
+        mind = np.minimum(mind, 1.0 - x @ x[i])
+        mind[picked] = -np.inf
+    return picked, dist_at
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@dataclass
+class Selection:
+    idx: list[int]  # positions in the candidate pool, in rank order
+    scores: list[float | None]
+    info: dict[str, Any] = dc_field(default_factory=dict)
+
+
+def _rand_key(cfg: CurateConfig, row: dict) -> int:
+    return derive_seed(cfg.seed, STAGE, row["id"])
+
+
+def _deita_scores(rows, cfg) -> tuple[list[int], list[float], dict]:
+    """(eligible positions, their scores, exclusion counts) for complexity x quality with the gate."""
+    _require_column(rows, cfg.quality_column, "quality score")
+    _require_column(rows, cfg.complexity_column, "complexity score")
+    elig, scores = [], []
+    failed = gated = 0
+    for i, r in enumerate(rows):
+        q, c = _num(r, cfg.quality_column), _num(r, cfg.complexity_column)
+        if q is None or c is None:
+            failed += 1
+        elif cfg.min_quality is not None and q < cfg.min_quality:
+            gated += 1
+        else:
+            elig.append(i)
+            scores.append(c * q)
+    return elig, scores, {"failed_scores": failed, "below_quality_gate": gated}
+
+
+def s_quality_diversity(rows, x, cfg) -> Selection:
+    elig, scores, info = _deita_scores(rows, cfg)
+    order = sorted(range(len(elig)), key=lambda j: (-scores[j], elig[j]))
+    cand = [elig[j] for j in order]
+    keep = greedy_diverse(x[cand], cfg.max_cosine, cfg.n) if cand else []
+    info.update(score="complexity x quality", columns=[cfg.complexity_column, cfg.quality_column],
+                max_cosine=cfg.max_cosine, scanned=(keep[-1] + 1 if keep else 0),
+                rejected_as_similar=(keep[-1] + 1 - len(keep) if keep else 0))
+    return Selection([cand[k] for k in keep], [scores[order[k]] for k in keep], info)
+
+
+def s_ifd(rows, x, cfg) -> Selection:
+    _require_column(rows, cfg.ifd_column, "ifd")
+    if cfg.min_quality is not None:
+        _require_column(rows, cfg.quality_column, "ifd quality gate")
+    elig, vals = [], []
+    info = {"failed_scores": 0, "below_quality_gate": 0, "ifd_above_max": 0, "ifd_column": cfg.ifd_column,
+            "max_ifd": cfg.max_ifd}
+    for i, r in enumerate(rows):
+        v = _num(r, cfg.ifd_column)
+        q = _num(r, cfg.quality_column) if cfg.min_quality is not None else 0.0
+        if v is None or q is None:
+            info["failed_scores"] += 1
+        elif cfg.min_quality is not None and q < cfg.min_quality:
+            info["below_quality_gate"] += 1
+        elif v > cfg.max_ifd:
+            info["ifd_above_max"] += 1
+        else:
+            elig.append(i)
+            vals.append(v)
+    order = sorted(range(len(elig)), key=lambda j: (-vals[j], elig[j]))[: cfg.n]
+    return Selection([elig[j] for j in order], [vals[j] for j in order], info)
+
+
+def s_k_center(rows, x, cfg) -> Selection:
+    if not rows:
+        return Selection([], [], {})
+    first = min(range(len(rows)), key=lambda i: (_rand_key(cfg, rows[i]), i))
+    idx, dist = k_center(x, cfg.n, first)
+    return Selection(idx, [None if math.isnan(d) else round(d, 6) for d in dist],
+                     {"distance": "1 - cosine to the nearest earlier centre", "first": rows[first]["id"]})
+
+
+def allot(counts: dict[str, int], shares: dict[str, float], n: int) -> dict[str, int]:
+    """Largest-remainder allotment of n over categories, capped by what each has; a shortfall is
+    re-allotted to categories with rows left, in proportion to their shares."""
+    take = {c: 0 for c in counts}
+    active = {c for c in counts if shares.get(c, 0) > 0 and counts[c] > 0}
+    left = min(n, sum(counts[c] for c in active))
+    while left > 0 and active:
+        total = sum(shares[c] for c in active)
+        exact = {c: left * shares[c] / total for c in active}
+        add = {c: int(math.floor(exact[c])) for c in active}
+        rest = left - sum(add.values())
+        for c in sorted(active, key=lambda c: (-(exact[c] - add[c]), c))[:rest]:
+            add[c] += 1
+        for c in active:
+            room = counts[c] - take[c]
+            take[c] += min(add[c], room)
+        left = min(n, sum(counts[c] for c in counts if shares.get(c, 0) > 0)) - sum(take.values())
+        active = {c for c in active if take[c] < counts[c]}
+    return take
+
+
+def s_quota(rows, x, cfg) -> Selection:
+    col = category_column(rows, cfg.category_column)
+    if col is None:
+        raise UserError("quota: no row has a category (tag's 'category' or synth's 'steer_category'); "
+                        "set --category-column")
+    info: dict[str, Any] = {"category_column": col, "missing_category": 0, "failed_scores": 0}
+    if cfg.quota_within == "score":
+        elig, scores, ex = _deita_scores(rows, cfg)
+        info.update(ex)
+        score_of = dict(zip(elig, scores))
+    else:
+        score_of = {i: None for i in range(len(rows))}
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if i not in score_of:
+            continue
+        c = r.get(col)
+        if c is None:
+            info["missing_category"] += 1
+            continue
+        groups.setdefault(str(c), []).append(i)
+    if cfg.quotas:
+        shares = {str(k): float(v) for k, v in cfg.quotas.items()}
+        info["categories_without_quota"] = sorted(set(groups) - set(shares))
+    else:
+        shares = {c: 1.0 for c in groups}
+    for c, members in groups.items():
+        if cfg.quota_within == "random":
+            members.sort(key=lambda i: (_rand_key(cfg, rows[i]), i))
+        elif cfg.quota_within == "longest":
+            members.sort(key=lambda i: (-len(response_of(rows[i])), i))
+        else:
+            members.sort(key=lambda i: (-score_of[i], i))
+    take = allot({c: len(m) for c, m in groups.items()}, shares, cfg.n)
+    info["allotted"] = {c: take[c] for c in sorted(take) if take[c]}
+    info["shares"] = {c: shares[c] for c in sorted(shares)}
+    chosen = [(c, j, i) for c, members in groups.items() for j, i in enumerate(members[: take[c]])]
+    # interleave categories: rank j of every category before rank j + 1 of any (categories by name)
+    chosen.sort(key=lambda t: (t[1], t[0]))
+    return Selection([i for _, _, i in chosen], [score_of[i] for _, _, i in chosen], info)
+
+
+def s_random(rows, x, cfg) -> Selection:
+    order = sorted(range(len(rows)), key=lambda i: (_rand_key(cfg, rows[i]), i))[: cfg.n]
+    return Selection(order, [None] * len(order), {"seed": cfg.seed})
+
+
+def s_longest(rows, x, cfg) -> Selection:
+    order = sorted(range(len(rows)), key=lambda i: (-len(response_of(rows[i])), i))[: cfg.n]
+    return Selection(order, [float(len(response_of(rows[i]))) for i in order], {"length": "response characters"})
+
+
+def s_all(rows, x, cfg) -> Selection:
+    return Selection(list(range(len(rows))), [None] * len(rows), {})
+
+
+STRATEGIES: dict[str, Callable[[list[dict], np.ndarray, CurateConfig], Selection]] = {
+    "quality-diversity": s_quality_diversity, "ifd": s_ifd, "k-center": s_k_center, "quota": s_quota,
+    "random": s_random, "longest": s_longest, "all": s_all,
+}
+
+
+# ---------------------------------------------------------------- report
+
+
+def near_dup_rate(x: np.ndarray, threshold: float, block: int = 2048) -> float | None:
+    """Share of rows with another row of the set at cosine >= threshold (float64, blocked)."""
+    n = len(x)
+    if n < 2:
+        return 0.0 if n else None
+    x = np.asarray(x, dtype=np.float64)
+    hit = np.zeros(n, bool)
+    for s in range(0, n, block):
+        sim = x[s:s + block] @ x.T
+        sim[np.arange(len(sim)), np.arange(s, s + len(sim))] = -np.inf
+        hit[s:s + block] = sim.max(axis=1) >= threshold
+    return round(float(hit.mean()), 6)
+
+
+def mean_ci(values: Sequence[float], seed: int, n_boot: int = 1000) -> dict[str, Any]:
+    """Mean with a bootstrap 95% percentile interval (normal approximation above 5,000 values)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if len(v) == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    m = float(v.mean())
+    if len(v) == 1:
+        ci = [m, m]
+    elif len(v) > 5000:
+        h = 1.96 * float(v.std(ddof=1)) / math.sqrt(len(v))
+        ci = [m - h, m + h]
+    else:
+        rng = np.random.default_rng(seed)
+        boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
+        ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+    return {"mean": round(m, 4), "ci95": [round(ci[0], 4), round(ci[1], 4)], "n": int(len(v))}
+
+
+def _shape(row: dict) -> dict:
+    if "shape_words" in row and "shape_opening" in row:
+        return row
+    from .shape import shape_features
+
+    return shape_features(response_of(row), prompt=instruction_of(row))
+
+
+def summarize(rows: Sequence[dict], x: np.ndarray, cfg: CurateConfig, cat_col: str | None,
+              pool_categories: Sequence[str]) -> dict[str, Any]:
+    """The report's figures for one set of rows (x: their embeddings)."""
+    shapes = [_shape(r) for r in rows]
+    words = [s["shape_words"] for s in shapes]
+    out: dict[str, Any] = {"n": len(rows)}
+    if cat_col:
+        counts: dict[str, int] = {}
+        for r in rows:
+            c = r.get(cat_col)
+            key = "<none>" if c is None else str(c)
+            counts[key] = counts.get(key, 0) + 1
+        covered = [c for c in pool_categories if c in counts]
+        out["categories"] = {"column": cat_col, "covered": len(covered), "of": len(pool_categories),
+                             "counts": dict(sorted(counts.items()))}
+    out["words"] = {**mean_ci(words, cfg.seed),
+                    **({"p10": float(np.percentile(words, 10)), "median": float(np.median(words)),
+                        "p90": float(np.percentile(words, 90))} if words else {})}
+    share = (lambda k: round(sum(1 for s in shapes if s[k]) / len(shapes), 4)) if shapes else (lambda k: None)
+    dist = lambda key: {v: sum(1 for s in shapes if s[key] == v) for v in sorted({s[key] for s in shapes})}
+    out["shape"] = {"opening": dist("shape_opening"), "closing": dist("shape_closing"),
+                    "with_bullets": share("shape_bullets"), "with_numbered": share("shape_numbered_items"),
+                    "with_headings": share("shape_headings"), "with_code": share("shape_code_blocks"),
+                    "first_person": share("shape_has_first_person")}
+    out["near_dup_rate"] = near_dup_rate(x, cfg.near_dup_cosine)
+    scores = {}
+    for col in (cfg.quality_column, cfg.complexity_column, "input_quality", "ifd_loss", "ifd_ppl"):
+        if any(col in r for r in rows):
+            scores[col] = mean_ci([_num(r, col) for r in rows], cfg.seed)
+            scores[col]["failed"] = sum(_num(r, col) is None for r in rows)
+    if any(cfg.quality_column in r for r in rows) and any(cfg.complexity_column in r for r in rows):
+        prod = [(_num(r, cfg.quality_column) or math.nan) * (_num(r, cfg.complexity_column) or math.nan)
+                for r in rows]
+        scores["complexity_x_quality"] = mean_ci([p for p in prod if not math.isnan(p)], cfg.seed)
+    out["scores"] = scores
+    if rows and "conformance" in rows[0]:
+        out["conformance"] = mean_ci([r.get("conformance") for r in rows], cfg.seed)
+    return out
+
+
+# ---------------------------------------------------------------- controls
+
+
+def label_spaces(rows: Sequence[dict], cfg: CurateConfig) -> dict[str, list[str]]:
+    """Closed label space per task (``task_column``), explicit or detected; open tasks are absent."""
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        groups.setdefault(str(r.get(cfg.task_column, "")), []).append(response_of(r).strip())
+    if cfg.labels:
+        space = sorted({str(l).strip() for l in cfg.labels})
+        return {t: space for t in groups}
+    out = {}
+    for t, answers in groups.items():
+        distinct = sorted(set(answers))
+        if 2 <= len(distinct) <= cfg.max_labels and len(answers) >= 2 * len(distinct):
+            out[t] = distinct
+    return out
+
+
+def label_baselines(rows: Sequence[dict], spaces: dict[str, list[str]], task_column: str) -> dict[str, Any] | None:
+    """Random-guess, label-prior and majority accuracy of a closed-label dataset (Kung & Peng §3)."""
+    per = {}
+    for t, space in spaces.items():
+        answers = [response_of(r).strip() for r in rows if str(r.get(task_column, "")) == t]
+        answers = [a for a in answers if a in space]
+        if not answers:
+            continue
+        p = np.array([answers.count(l) for l in space], dtype=np.float64) / len(answers)
+        per[t] = {"labels": space, "n": len(answers), "random_guess": round(1 / len(space), 6),
+                  "label_prior": round(float((p ** 2).sum()), 6), "majority": round(float(p.max()), 6)}
+    if not per:
+        return None
+    mean = lambda k: round(float(np.mean([v[k] for v in per.values()])), 6)
+    return {"tasks": per, "random_guess": mean("random_guess"), "label_prior": mean("label_prior"),
+            "majority": mean("majority"), "averaged": "mean over tasks"}
+
+
+def _derangement(labels: list[str], seed: int) -> dict[str, str]:
+    rng = random.Random(seed)
+    while True:
+        perm = labels[:]
+        rng.shuffle(perm)
+        if all(a != b for a, b in zip(labels, perm)):
+            return dict(zip(labels, perm))
+
+
+def output_space_text(response: str) -> str:
+    """Open rows' simplified instruction: only the answer's form (length, structure)."""
+    from .shape import shape_features
+
+    f = shape_features(response)
+    words = max(10, int(round(f["shape_words"] / 10.0)) * 10)
+    parts = [f"Answer in about {words} words"]
+    if f["shape_bullets"]:
+        parts.append("as a bulleted list")
+    if f["shape_numbered_items"]:
+        parts.append("as a numbered list")
+    if f["shape_headings"]:
+        parts.append("with headings")
+    if f["shape_code_blocks"]:
+        parts.append("including a code block")
+    return ", ".join(parts) + "."
+
+
+def build_control(rows: Sequence[dict], kind: str, cfg: CurateConfig) -> tuple[list[dict], dict[str, Any]]:
+    """Control rows from selected rows, and an info dict (counts, label spaces, baselines)."""
+    if kind not in CONTROLS:
+        raise ValueError(f"control must be one of {', '.join(CONTROLS)}")
+    rows = [with_id(r, "sft") for r in rows]
+    spaces = label_spaces(rows, cfg)
+    maps = {t: _derangement(space, derive_seed(cfg.seed, STAGE, f"delusive:{t}")) for t, space in spaces.items()}
+    out, skipped = [], 0
+    for r in rows:
+        task = str(r.get(cfg.task_column, ""))
+        answer = response_of(r).strip()
+        closed = task in spaces and answer in spaces[task]
+        inp = r.get("input") if isinstance(r.get("input"), str) else None
+        msgs = [dict(m) for m in r["messages"]]
+        last_user = max(i for i, m in enumerate(msgs) if m["role"] == "user")
+        last_asst = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+        if kind == "delusive":
+            if not closed:
+                skipped += 1
+                continue
+            msgs[last_asst]["content"] = maps[task][answer]
+        else:
+            if kind == "simplified":
+                space = (f"Answer with one of: {', '.join(spaces[task])}." if closed
+                         else output_space_text(msgs[last_asst]["content"]))
+                msgs[last_user]["content"] = f"{inp}\n\n{space}" if inp else space
+            else:
+                msgs[last_user]["content"] = inp or ""
+            msgs = [m for m in msgs if m["role"] != "system"]
+        row = {"messages": msgs}
+        row = {"id": content_id(row, "sft"), "messages": msgs, "control": kind, "source_id": r["id"]}
+        if cfg.task_column in r:
+            row[cfg.task_column] = r[cfg.task_column]
+        if closed:
+            row["label"] = msgs[-1]["content"] if kind == "delusive" else answer
+        row["provenance"] = {"stage": STAGE, "control": kind, "source_id": r["id"],
+                             "paper": "Kung & Peng, arXiv:2305.11383"}
+        problems = validate(row, "sft")
+        if problems:  # a bug here, not bad input
+            raise AssertionError(f"control row from {r['id']} is invalid: {problems}")
+        out.append(row)
+    if kind == "delusive" and not out:
+        raise UserError("control delusive: the selection has no closed-label rows (answers from a known label "
+                        "set); give --labels or select closed-label data")
+    # the label space is kept exactly: recomputed on the control rows, every task that still has
+    # closed-label rows has the same label set as its source
+    after = label_spaces(out, cfg)
+    kept_tasks = {str(r.get(cfg.task_column, "")) for r in out if "label" in r}
+    if any(after.get(t) != spaces[t] for t in kept_tasks):
+        raise AssertionError(f"control {kind} changed a label space: {spaces} -> {after}")
+    info = {"kind": kind, "rows": len(out), "left_out_not_closed_label": skipped,
+            "closed_label_rows": sum(1 for r in out if "label" in r),
+            "label_spaces": spaces, "label_baselines": label_baselines(out, spaces, cfg.task_column),
+            "source_label_baselines": label_baselines(rows, spaces, cfg.task_column)}
+    if kind == "delusive":
+        info["mapping"] = maps
+    return out, info
+
+
+# ---------------------------------------------------------------- the stage
+
+
+@dataclass
+class CurateResult:
+    selected: list[dict]
+    report: dict[str, Any]
+    control: list[dict] | None = None
+
+
+def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
+                embed: Callable[[list[str]], np.ndarray] | None = None) -> CurateResult:
+    """Select from ``rows`` (pure apart from loading the default embedder when ``embed`` is None)."""
+    problems = [p for p in cfg.check() if p[0] not in ("input", "on_error")]
+    if problems:
+        raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
+    pool = canonical_order(rows)
+    spec_info = None
+    if cfg.spec:
+        from .shape import conformance, load_spec
+
+        spec = load_spec(cfg.spec)
+        scored = [{**r, **conformance(spec, response_of(r), prompt=instruction_of(r))} for r in pool]
+        cand = [r for r in scored if r["conformance"] >= cfg.min_conformance]
+        spec_info = {"spec": spec.name, "source": spec.source, "criteria": spec.criteria(),
+                     "min_conformance": cfg.min_conformance, "pool_rows": len(scored),
+                     "kept": len(cand), "filtered_out": len(scored) - len(cand),
+                     "pool_mean_conformance": mean_ci([r["conformance"] for r in scored], cfg.seed)}
+    else:
+        cand = pool
+    if embed is None:
+        from .dedup import default_embedder
+
+        embed = default_embedder(cfg.embedder, cfg.batch_size)
+    x = embed_rows(cand, cfg.embed_field, embed) if cand else np.zeros((0, 1))
+    sel = STRATEGIES[cfg.strategy](cand, x, cfg)
+    assert len(set(sel.idx)) == len(sel.idx), "a strategy selected a row twice"
+    selected = []
+    for rank, (i, s) in enumerate(zip(sel.idx, sel.scores), 1):
+        r = dict(cand[i])
+        prov = r.pop("provenance", None)
+        r.update(curate_strategy=cfg.strategy, curate_rank=rank,
+                 curate_score=None if s is None else round(float(s), 6))
+        if prov is not None:
+            r["provenance"] = prov
+        selected.append(r)
+
+    # baselines: same N (what was selected), same seed, same candidate pool
+    n_sel = len(sel.idx)
+    base_cfg = CurateConfig(**{**cfg.__dict__, "n": max(n_sel, 1)})
+    sets = {"selection": sel.idx, "random_n": s_random(cand, x, base_cfg).idx[:n_sel],
+            "longest_n": s_longest(cand, x, base_cfg).idx[:n_sel], "pool": list(range(len(cand)))}
+    cat_col = category_column(cand, cfg.category_column)
+    pool_cats = sorted({str(r[cat_col]) for r in cand if r.get(cat_col) is not None}) if cat_col else []
+    figures = {name: summarize([cand[i] for i in idx], x[idx] if len(idx) else x[:0], cfg, cat_col, pool_cats)
+               for name, idx in sets.items()}
+    report: dict[str, Any] = {
+        "strategy": cfg.strategy, "n_requested": cfg.n, "n_selected": n_sel, "seed": cfg.seed,
+        "embedder": cfg.embedder, "embed_field": cfg.embed_field, "candidates": len(cand),
+        "strategy_info": sel.info, "spec_filter": spec_info, "sets": figures,
+        "baselines": "random_n / longest_n: same N as selected, same seed, same candidate pool",
+    }
+    if n_sel < cfg.n:
+        report["shortfall"] = f"selected {n_sel} of {cfg.n} requested: the eligible pool ran out"
+    spaces = label_spaces(selected, cfg)
+    report["label_baselines"] = label_baselines(selected, spaces, cfg.task_column) if spaces else None
+    control = None
+    if cfg.control:
+        control, report["control"] = build_control(selected, cfg.control, cfg)
+    return CurateResult(selected, report, control)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The printed summary: one line per figure, the selection beside random-N, longest-N and the pool."""
+    sets = report["sets"]
+    names = ("selection", "random_n", "longest_n", "pool")
+    lines = [f"curate: strategy {report['strategy']}, selected {report['n_selected']} of "
+             f"{report['candidates']} candidates (requested {report['n_requested']}, seed {report['seed']})"]
+    info = report.get("strategy_info") or {}
+    excl = {k: v for k, v in info.items() if k in ("failed_scores", "below_quality_gate", "ifd_above_max",
+                                                   "missing_category", "rejected_as_similar") and v}
+    if excl:
+        lines.append("  excluded: " + ", ".join(f"{k} {v}" for k, v in excl.items()))
+    if report.get("spec_filter"):
+        sf = report["spec_filter"]
+        lines.append(f"  spec {sf['spec']}: kept {sf['kept']} of {sf['pool_rows']} rows with conformance >= "
+                     f"{sf['min_conformance']}")
+    fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    rows = [("n", lambda s: s["n"]),
+            ("near-dup rate", lambda s: s["near_dup_rate"]),
+            ("words mean", lambda s: s["words"]["mean"]),
+            ("words median", lambda s: s["words"].get("median"))]
+    first = sets["selection"]
+    if "categories" in first:
+        rows.append(("categories covered", lambda s: f"{s['categories']['covered']}/{s['categories']['of']}"))
+    for col in first["scores"]:
+        rows.append((f"mean {col}", lambda s, c=col: s["scores"].get(c, {}).get("mean")))
+    if "conformance" in first:
+        rows.append(("mean conformance", lambda s: s["conformance"]["mean"]))
+    for key in ("with_bullets", "with_headings", "with_code", "first_person"):
+        rows.append((key.replace("_", " "), lambda s, k=key: s["shape"][k]))
+    lines.append(f"  {'':26s}" + "".join(f"{n:>12s}" for n in names))
+    for label, get in rows:
+        lines.append(f"  {label:26s}" + "".join(f"{fmt(get(sets[n])):>12s}" for n in names))
+    q = report["sets"]["selection"]["scores"].get("quality", {}).get("mean")
+    qr = report["sets"]["random_n"]["scores"].get("quality", {}).get("mean")
+    nd, ndr = sets["selection"]["near_dup_rate"], sets["random_n"]["near_dup_rate"]
+    if q is not None and qr is not None:
+        lines.append(f"  selection vs random-N: mean quality {q:.3f} vs {qr:.3f} "
+                     f"({'higher' if q > qr else 'NOT higher'}); near-dup rate {fmt(nd)} vs {fmt(ndr)} "
+                     f"({'lower' if nd is not None and ndr is not None and nd < ndr else 'NOT lower'})")
+    lb = report.get("label_baselines")
+    if lb:
+        lines.append(f"  closed-label selection: random guess {lb['random_guess']:.3f}, label prior "
+                     f"{lb['label_prior']:.3f}, majority {lb['majority']:.3f}")
+    if report.get("control"):
+        c = report["control"]
+        lines.append(f"  control {c['kind']}: {c['rows']} rows ({c['left_out_not_closed_label']} left out as "
+                     f"not closed-label)")
+        if c.get("label_baselines"):
+            b = c["label_baselines"]
+            lines.append(f"    control label baselines: random guess {b['random_guess']:.3f}, label prior "
+                         f"{b['label_prior']:.3f}, majority {b['majority']:.3f}")
+    if report.get("shortfall"):
+        lines.append("  " + report["shortfall"])
+    return "\n".join(lines)
+
+
+def run(cfg: CurateConfig, run, log: Callable[[str], None] = print,
+        embed: Callable[[list[str]], np.ndarray] | None = None) -> dict[str, Any]:
+    """Read ``cfg.input``, select, write ``selected.jsonl`` (+ ``control_<kind>.jsonl``) and the report."""
+    from .dataio import read_records, write_records, write_rejected
+    from .dedup import _write_json
+    from .records import Counts
+
+    res = read_records(cfg.input, "sft", on_error=cfg.on_error)
+    if embed is None:
+        from .dedup import default_embedder
+
+        embed = default_embedder(cfg.embedder, cfg.batch_size)
+        run.record_model("embedder", {"name": cfg.embedder})
+    out = curate_rows(res.rows, cfg, embed=embed)
+    counts = Counts(read=res.n_read, written=len(out.selected), dropped=len(res.rows) - len(out.selected),
+                    rejected=len(res.rejected)).check()
+    report = {**out.report, "input": cfg.input, "counts": counts.as_dict()}
+    outputs = []
+    if out.control is not None:  # the control set is this run's product: listed first (run-folder reads)
+        write_records(out.control, run.path / f"control_{cfg.control}.jsonl")
+        outputs.append(f"control_{cfg.control}.jsonl")
+    write_records(out.selected, run.path / "selected.jsonl")
+    outputs.append("selected.jsonl")
+    if res.rejected:
+        write_rejected(res.rejected, run.path / "rejected.jsonl")
+        outputs.append("rejected.jsonl")
+    _write_json(run.path / "curate_report.json", report)
+    outputs.append("curate_report.json")
+    log(format_report(report))
+    run.finish(counts=counts.as_dict(), outputs=outputs, metrics={
+        "n_selected": report["n_selected"], "candidates": report["candidates"],
+        "near_dup_rate": report["sets"]["selection"]["near_dup_rate"],
+        "near_dup_rate_random_n": report["sets"]["random_n"]["near_dup_rate"],
+        "mean_quality": report["sets"]["selection"]["scores"].get(cfg.quality_column, {}).get("mean"),
+        "mean_quality_random_n": report["sets"]["random_n"]["scores"].get(cfg.quality_column, {}).get("mean"),
+        "report": "curate_report.json"})
+    return {"n_selected": report["n_selected"], "report": str(run.path / "curate_report.json")}
+
+
+def show(path: str, n: int = 5) -> str:
+    from pathlib import Path
+
+    from .dataio import read_records
+
+    p = Path(path)
+    src = p / "selected.jsonl" if (p / "selected.jsonl").exists() else p
+    out = []
+    for r in read_records(src, "sft").rows[:n]:
+        out.append(f"--- #{r.get('curate_rank')} {r['id']} score={r.get('curate_score')} "
+                   f"quality={r.get('quality')} category={r.get('category', r.get('steer_category'))}")
+        out.append(f"[user] {instruction_of(r)[:300]}\n[assistant] {response_of(r)[:300]}")
+    for c in sorted(p.glob("control_*.jsonl")) if p.is_dir() else []:
+        for r in read_records(c, "sft").rows[:n]:
+            out.append(f"--- control {r['control']} of {r['source_id']}\n[user] {instruction_of(r)[:300]!r}\n"
+                       f"[assistant] {response_of(r)[:200]}")
+    return "\n".join(out)
