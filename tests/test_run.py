@@ -103,3 +103,35 @@ def test_recipe_errors_name_file_and_line(tmp_path):
     bad.write_text("name: x\npipeline: nope\n")
     with pytest.raises(UserError, match="unknown pipeline 'nope'"):
         recipes.validate(str(bad))
+
+
+@dataclass
+class CfgV1:  # Cfg as an older release knew it: no `temp`, no `skip`
+    model: str = field("m", "model")
+    n: int = field(3, "count")
+
+
+def test_run_key_covers_non_default_fields_only():
+    assert run_key("s", 1, Cfg(n=5), {}) == run_key("s", 1, CfgV1(n=5), {})  # an added option keeps keys
+    assert run_key("s", 1, Cfg(n=5), {}) != run_key("s", 1, Cfg(n=5, temp=0.5), {})
+    assert run_key("s", 1, Cfg(n=5), {}) != run_key("s", 2, Cfg(n=5), {})
+
+
+def test_run_folder_from_older_key_scheme_is_resumed_not_refused(tmp_path):
+    import dataclasses
+
+    from sharpset.run import canonical_json, sha256_text
+
+    out = tmp_path / "r"
+    run = RunDir.open(out, "s", 1, CfgV1(n=5))
+    run.log_sample("k1", {"x": 1})
+    # rewrite the folder as the older release left it: config.yaml of its own fields, and a key
+    # that hashed every field
+    man = json.loads((out / "manifest.json").read_text())
+    man["key"] = sha256_text(canonical_json({"stage": "s", "version": 1, "config": dataclasses.asdict(CfgV1(n=5)),
+                                             "inputs": {}}))
+    (out / "manifest.json").write_text(json.dumps(man))
+    again = RunDir.open(out, "s", 1, Cfg(n=5))  # new release: more fields, same run
+    assert again.key == run_key("s", 1, Cfg(n=5), {}) and "k1" in again.done_samples()
+    with pytest.raises(UserError, match="holds a different run"):
+        RunDir.open(out, "s", 1, Cfg(n=6))

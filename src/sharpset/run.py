@@ -117,6 +117,25 @@ def key_config(config: Any) -> dict[str, Any]:
     return json.loads(canonical_json(out))
 
 
+def _same_run_older_key(path: Path, old: dict, stage: str, version: int, config: Any,
+                        input_hashes: dict[str, str]) -> bool:
+    """True when a run folder made by an older key scheme (every config field hashed) holds this
+    very run: same stage, transform version and inputs, and its saved config differs from the
+    defaults exactly where this one does (fields it lacks were added since, at their defaults)."""
+    if (old.get("stage"), old.get("transform_version"), old.get("inputs", {})) != (stage, version, input_hashes):
+        return False
+    if not dataclasses.is_dataclass(config):
+        return False
+    try:
+        saved = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+        merged = dataclasses.replace(config, **{k: v for k, v in saved.items()
+                                               if k in {f.name for f in dataclasses.fields(config)}})
+    except (OSError, yaml.YAMLError, TypeError):
+        return False
+    known = {f.name for f in dataclasses.fields(config)}
+    return set(saved) <= known and key_config(merged) == key_config(config)
+
+
 def run_key(stage: str, version: int, config: Any, input_hashes: dict[str, str]) -> str:
     payload = {"stage": stage, "version": version, "config": key_config(config), "inputs": input_hashes}
     return sha256_text(canonical_json(payload))
@@ -156,6 +175,8 @@ class RunDir:
         man_path = path / "manifest.json"
         if man_path.exists():
             old = json.loads(man_path.read_text())
+            if old.get("key") != key and _same_run_older_key(path, old, stage, version, config, input_hashes):
+                old["key"] = key  # written by a release that keyed every config field: same run
             if old.get("key") != key and not force:
                 raise UserError(
                     f"{path}: holds a different run (key {old.get('key', '?')[:10]}, this one {key[:10]}); "
