@@ -1,0 +1,1 @@
+"""Shipped data: wrapper paraphrases (wrappers.yaml), the known-answer question set (questions.jsonl)."""

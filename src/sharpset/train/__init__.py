@@ -1,0 +1,212 @@
+"""``sharpset train``: LoRA (PEFT) or full fine-tuning with SFT, BCT, ACT and a counterfactual term.
+
+Objectives (``--objective``, components joined by ``+``):
+- ``sft``: assistant-only NLL on ``messages`` rows (``--sft``);
+- ``bct``: NLL of the subject's own clean answer after the wrapped prompt (``--bct`` pairs,
+  split=train only) -- arXiv:2510.27062, arXiv:2403.05518;
+- ``act``: activation consistency on the shared-suffix prompt positions, weight ``act_weight``
+  (default 1e-4, from reproductions of arXiv:2510.27062), alone or added to sft/bct;
+- ``cf``: the ICR counterfactual log-prob gap (arXiv:2510.22462), weight ``counterfactual_weight``
+  (default 0.1), on pairs that carry a counterfactual note.
+All loss maths is in :mod:`sharpset.train.losses`; the loop (batching, exact grad accumulation,
+checkpoints, resume with the same data order) in :mod:`sharpset.train.loop`. ``sft_backend: trl``
+runs plain SFT through TRL's SFTTrainer instead.
+
+Outputs in the run folder: ``losses.jsonl`` (one line per optimizer step), ``checkpoints/last``,
+``adapter/`` (LoRA, safetensors), ``merged/`` (full model with the adapter merged, safetensors,
+with the tokenizer) or ``model/`` for full fine-tuning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import field
+from ..errors import UserError
+
+STAGE = "train"
+VERSION = 1
+PARTS = ("sft", "bct", "act", "cf")
+
+
+@dataclass
+class TrainConfig:
+    model: str = field("smollm2-135m-instruct", "model to train: embedded name, local HF folder or hub id")
+    sft: str = field("", "SFT data: messages rows (file, folder or run folder)")
+    bct: str = field("", "invariance pairs from `sharpset wrap` (file, folder or run folder); split=train rows are used")
+    objective: str = field("sft", "components joined by '+': sft, bct, act, cf (e.g. bct+act, act, sft+cf)")
+    act_weight: float = field(1e-4, "weight of the ACT term (reproductions of arXiv:2510.27062 use 1e-4)")
+    act_layer_norm: bool = field(False, "divide each layer's ACT term by its clean activations' mean squared norm")
+    counterfactual_weight: float = field(0.1, "weight of the counterfactual gap (ICR code 0.1; 0.2 best in its ablation)")
+    counterfactual_norm: str = field("l1", "counterfactual gap per token: l1 (|gap|) or l2 (gap^2)")
+    lora_r: int = field(16, "LoRA rank")
+    lora_alpha: int = field(32, "LoRA alpha")
+    lora_dropout: float = field(0.05, "LoRA dropout")
+    target_modules: list = field(["all-linear"], "LoRA target modules (all-linear, or names like q_proj,v_proj)")
+    full_finetune: bool = field(False, "train every weight instead of a LoRA adapter")
+    lr: float = field(2e-4, "peak learning rate (linear warm-up, linear decay)")
+    warmup_ratio: float = field(0.03, "share of optimizer steps spent warming up")
+    weight_decay: float = field(0.0, "AdamW weight decay")
+    max_grad_norm: float = field(1.0, "gradient clipping (0 = off)")
+    epochs: int = field(1, "passes over the data")
+    batch_size: int = field(8, "rows per micro-batch")
+    grad_accum: int = field(1, "micro-batches per optimizer step (exact: equals a batch that many times bigger)")
+    max_length: int = field(1024, "longer rows are skipped (counted)")
+    seed: int = field(0, "seed: data order, LoRA init, dropout -- keyed by (seed, 'train', ...)")
+    bf16: bool = field(False, "bf16 autocast for forward passes (weights and optimizer stay fp32)")
+    save_every: int = field(50, "checkpoint every N optimizer steps (and at the end); 0 = only at the end")
+    save_merged: bool = field(True, "also save the merged model (LoRA merged into the weights)")
+    sft_backend: str = field("sharpset", "plain SFT through the sharpset loop or TRL's SFTTrainer (trl)")
+    threads: int = field(0, "torch CPU threads (0 = torch's default)")
+
+    def parts(self) -> set[str]:
+        return {p.strip() for p in self.objective.split("+") if p.strip()}
+
+    def input_paths(self) -> list[str]:
+        return [self.sft, self.bct]
+
+    def check(self) -> list[tuple[str, str]]:
+        p = []
+        parts = self.parts()
+        bad = parts - set(PARTS)
+        if bad or not parts:
+            p.append(("objective", f"unknown component(s) {sorted(bad)}; use {'+'.join(PARTS)} joined by '+'"))
+        if "sft" in parts and not self.sft:
+            p.append(("sft", "objective includes sft: give --sft data"))
+        if parts & {"bct", "act", "cf"} and not self.bct:
+            p.append(("bct", "objective includes bct/act/cf: give --bct pairs"))
+        for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r"):
+            if getattr(self, name) < 1:
+                p.append((name, "must be >= 1"))
+        for name in ("act_weight", "counterfactual_weight", "lr", "warmup_ratio", "lora_dropout", "save_every"):
+            if getattr(self, name) < 0:
+                p.append((name, "must be >= 0"))
+        if self.counterfactual_norm not in ("l1", "l2"):
+            p.append(("counterfactual_norm", "must be l1 or l2"))
+        if self.sft_backend not in ("sharpset", "trl"):
+            p.append(("sft_backend", "must be sharpset or trl"))
+        elif self.sft_backend == "trl" and parts != {"sft"}:
+            p.append(("sft_backend", "trl runs plain sft only; use the sharpset backend for bct/act/cf"))
+        return p
+
+
+def build_examples(cfg: TrainConfig, profile, tok, log: Callable[[str], None]) -> tuple[list[dict], dict[str, int]]:
+    """Tokenised examples for the objective's data; skipped rows counted."""
+    from ..dataio import read_records
+    from .bct import pair_example
+    from .sft import sft_example
+
+    parts, examples, counts = cfg.parts(), [], {"read": 0, "too_long": 0, "heldout_pairs": 0, "used": 0}
+    if "sft" in parts:
+        for r in read_records(cfg.sft, "sft").rows:
+            counts["read"] += 1
+            ex = sft_example(r, profile, tok, cfg.max_length)
+            if ex is None:
+                counts["too_long"] += 1
+            else:
+                examples.append(ex)
+    if parts & {"bct", "act", "cf"}:
+        for r in read_records(cfg.bct, "pair").rows:
+            counts["read"] += 1
+            if r["split"] != "train":
+                counts["heldout_pairs"] += 1
+                continue
+            ex = pair_example(r, profile, tok, cfg.max_length)
+            if ex is None:
+                counts["too_long"] += 1
+            else:
+                examples.append(ex)
+    counts["used"] = len(examples)
+    if not examples:
+        raise UserError("train: no usable training rows (all held out, too long, or empty input)")
+    if "cf" in parts and not any("cf_ids" in e for e in examples):
+        raise UserError("train: objective includes cf but no training pair has a counterfactual note "
+                        "(wrap the partner family)")
+    log(f"training rows: {counts}")
+    return examples, counts
+
+
+def prepare_model(cfg: TrainConfig, log: Callable[[str], None]):
+    """(model ready to train, tokenizer, profile, frozen reference or None)."""
+    import copy
+
+    import torch
+
+    from ..models import load_model
+    from ..models.profiles import profile_for
+    from ..models.registry import chat_family
+
+    model, tok = load_model(cfg.model, log=log)
+    profile = profile_for(tok, chat_family(cfg.model))
+    model.config.use_cache = False
+    reference = None
+    if cfg.full_finetune:
+        if "act" in cfg.parts():
+            reference = copy.deepcopy(model).eval()
+            for p in reference.parameters():
+                p.requires_grad_(False)
+        return model, tok, profile, reference
+    from peft import LoraConfig, get_peft_model
+
+    from ..run import derive_seed
+
+    torch.manual_seed(derive_seed(cfg.seed, "train", "lora-init"))
+    targets = cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, lcfg), tok, profile, None
+
+
+def save_outputs(cfg: TrainConfig, model, tok, out: Path) -> list[str]:
+    import shutil
+
+    outputs = []
+    for d in ("adapter", "merged", "model"):
+        shutil.rmtree(out / d, ignore_errors=True)
+    if cfg.full_finetune:
+        model.save_pretrained(out / "model", safe_serialization=True)
+        tok.save_pretrained(out / "model")
+        return ["model/model.safetensors"]
+    model.save_pretrained(out / "adapter", safe_serialization=True)
+    outputs.append("adapter/adapter_model.safetensors")
+    if cfg.save_merged:
+        merged = model.merge_and_unload()
+        merged.save_pretrained(out / "merged", safe_serialization=True)
+        tok.save_pretrained(out / "merged")
+        outputs.append("merged/model.safetensors")
+    return outputs
+
+
+def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, Any]:
+    import torch
+
+    from .loop import curve_summary, train_loop
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model, tok, profile, reference = prepare_model(cfg, log)
+    run.record_model("start", {"name": cfg.model, "chat_template_hash": profile.template_hash,
+                               "full_finetune": cfg.full_finetune})
+    examples, counts = build_examples(cfg, profile, tok, log)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    if cfg.sft_backend == "trl":
+        from .sft import train_trl
+
+        trainer = train_trl(cfg, model, tok, examples, run.path / "trl", log)
+        hist = [h for h in trainer.state.log_history if "loss" in h]
+        from ..dataio import write_records
+
+        write_records([{"step": h["step"] - 1, "loss": h["loss"]} for h in hist], run.path / "losses.jsonl")
+        model = trainer.model
+        summary: dict[str, Any] = {}
+    else:
+        summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log)
+    outputs = save_outputs(cfg, model, tok, run.path) + ["losses.jsonl"]
+    metrics = {**summary, **curve_summary(run.path / "losses.jsonl"), "rows_used": counts["used"],
+               "rows_too_long": counts["too_long"], "heldout_pairs_skipped": counts["heldout_pairs"]}
+    run.finish(counts={"read": counts["read"], "written": counts["used"],
+                       "dropped": counts["too_long"] + counts["heldout_pairs"], "rejected": 0},
+               outputs=outputs, metrics=metrics)
+    return metrics

@@ -1,0 +1,241 @@
+"""The one training loop behind SFT, BCT, ACT and the counterfactual regulariser.
+
+- Batches: each kind (sft rows, pairs) is shuffled by a generator keyed by (seed, "train", epoch),
+  sorted by length inside chunks of ``64 * batch_size`` (length grouping: little padding without
+  packing, so no cross-sequence attention mask is needed), cut into micro-batches, and the
+  micro-batch order is shuffled again with the same keyed generator. The order is a pure function
+  of (seed, epoch, data): a resumed run sees exactly the same batches.
+- Gradient accumulation is exact: every loss is a sum divided by the count of its optimizer step
+  (label tokens, ACT positions, counterfactual tokens), computed before the step starts.
+- Dropout randomness is re-seeded per micro-batch from (seed, "train", micro index).
+- Learning rate: linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0 (a pure
+  function of the step; nothing to checkpoint).
+- Checkpoints every ``save_every`` optimizer steps into ``checkpoints/last`` (trainable weights as
+  safetensors, AdamW state, step), written to a temp folder and renamed; ``losses.jsonl`` gets one
+  line per optimizer step and is cut back to the checkpoint on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..run import derive_seed
+from . import losses
+from .act import capture_blocks, frozen_blocks
+
+
+def plan_batches(examples: list[dict], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Micro-batches (lists of example indices) for one epoch: keyed shuffle + length grouping."""
+    rng = random.Random(derive_seed(seed, "train", f"epoch{epoch}"))
+    batches: list[list[int]] = []
+    for kind in sorted({e["kind"] for e in examples}):
+        idx = [i for i, e in enumerate(examples) if e["kind"] == kind]
+        rng.shuffle(idx)
+        chunk = 64 * batch_size
+        for s in range(0, len(idx), chunk):
+            part = sorted(idx[s:s + chunk], key=lambda i: len(examples[i]["ids"]))
+            batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), value, dtype=torch.long)
+    for r, s in enumerate(seqs):
+        out[r, :len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def collate(exs: list[dict], pad_id: int, ids_key: str = "ids", labels_key: str = "labels"):
+    ids = _pad([e[ids_key] for e in exs], pad_id)
+    labels = _pad([e[labels_key] for e in exs], losses.IGNORE)
+    mask = _pad([[1] * len(e[ids_key]) for e in exs], 0)
+    return ids, labels, mask
+
+
+@torch.no_grad()
+def _step_counts(exs: list[dict]) -> dict[str, int]:
+    return {"nll": sum(e["n_label"] for e in exs),
+            "act": sum(e.get("suffix", 0) for e in exs if e["kind"] == "pair"),
+            "cf": sum(e.get("n_cf", 0) for e in exs if e["kind"] == "pair")}
+
+
+def lr_at(step: int, total: int, lr: float, warmup_ratio: float) -> float:
+    warm = max(1, int(round(warmup_ratio * total)))
+    if step < warm:
+        return lr * (step + 1) / warm
+    return lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[str, int], cfg, pad_id: int,
+               autocast) -> tuple[torch.Tensor, dict[str, float], int]:
+    """Loss of one micro-batch, already divided by its optimizer step's counts (see module doc)."""
+    kind = exs[0]["kind"]
+    ids, labels, mask = collate(exs, pad_id)
+    terms: dict[str, float] = {}
+    total = torch.zeros(())
+    n_tokens = int(mask.sum())
+    want_nll = (kind == "sft" and "sft" in parts) or (kind == "pair" and "bct" in parts)
+    want_act = kind == "pair" and "act" in parts and norms["act"] > 0
+    ctx = capture_blocks(model) if want_act else contextlib.nullcontext([])
+    with ctx as h_w, autocast():
+        out = model(input_ids=ids, attention_mask=mask)
+    logits = out.logits
+    if want_nll:
+        s = losses.token_nll(logits, labels, reduction="sum")
+        total = total + s / max(norms["nll"], 1)
+        terms["nll_sum"] = float(s.detach())
+    if want_act:
+        c_ids = _pad([e["clean_ids"] for e in exs], pad_id)
+        c_mask = _pad([[1] * len(e["clean_ids"]) for e in exs], 0)
+        with autocast():
+            h_c = frozen_blocks(model, reference, c_ids, c_mask)
+        m_w, m_c = losses.suffix_masks([e["w_end"] for e in exs], [len(e["clean_ids"]) for e in exs],
+                                       [e["suffix"] for e in exs], ids.shape[1], c_ids.shape[1])
+        s, _ = losses.act_loss(list(h_w), h_c, m_w, m_c, layer_norm=cfg.act_layer_norm, reduction="sum")
+        total = total + cfg.act_weight * s / max(norms["act"], 1)
+        terms["act_sum"] = float(s.detach())
+    if kind == "pair" and "cf" in parts and norms["cf"] > 0:
+        rows = [r for r, e in enumerate(exs) if "cf_ids" in e]
+        if rows:
+            sub = [exs[r] for r in rows]
+            cf_ids, cf_labels, cf_mask = collate(sub, pad_id, "cf_ids", "cf_labels")
+            with torch.no_grad(), autocast():
+                cf_logits = model(input_ids=cf_ids, attention_mask=cf_mask).logits
+            n_tokens += int(cf_mask.sum())
+            s, _ = losses.counterfactual_gap(logits[rows], labels[rows], cf_logits, cf_labels,
+                                             norm=cfg.counterfactual_norm, reduction="sum")
+            total = total + cfg.counterfactual_weight * s / max(norms["cf"], 1)
+            terms["cf_sum"] = float(s.detach())
+    return total, terms, n_tokens
+
+
+def _trainable(model) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(path: Path, model, opt, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({n: p.detach().contiguous() for n, p in _trainable(model).items()}, str(tmp / "trainable.safetensors"))
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(state))
+    old = path.with_name(path.name + ".old")
+    if path.exists():
+        os.rename(path, old)
+    os.rename(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(path: Path, model, opt) -> dict | None:
+    from safetensors.torch import load_file
+
+    if not (path / "state.json").exists():
+        old = path.with_name(path.name + ".old")  # killed between the two renames
+        if (old / "state.json").exists():
+            path = old
+        else:
+            return None
+    weights = load_file(str(path / "trainable.safetensors"))
+    params = _trainable(model)
+    missing = set(params) ^ set(weights)
+    if missing:
+        raise RuntimeError(f"{path}: checkpoint does not match the model's trainable parameters: {sorted(missing)[:5]}")
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(weights[n])
+    opt.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    return json.loads((path / "state.json").read_text())
+
+
+def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run_path: Path, pad_id: int,
+               log: Callable[[str], None] = print, stop_after: int | None = None) -> dict[str, Any]:
+    """Train in place; returns summary metrics. ``stop_after``: stop after that many optimizer steps
+    of this call (benchmarks)."""
+    from ..dataio import append_jsonl, iter_jsonl, write_records
+
+    params = list(_trainable(model).values())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    plans = [plan_batches(examples, cfg.batch_size, cfg.seed, e) for e in range(cfg.epochs)]
+    steps = [[p[i:i + cfg.grad_accum] for i in range(0, len(p), cfg.grad_accum)] for p in plans]
+    flat = [(e, s) for e in range(cfg.epochs) for s in range(len(steps[e]))]
+    total_steps = len(flat)
+    ckpt = run_path / "checkpoints" / "last"
+    curve = run_path / "losses.jsonl"
+    state = load_checkpoint(ckpt, model, opt) or {"step": 0}
+    start = state["step"]
+    if start:
+        log(f"resuming from checkpoint at step {start}/{total_steps}")
+    kept = [r for r in iter_jsonl(curve) if r["step"] < start]  # cut the curve back to the checkpoint
+    write_records(kept, curve) if curve.exists() else None
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg.bf16 else contextlib.nullcontext
+    model.train()
+    t0, n_tok, done_here = time.perf_counter(), 0, 0
+    micro = sum(len(steps[e][s]) for e, s in flat[:start])
+    for g in range(start, total_steps):
+        e, s = flat[g]
+        batches = [[examples[i] for i in b] for b in steps[e][s]]
+        norms = _step_counts([x for b in batches for x in b])
+        lr = lr_at(g, total_steps, cfg.lr, cfg.warmup_ratio)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        loss_val = 0.0
+        for b in batches:
+            torch.manual_seed(derive_seed(cfg.seed, "train", f"micro{micro}"))
+            micro += 1
+            loss, terms, nt = micro_loss(model, reference, b, parts, norms, cfg, pad_id, autocast)
+            if loss.requires_grad:
+                loss.backward()
+            loss_val += float(loss.detach())
+            n_tok += nt
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        rec = {"step": g, "epoch": e, "lr": lr, "loss": round(loss_val, 6)}
+        for k, n in (("nll", "nll"), ("act", "act"), ("cf", "cf")):
+            if f"{k}_sum" in sums:
+                rec[k] = round(sums[f"{k}_sum"] / max(norms[n], 1), 6)
+        rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
+        append_jsonl(curve, rec)
+        done_here += 1
+        if cfg.save_every and ((g + 1) % cfg.save_every == 0 or g + 1 == total_steps):
+            save_checkpoint(ckpt, model, opt, {"step": g + 1, "total_steps": total_steps})
+        if g % max(1, total_steps // 10) == 0 or g + 1 == total_steps:
+            log(f"step {g + 1}/{total_steps} loss {rec['loss']:.4f} lr {lr:.2e}")
+        if stop_after is not None and done_here >= stop_after:
+            break
+    model.eval()
+    dt = time.perf_counter() - t0
+    return {"optimizer_steps": total_steps, "steps_this_call": done_here, "tokens_this_call": n_tok,
+            "tokens_per_s_this_call": round(n_tok / dt, 1) if dt > 0 and n_tok else None}
+
+
+def curve_summary(curve: Path) -> dict[str, Any]:
+    from ..dataio import iter_jsonl
+
+    rows = list(iter_jsonl(curve))
+    if not rows:
+        return {}
+    k = max(1, len(rows) // 10)
+    first = sum(r["loss"] for r in rows[:k]) / k
+    last = sum(r["loss"] for r in rows[-k:]) / k
+    return {"loss_first": round(first, 6), "loss_last": round(last, 6), "steps_logged": len(rows),
+            "loss_fell": last < first and math.isfinite(last)}

@@ -1,0 +1,121 @@
+"""sharpset train on a tiny model through the CLI: parameters change, loss falls, BCT/ACT/cf terms
+are logged, and a training process killed mid-run resumes from its checkpoint with the same data
+order (same per-step losses and final weights as an uninterrupted run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sharpset.cli import main
+from sharpset.config import from_mapping
+from sharpset.dataio import write_records
+from sharpset.wrap import WrapConfig, load_families, make_pairs, select_families
+
+ANSWERS = ["The tilt of the axis.", "Leaves fall, rain sings softly.", "Use reversed or slicing.",
+           "Hello world.", "It is blue.", "Seven days.", "Paris is the capital.", "Eight legs."]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train-data")
+    sft = [{"id": f"s{i}", "messages": [{"role": "user", "content": f"Question number {i}?"},
+                                        {"role": "assistant", "content": a}]} for i, a in enumerate(ANSWERS)]
+    write_records(sft, d / "sft.jsonl")
+    fams = load_families()
+    cfg = from_mapping(WrapConfig, {"families": ["sycophancy/suggested", "partner"], "heldout_families": ["noise"]})
+    names = select_families(cfg.families, fams)
+    pairs = []
+    for i, a in enumerate(ANSWERS):
+        row = {"id": f"q{i}", "messages": [{"role": "user", "content": f"What is item {i}?"}], "answer": a,
+               "wrong": "nothing"}
+        pairs += make_pairs(row, a, names, fams, set(), cfg)[0]
+    write_records(pairs, d / "pairs.jsonl")
+    return d
+
+
+def _losses(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(l).items() if k != "elapsed_s"}
+            for l in (run / "losses.jsonl").read_text().splitlines()]
+
+
+def test_sft_lora_changes_parameters_and_loss_falls(tiny_model_dir, data, tmp_path):
+    out = tmp_path / "sft"
+    rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
+               "--epochs", "10", "--batch-size", "4", "--lr", "3e-2", "--lora-r", "8", "--out", str(out)])
+    assert rc == 0
+    curve = _losses(out)
+    assert len(curve) == 20
+    # the tiny model's tied embedding (std 0.02) bounds how far LoRA can move the logits (~0.6 nats
+    # at most), so "fell" is a margin, not a ratio
+    assert sum(r["loss"] for r in curve[-3:]) / 3 < sum(r["loss"] for r in curve[:3]) / 3 - 0.05
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["metrics"]["loss_fell"]
+    base = load_file(str(tiny_model_dir / "model.safetensors"))
+    merged = load_file(str(out / "merged" / "model.safetensors"))
+    changed = [k for k in base if k in merged and not torch.equal(base[k], merged[k])]
+    assert changed, "no parameter changed after training"
+    adapter = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert any("lora_B" in k and float(v.abs().sum()) > 0 for k, v in adapter.items())
+
+
+@pytest.mark.parametrize("objective,extra", [("bct+act+cf", []), ("act", ["--full-finetune", "true"])])
+def test_bct_act_cf_terms_logged(tiny_model_dir, data, tmp_path, objective, extra):
+    out = tmp_path / objective.replace("+", "_")
+    rc = main(["train", "--model", str(tiny_model_dir), "--bct", str(data / "pairs.jsonl"), "--objective", objective,
+               "--epochs", "2", "--batch-size", "4", "--lr", "1e-3", "--act-weight", "1e-2",
+               "--save-merged", "false", "--out", str(out), *extra])
+    assert rc == 0
+    curve = _losses(out)
+    if "bct" in objective:
+        assert all("nll" in r and "act" in r and "cf" in r for r in curve)
+        assert any(r["cf"] > 0 for r in curve)
+    else:
+        assert all("act" in r and "nll" not in r for r in curve)
+        # ACT starts at zero-ish only where wrapped == clean; wrappers differ, so it is positive
+        assert curve[0]["act"] > 0
+        assert (out / "model" / "model.safetensors").exists()
+
+
+def _cmd(model_dir, data, out):
+    return [sys.executable, "-m", "sharpset", "train", "--model", str(model_dir), "--bct", str(data / "pairs.jsonl"),
+            "--objective", "bct+act", "--epochs", "40", "--batch-size", "2", "--grad-accum", "2", "--lr", "1e-3",
+            "--save-every", "3", "--save-merged", "false", "--threads", "1", "--out", str(out)]
+
+
+def test_kill_mid_training_resumes_with_same_data_order(tiny_model_dir, data, tmp_path):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen(_cmd(tiny_model_dir, data, killed), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    curve = killed / "losses.jsonl"
+    deadline = time.time() + 180
+    while (not curve.exists() or curve.read_bytes().count(b"\n") < 8) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads((killed / "checkpoints" / "last" / "state.json").read_text())
+    total = state.get("total_steps")
+    assert 0 < state["step"] < total
+    r = subprocess.run(_cmd(tiny_model_dir, data, killed), env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resuming from checkpoint" in r.stdout
+    r2 = subprocess.run(_cmd(tiny_model_dir, data, clean), env=env, capture_output=True, text=True)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    a, b = _losses(killed), _losses(clean)
+    assert len(a) == len(b) == total
+    assert a == b  # same batches in the same order, same dropout draws, same optimizer state
+    wa = load_file(str(killed / "adapter" / "adapter_model.safetensors"))
+    wb = load_file(str(clean / "adapter" / "adapter_model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
