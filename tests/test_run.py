@@ -135,3 +135,17 @@ def test_run_folder_from_older_key_scheme_is_resumed_not_refused(tmp_path):
     assert again.key == run_key("s", 1, Cfg(n=5), {}) and "k1" in again.done_samples()
     with pytest.raises(UserError, match="holds a different run"):
         RunDir.open(out, "s", 1, Cfg(n=6))
+
+
+def test_list_and_dict_fields_from_flags():
+    from sharpset.synth import SynthConfig
+
+    sp = [{"text": "t", "category": "math"}]
+    cfg = from_mapping(SynthConfig, {"system_prompts": sp, "quotas": "{math: 2}"})
+    assert cfg.quotas == {"math": 2}
+    from sharpset.tag import TagConfig
+
+    assert from_mapping(TagConfig, {"input": "x", "scores": "quality, category"}).scores == ["quality", "category"]
+    assert from_mapping(TagConfig, {"input": "x", "scores": "[quality, ifd]"}).scores == ["quality", "ifd"]
+    with pytest.raises(UserError, match="quotas: expected dict"):
+        from_mapping(SynthConfig, {"system_prompts": sp, "quotas": "{math: 2"})

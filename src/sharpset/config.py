@@ -46,7 +46,12 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
     if optional and isinstance(value, str) and value.strip().lower() in ("null", "none", "~"):
         return None
     if isinstance(value, str) and base is not str:
-        value = yaml.safe_load(value) if value.strip() else value
+        try:  # a flag's text: YAML scalars, flow lists "[a, b]" and mappings "{k: v}"
+            value = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError as e:
+            problem = str(e).splitlines()[0]
+            raise UserError(f"{where}: {name}: expected {getattr(base, '__name__', base)}, got {value!r} "
+                            f"({problem})") from None
         if value is None and optional:
             return None
     try:
@@ -65,7 +70,7 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
         if base is str:
             return str(value)
         if base in (list, tuple):
-            if isinstance(value, str):
+            if isinstance(value, str):  # from a flag: "a,b,c" (a YAML flow list "[a, b]" parsed above)
                 value = [v.strip() for v in value.split(",") if v.strip()]
             if not isinstance(value, (list, tuple)):
                 raise TypeError
@@ -127,7 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         if f.name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar="V",
+        base = _base_type(typing.get_type_hints(cls)[f.name])
+        metavar = "A,B,..." if base in (list, tuple) else "{K: V, ...}" if base is dict else "V"
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar=metavar,
                             help=f"{f.metadata.get('help', '')} (default: {default!r})")
 
 
