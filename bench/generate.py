@@ -29,6 +29,11 @@ threshold 1 / 2 / 4 / 8 -> 608 / 620 / 639 / 796 steps at n=64, and at n=2000 HF
 and a cache copy, hence the default of batch_size // 8 (2 slots at batch 16).
 On a QUIET machine (nothing else running, 2 threads, 2026-11-30 08:33): refill 1.44x (process-CPU
 1.45x), bucket 1.19x, 620 vs 800 decode steps: still short of the issue's 1.5x target.
+At the new default limit of 384 (quiet, 2026-11-30 10:41, refill only): 25/64 answers at the limit,
+1062 vs 1536 decode steps (a 1.45x step ratio) but 202 vs 176 ms per step: refill 1.27x (CPU 1.39x).
+Per-step cost grows with length in the refill layout: a merged row is left-padded to the batch's
+KV width (a 40-token row attends over ~400 columns) and each finished row compacts (copies) the
+whole cache. Ragged per-row attention and in-place slot reuse are the next levers.
 
 The machine is often shared: the run prints the load average, wall and process-CPU seconds; on a
 busy machine use --repeats 2 (best of each) or --threads 1 (2-thread GEMMs stall badly when another
