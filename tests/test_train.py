@@ -119,3 +119,17 @@ def test_kill_mid_training_resumes_with_same_data_order(tiny_model_dir, data, tm
     wa = load_file(str(killed / "adapter" / "adapter_model.safetensors"))
     wb = load_file(str(clean / "adapter" / "adapter_model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_sft_through_trl_sfttrainer_backend(tiny_model_dir, data, tmp_path):
+    """--sft-backend trl: TRL's SFTTrainer on the same pre-tokenised rows (assistant-only loss)."""
+    out = tmp_path / "trl"
+    rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
+               "--sft-backend", "trl", "--epochs", "3", "--batch-size", "4", "--lr", "3e-2", "--lora-r", "8",
+               "--out", str(out)])
+    assert rc == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete"
+    base = load_file(str(tiny_model_dir / "model.safetensors"))
+    merged = load_file(str(out / "merged" / "model.safetensors"))
+    assert any(not torch.equal(base[k], merged[k]) for k in base if k in merged)

@@ -6,8 +6,8 @@ tokenised once, one BOS, labels on assistant content + end-of-turn):
 - ``sharpset`` (default): the shared loop in :mod:`sharpset.train.loop` (length-grouped batches,
   bf16 autocast option, exact gradient accumulation, checkpoints with the same data order on resume),
   which is also what BCT/ACT/counterfactual use, so SFT can be combined with them;
-- ``trl``: TRL's ``SFTTrainer`` on the same pre-tokenised rows (``input_ids`` + ``assistant_masks``,
-  which TRL folds into the labels), for users who want the ecosystem trainer; resume goes through
+- ``trl``: TRL's ``SFTTrainer`` on the same pre-tokenised rows (``input_ids`` + our assistant-only
+  ``labels``, which TRL uses as is), for users who want the ecosystem trainer; resume goes through
   its own ``resume_from_checkpoint``.
 """
 
@@ -33,12 +33,13 @@ def train_trl(cfg, model, tok, examples: list[dict], out: Path, log: Callable[[s
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    ds = Dataset.from_list([{"input_ids": e["ids"], "assistant_masks": [int(l != -100) for l in e["labels"]]}
-                            for e in examples])
+    # pre-tokenised rows with our own assistant-only labels: TRL uses a `labels` column as is
+    # (its assistant_only_loss accepts conversational datasets only)
+    ds = Dataset.from_list([{"input_ids": e["ids"], "labels": e["labels"]} for e in examples])
     args = dict(output_dir=str(out), per_device_train_batch_size=cfg.batch_size,
                 gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
                 max_length=cfg.max_length, seed=cfg.seed, bf16=cfg.bf16, use_cpu=True, report_to=[],
-                logging_steps=1, save_steps=cfg.save_every or 10**9, assistant_only_loss=True,
+                logging_steps=1, save_steps=cfg.save_every or 10**9,
                 max_steps=max_steps, dataset_kwargs={"skip_prepare_dataset": False})
     args.update(extra_args or {})
     trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=ds, processing_class=tok,
