@@ -11,7 +11,7 @@ from sharpset.cli import main
 from sharpset.dataio import write_records
 from sharpset.records import validate
 from sharpset.restyle import REWRITE_TEMPLATE, build_messages, content_check
-from sharpset.shape import load_spec, shipped_specs
+from sharpset.spec import load_spec, shipped_specs
 
 from conftest import build_chatml_tokenizer
 

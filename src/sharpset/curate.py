@@ -33,7 +33,7 @@ default (DEITA#36 filled 3.0): the row is left out of every strategy that needs 
 counted in the report (``excluded``).
 
 Shape filter. ``--spec NAME_OR_FILE --min-conformance X`` scores every row against a response-shape
-spec (shape.py) and keeps only rows with ``conformance >= X`` before any strategy runs (counted).
+spec (spec.py) and keeps only rows with ``conformance >= X`` before any strategy runs (counted).
 
 Selection report (``curate_report.json`` + a printed table): category coverage, response length
 (words) and shape distributions, near-duplicate rate (share of rows with another row of the same
@@ -682,7 +682,7 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
     pool = canonical_order(rows)
     spec_info = None
     if cfg.spec:
-        from .shape import conformance, load_spec
+        from .spec import conformance, load_spec
 
         spec = load_spec(cfg.spec)
         scored = [{**r, **conformance(spec, response_of(r), prompt=instruction_of(r))} for r in pool]

@@ -171,7 +171,7 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
     from .models.profiles import encode_prompt, profile_for, stop_token_ids
     from .models.registry import chat_family
     from .records import Counts, content_id
-    from .shape import conformance, load_spec
+    from .spec import conformance, load_spec
 
     spec = load_spec(cfg.spec)
     if cfg.n_examples and not spec.examples:
