@@ -72,6 +72,8 @@ import numpy as np
 from .config import field
 from .errors import UserError
 from .records import canonical_json, content_id, validate, with_id
+from .records import last_assistant_text as response_of
+from .records import last_user_text as instruction_of
 from .run import derive_seed
 
 STAGE = "curate"
@@ -149,14 +151,6 @@ class CurateConfig:
 
 
 # ---------------------------------------------------------------- pool
-
-
-def instruction_of(row: dict) -> str:
-    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "user"), "")
-
-
-def response_of(row: dict) -> str:
-    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
 
 
 def canonical_order(rows: Sequence[dict]) -> list[dict]:

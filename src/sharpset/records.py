@@ -260,6 +260,16 @@ def validate(row, kind: str | None = None, *, require_response: bool = True,
     return problems
 
 
+def last_user_text(row: dict) -> str:
+    """The instruction of an SFT row's last exchange: its last user message ("" if none)."""
+    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "user"), "")
+
+
+def last_assistant_text(row: dict) -> str:
+    """The response of an SFT row's last exchange: its last assistant message ("" if none)."""
+    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
+
+
 def canonical_json(value) -> str:
     """Key-order-independent, whitespace-free JSON: the text content ids hash."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

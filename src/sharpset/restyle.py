@@ -50,6 +50,8 @@ from typing import Any, Callable
 
 from .config import field
 from .errors import UserError
+from .records import last_assistant_text as response_of
+from .records import last_user_text as instruction_of
 from .run import RunDir, derive_seed
 
 STAGE = "restyle"
@@ -104,16 +106,6 @@ class RestyleConfig:
         if self.on_error not in ("raise", "skip"):
             p.append(("on_error", "must be raise or skip"))
         return p
-
-
-def instruction_of(row: dict) -> str:
-    msgs = row["messages"]
-    last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-    return next((m["content"] for m in reversed(msgs[:last]) if m["role"] == "user"), "")
-
-
-def response_of(row: dict) -> str:
-    return next(m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant")
 
 
 def build_messages(spec, instruction: str, response: str, n_examples: int, system_role: bool = True) -> list[dict]:
