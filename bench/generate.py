@@ -15,25 +15,31 @@ the same run. The last line is `engine/hf_batched = R` for the default strategy.
 usage: python bench/generate.py [--n 64] [--batch-size 16] [--max-new-tokens 384] [--quick]
                                 [--repeats 1] [--threads N]
 
-Measured here (2 shared CPU cores, SmolLM2 fp32, n=64, batch 16, max_new_tokens 200; 33/64 answers
-hit the limit, so HF's batches keep only 65% of their row-steps useful). A decode step costs
-~70 ms + ~6 ms per row at 1 thread (the fixed part is re-reading 540 MB of weights), so what pays
-is fewer steps, i.e. full slots: refill 620 steps (84% of slots useful; the rest is the final drain
-and refill gaps) vs 800 for HF and 796 for bucket. Default run, 2 threads, load ~1.6:
-engine_refill/hf_batched 1.19x wall, 1.26x process-CPU; bucket 1.07x. 1-thread runs gave 1.21x-1.25x
-by CPU time; 2-thread wall ratios swung from 1.17x to 2.11x with other processes' load. Greedy
-output identical to HF for 64/64 prompts in every run.
-A schedule simulation on the same answer lengths (refill threshold = free slots before a refill):
-threshold 1 / 2 / 4 / 8 -> 608 / 620 / 639 / 796 steps at n=64, and at n=2000 HF/refill step ratios of
-1.53 / 1.48 / 1.40 / 1.25 (the drain amortises); each refill also costs one extra forward (~70 ms)
-and a cache copy, hence the default of batch_size // 8 (2 slots at batch 16).
-On a QUIET machine (nothing else running, 2 threads, 2026-11-30 08:33): refill 1.44x (process-CPU
-1.45x), bucket 1.19x, 620 vs 800 decode steps: still short of the issue's 1.5x target.
-At the new default limit of 384 (quiet, 2026-11-30 10:41, refill only): 25/64 answers at the limit,
-1062 vs 1536 decode steps (a 1.45x step ratio) but 202 vs 176 ms per step: refill 1.27x (CPU 1.39x).
-Per-step cost grows with length in the refill layout: a merged row is left-padded to the batch's
-KV width (a 40-token row attends over ~400 columns) and each finished row compacts (copies) the
-whole cache. Ragged per-row attention and in-place slot reuse are the next levers.
+Rows `engine_refill[torch-linear]` and `hf_batched[onednn-linear]` are ablations (skip them with
+--no-ablations): they separate what the schedule buys (fewer decode steps) from what the engine's
+CPU linear kernels buy (oneDNN on prepacked weights, engine/linear.py).
+
+Quiet machine, 2026-11-30 (2 EPYC cores, 2 threads, SmolLM2 fp32, n=64, batch 16, max_new_tokens
+384 = `synth`'s response limit; answers 8-384 tokens, median 222, 25/64 at the limit):
+  hf_batched 55.2 tok/s (1536 decode steps, 159 ms/step)      1.00x
+  engine_refill 141.5 tok/s (1062 steps, 81 ms/step)          2.56x   <- the default engine
+  engine_bucket 122.5 tok/s (1532 steps, 68 ms/step)          2.22x
+  engine_refill[torch-linear] 83.3 tok/s (143 ms/step)        1.51x   schedule alone
+  hf_batched[onednn-linear] 80.6 tok/s                        1.46x   kernels alone
+Greedy output identical to HF for 64/64 prompts (and 8/8 to one-at-a-time) with either kernel.
+The engine reaches 39.5 GFLOP/s useful = 22% of the measured fp32 matmul peak (176 GFLOP/s), HF
+batched 9%. Why the kernels matter: with `F.linear`, 3/4 of a decode step was `aten::mm` at
+~55 GFLOP/s for 16 rows (torch re-packs each weight on every call); oneDNN on weights reordered
+once runs the same matrices 1.6-3x faster (LM head 21.6 -> 6.9 ms). The schedule's share: refill
+keeps 79% of slots useful vs 55% for HF's static batches. Earlier figures (same day, before the
+kernels, on a busier machine): refill 1.27x-1.47x at 384 tokens, 1.44x at 200.
+Refill threshold (free slots before a refill), simulated on these answer lengths: 1 / 2 / 4 / 8
+-> 1025 / 1062 / 1149 / 1327 decode steps (+42 / 23 / 12 / 6 prefills); the default is
+batch_size // 8 (2 slots at batch 16). Most of the remaining gap to the ideal 844 steps is the
+final drain (the last rows admitted run alone to their end).
+Per-step cost still grows with KV width in the refill layout (81 ms/step vs bucket's 68): a merged
+row is left-padded to the batch's width and each finished row compacts the cache; ragged per-row
+attention and in-place slot reuse are the next levers.
 
 The machine is often shared: the run prints the load average, wall and process-CPU seconds; on a
 busy machine use --repeats 2 (best of each) or --threads 1 (2-thread GEMMs stall badly when another
@@ -226,6 +232,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=1,
                     help="run the batched methods this many times, alternating order; keep each one's best")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--no-ablations", action="store_true",
+                    help="skip the two kernel ablation rows (engine on torch linear, HF generate on oneDNN linear)")
     ap.add_argument("--quick", action="store_true", help="smoke run: n=24, max-new-tokens=48, single-n=2")
     args = ap.parse_args(argv)
     if args.quick:
@@ -235,6 +243,7 @@ def main(argv=None) -> None:
 
     from sharpset.engine import GenerationRequest, SamplingParams
     from sharpset.engine.hf import TransformersEngine
+    from sharpset.engine.linear import PrepackedLinears
 
     hf_logging.set_verbosity_error()
     if args.threads:
@@ -267,16 +276,27 @@ def main(argv=None) -> None:
     def hf_batched():
         return [r for s in range(0, args.n, bs) for r in hf_generate(model, prompts[s:s + bs], max_new, stop, pad)]
 
-    def engine(strategy):
+    def hf_batched_onednn():
+        with PrepackedLinears(model, bs).active():
+            return hf_batched()
+
+    def engine(strategy, kernel="auto", label=None):
         def run():
-            eng = TransformersEngine(model, tok, batch_size=bs, strategy=strategy)
+            eng = TransformersEngine(model, tok, batch_size=bs, strategy=strategy, linear_kernel=kernel)
             res = eng.generate(reqs, progress=sys.stderr.isatty())
-            stats[strategy] = eng.stats
+            stats[label or strategy] = dict(eng.stats, kernel=eng.linear_kernel_used)
             return [(r.token_ids, r.n_new_tokens) for r in res]
         return run
 
+    strategies = args.strategies.split(",")
     methods = {"hf_batched": hf_batched}
-    methods.update({f"engine_{s}": engine(s) for s in args.strategies.split(",")})
+    methods.update({f"engine_{s}": engine(s) for s in strategies})
+    if not args.no_ablations:
+        # What the kernels buy vs what the schedule buys: the default strategy on plain F.linear,
+        # and HF generate on the engine's prepacked oneDNN linears.
+        label = f"{strategies[0]}[torch-linear]"
+        methods[f"engine_{label}"] = engine(strategies[0], "torch", label)
+        methods["hf_batched[onednn-linear]"] = hf_batched_onednn
     hf_generate(model, prompts[:2], 4, stop, pad)  # warm-up
 
     def timed(name, fn, n):
@@ -326,10 +346,13 @@ def main(argv=None) -> None:
         log(f"{name:38s} {n:7d} {tokens:7d} {sec:7.1f} {cpu:7.1f} {tokens / sec:7.1f} {tokens / sec / base:12.2f}x")
     for strategy, st in stats.items():
         util = st["decode_rows"] / max(st["decode_steps"] * bs, 1)
-        log(f"engine_{strategy}: {st['decode_steps']} decode steps, slot use {util:.0%}, "
-            f"{st['prefill_calls']} prefills ({st['prefill_tokens']} tokens incl. padding), {st['merges']} merges")
+        log(f"engine_{strategy} ({st['kernel']} linear): {st['decode_steps']} decode steps, slot use {util:.0%}, "
+            f"{st['prefill_calls']} prefills ({st['prefill_tokens']} tokens incl. padding), {st['merges']} merges; "
+            f"decode {st['decode_seconds']:.1f}s ({1000 * st['decode_seconds'] / max(st['decode_steps'], 1):.0f} "
+            f"ms/step), prefill {st['prefill_seconds']:.1f}s, cache copies {st['cache_seconds']:.1f}s")
     hf_steps = sum(max(lengths[s:s + bs]) for s in range(0, args.n, bs))
-    log(f"hf_batched: {hf_steps} decode steps, slot use {sum(lengths) / (hf_steps * bs):.0%}")
+    log(f"hf_batched: {hf_steps} decode steps, slot use {sum(lengths) / (hf_steps * bs):.0%}, "
+        f"{1000 * rows['hf_batched'][2] / hf_steps:.0f} ms/step (wall, prefill included)")
 
     log("\nagreement with HF greedy (token ids):")
     for strategy in stats:
@@ -338,6 +361,9 @@ def main(argv=None) -> None:
         agreement(f"engine_{strategy} vs hf_single", model, prompts, got[:k], outputs["hf_single"], stop, log)
     agreement("hf_batched vs hf_single (HF's own batch-shape noise)", model, prompts, outputs["hf_batched"][:k],
               outputs["hf_single"], stop, log)
+    if "hf_batched[onednn-linear]" in outputs:
+        agreement("hf_batched[onednn-linear] vs hf_batched", model, prompts, outputs["hf_batched[onednn-linear]"],
+                  outputs["hf_batched"], stop, log)
 
     peak = max(peak, matmul_peak())  # best of start and end: other processes only lower it
     log(f"\nfp32 matmul peak (best at start/end): {peak:.1f} GFLOP/s")
@@ -350,11 +376,21 @@ def main(argv=None) -> None:
             "of the matmul peak")
     load_end = os.getloadavg()[0]
     log(f"load average {load_end:.2f}; total {time.perf_counter() - t0:.0f}s")
-    if max(load_start, load_end) > 1.5:
-        log("note: other processes were running; wall-clock ratios are noisy (cpu s is less affected at 1 thread)")
+    if load_start > 1.0:  # at the end the load includes this run's own threads; only the start tells
+        log("note: other processes were running at the start; wall-clock ratios are noisy "
+            "(cpu s is less affected at 1 thread)")
     eng = rows[f"engine_{default}"]
     hf = rows["hf_batched"]
     log(f"engine_{default}/hf_batched by process CPU time = {hf[3] / hf[1] / (eng[3] / eng[1]):.2f}")
+    tps = {name: r[1] / r[2] for name, r in rows.items()}
+    if f"engine_{default}[torch-linear]" in tps:
+        log(f"schedule alone (both on torch linear): engine_{default}[torch-linear]/hf_batched = "
+            f"{tps[f'engine_{default}[torch-linear]'] / base:.2f}")
+    if "hf_batched[onednn-linear]" in tps:
+        log(f"schedule alone (both on oneDNN linear): engine_{default}/hf_batched[onednn-linear] = "
+            f"{tps[f'engine_{default}'] / tps['hf_batched[onednn-linear]']:.2f}")
+        log(f"kernels alone (HF generate): hf_batched[onednn-linear]/hf_batched = "
+            f"{tps['hf_batched[onednn-linear]'] / base:.2f}")
     print(f"engine/hf_batched = {eng[1] / eng[2] / base:.2f}")
 
 

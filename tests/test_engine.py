@@ -16,6 +16,7 @@ import torch
 
 from sharpset.engine import ENGINES, GenerationRequest, SamplingParams, engine_class, get_engine
 from sharpset.engine.hf import TransformersEngine
+from sharpset.engine.linear import PrepackedLinears, onednn_unavailable, resolve_kernel
 
 VOCAB = 200
 EOS = 1
@@ -253,6 +254,72 @@ def test_bad_requests(llama, tok):
     with pytest.raises(ValueError, match="strategy"):
         TransformersEngine(llama, tok, strategy="static")
     assert SamplingParams(stop_strings=["a"]).stop_strings == ("a",)  # lists from YAML become tuples
+
+
+def _float32_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      bos_token_id=0, eos_token_id=EOS, initializer_range=0.3)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.mark.skipif(onednn_unavailable(torch.nn.Linear(2, 2)) is not None, reason="no oneDNN in this torch")
+def test_onednn_linear_kernel_matches_torch(tok):
+    model = _float32_llama()
+    prompts = _prompts(6, seed=21)
+    reqs = _requests(prompts, max_new_tokens=16, stop_token_ids=())
+    fast = TransformersEngine(model, tok, batch_size=3)
+    assert fast.linear_kernel_used == "onednn"  # auto picks it for a CPU fp32 model
+    got = fast.generate(reqs, progress=False)
+    plain = TransformersEngine(model, tok, batch_size=3, linear_kernel="torch")
+    ref = plain.generate(reqs, progress=False)
+    assert plain.linear_kernel_used == "torch"
+    assert [r.token_ids for r in got] == [r.token_ids for r in ref]
+    # the layers are restored after the call, also after an abandoned generator
+    it = fast.generate_iter(reqs, progress=False)
+    next(it)
+    assert any("forward" in m.__dict__ for m in model.modules())
+    it.close()
+    assert not any("forward" in m.__dict__ for m in model.modules())
+    assert fast.generate(reqs, progress=False)[0].token_ids == got[0].token_ids  # packs reused
+
+
+@pytest.mark.skipif(onednn_unavailable(torch.nn.Linear(2, 2)) is not None, reason="no oneDNN in this torch")
+def test_prepacked_linears_fall_back_when_packing_would_be_wrong():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4, bias=False))
+    packs = PrepackedLinears(model, batch_hint=4)
+    x = torch.randn(5, 8)
+    with packs.active() as n:
+        assert n == 2
+        with torch.inference_mode():
+            assert torch.allclose(model(x), model[2](model[1](torch.nn.functional.linear(x, model[0].weight,
+                                                                                         model[0].bias))),
+                                  atol=1e-5)
+        # autograd recording: plain F.linear, gradients reach the weights
+        model(x).sum().backward()
+        assert model[0].weight.grad is not None and model[0].weight.grad.abs().sum() > 0
+        # a weight changed in place since packing: the stale pack is not used
+        with torch.no_grad():
+            model[2].weight.mul_(2.0)
+            h = model[1](model[0](x))
+            assert torch.allclose(model[2](h), torch.nn.functional.linear(h, model[2].weight), atol=1e-5)
+    with packs.active():  # repacked on the next use
+        with torch.inference_mode():
+            h = model[1](model[0](x))
+            assert torch.allclose(model[2](h), torch.nn.functional.linear(h, model[2].weight), atol=1e-5)
+    assert not any("forward" in m.__dict__ for m in model.modules())
+
+
+def test_linear_kernel_choice(llama, tok):
+    assert resolve_kernel("auto", llama) == "torch"  # float64: oneDNN linear does not serve it
+    with pytest.raises(ValueError, match="float64"):
+        TransformersEngine(llama, tok, linear_kernel="onednn")
+    with pytest.raises(ValueError, match="linear_kernel"):
+        TransformersEngine(llama, tok, linear_kernel="fast")
 
 
 def _smollm2():

@@ -12,10 +12,13 @@ that are padding for every remaining row are cut off. Two schedules:
   free, waiting prompts are prefilled as a small batch and merged into the running one (the
   shorter side is left-padded), so slots do not sit idle.
 * ``bucket``: prompts sorted by length, static batches, finished rows dropped, no refill.
-  `bench/generate.py` measures both (numbers in its docstring): refill won, ~1.2x HF batched
-  `generate` (1.26x by CPU time) vs ~1.1x for bucket: a CPU decode step costs ~70 ms + ~6 ms per row for SmolLM2
-  (all weights are re-read every step), so dropping finished rows saves little while keeping
-  the slots full saves whole steps.
+
+Per step, a CPU decode of 16 rows is dominated by the weight matrices (~3/4 of the time in
+``aten::mm`` under torch's ``F.linear``); on CPU in fp32/bf16 the engine therefore runs every
+``nn.Linear`` through oneDNN on weights prepacked once (engine/linear.py, ``linear_kernel``),
+which roughly halves the step. `bench/generate.py` separates the two gains (numbers in its
+docstring): the schedule saves steps (refill 1062 vs HF's 1536 on its 64 prompts at 384 tokens),
+the kernels make each step cheaper.
 
 Masks are built here as 4-D tensors (plus a sliding-window variant for models such as Gemma 3
 whose `layer_types` mix full and sliding attention), so the model never has to derive them from
@@ -31,6 +34,7 @@ depend on its neighbours in the batch (up to fp32 rounding differences between b
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from collections import deque
@@ -41,6 +45,7 @@ import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from sharpset.engine.base import FinishReason, GenerationRequest, GenerationResult, SamplingParams
+from sharpset.engine.linear import KERNELS, PrepackedLinears, resolve_kernel
 
 STRATEGIES = ("refill", "bucket")
 _GROW = 64  # columns added when a cache buffer runs out of room
@@ -274,12 +279,16 @@ class TransformersEngine:
     left padding (masked out; defaults to the tokenizer's pad, then EOS, then 0).
     stop_at_eos: also stop every row at the model's EOS id(s) (generation_config.eos_token_id,
     else tokenizer.eos_token_id), as `model.generate` does.
+    linear_kernel: "auto" (oneDNN on prepacked weights for a CPU model in fp32/bf16, else torch),
+    "onednn" (required; error if unavailable) or "torch" (plain `F.linear`); see engine/linear.py.
     """
 
     def __init__(self, model, tokenizer, *, batch_size: int = 16, strategy: str = "refill",
-                 pad_token_id: int | None = None, stop_at_eos: bool = True):
+                 pad_token_id: int | None = None, stop_at_eos: bool = True, linear_kernel: str = "auto"):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {STRATEGIES}, got {strategy!r}")
+        if linear_kernel not in KERNELS:
+            raise ValueError(f"linear_kernel: must be one of {KERNELS}, got {linear_kernel!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         self.model, self.tokenizer = model, tokenizer
@@ -310,6 +319,9 @@ class TransformersEngine:
         # bench's answer lengths, 1/8 of the batch beat 1 slot and 1/4 (bench/generate.py docstring).
         self.refill_min_free = max(1, batch_size // 8)
         self.max_prefill_tokens = 8192
+        self.linear_kernel = linear_kernel
+        self.linear_kernel_used = resolve_kernel(linear_kernel, model)  # also raises early for "onednn"
+        self._linears = PrepackedLinears(model, batch_size)
         self.stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ public API
@@ -330,10 +342,14 @@ class TransformersEngine:
         was_training = self.model.training
         self.model.eval()
         bar = _Bar(len(rows), progress)
+        # Resolved per call: the model may have moved device or dtype since __init__.
+        self.linear_kernel_used = resolve_kernel(self.linear_kernel, self.model)
+        linears = self._linears.active() if self.linear_kernel_used == "onednn" else contextlib.nullcontext()
         try:
-            schedule = self._refill if self.strategy == "refill" else self._bucket
-            for item in schedule(rows, bar):
-                yield item
+            with linears:
+                schedule = self._refill if self.strategy == "refill" else self._bucket
+                for item in schedule(rows, bar):
+                    yield item
         finally:
             bar.close()
             self.model.train(was_training)
