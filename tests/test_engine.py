@@ -314,8 +314,16 @@ def test_prepacked_linears_fall_back_when_packing_would_be_wrong():
     assert not any("forward" in m.__dict__ for m in model.modules())
 
 
-def test_linear_kernel_choice(llama, tok):
+def test_linear_kernel_choice(llama, tok, monkeypatch):
     assert resolve_kernel("auto", llama) == "torch"  # float64: oneDNN linear does not serve it
+    if onednn_unavailable(torch.nn.Linear(2, 2)) is None:
+        import sharpset.engine.linear as lin
+
+        small = _float32_llama()
+        assert resolve_kernel("auto", small) == "onednn"
+        monkeypatch.setattr(lin, "_mem_available", lambda: 2 * lin.packed_bytes(small) - 1)
+        assert resolve_kernel("auto", small) == "torch"  # packed copies would not fit: stay on F.linear
+        assert resolve_kernel("onednn", small) == "onednn"  # asked for explicitly: packed anyway
     with pytest.raises(ValueError, match="float64"):
         TransformersEngine(llama, tok, linear_kernel="onednn")
     with pytest.raises(ValueError, match="linear_kernel"):

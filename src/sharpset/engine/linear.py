@@ -12,6 +12,9 @@ summation order (~1e-6 relative in fp32), the same kind of difference a change o
 already makes. Packed copies cost one extra copy of the packed weights' memory while the engine
 holds them.
 
+"auto" also stays on ``F.linear`` when the packed copies (about the size of the model's linear
+weights) would take more than half of the memory the OS reports available (``MemAvailable``).
+
 Use ``PrepackedLinears(model).active()`` as a context: inside it, every plain ``nn.Linear`` of the
 model on CPU in fp32/bf16 routes through the packed weight. A call falls back to ``F.linear``
 whenever the packed copy could be wrong or unusable: autograd is recording (training between
@@ -49,6 +52,23 @@ def onednn_unavailable(model: nn.Module) -> str | None:
     return None
 
 
+def _mem_available() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes (Linux), else None (then no memory check)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def packed_bytes(model: nn.Module) -> int:
+    """Bytes the packed copies of `model`'s eligible linear weights take (about their own size)."""
+    return sum(m.weight.nbytes for m in _eligible(model))
+
+
 def resolve_kernel(kernel: str, model: nn.Module) -> str:
     """'auto' -> 'onednn' where available, else 'torch'; an explicit 'onednn' that cannot run is an error."""
     if kernel not in KERNELS:
@@ -56,11 +76,29 @@ def resolve_kernel(kernel: str, model: nn.Module) -> str:
     if kernel == "torch":
         return "torch"
     why = onednn_unavailable(model)
-    if why is None:
-        return "onednn"
-    if kernel == "onednn":
-        raise ValueError(f"linear_kernel='onednn': {why}")
-    return "torch"
+    if why is not None:
+        if kernel == "onednn":
+            raise ValueError(f"linear_kernel='onednn': {why}")
+        return "torch"
+    if kernel == "auto":
+        avail = _mem_available()
+        if avail is not None and packed_bytes(model) > avail // 2:
+            return "torch"
+    return "onednn"
+
+
+def _eligible(model: nn.Module) -> list[nn.Linear]:
+    out = []
+    for m in model.modules():
+        # Exactly nn.Linear: subclasses (quantized layers, ...) have their own forward; an
+        # instance-level forward means someone (accelerate hooks, another engine) already wrapped
+        # the layer, and we leave it alone.
+        if type(m) is not nn.Linear or "forward" in m.__dict__:
+            continue
+        w = m.weight
+        if w.device.type == "cpu" and w.dtype in _DTYPES and w.dim() == 2:
+            out.append(m)
+    return out
 
 
 def _key(w: torch.Tensor) -> tuple:
@@ -77,19 +115,6 @@ class PrepackedLinears:
         self.batch_hint = max(1, int(batch_hint))
         self._packed: dict[nn.Linear, tuple[tuple, torch.Tensor]] = {}
 
-    def _eligible(self) -> list[nn.Linear]:
-        out = []
-        for m in self.model.modules():
-            # Exactly nn.Linear: subclasses (quantized layers, ...) have their own forward; an
-            # instance-level forward means someone (accelerate hooks, another engine) already
-            # wrapped the layer, and we leave it alone.
-            if type(m) is not nn.Linear or "forward" in m.__dict__:
-                continue
-            w = m.weight
-            if w.device.type == "cpu" and w.dtype in _DTYPES and w.dim() == 2:
-                out.append(m)
-        return out
-
     @torch.no_grad()
     def _pack(self, m: nn.Linear) -> tuple[tuple, torch.Tensor]:
         key = _key(m.weight)
@@ -102,7 +127,7 @@ class PrepackedLinears:
     @contextmanager
     def active(self) -> Iterator[int]:
         """Route eligible layers through their packed weights; yields how many layers that is."""
-        mods = self._eligible()
+        mods = _eligible(self.model)
         for m in mods:
             m.forward = _packed_forward(m, *self._pack(m))
         try:
