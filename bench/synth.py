@@ -8,6 +8,10 @@ tokens/s and clean rows/min. Last line: ``synth/naive = R`` (ratio of generated 
 
     python bench/synth.py              # n=32 attempts each (a few minutes on 2 cores)
     python bench/synth.py --n 64 --response-max-tokens 256
+
+Quiet machine, 2026-11-30 (2 cores, SmolLM2 fp32, n=24, response greedy max 192): naive 12.1 tok/s,
+3.5 clean rows/min; synth 106.0 tok/s, 30.5 clean rows/min: synth/naive = 8.77 (5.34 earlier the
+same day, before the engine's oneDNN linear kernels).
 """
 
 from __future__ import annotations
