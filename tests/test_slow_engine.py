@@ -14,6 +14,7 @@ import torch
 
 from sharpset.engine import GenerationRequest, SamplingParams
 from sharpset.engine.hf import TransformersEngine
+from sharpset.engine.scoring import _left_pad
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
@@ -52,12 +53,8 @@ def _cut(ids: list[int], stops: set[int]) -> list[int]:
 
 
 def _hf_batched(model, prompts, max_new, stops, pad):
-    width = max(map(len, prompts))
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        mask[i, width - len(p):] = 1
+    ids, mask = _left_pad([list(p) for p in prompts], pad)
+    width = ids.shape[1]
     with torch.inference_mode():
         out = model.generate(ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new,
                              eos_token_id=sorted(stops), pad_token_id=pad)

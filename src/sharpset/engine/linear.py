@@ -136,9 +136,6 @@ class PrepackedLinears:
             for m in mods:
                 m.__dict__.pop("forward", None)
 
-    def clear(self) -> None:
-        self._packed.clear()
-
 
 def _packed_forward(m: nn.Linear, key: tuple, packed: torch.Tensor):
     version, dtype = key[1], key[3]
