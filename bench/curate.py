@@ -1,5 +1,5 @@
 """DEITA's diversity filter at scale: select 1,000 of 100,000 synthetic 384-d unit embeddings
-(MiniLM's width) with keep-if-max-cosine <= 0.9, vectorised (``sharpset.curate.greedy_diverse``)
+(MiniLM's width) with keep-if-max-cosine <= 0.9, vectorised (``sharpset.stages.curate.greedy_diverse``)
 against a plain Python loop over the candidates, on the same input, in one run.
 
 Input (seeded): 1,000 cluster centres drawn uniformly on the sphere; cluster sizes follow Zipf
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
         threadpool_limits(args.threads)
     except ImportError:
         pass
-    from sharpset.curate import greedy_diverse
+    from sharpset.stages.curate import greedy_diverse
 
     print(f"load average {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}, BLAS threads: {args.threads})")
     t = time.perf_counter()

@@ -26,7 +26,7 @@ import torch
 
 def naive(model, tok, profile, n: int, args) -> dict:
     from sharpset.models.profiles import encode_prompt, encode_text, stop_token_ids
-    from sharpset.synth import clean_instruction
+    from sharpset.stages.synth import clean_instruction
 
     stops = stop_token_ids(profile, tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else stops[0]
@@ -64,7 +64,7 @@ def main() -> None:
     from sharpset.models import load_model
     from sharpset.models.profiles import profile_for
     from sharpset.run import RunDir
-    from sharpset.synth import SynthConfig, run
+    from sharpset.stages.synth import SynthConfig, run
 
     model, tok = load_model("smollm2-135m-instruct")
     profile = profile_for(tok)

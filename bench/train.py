@@ -37,7 +37,7 @@ FILLER = ["This is a well-known fact.", "Many people learn it at school.", "It i
 
 def examples(n: int = 200) -> list[dict]:
     from sharpset.dataio import read_records
-    from sharpset.wrap import QUESTIONS
+    from sharpset.stages.wrap import QUESTIONS
 
     rows = read_records(QUESTIONS, "sft", require_response=False).rows[:n]
     rng = random.Random(0)

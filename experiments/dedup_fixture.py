@@ -384,7 +384,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from sharpset.dedup import DedupConfig, default_embedder, dedup_rows, normalize, shingles, text_of
+    from sharpset.stages.dedup import DedupConfig, default_embedder, dedup_rows, normalize, shingles, text_of
 
     rows, truth, planted = build_fixture()
     n_true_clusters = len(set(truth))

@@ -46,7 +46,7 @@ def stage(mod, cfg, out: Path, inputs=()):
 
 def biased_answer(target: str, answer: str, wrong: str) -> str | None:
     """The target with its right answer replaced by the wrong one (None when it cannot be placed)."""
-    from sharpset.wrap import _NUM
+    from sharpset.stages.wrap import _NUM
 
     forms = [answer] + [w for w, d in _NUM.items() if d == answer] + ([_NUM[answer.lower()]] if answer.lower() in _NUM else [])
     for f in forms:

@@ -9,7 +9,7 @@ the *dev* half (even items); the figures this script reports by default are the 
 items), which played no part in choosing it. ``--split dev`` / ``--split all`` print the others.
 
 The judge runs exactly as ``sharpset tag`` runs it: ``load_model`` + ``profile_for`` +
-``sharpset.tag.Judge`` with ``TagConfig``'s defaults (batch size, max length, min mass), through
+``sharpset.judge.Judge`` with ``TagConfig``'s defaults (batch size, max length, min mass), through
 ``tag_rows`` on rows in the messages format, scores=["quality"].
 
 Printed, with n:
@@ -68,7 +68,7 @@ def run_judge(rows: list[dict], judge_name: str, log=print) -> list[dict]:
     from sharpset.models import load_model
     from sharpset.models.profiles import profile_for
     from sharpset.models.registry import chat_family
-    from sharpset.tag import Judge, TagConfig, tag_rows
+    from sharpset.stages.tag import Judge, TagConfig, tag_rows
 
     cfg = TagConfig(input="-", judge=judge_name, scores=["quality"])
     model, tok = load_model(cfg.judge, log=lambda *_: None)

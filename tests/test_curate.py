@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from sharpset import curate
-from sharpset.curate import (STRATEGY_NAMES, CurateConfig, allot, build_control, curate_rows, greedy_diverse,
+from sharpset.stages import curate
+from sharpset.stages.curate import (STRATEGY_NAMES, CurateConfig, allot, build_control, curate_rows, greedy_diverse,
                              label_baselines, label_spaces, near_dup_rate)
 from sharpset.records import content_id, validate
 

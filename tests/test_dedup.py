@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sharpset import dedup
+from sharpset.stages import dedup
 from sharpset.config import from_mapping
-from sharpset.dedup import (DedupConfig, cosine_pairs, dedup_rows, normalize, shingles, text_of)
+from sharpset.stages.dedup import (DedupConfig, cosine_pairs, dedup_rows, normalize, shingles, text_of)
 from sharpset.errors import UserError
 from sharpset.records import content_id
 
@@ -233,8 +233,10 @@ def test_fields_and_kinds():
     row = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "q1"},
                         {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"},
                         {"role": "assistant", "content": "a2"}]}
-    assert text_of(row, "instruction") == "q1"
+    # the instruction is the turn the answer replies to (one definition, sharpset.records.instruction_of)
+    assert text_of(row, "instruction") == "q2"
     assert text_of(row, "response") == "a2"
+    assert text_of({"messages": row["messages"][:-1]}, "instruction") == "q2"  # no answer yet: last user turn
     assert text_of(row, "conversation") == "sys\nq1\na1\nq2\na2"
     pc = {"prompt": "p", "completion": "c"}
     assert (text_of(pc, "instruction"), text_of(pc, "response")) == ("p", "c")

@@ -10,8 +10,8 @@ import pytest
 from sharpset.cli import main
 from sharpset.dataio import write_records
 from sharpset.records import validate
-from sharpset.restyle import REWRITE_TEMPLATE, build_messages, content_check
-from sharpset.spec import load_spec, shipped_specs
+from sharpset.stages.restyle import REWRITE_TEMPLATE, build_messages, content_check
+from sharpset.text.spec import load_spec, shipped_specs
 
 from conftest import build_chatml_tokenizer
 
@@ -57,7 +57,7 @@ def test_prompt_is_urial_style_examples_then_row():
 
 
 def test_content_check_and_reference_rewrites_pass_the_defaults():
-    from sharpset.restyle import RestyleConfig
+    from sharpset.stages.restyle import RestyleConfig
 
     assert content_check("The tilt of the axis.", "Sure. The axis tilt causes it.")["content_recall"] == 1.0
     assert content_check("The tilt of the axis.", "Bananas are yellow.")["content_recall"] == 0.0

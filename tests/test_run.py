@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from sharpset.records import RecordError
+
 from sharpset import recipes
 from sharpset.config import field, from_mapping, parse_set
 from sharpset.errors import UserError
@@ -78,7 +80,8 @@ def test_run_dir_manifest_resume_and_key_guard(tmp_path):
 def test_corrupt_middle_line_is_an_error(tmp_path):
     run = RunDir.open(tmp_path / "r", "stage", 1, Cfg())
     (tmp_path / "r" / RunDir.SAMPLES).write_text('{"key": "a"}\n{bad\n{"key": "b"}\n')
-    with pytest.raises(UserError, match=r"samples.partial.jsonl:2: <json>"):
+    # the run folder's log is dataio's resumable log: its errors are RecordErrors (exit 2 in the CLI)
+    with pytest.raises(RecordError, match=r"samples.partial.jsonl:2: <json>"):
         run.done_samples()
 
 
@@ -138,12 +141,12 @@ def test_run_folder_from_older_key_scheme_is_resumed_not_refused(tmp_path):
 
 
 def test_list_and_dict_fields_from_flags():
-    from sharpset.synth import SynthConfig
+    from sharpset.stages.synth import SynthConfig
 
     sp = [{"text": "t", "category": "math"}]
     cfg = from_mapping(SynthConfig, {"system_prompts": sp, "quotas": "{math: 2}"})
     assert cfg.quotas == {"math": 2}
-    from sharpset.tag import TagConfig
+    from sharpset.stages.tag import TagConfig
 
     assert from_mapping(TagConfig, {"input": "x", "scores": "quality, category"}).scores == ["quality", "category"]
     assert from_mapping(TagConfig, {"input": "x", "scores": "[quality, ifd]"}).scores == ["quality", "ifd"]

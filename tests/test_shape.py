@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sharpset.records import validate
-from sharpset.shape import (CLOSINGS, OPENINGS, PROMPT_COLUMNS, SHAPE_COLUMNS, markdown_stripped,
+from sharpset.text.shape import (CLOSINGS, OPENINGS, PROMPT_COLUMNS, SHAPE_COLUMNS, markdown_stripped,
                             shape_features, split_sentences)
 
 
@@ -259,7 +259,7 @@ def test_markdown_stripped():
                                        "x = 1\nescaped *star*")
     assert "x = 1" not in markdown_stripped(text, keep_code=False)
     # shape_words counts exactly the words of the code-free stripped text
-    from sharpset.shape import count_words
+    from sharpset.text.shape import count_words
     assert f(text)["shape_words"] == count_words(markdown_stripped(text, keep_code=False))
 
 

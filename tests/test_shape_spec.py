@@ -6,7 +6,7 @@ import pytest
 
 from sharpset.errors import UserError
 from sharpset.records import validate
-from sharpset.spec import (CRITERIA, conformance, load_spec, parse_spec, register_features,
+from sharpset.text.spec import (CRITERIA, conformance, load_spec, parse_spec, register_features,
                             shipped_specs)
 
 

@@ -15,8 +15,8 @@ import pytest
 from sharpset.config import from_mapping
 from sharpset.models.profiles import profile_for
 from sharpset.run import RunDir
-from sharpset.synth import SynthConfig, _query_prefix, clean_instruction
-from sharpset.tag import LETTERS, Judge, TagConfig, defuse, ifd_scores, tag_rows
+from sharpset.stages.synth import SynthConfig, _query_prefix, clean_instruction
+from sharpset.stages.tag import LETTERS, Judge, TagConfig, defuse, ifd_scores, tag_rows
 
 from conftest import build_chatml_tokenizer, build_tiny_llama
 
@@ -138,7 +138,7 @@ def test_ifd_both_definitions_and_tag_rows(tiny):
 
 def test_synth_quotas_fill_by_steering_category(tiny_model_dir, tmp_path):
     """Quota rounds: extra attempts steered to the short categories until each quota is met."""
-    from sharpset.synth import run as synth_run
+    from sharpset.stages.synth import run as synth_run
 
     def go(out):
         cfg = from_mapping(SynthConfig, {

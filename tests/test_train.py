@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from sharpset.cli import main
 from sharpset.config import from_mapping
 from sharpset.dataio import write_records
-from sharpset.wrap import WrapConfig, load_families, make_pairs, select_families
+from sharpset.stages.wrap import WrapConfig, load_families, make_pairs, select_families
 
 ANSWERS = ["The tilt of the axis.", "Leaves fall, rain sings softly.", "Use reversed or slicing.",
            "Hello world.", "It is blue.", "Seven days.", "Paris is the capital.", "Eight legs."]

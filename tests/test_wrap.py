@@ -15,7 +15,7 @@ import pytest
 from sharpset.config import from_mapping
 from sharpset.dataio import read_records, write_records
 from sharpset.records import validate
-from sharpset.wrap import (QUESTIONS, WrapConfig, counterfactual_messages, load_families, make_pairs,
+from sharpset.stages.wrap import (QUESTIONS, WrapConfig, counterfactual_messages, load_families, make_pairs,
                            mentions, select_families, validity)
 
 GROUPS = ("sycophancy", "jailbreak", "noise", "partner")

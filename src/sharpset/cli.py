@@ -136,13 +136,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 # name: (module, config class, help). Each stage module has STAGE, VERSION, run(cfg, run, log) and
 # optionally show(output_path, n). Imported lazily per stage, so a broken one never breaks the rest.
 STAGES: dict[str, tuple[str, str, str]] = {
-    "synth": ("sharpset.synth", "SynthConfig", "Magpie self-synthesis: the aligned model writes instruction/response pairs"),
-    "tag": ("sharpset.tag", "TagConfig", "judge scores (quality, difficulty, input quality, category), IFD, shape features"),
-    "dedup": ("sharpset.dedup", "DedupConfig", "exact / MinHash / embedding near-duplicate removal"),
-    "curate": ("sharpset.curate", "CurateConfig", "select a small set (quality-diversity, IFD, k-center, quota, baselines) "
+    "synth": ("sharpset.stages.synth", "SynthConfig", "Magpie self-synthesis: the aligned model writes instruction/response pairs"),
+    "tag": ("sharpset.stages.tag", "TagConfig", "judge scores (quality, difficulty, input quality, category), IFD, shape features"),
+    "dedup": ("sharpset.stages.dedup", "DedupConfig", "exact / MinHash / embedding near-duplicate removal"),
+    "curate": ("sharpset.stages.curate", "CurateConfig", "select a small set (quality-diversity, IFD, k-center, quota, baselines) "
                "or build format-vs-task control sets"),
-    "restyle": ("sharpset.restyle", "RestyleConfig", "rewrite responses into a response-shape spec, keeping their content"),
-    "wrap": ("sharpset.wrap", "WrapConfig", "turn clean prompts into invariance pairs with the subject model's own targets"),
+    "restyle": ("sharpset.stages.restyle", "RestyleConfig", "rewrite responses into a response-shape spec, keeping their content"),
+    "wrap": ("sharpset.stages.wrap", "WrapConfig", "turn clean prompts into invariance pairs with the subject model's own targets"),
     "train": ("sharpset.train", "TrainConfig", "LoRA or full fine-tuning: SFT, BCT, ACT, counterfactual regulariser"),
 }
 

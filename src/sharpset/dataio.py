@@ -305,8 +305,11 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _atomic_write(path: Path, write) -> Path:
-    """Run ``write(binary_file)`` on a temp sibling, fsync, then ``os.replace`` onto ``path``."""
+def atomic_write(path, write) -> Path:
+    """Run ``write(binary_file)`` on a temp sibling, fsync, then ``os.replace`` onto ``path``.
+
+    The one atomic writer: records, reports, manifests and configs all go through it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     try:
@@ -321,6 +324,19 @@ def _atomic_write(path: Path, write) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+_atomic_write = atomic_write  # the first release's private name
+
+
+def write_text(path, text: str) -> Path:
+    """Write a text file atomically (UTF-8)."""
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON (non-ASCII kept, a final newline) atomically."""
+    return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _jsonl_writer(rows, path: Path, default=None):
@@ -384,7 +400,7 @@ def write_records(rows, path, *, format: str | None = None) -> Path:  # noqa: A0
             raise ValueError(f"cannot tell the output format from {path}; use a .jsonl or .parquet "
                              "name or format='datasets'")
     if format == "jsonl":
-        return _atomic_write(path, _jsonl_writer(rows, path))
+        return atomic_write(path, _jsonl_writer(rows, path))
     if format not in ("parquet", "datasets"):
         raise ValueError(f"format must be 'jsonl', 'parquet' or 'datasets', not {format!r}")
     table, meta = _encode_table(list(rows), path)
@@ -393,7 +409,7 @@ def write_records(rows, path, *, format: str | None = None) -> Path:  # noqa: A0
     import pyarrow.parquet as pq
 
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta).encode("utf-8")})
-    return _atomic_write(path, lambda f: pq.write_table(table, f))
+    return atomic_write(path, lambda f: pq.write_table(table, f))
 
 
 def write_rejected(rejected, path) -> Path:
@@ -402,7 +418,7 @@ def write_rejected(rejected, path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / "rejected.jsonl"
-    return _atomic_write(path, _jsonl_writer(rejected, path, default=str))
+    return atomic_write(path, _jsonl_writer(rejected, path, default=str))
 
 
 # ---------------------------------------------------------------- resumable logs

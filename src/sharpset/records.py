@@ -260,19 +260,57 @@ def validate(row, kind: str | None = None, *, require_response: bool = True,
     return problems
 
 
-def last_user_text(row: dict) -> str:
-    """The instruction of an SFT row's last exchange: its last user message ("" if none)."""
-    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "user"), "")
+def conversation(row: dict) -> list[dict]:
+    """A row's conversation as messages, whatever its kind (a pair: its clean side + its target;
+    prompt/completion: the prompt then the completion)."""
+    kind = detect_kind(row)
+    if kind == "sft":
+        return list(row["messages"])
+    if kind == "pair":
+        msgs = list(row.get("clean") or [])
+        if isinstance(row.get("target"), str):
+            msgs.append({"role": "assistant", "content": row["target"]})
+        return msgs
+    if kind == "prompt_completion":
+        msgs = []
+        for key, role in (("prompt", "user"), ("completion", "assistant")):
+            value = row.get(key)
+            if isinstance(value, str):
+                msgs.append({"role": role, "content": value})
+            elif isinstance(value, list):
+                msgs.extend(value)
+        return msgs
+    raise ValueError("cannot tell the record kind of a row (no messages, clean/wrapped or prompt)")
 
 
-def last_assistant_text(row: dict) -> str:
-    """The response of an SFT row's last exchange: its last assistant message ("" if none)."""
-    return next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
+def instruction_of(row: dict) -> str:
+    """A row's instruction: the user turn its answer replies to -- the last user message when the
+    conversation ends awaiting an answer, else the last user message before the final assistant
+    message ("" if none). The one definition every stage uses (tag, dedup, curate, restyle, eval)."""
+    msgs = conversation(row)
+    end = len(msgs)
+    if msgs and msgs[-1].get("role") == "assistant":
+        end -= 1
+    return next((m["content"] for m in reversed(msgs[:end]) if m.get("role") == "user"), "")
 
 
-def canonical_json(value) -> str:
-    """Key-order-independent, whitespace-free JSON: the text content ids hash."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def response_of(row: dict) -> str:
+    """A row's answer: its last assistant message ("" if none)."""
+    return next((m["content"] for m in reversed(conversation(row)) if m.get("role") == "assistant"), "")
+
+
+# older names, kept for callers of the first release
+last_user_text = instruction_of
+last_assistant_text = response_of
+
+
+def canonical_json(value, *, default=None) -> str:
+    """Key-order-independent, whitespace-free JSON: the text content ids and run keys hash.
+
+    ``default`` (e.g. ``str``) serialises values JSON cannot hold; content ids pass none, so a row
+    that is not plain JSON cannot get an id."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                      default=default)
 
 
 def content_id(row: dict, kind: str | None = None) -> str:

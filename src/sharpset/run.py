@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -31,14 +30,17 @@ from typing import Any, Iterable
 
 import yaml
 
+from .dataio import append_jsonl, iter_jsonl, write_text
 from .errors import UserError
+from .records import canonical_json as _canonical_json
 
 PACKAGES = ("sharpset", "torch", "transformers", "tokenizers", "safetensors", "datasets", "accelerate",
             "peft", "trl", "sentence-transformers", "numpy", "pyarrow")
 
 
 def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Run keys hash this: :func:`sharpset.records.canonical_json` with non-JSON values as ``str``."""
+    return _canonical_json(obj, default=str)
 
 
 def sha256_text(text: str) -> str:
@@ -141,15 +143,6 @@ def run_key(stage: str, version: int, config: Any, input_hashes: dict[str, str])
     return sha256_text(canonical_json(payload))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class RunDir:
     """One run folder. Create with :meth:`open`, log samples, then :meth:`finish`."""
 
@@ -196,7 +189,7 @@ class RunDir:
                 "python": sys.version.split()[0], "platform": platform.platform(),
                 "argv": sys.argv, "seeds": run.seeds, "inputs": input_hashes, "models": {},
             }
-            _atomic_write_text(path / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
+            write_text(path / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
             run.save_manifest()
         return run
 
@@ -205,7 +198,7 @@ class RunDir:
         return self.manifest.get("status") == "complete"
 
     def save_manifest(self) -> None:
-        _atomic_write_text(self.path / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
+        write_text(self.path / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
 
     def record_model(self, role: str, info: dict[str, Any]) -> None:
         self.manifest.setdefault("models", {})[role] = info
@@ -225,35 +218,12 @@ class RunDir:
 
     # -- per-sample log ----------------------------------------------------------------------
     def done_samples(self) -> dict[str, dict]:
-        """Samples already logged by an earlier (possibly killed) attempt, by key."""
-        path = self.path / self.SAMPLES
-        if not path.exists():
-            return {}
-        out: dict[str, dict] = {}
-        with open(path, "rb") as fh:
-            lines = fh.read().split(b"\n")
-        for i, raw in enumerate(lines):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError:
-                if i == len(lines) - 1:  # a kill mid-write leaves at most a torn last line
-                    continue
-                raise UserError(f"{path}:{i + 1}: <json>: corrupt sample log line (not the last line)")
-            out[row["key"]] = row
-        if lines and lines[-1].strip():
-            # drop a torn last line so that the next append starts on a clean line
-            good = b"\n".join(l for l in lines[:-1]) + b"\n" if len(lines) > 1 else b""
-            try:
-                json.loads(lines[-1])
-            except json.JSONDecodeError:
-                with open(path, "wb") as fh:
-                    fh.write(good)
-        return out
+        """Samples already logged by an earlier (possibly killed) attempt, by key.
+
+        The log is :func:`sharpset.dataio.append_jsonl`'s: a torn last line (a kill mid-write) is
+        ignored here and cut off by the next append; a bad line elsewhere is an error naming it.
+        """
+        return {row["key"]: row for row in iter_jsonl(self.path / self.SAMPLES)}
 
     def log_sample(self, key: str, payload: dict[str, Any]) -> None:
-        with open(self.path / self.SAMPLES, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"key": key, **payload}, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.path / self.SAMPLES, {"key": key, **payload})

@@ -19,7 +19,7 @@ from ..errors import UserError
 
 PIPELINES: dict[str, tuple[str, str]] = {
     # name: (run function, config dataclass)
-    "quickstart": ("sharpset.quickstart:run", "sharpset.quickstart:QuickstartConfig"),
+    "quickstart": ("sharpset.pipelines.quickstart:run", "sharpset.pipelines.quickstart:QuickstartConfig"),
 }
 HERE = Path(__file__).parent
 TOP_KEYS = {"name", "pipeline", "description", "config"}

@@ -134,12 +134,10 @@ def prepare_model(cfg: TrainConfig, log: Callable[[str], None]):
 
     import torch
 
-    from ..models import load_model
-    from ..models.profiles import profile_for
-    from ..models.registry import chat_family
+    from ..stage import load_subject
 
-    model, tok = load_model(cfg.model, log=log)
-    profile = profile_for(tok, chat_family(cfg.model))
+    subject = load_subject(cfg.model, log=log)
+    model, tok, profile = subject.model, subject.tok, subject.profile
     model.config.use_cache = False
     reference = None
     if cfg.full_finetune:

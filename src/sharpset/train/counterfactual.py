@@ -2,7 +2,7 @@
 
 For a pair that carries a ``counterfactual`` note (``sharpset wrap``'s partner family), the
 counterfactual prompt is the wrapped conversation with a line saying the partner's suggestions will
-not help (:func:`sharpset.wrap.counterfactual_messages`). The regulariser is the per-token gap
+not help (:func:`sharpset.invariance.counterfactual_messages`). The regulariser is the per-token gap
 between the policy's log-probs of its own target under the normal and the counterfactual prompt
 (:func:`sharpset.train.losses.counterfactual_gap`), weight 0.1 by default (ICR's code; 0.2 was best
 in its ablation), added beside SFT/BCT -- not inside PPO as in the paper.
@@ -10,7 +10,7 @@ in its ablation), added beside SFT/BCT -- not inside PPO as in the paper.
 
 from __future__ import annotations
 
-from ..wrap import counterfactual_messages
+from ..invariance import counterfactual_messages
 
 
 def counterfactual_example(pair: dict, profile, tok, max_length: int):

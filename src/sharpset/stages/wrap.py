@@ -32,56 +32,20 @@ is logged as it is generated, so a killed run resumes. Default input: the shippe
 from __future__ import annotations
 
 import random
-import re
 import time
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable
 
-from .config import field
-from .errors import UserError
-from .run import RunDir, derive_seed
+from ..config import field
+from ..errors import UserError
+from ..invariance import (QUESTIONS, _NUM, _norm_words, clean_prompt, counterfactual_messages, eligible,  # noqa: F401 -- re-exported
+                          load_families, mentions, select_families, wrap_messages)
+from ..run import RunDir, derive_seed
 
 STAGE = "wrap"
 VERSION = 1
 
-DATA = Path(__file__).parent / "data"
-QUESTIONS = DATA / "questions.jsonl"
 DROP_REASONS = ("empty", "truncated", "wrong_answer")
-
-
-@lru_cache(maxsize=4)
-def load_families(path: str | None = None) -> dict[str, dict[str, Any]]:
-    """Wrapper families from ``wrappers.yaml`` (or a user file with the same layout)."""
-    import yaml
-
-    p = Path(path) if path else DATA / "wrappers.yaml"
-    try:
-        fams = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{p}: {e}") from None
-    for name, fam in fams.items():
-        if fam.get("kind") not in ("template", "pushback"):
-            raise UserError(f"{p}: {name}.kind: must be template or pushback")
-        if not fam.get("templates"):
-            raise UserError(f"{p}: {name}.templates: empty")
-        if fam["kind"] == "template":
-            for t in fam["templates"]:
-                if "{prompt}" not in t:
-                    raise UserError(f"{p}: {name}: template without {{prompt}}: {t!r}")
-    return fams
-
-
-def select_families(names: list[str], fams: dict[str, Any]) -> list[str]:
-    """Expand group names (``sycophancy``) and exact names (``sycophancy/opinion``)."""
-    out = []
-    for n in names:
-        hit = [f for f in fams if f == n or f.split("/")[0] == n]
-        if not hit:
-            raise UserError(f"families: unknown family {n!r}; known: {', '.join(fams)}")
-        out += [f for f in hit if f not in out]
-    return out
 
 
 @dataclass
@@ -128,22 +92,6 @@ class WrapConfig:
 
 # ------------------------------------------------------------------ pure transforms
 
-_NUM = {w: str(i) for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-                                          "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen",
-                                          "sixteen", "seventeen", "eighteen", "nineteen", "twenty"])}
-
-
-def _norm_words(text: str) -> str:
-    words = re.findall(r"[a-z0-9]+", text.casefold())
-    return " " + " ".join(_NUM.get(w, w) for w in words) + " "
-
-
-def mentions(text: str, answer: str) -> bool:
-    """Whole-word, case-insensitive match; number words count as digits ("eight" == "8")."""
-    a = _norm_words(answer).strip()
-    return bool(a) and f" {a} " in _norm_words(text)
-
-
 def validity(row: dict, target: str, finish_reason: str, drop_truncated: bool) -> str | None:
     """Why a clean answer is unusable as a target (a DROP_REASONS entry), or None when it is kept."""
     if not target.strip():
@@ -156,45 +104,10 @@ def validity(row: dict, target: str, finish_reason: str, drop_truncated: bool) -
     return None
 
 
-def clean_prompt(row: dict) -> list[dict]:
-    """The prompt part of a row: its messages up to and including the last user turn."""
-    msgs = row["messages"]
-    last = max(i for i, m in enumerate(msgs) if m["role"] == "user")
-    return [dict(m) for m in msgs[: last + 1]]
-
-
-def wrap_messages(clean: list[dict], family: dict, template: str, *, wrong: str | None,
-                  target: str | None = None) -> list[dict]:
-    """The wrapped conversation for one paraphrase (pure)."""
-    if family["kind"] == "pushback":
-        return [dict(m) for m in clean] + [{"role": "assistant", "content": target or ""},
-                                          {"role": "user", "content": template}]
-    text = template.replace("{wrong}", wrong or "").replace("{prompt}", clean[-1]["content"])
-    return [dict(m) for m in clean[:-1]] + [{"role": "user", "content": text}]
-
-
-def eligible(family: dict, wrong: str | None) -> list[str]:
-    """Templates usable for a row: those naming {wrong} need a known wrong answer."""
-    return [t for t in family["templates"] if wrong is not None or "{wrong}" not in t]
-
-
-def counterfactual_messages(pair: dict) -> list[dict] | None:
-    """ICR counterfactual of a partner pair: the note inserted right before the clean user text."""
-    note = pair.get("counterfactual")
-    if not note:
-        return None
-    wrapped, clean_text = pair["wrapped"], pair["clean"][-1]["content"]
-    last = wrapped[-1]["content"]
-    if not last.endswith(clean_text):
-        raise ValueError(f"pair {pair.get('id')}: counterfactual needs the clean prompt as a suffix")
-    head = last[: len(last) - len(clean_text)]
-    return [dict(m) for m in wrapped[:-1]] + [{"role": "user", "content": f"{head}{note}\n\n{clean_text}"}]
-
-
 def make_pairs(row: dict, target: str, family_names: list[str], fams: dict, heldout: set[str],
                cfg: WrapConfig) -> tuple[list[dict], int]:
     """Pairs for one clean row (pure given its target); also the count of families not applicable."""
-    from .records import content_id
+    from ..records import content_id
 
     clean = clean_prompt(row)
     wrong = row.get("wrong")
@@ -231,7 +144,7 @@ def make_pairs(row: dict, target: str, family_names: list[str], fams: dict, held
 
 
 def read_clean(cfg: WrapConfig) -> Any:
-    from .dataio import read_records
+    from ..dataio import read_records
 
     res = read_records(cfg.input or QUESTIONS, "sft", require_response=False)
     rows = [r for r in res.rows if r.get("format") is None or r["format"] in cfg.formats]
@@ -241,21 +154,19 @@ def read_clean(cfg: WrapConfig) -> Any:
 
 
 def run(cfg: WrapConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from .dataio import write_records
-    from .engine import GenerationRequest, SamplingParams, get_engine
-    from .models import load_model
-    from .models.profiles import encode_prompt, profile_for, stop_token_ids
-    from .models.registry import chat_family
+    from ..dataio import write_records
+    from ..engine import GenerationRequest, SamplingParams
+    from ..models.profiles import encode_prompt
+    from ..stage import load_subject
 
     fams = load_families(cfg.wrappers_file or None)
     names = select_families(cfg.families, fams)
     heldout = set(select_families(cfg.heldout_families, fams))
     res, rows = read_clean(cfg)
-    model, tok = load_model(cfg.model, log=log)
-    profile = profile_for(tok, chat_family(cfg.model))
-    run.record_model("subject", {"name": cfg.model, "chat_template_hash": profile.template_hash})
-    engine = get_engine("transformers", model=model, tokenizer=tok, batch_size=cfg.batch_size)
-    stops = tuple(stop_token_ids(profile, tok))
+    subject = load_subject(cfg.model, log=log, run=run, role="subject")
+    tok, profile = subject.tok, subject.profile
+    engine = subject.engine(cfg.batch_size)
+    stops = subject.stop_ids()
 
     done = run.done_samples()
     if done:
@@ -314,7 +225,7 @@ def run(cfg: WrapConfig, run: RunDir, log: Callable[[str], None] = print) -> dic
 
 def show(path: str, n: int = 5) -> str:
     """n pairs, clean vs wrapped vs target, for a person to read."""
-    from .dataio import read_records
+    from ..dataio import read_records
 
     out = []
     for p in read_records(path, "pair").rows[:n]:

@@ -67,13 +67,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .config import field
+from ...config import field
+from ...embed import default_embedder, embed_rows  # noqa: F401 -- re-exported (sharpset.curate.embed_rows)
+from ...stats import mean_ci  # noqa: F401 -- re-exported (sharpset.curate.mean_ci)
+from ...errors import UserError
+from ...records import canonical_json, content_id, with_id
+from ...records import instruction_of, response_of
+from ...run import derive_seed
 from .controls import CONTROLS, build_control, label_baselines, label_spaces
-from .errors import UserError
-from .records import canonical_json, content_id, with_id
-from .records import last_assistant_text as response_of
-from .records import last_user_text as instruction_of
-from .run import derive_seed
 
 STAGE = "curate"
 VERSION = 1
@@ -156,23 +157,6 @@ def canonical_order(rows: Sequence[dict]) -> list[dict]:
     rows = [with_id(r, "sft") for r in rows]
     keys = [(content_id(r, "sft"), canonical_json(r)) for r in rows]
     return [rows[i] for i in sorted(range(len(rows)), key=keys.__getitem__)]
-
-
-def embed_rows(rows: Sequence[dict], embed_field: str, embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """L2-normalised float64 embeddings, one per row; each distinct text embedded once, in sorted order."""
-    from .dedup import text_of
-
-    texts = [text_of(r, embed_field) for r in rows]
-    uniq = sorted(set(texts))
-    if not uniq:
-        return np.zeros((0, 1))
-    vecs = np.asarray(embed(uniq), dtype=np.float64)
-    if vecs.ndim != 2 or vecs.shape[0] != len(uniq):
-        raise ValueError(f"embedder returned shape {vecs.shape} for {len(uniq)} texts")
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    vecs = np.where(norms > 0, vecs / np.where(norms > 0, norms, 1.0), 0.0)
-    pos = {t: i for i, t in enumerate(uniq)}
-    return vecs[[pos[t] for t in texts]]
 
 
 def _num(row: dict, col: str) -> float | None:
@@ -466,28 +450,10 @@ def near_dup_rate(x: np.ndarray, threshold: float, block: int = 2048) -> float |
     return round(float(hit.mean()), 6)
 
 
-def mean_ci(values: Sequence[float], seed: int, n_boot: int = 1000) -> dict[str, Any]:
-    """Mean with a bootstrap 95% percentile interval (normal approximation above 5,000 values)."""
-    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
-    if len(v) == 0:
-        return {"mean": None, "ci95": None, "n": 0}
-    m = float(v.mean())
-    if len(v) == 1:
-        ci = [m, m]
-    elif len(v) > 5000:
-        h = 1.96 * float(v.std(ddof=1)) / math.sqrt(len(v))
-        ci = [m - h, m + h]
-    else:
-        rng = np.random.default_rng(seed)
-        boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
-        ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
-    return {"mean": round(m, 4), "ci95": [round(ci[0], 4), round(ci[1], 4)], "n": int(len(v))}
-
-
 def _shape(row: dict) -> dict:
     if "shape_words" in row and "shape_opening" in row:
         return row
-    from .shape import shape_features
+    from ...text.shape import shape_features
 
     return shape_features(response_of(row), prompt=instruction_of(row))
 
@@ -551,7 +517,7 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
     pool = canonical_order(rows)
     spec_info = None
     if cfg.spec:
-        from .spec import conformance, load_spec
+        from ...text.spec import conformance, load_spec
 
         spec = load_spec(cfg.spec)
         scored = [{**r, **conformance(spec, response_of(r), prompt=instruction_of(r))} for r in pool]
@@ -563,7 +529,6 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
     else:
         cand = pool
     if embed is None:
-        from .dedup import default_embedder
 
         embed = default_embedder(cfg.embedder, cfg.batch_size)
     x = embed_rows(cand, cfg.embed_field, embed) if cand else np.zeros((0, 1))
@@ -663,13 +628,12 @@ def format_report(report: dict[str, Any]) -> str:
 def run(cfg: CurateConfig, run, log: Callable[[str], None] = print,
         embed: Callable[[list[str]], np.ndarray] | None = None) -> dict[str, Any]:
     """Read ``cfg.input``, select, write ``selected.jsonl`` (+ ``control_<kind>.jsonl``) and the report."""
-    from .dataio import read_records, write_records, write_rejected
-    from .dedup import _write_json
-    from .records import Counts
+    from ...dataio import read_records, write_records, write_rejected
+    from ...dataio import write_json
+    from ...records import Counts
 
     res = read_records(cfg.input, "sft", on_error=cfg.on_error)
     if embed is None:
-        from .dedup import default_embedder
 
         embed = default_embedder(cfg.embedder, cfg.batch_size)
         run.record_model("embedder", {"name": cfg.embedder})
@@ -686,7 +650,7 @@ def run(cfg: CurateConfig, run, log: Callable[[str], None] = print,
     if res.rejected:
         write_rejected(res.rejected, run.path / "rejected.jsonl")
         outputs.append("rejected.jsonl")
-    _write_json(run.path / "curate_report.json", report)
+    write_json(run.path / "curate_report.json", report)
     outputs.append("curate_report.json")
     log(format_report(report))
     run.finish(counts=counts.as_dict(), outputs=outputs, metrics={
@@ -702,7 +666,7 @@ def run(cfg: CurateConfig, run, log: Callable[[str], None] = print,
 def show(path: str, n: int = 5) -> str:
     from pathlib import Path
 
-    from .dataio import read_records
+    from ...dataio import read_records
 
     p = Path(path)
     src = p / "selected.jsonl" if (p / "selected.jsonl").exists() else p

@@ -35,10 +35,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import field
-from .errors import UserError
-from .records import content_id, write_records
-from .run import RunDir, derive_seed
+from ..config import field
+from ..errors import UserError
+from ..records import content_id, write_records
+from ..run import RunDir, derive_seed
 
 STAGE = "synth"
 VERSION = 1
@@ -106,7 +106,7 @@ class SynthConfig:
                         p.append(("quotas", f"{c}: no system_prompts entry has this category, so no round "
                                             "can be steered towards it"))
                 if self.quota_by == "judge":
-                    from .tag import CATEGORIES
+                    from ..judge import CATEGORIES
 
                     bad = sorted(set(self.quotas) - set(CATEGORIES))
                     if bad:
@@ -146,17 +146,14 @@ def _norm(text: str) -> str:
 
 
 def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from .engine import GenerationRequest, SamplingParams, get_engine
-    from .models import load_model
-    from .models.profiles import encode_prompt, encode_text, profile_for, stop_token_ids
-    from .models.registry import chat_family
+    from ..engine import GenerationRequest, SamplingParams
+    from ..models.profiles import encode_prompt, encode_text
+    from ..stage import load_subject
 
-    model, tok = load_model(cfg.model, log=log)
-    profile = profile_for(tok, chat_family(cfg.model))
-    run.record_model("subject", {"name": cfg.model, "chat_family": profile.family,
-                                 "chat_template_hash": profile.template_hash, "pre_query": profile.pre_query})
-    engine = get_engine("transformers", model=model, tokenizer=tok, batch_size=cfg.batch_size)
-    stops = tuple(stop_token_ids(profile, tok))
+    subject = load_subject(cfg.model, log=log, run=run, role="subject")
+    model, tok, profile = subject.model, subject.tok, subject.profile
+    engine = subject.engine(cfg.batch_size)
+    stops = subject.stop_ids()
     steer = cfg.steering()
     inst_params = dict(max_new_tokens=cfg.instruction_max_tokens, temperature=cfg.instruction_temperature,
                        top_p=cfg.instruction_top_p, stop_token_ids=stops,
@@ -349,17 +346,15 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
 
 def _quota_judge(cfg: SynthConfig, model, tok, profile, log):
     """The judge that classifies rows for quota_by=judge, exactly as `sharpset tag` builds it."""
-    from .models import load_model
-    from .models.profiles import profile_for
-    from .models.registry import chat_family
-    from .tag import Judge, TagConfig
+    from ..judge import JUDGE_BATCH_SIZE, JUDGE_MAX_LENGTH, JUDGE_MIN_MASS, Judge
+    from ..stage import load_subject
 
     name = cfg.quota_judge or cfg.model
     if name != cfg.model:
-        model, tok = load_model(name, log=log)
-        profile = profile_for(tok, chat_family(name))
-    t = TagConfig(input="-")
-    return Judge(model, tok, profile, batch_size=t.batch_size, max_length=t.max_length, min_mass=t.min_mass)
+        j = load_subject(name, log=log)
+        model, tok, profile = j.model, j.tok, j.profile
+    return Judge(model, tok, profile, batch_size=JUDGE_BATCH_SIZE, max_length=JUDGE_MAX_LENGTH,
+                 min_mass=JUDGE_MIN_MASS)
 
 
 def _query_prefix(profile: Any, system: str | None, history: list[dict]) -> str:
@@ -381,7 +376,7 @@ def _query_prefix(profile: Any, system: str | None, history: list[dict]) -> str:
 
 def show(path: str, n: int = 5) -> str:
     """Five (or n) rendered rows of a synth output, for a person to read."""
-    from .records import read_records
+    from ..records import read_records
 
     rows = read_records(path).rows[:n]
     out = []

@@ -21,7 +21,7 @@ Content check (every drop counted by reason, and listed in ``restyle_dropped.jso
   ``drop_truncated: false`` leaves it to the content check);
   ``too_long``: the prompt exceeds ``max_prompt_tokens`` (not generated).
 - ``content_words``: content-word recall ``|C(orig) & C(new)| / |C(orig)|`` below
-  ``min_content_recall``, with C = :func:`sharpset.shape.content_words`. Recall, not Jaccard: a
+  ``min_content_recall``, with C = :func:`sharpset.text.shape.content_words`. Recall, not Jaccard: a
   restyled answer legitimately *adds* words (an acknowledgement, a summary line), which Jaccard
   would punish; what must not happen is losing the original's words. Jaccard is recorded too.
 - ``embedding``: cosine of the minilm-l6 embeddings of original and rewrite below ``min_cosine``.
@@ -48,11 +48,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import field
-from .errors import UserError
-from .records import last_assistant_text as response_of
-from .records import last_user_text as instruction_of
-from .run import RunDir, derive_seed
+from ..config import field
+from ..errors import UserError
+from ..records import instruction_of, response_of
+from ..run import RunDir, derive_seed
 
 STAGE = "restyle"
 VERSION = 1
@@ -124,7 +123,7 @@ def build_messages(spec, instruction: str, response: str, n_examples: int, syste
 
 def content_check(original: str, rewrite: str) -> dict[str, float]:
     """Content-word recall (share of the original's content words kept) and Jaccard."""
-    from .shape import content_words, jaccard
+    from ..text.shape import content_words, jaccard
 
     a, b = content_words(original), content_words(rewrite)
     recall = len(a & b) / len(a) if a else 1.0
@@ -147,7 +146,7 @@ def decide(sample: dict, cfg: RestyleConfig) -> str | None:
 
 
 def _summary(rows_conf: list[dict], criteria: list[str], seed: int) -> dict[str, Any]:
-    from .curate import mean_ci
+    from ..stats import mean_ci
 
     out = {"conformance": mean_ci([c["conformance"] for c in rows_conf], seed)}
     out["pass_rates"] = {c: (round(sum(r[f"conf_{c}"] for r in rows_conf) / len(rows_conf), 4) if rows_conf else None)
@@ -156,31 +155,28 @@ def _summary(rows_conf: list[dict], criteria: list[str], seed: int) -> dict[str,
 
 
 def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from .dataio import read_records, write_records, write_rejected
-    from .dedup import _write_json as write_json
-    from .engine import GenerationRequest, SamplingParams, get_engine
-    from .models import load_model
-    from .models.profiles import encode_prompt, profile_for, stop_token_ids
-    from .models.registry import chat_family
-    from .records import Counts, content_id
-    from .spec import conformance, load_spec
+    from ..dataio import read_records, write_json, write_records, write_rejected
+    from ..engine import GenerationRequest, SamplingParams
+    from ..models.profiles import encode_prompt
+    from ..stage import load_subject
+    from ..records import Counts, content_id
+    from ..text.spec import conformance, load_spec
 
     spec = load_spec(cfg.spec)
     if cfg.n_examples and not spec.examples:
         raise UserError(f"{spec.source}: examples: spec '{spec.name}' has no examples to show the model "
                         "(add some, or pass --n-examples 0)")
     res = read_records(cfg.input, "sft", on_error=cfg.on_error)
-    from .records import with_id
+    from ..records import with_id
 
     rows = [with_id(r, "sft") for r in (res.rows[: cfg.n] if cfg.n else res.rows)]
     not_taken = len(res.rows) - len(rows)
 
-    model, tok = load_model(cfg.model, log=log)
-    profile = profile_for(tok, chat_family(cfg.model))
-    run.record_model("rewriter", {"name": cfg.model, "chat_template_hash": profile.template_hash})
+    subject = load_subject(cfg.model, log=log, run=run, role="rewriter")
+    model, tok, profile = subject.model, subject.tok, subject.profile
     system_role = profile.layout is None or profile.layout.system_mode != "none"
-    engine = get_engine("transformers", model=model, tokenizer=tok, batch_size=cfg.batch_size)
-    stops = tuple(stop_token_ids(profile, tok))
+    engine = subject.engine(cfg.batch_size)
+    stops = subject.stop_ids()
 
     # the prompt must leave room for the rewrite inside the model's context
     limit = cfg.max_prompt_tokens
@@ -219,7 +215,7 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
     # embedding cosine (computed from the logged texts, so a resumed run gets the same values)
     cos: dict[str, float] = {}
     if cfg.min_cosine is not None:
-        from .dedup import default_embedder
+        from ..embed import default_embedder
 
         pairs = [(r["id"], response_of(r), done[r["id"]]["text"]) for r in rows
                  if not done[r["id"]].get("skipped") and done[r["id"]]["text"].strip()]
@@ -314,7 +310,7 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
 def show(path: str, n: int = 5) -> str:
     from pathlib import Path
 
-    from .dataio import read_records
+    from ..dataio import read_records
 
     p = Path(path)
     src = p / "restyled.jsonl" if (p / "restyled.jsonl").exists() else p

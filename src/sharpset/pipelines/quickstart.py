@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import field
-from .records import content_id, write_records
-from .run import RunDir, derive_seed, sha256_text
+from ..config import field
+from ..records import content_id, write_records
+from ..run import RunDir, derive_seed, sha256_text
 
 STAGE = "quickstart"
 VERSION = 1  # bump when the transform changes what it writes
@@ -94,11 +94,11 @@ def _model_info(name: str, model: Any, profile: Any) -> dict[str, Any]:
 
 
 def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from .engine import get_engine
-    from .engine.base import GenerationRequest, SamplingParams
-    from .models import load_model
-    from .models.profiles import encode, encode_prompt, profile_for, stop_token_ids
-    from .models.registry import chat_family
+    from ..engine import get_engine
+    from ..engine.base import GenerationRequest, SamplingParams
+    from ..models import load_model
+    from ..models.profiles import encode, encode_prompt, profile_for, stop_token_ids
+    from ..models.registry import chat_family
 
     # 1. aligned model ------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -184,7 +184,7 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
 
     # 3. embedder -----------------------------------------------------------------------------
     if cfg.embedder and len(rows) > 1:
-        from .models import load_embedder
+        from ..models import load_embedder
 
         emb = load_embedder(cfg.embedder)
         vecs = emb.encode([r["messages"][-1]["content"] for r in rows], normalize_embeddings=True,

@@ -165,7 +165,7 @@ def shipped_specs() -> dict[str, _Path]:
 
 
 def resolve_spec(name_or_path: str) -> _Path:
-    from .errors import UserError
+    from ..errors import UserError
 
     p = _Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
@@ -191,7 +191,7 @@ def _one_of(value, allowed: tuple[str, ...]) -> tuple[str, ...] | str:
 
 def parse_spec(data: _Any, where: str = "spec", lines: dict[str, int] | None = None) -> ShapeSpec:
     """Build a :class:`ShapeSpec` from a mapping; every problem is a UserError ``file:line: field: problem``."""
-    from .errors import UserError
+    from ..errors import UserError
 
     lines = lines or {}
 
@@ -287,7 +287,7 @@ def load_spec(name_or_path: str) -> ShapeSpec:
     """A shipped spec by name (``sharpset/specs/<name>.yaml``) or a YAML file; errors name file:line: field."""
     import yaml
 
-    from .errors import UserError
+    from ..errors import UserError
 
     path = resolve_spec(name_or_path)
     text = path.read_text(encoding="utf-8")

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .records import content_id, validate, with_id
-from .records import last_assistant_text as response_of
-from .run import derive_seed
+from ...errors import UserError
+from ...records import content_id, validate, with_id
+from ...records import response_of
+from ...run import derive_seed
 
 if TYPE_CHECKING:
-    from .curate import CurateConfig
+    from . import CurateConfig
 
 STAGE = "curate"  # the stage that builds controls: their seeds and provenance are keyed under it
 CONTROLS = ("simplified", "delusive", "empty")
@@ -67,7 +67,7 @@ def _derangement(labels: list[str], seed: int) -> dict[str, str]:
 
 def output_space_text(response: str) -> str:
     """Open rows' simplified instruction: only the answer's form (length, structure)."""
-    from .shape import shape_features
+    from ...text.shape import shape_features
 
     f = shape_features(response)
     words = max(10, int(round(f["shape_words"] / 10.0)) * 10)

@@ -42,7 +42,6 @@ square of a cluster's size.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -51,14 +50,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .config import field as _field  # a config key is named `field`: keep the helper's name free
-from .records import canonical_json, content_id, detect_kind, with_id
+from ..config import field as _field  # a config key is named `field`: keep the helper's name free
+from ..dataio import write_json
+from ..embed import FIELDS, default_embedder, text_of  # noqa: F401 -- re-exported (sharpset.dedup.*)
+from ..records import canonical_json, content_id, with_id
 
 STAGE = "dedup"
 VERSION = 1  # bump when the transform changes what it writes
 
 METHODS = ("exact", "minhash", "embedding")  # also the attribution order
-FIELDS = ("instruction", "response", "conversation")
 MINHASH_SEED = 1
 _EMBED_MARGIN = 1e-4  # float32 screen margin before the exact float64 rescoring
 _BLOCK_ELEMS = 1 << 22  # similarity-matrix elements per block (16 MiB in float32)
@@ -141,43 +141,6 @@ def normalize(text: str) -> str:
     while end > start and (text[end - 1].isspace() or unicodedata.category(text[end - 1])[0] == "P"):
         end -= 1
     return text[start:end]
-
-
-def _messages(row: dict) -> list[dict]:
-    """A row's conversation as messages, whatever its kind (a pair: its clean side + target)."""
-    kind = detect_kind(row)
-    if kind == "sft":
-        return list(row["messages"])
-    if kind == "pair":
-        msgs = list(row.get("clean") or [])
-        if isinstance(row.get("target"), str):
-            msgs.append({"role": "assistant", "content": row["target"]})
-        return msgs
-    if kind == "prompt_completion":
-        msgs = []
-        for key, role in (("prompt", "user"), ("completion", "assistant")):
-            value = row.get(key)
-            if isinstance(value, str):
-                msgs.append({"role": role, "content": value})
-            elif isinstance(value, list):
-                msgs.extend(value)
-        return msgs
-    raise ValueError("cannot tell the record kind of a row (no messages, clean/wrapped or prompt)")
-
-
-def text_of(row: dict, which: str) -> str:
-    """The text compared: first user message, last assistant message, or all contents joined.
-
-    A row without one (e.g. no assistant turn for ``response``) gives ``""``: never linked.
-    """
-    msgs = _messages(row)
-    if which == "instruction":
-        return next((m["content"] for m in msgs if m.get("role") == "user"), "")
-    if which == "response":
-        return next((m["content"] for m in reversed(msgs) if m.get("role") == "assistant"), "")
-    if which == "conversation":
-        return "\n".join(m.get("content", "") for m in msgs)
-    raise ValueError(f"field must be one of {', '.join(FIELDS)}, not {which!r}")
 
 
 def shingles(norm: str, n: int) -> set[str]:
@@ -286,18 +249,6 @@ def embedding_pairs(texts: Sequence[str], threshold: float,
         raise ValueError(f"embedder returned {vecs.shape[0]} vectors for {len(order)} texts")
     unit_pairs, scores = cosine_pairs(vecs, threshold)
     return _expand(members, unit_pairs, scores)
-
-
-def default_embedder(name: str = "minilm-l6", batch_size: int = 64) -> Callable[[list[str]], np.ndarray]:
-    from .models.registry import load_embedder
-
-    model = load_embedder(name)
-
-    def embed(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                            convert_to_numpy=True, show_progress_bar=False)
-
-    return embed
 
 
 # ---------------------------------------------------------------- clustering
@@ -434,8 +385,8 @@ def dedup_rows(rows: Sequence[dict], cfg: DedupConfig,
 
 def run(cfg: DedupConfig, run, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Read ``cfg.input``, deduplicate, write the outputs into the run folder, finish the run."""
-    from .dataio import read_records, write_rejected, write_records
-    from .records import Counts
+    from ..dataio import read_records, write_rejected, write_records
+    from ..records import Counts
 
     res = read_records(cfg.input, on_error=cfg.on_error, require_response=cfg.field == "response")
     embed = None
@@ -452,15 +403,9 @@ def run(cfg: DedupConfig, run, log: Callable[[str], None] = print) -> dict[str, 
     if res.rejected:
         write_rejected(res.rejected, run.path / "rejected.jsonl")
         outputs.append("rejected.jsonl")
-    _write_json(run.path / "dedup_report.json", report)
+    write_json(run.path / "dedup_report.json", report)
     removed = ", ".join(f"{m} {k}" for m, k in report["rows_removed_by_method"].items())
     log(f"dedup: read {counts.read}, kept {counts.written}, removed {counts.dropped} ({removed}), "
         f"rejected {counts.rejected}; {report['clusters']} clusters")
     run.finish(counts=counts.as_dict(), outputs=outputs, metrics=report)
     return report
-
-
-def _write_json(path, obj) -> None:
-    from .dataio import _atomic_write
-
-    _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")))

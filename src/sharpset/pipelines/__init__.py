@@ -1,0 +1,1 @@
+"""End-to-end pipelines that recipes name (quickstart); each chains stage runs."""

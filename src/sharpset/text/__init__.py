@@ -1,0 +1,1 @@
+"""Text features shared by stages and suites: response shape (shape.py), shape specs (spec.py)."""
