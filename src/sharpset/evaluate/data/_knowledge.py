@@ -145,7 +145,7 @@ MC = [
     ("maths_words", "What shape is a football?", "a sphere", ["a cube", "a cone"]),
     ("maths_words", "What is three times four?", "twelve", ["seven", "fourteen"]),
     ("maths_words", "How many items are in a dozen?", "twelve", ["ten", "twenty"]),
-    ("maths_words", "What is 100 divided by 4?", "25", ["20", "40"]),
+    ("maths_words", "What is fifty minus twenty?", "30", ["20", "70"]),
     # language
     ("language", "What is the plural of foot?", "feet", ["foots", "feets"]),
     ("language", "What is the plural of tooth?", "teeth", ["tooths", "teeths"]),
@@ -170,7 +170,7 @@ QA = [
     ("science", "Which gas do we breathe out?", "carbon dioxide", ["CO2"]),
     ("science", "What does a seismograph measure?", "earthquakes", ["earthquake", "ground shaking", "earth tremors"]),
     ("science", "What is the name of the force that slows a sliding object?", "friction", []),
-    ("science", "What is the name of a young frog?", "tadpole", ["a tadpole", "froglet", "polliwog"]),
+    ("science", "What do we call a streak of light made by a space rock burning up in the sky?", "meteor", ["a meteor", "shooting star", "a shooting star"]),
     ("science", "Which organ is protected by the skull?", "brain", ["the brain"]),
     ("science", "What kind of animal is a whale: a fish or a mammal?", "mammal", ["a mammal"]),
     ("science", "Which instrument do scientists use to look at very small things?", "microscope", ["a microscope"]),
@@ -217,7 +217,7 @@ QA = [
     ("animals", "What do you call an animal that eats both plants and meat?", "omnivore", ["an omnivore"]),
     ("animals", "Which sea animal has a shell and walks sideways?", "crab", ["a crab", "the crab", "crabs"]),
     ("animals", "Which animal produces milk used to make most cheese in shops?", "cow", ["cows", "the cow", "a cow"]),
-    ("animals", "What is the name of the black and white bird that waddles and swims?", "penguin", ["a penguin", "the penguin"]),
+    ("animals", "Which bird fans out a huge colourful tail?", "peacock", ["a peacock", "the peacock", "peafowl"]),
     ("animals", "Which insect glows at night?", "firefly", ["fireflies", "a firefly", "glow-worm", "lightning bug"]),
     # everyday life
     ("everyday", "What do you call the person who delivers letters?", "postman", ["mail carrier", "postal worker", "mailman", "postwoman", "letter carrier"]),
