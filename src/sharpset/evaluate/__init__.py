@@ -1,0 +1,1 @@
+"""Evaluation (issue 12): shipped evaluation data (``evaluate/data``) and the speech-acts classifier."""
