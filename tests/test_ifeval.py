@@ -6,7 +6,7 @@ import inspect
 import pytest
 
 from sharpset.evaluate import ifeval
-from sharpset.evaluate.ifeval import KWARGS, SUPPORTED, check, describe, loose_variants
+from sharpset.evaluate.ifeval import SUPPORTED, check, describe, loose_variants
 
 LESS, LEAST = "less than", "at least"
 F = "```"
