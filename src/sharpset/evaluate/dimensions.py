@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import re
 
-from ..shape import STOPWORDS, content_words, jaccard, markdown_stripped, split_sentences
+from ..text.shape import STOPWORDS, content_words, jaccard, markdown_stripped, split_sentences
 
 # The token rule of sharpset.shape.content_words (its _TOKEN), repeated because the bigrams need
 # the tokens in order and content_words returns a set; tests/test_dimensions.py checks that the
