@@ -248,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (module, cls_name, help_) in STAGES.items():
         _add_stage(sub, name, module, cls_name, help_)
+
+    from .judge_check import add_parser as add_judge_check
+
+    add_judge_check(sub)
     return p
 
 
