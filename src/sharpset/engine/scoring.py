@@ -99,3 +99,29 @@ def answer_token_nll(model, tokenizer, sequences: Sequence[list[int]], labels: S
             if bool(keep[r].any()):
                 out[i] = nll[r][keep[r]].tolist()
     return out
+
+
+@torch.inference_mode()
+def answer_token_ranks(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
+                       batch_size: int = 8, max_tokens: int = 8192) -> list[list[int] | None]:
+    """Rank (1 = the model's argmax) of each labelled token under ``model`` given its prefix, in order;
+    None when a row has no labelled token. rank = 1 + #{vocabulary tokens with a strictly higher logit},
+    so ties favour the token. One forward pass per batch gives every position at once: URIAL's
+    token-distribution-shift analysis (arXiv:2312.01552) decodes with the tuned model and reads the
+    ranks of its tokens under the base."""
+    out: list[list[int] | None] = [None] * len(sequences)
+    pad = _pad_id(tokenizer)
+    for batch in _batches([len(s) for s in sequences], batch_size, max_tokens):
+        ids, mask = _left_pad([list(sequences[i]) for i in batch], pad)
+        lab, _ = _left_pad([list(labels[i]) for i in batch], -100)
+        lab[mask == 0] = -100
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, :-1, :].float()
+        tgt = lab[:, 1:]
+        keep = tgt != -100
+        chosen = logits.gather(-1, tgt.clamp(min=0).unsqueeze(-1))
+        ranks = 1 + (logits > chosen).sum(-1)
+        for r, i in enumerate(batch):
+            if bool(keep[r].any()):
+                out[i] = ranks[r][keep[r]].tolist()
+    return out

@@ -35,7 +35,7 @@ import re
 import zlib
 from collections.abc import Hashable, Sequence
 
-from sharpset.shape import detect_language
+from sharpset.text.shape import detect_language
 
 HEALTH_VERSION = 1
 
