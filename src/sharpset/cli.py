@@ -123,12 +123,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                       name=recipe.name, force=args.force)
     if run.complete:
         print(f"up to date (cached): {run.path}")
+        report = (run.manifest.get("metrics") or {}).get("report")
+        if report:
+            print(f"report: {report}")
         return 0
     print(f"run folder: {run.path}")
     metrics = fn(cfg, run)
     for k, v in metrics.items():
         print(f"  {k}: {v}")
     print(f"done: {run.path}")
+    if metrics.get("report"):  # the last line a person reads: where to look
+        print(f"report: {metrics['report']}")
     return 0
 
 
