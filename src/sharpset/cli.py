@@ -149,6 +149,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "restyle": ("sharpset.stages.restyle", "RestyleConfig", "rewrite responses into a response-shape spec, keeping their content"),
     "wrap": ("sharpset.stages.wrap", "WrapConfig", "turn clean prompts into invariance pairs with the subject model's own targets"),
     "train": ("sharpset.train", "TrainConfig", "LoRA or full fine-tuning: SFT, BCT, ACT, counterfactual regulariser"),
+    "sweep": ("sharpset.pipelines.sweep", "SweepConfig", "effect per example: for each target x size x seed, select, "
+              "train with one step budget, evaluate every suite, compare paired with the untrained model"),
     "eval": ("sharpset.evaluate.stage", "EvalConfig", "evaluate models on every suite (format, shape, invariance, "
              "knowledge, speech acts, dimensions, token shift, health), paired across models"),
 }
