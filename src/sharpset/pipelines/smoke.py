@@ -93,7 +93,7 @@ def _model_info(name: str, model: Any, profile: Any) -> dict[str, Any]:
     }
 
 
-def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(cfg: SmokeConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
     from ..engine import get_engine
     from ..engine.base import GenerationRequest, SamplingParams
     from ..models import load_model
