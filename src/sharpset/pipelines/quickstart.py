@@ -38,7 +38,7 @@ VERSION = 2  # 2: the end-to-end pipeline (1 was a loading smoke test, now the `
 SIZES: dict[str, dict[str, int]] = {
     # n_pool: synth attempts; n_select: rows per selection; train_steps: optimizer steps per model;
     # eval_limit: items per suite; eval_max_new_tokens; wrap_questions: questions made into pairs
-    "small": {"n_pool": 48, "n_select": 16, "train_steps": 24, "eval_limit": 12, "eval_max_new_tokens": 96,
+    "small": {"n_pool": 48, "n_select": 16, "train_steps": 24, "eval_limit": 10, "eval_max_new_tokens": 80,
               "wrap_questions": 32, "response_max_tokens": 192},
     "medium": {"n_pool": 200, "n_select": 64, "train_steps": 64, "eval_limit": 40, "eval_max_new_tokens": 192,
                "wrap_questions": 96, "response_max_tokens": 384},
@@ -61,6 +61,10 @@ class QuickstartConfig:
     train_batch_size: int = field(4, "training micro-batch rows")
     eval_limit: int = field(-1, "eval items per suite (-1 = from size, 0 = whole split)")
     eval_max_new_tokens: int = field(0, "eval answer length limit (0 = from size)")
+    eval_base_suites: list = field(["format", "shape", "knowledge", "speech_acts", "dimensions", "token_shift"],
+                                   "suites for the base model and its tuned models (health is always added)")
+    eval_aligned_suites: list = field(["invariance", "format", "knowledge"],
+                                      "suites for the aligned model and its BCT model (capability kept beside invariance)")
     wrap_questions: int = field(-1, "questions made into invariance pairs (-1 = from size, 0 = all)")
     overrides: dict = field({}, "config overrides per step folder, e.g. {select-curated: {min_quality: 4.0}, "
                                 "train-base-curated: {lora_r: 8}}")
@@ -166,11 +170,12 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
     # 5: before/after, paired
     ev = {"limit": z["eval_limit"], "max_new_tokens": z["eval_max_new_tokens"], "seed": cfg.seed, "progress": True}
     e_base = stage_run(eval_stage, {"models": [cfg.base_model, str(trained["curated"].path),
-                                               str(trained["random"].path)], **ev},
+                                               str(trained["random"].path)], "suites": cfg.eval_base_suites, **ev},
                        "EvalConfig", root / "eval-base", log,
                        inputs=[str(trained[k].path / "merged") for k in ("curated", "random")], overrides=cfg.overrides)
     if bct is not None:
-        e_al = stage_run(eval_stage, {"models": [cfg.aligned_model, str(bct.path)], **ev}, "EvalConfig",
+        e_al = stage_run(eval_stage, {"models": [cfg.aligned_model, str(bct.path)], "suites": cfg.eval_aligned_suites,
+                                      **ev}, "EvalConfig",
                          root / "eval-aligned", log, inputs=[str(bct.path / "merged")], overrides=cfg.overrides)
     plan = {"evals": [
         {"eval_run": "eval-base", "baseline": "m0", "models": [
