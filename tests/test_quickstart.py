@@ -37,7 +37,7 @@ def test_quickstart_runs_end_to_end_and_is_a_cache_hit_after(tiny_model_dir, tmp
         assert man["status"] == "complete", step
         assert f"== {step}" in printed
     plan = json.loads((out / "plan.json").read_text())
-    assert [m["train_run"] for e in plan["evals"] for m in e["models"]] == ["train-base-curated", "train-base-random"]
+    assert [m["train_run"] for m in plan["models"]] == ["train-base-curated", "train-base-random"]
     # a random tiny model answers no question right, so wrap keeps no pair: BCT is skipped, and says why
     assert "no training pair" in plan["skipped"]["train-aligned-bct"]
     assert not (out / "train-aligned-bct").exists()

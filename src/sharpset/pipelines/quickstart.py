@@ -177,15 +177,15 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
         e_al = stage_run(eval_stage, {"models": [cfg.aligned_model, str(bct.path)], "suites": cfg.eval_aligned_suites,
                                       **ev}, "EvalConfig",
                          root / "eval-aligned", log, inputs=[str(bct.path / "merged")], overrides=cfg.overrides)
-    plan = {"evals": [
-        {"eval_run": "eval-base", "baseline": "m0", "models": [
-            {"label": "m1", "train_run": "train-base-curated", "target": "format", "selection": "quality-diversity",
-             "n_examples": _rows(trained["curated"]), "seed": cfg.seed},
-            {"label": "m2", "train_run": "train-base-random", "target": "random", "selection": "random",
-             "n_examples": _rows(trained["random"]), "seed": cfg.seed}]},
-        *([{"eval_run": "eval-aligned", "baseline": "m0", "models": [
-            {"label": "m1", "train_run": "train-aligned-bct", "target": "invariance", "selection": "wrap pairs",
-             "n_examples": _rows(bct), "seed": cfg.seed}]}] if bct is not None else [])], "skipped": skipped}
+    # which evaluated model was trained on what (the report's plan.json, sharpset.report.collect)
+    plan: dict[str, Any] = {"title": f"quickstart ({cfg.size}): what did these examples buy?", "models": [
+        {"train_run": "train-base-curated", "label": "base + curated", "target": "format",
+         "selection": "quality-diversity", "seed": cfg.seed},
+        {"train_run": "train-base-random", "label": "base + random", "target": "format",
+         "selection": "random baseline (same size)", "seed": cfg.seed}], "skipped": skipped}
+    if bct is not None:
+        plan["models"].append({"train_run": "train-aligned-bct", "label": "aligned + BCT", "target": "invariance",
+                               "selection": "wrap pairs (train families)", "seed": cfg.seed})
     from ..dataio import write_json
 
     write_json(root / "plan.json", plan)
@@ -203,16 +203,22 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
     return metrics
 
 
-def _rows(train_run: RunDir) -> int | None:
-    return (train_run.manifest.get("metrics") or {}).get("rows_used")
-
-
 def _report(root: Path, log: Callable[[str], None]) -> Path | None:
-    """Write the report (and cards, and a screenshot when Chromium is there); None if the report
-    package is not installed in this build."""
-    try:
-        from ..report import build_report
-    except ImportError as e:
-        log(f"report: not available in this build ({e})")
-        return None
-    return build_report([root], root / "report", log=log)
+    """The report (HTML + markdown), a dataset card beside every dataset the runs wrote, and a
+    screenshot of the report's first screen when headless Chromium is installed."""
+    from ..report import build_report, screenshot
+    from ..report.browser import find_browser
+    from ..report.cards import card_all
+
+    for sub in sorted(p for p in root.iterdir() if (p / "manifest.json").exists()):
+        card_all(sub)
+    res = build_report([root], root / "report")
+    log(f"report: {res['moved']} paired metrics moved, {res['null']} null")
+    if find_browser():
+        try:
+            log(f"screenshot: {screenshot(res['html'], root / 'report' / 'report.png')}")
+        except Exception as e:  # noqa: BLE001 -- a failed screenshot must not lose the report
+            log(f"screenshot failed: {e}")
+    else:
+        log("screenshot: skipped (no headless Chromium; scripts/install-browser.sh installs it)")
+    return Path(res["html"])
