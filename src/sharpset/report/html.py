@@ -1,0 +1,216 @@
+"""The report page: header, the plain-words summary and the effect table; the other sections are
+in :mod:`sharpset.report.sections`. Every value from data goes through :func:`esc` (html.escape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .collect import HEADLINE, Collection, answer_changes, effect_rows
+from .style import CSP, CSS
+from .svg import esc
+
+VERDICT_WORDS = {"better": "moved, better", "worse": "moved, worse", "up": "moved up", "down": "moved down",
+                 "null": "null (95% interval includes 0)", "no-data": "no data"}
+
+
+def num(v: Any, digits: int = 3, sign: bool = False) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float) and v != v:
+        return "NaN"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:+d}" if sign else str(v)
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+def ci_text(diff: Any, ci: Any, digits: int = 3) -> str:
+    if diff is None:
+        return "null (no paired items)"
+    if not ci:
+        return num(diff, digits, sign=True)
+    return f"{num(diff, digits, sign=True)} [{num(ci[0], digits)}, {num(ci[1], digits)}]"
+
+
+def mean_text(c: dict | None, digits: int = 3) -> str:
+    """A single model's mean with its interval and n; "null (no items)" when there were none."""
+    if not c or c.get("mean") is None:
+        return "null (no items)"
+    ci = c.get("ci95")
+    return (f"{num(c['mean'], digits)} [{num(ci[0], digits)}, {num(ci[1], digits)}]" if ci else num(c["mean"], digits)) \
+        + f" n={c.get('n', '?')}"
+
+
+def per_example_text(r: dict) -> str:
+    if r["per_example"] is None:
+        return "null" if r["diff"] is None else "n/a (training size unknown)"
+    lo, hi = r["per_example_ci95"]
+    return f"{r['per_example']:+.2e} [{lo:.2e}, {hi:.2e}]"
+
+
+def chip(verdict: str) -> str:
+    return f'<span class="chip {esc(verdict)}">{esc(VERDICT_WORDS.get(verdict, verdict))}</span>'
+
+
+def model_meta(t) -> str:
+    bits = []
+    if t.target:
+        bits.append(f"target <b>{esc(t.target)}</b>")
+    bits.append(f"{esc(t.n_examples)} training examples" if t.n_examples else "training size unknown")
+    if t.seed is not None:
+        bits.append(f"seed {esc(t.seed)}")
+    if t.selection:
+        bits.append(esc(t.selection))
+    bits.append(f"compared with <b>{esc(t.base_label)}</b> on the same items ({esc(t.ev.run.name)})")
+    return " · ".join(bits)
+
+
+def _metric_name(r: dict) -> str:
+    return f"{r['suite']} {r['metric']}"
+
+
+def summary_section(col: Collection, rows: list[dict]) -> str:
+    """The top of the page: one lede sentence and one card per tuned model, in plain words."""
+    out = ['<section id="summary">']
+    if not col.tuned:
+        out.append('<p class="lede">No comparison to report: no eval run here holds a tuned model beside its '
+                   'starting model. Evaluate both together (<code>sharpset eval BASE TUNED</code>) to get paired '
+                   'effects; the pipeline counts and runs are below.</p></section>')
+        return "".join(out)
+    moved = [r for r in rows if r["verdict"] in ("better", "worse", "up", "down")]
+    nulls = [r for r in rows if r["verdict"] == "null"]
+    nodata = [r for r in rows if r["verdict"] == "no-data"]
+    better = sum(r["verdict"] == "better" for r in moved)
+    worse = sum(r["verdict"] == "worse" for r in moved)
+    out.append(
+        f'<p class="lede">{len(col.tuned)} tuned model{"s" if len(col.tuned) != 1 else ""}, each compared with '
+        f'its starting model on the same evaluation items: of {len(rows)} paired metrics, <b>{len(moved)} moved</b> '
+        f'(their 95% interval excludes 0: {better} in the better direction, {worse} in the worse, '
+        f'{len(moved) - better - worse} without a better direction) and <b>{len(nulls)} did not</b>'
+        + (f'; {len(nodata)} had no data' if nodata else '') + '.</p>')
+    out.append('<div class="cards">')
+    for t in col.tuned:
+        mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.ev.run.name]
+        mv = sorted((r for r in mine if r["verdict"] in ("better", "worse", "up", "down")),
+                    key=lambda r: (not r["headline"], -abs(r["diff"] or 0)))
+        nl = [r for r in mine if r["verdict"] == "null"]
+        nd = [r for r in mine if r["verdict"] == "no-data"]
+        out.append(f'<div class="card"><h3>{esc(t.display)}</h3><div class="meta">{model_meta(t)}</div><ul>')
+        for r in mv[:8]:
+            word = {"better": "better", "worse": "worse", "up": "up", "down": "down"}[r["verdict"]]
+            out.append(f'<li class="{esc(r["verdict"])}"><b>{esc(_metric_name(r))}</b> {esc(word)}: '
+                       f'{esc(num(r["start"]))} → {esc(num(r["tuned"]))}, diff <span class="num">'
+                       f'{esc(ci_text(r["diff"], r["ci95"]))}</span> (n={esc(r["n"])}'
+                       + (f'; {esc(r["fixed"])} fixed, {esc(r["broken"])} broken' if r["fixed"] is not None else "")
+                       + ')</li>')
+        if len(mv) > 8:
+            out.append(f'<li class="up">… and {len(mv) - 8} more moved (see the full table)</li>')
+        if nl:
+            heads = [r for r in nl if r["headline"]]
+            rest = len(nl) - len(heads)
+            txt = "; ".join(f'{esc(_metric_name(r))} {esc(ci_text(r["diff"], r["ci95"]))} (n={esc(r["n"])})'
+                            for r in heads)
+            out.append(f'<li class="null"><b>No clear change</b> (95% interval includes 0): {txt}'
+                       + (f'{"; " if heads else ""}{rest} other metric{"s" if rest != 1 else ""}' if rest else "")
+                       + '</li>')
+        if nd:
+            out.append('<li class="nodata"><b>No data</b> (no paired items): '
+                       + ", ".join(esc(_metric_name(r)) for r in nd) + '</li>')
+        out.append('</ul>')
+        ch = answer_changes(t)["pooled"]
+        if ch["n"]:
+            if ch["k"] == 0:
+                out.append(f'<div class="warnbox">Every one of its {ch["n"]} answers is identical to the starting '
+                           'model\'s: as far as these items show, it learned nothing.</div>')
+            else:
+                lo, hi = ch["ci95"]
+                out.append(f'<div class="meta">{esc(ch["k"])} of {esc(ch["n"])} answers differ from the starting '
+                           f'model\'s ({ch["rate"]:.0%}, 95% {lo:.0%}–{hi:.0%}).</div>')
+        out.append('</div>')
+    out.append('</div>')
+    if col.notes:
+        out.append('<ul class="meta">' + "".join(f"<li>{esc(n)}</li>" for n in col.notes) + '</ul>')
+    out.append('</section>')
+    return "".join(out)
+
+
+def _effect_table(rows: list[dict]) -> str:
+    head = ("model", "target", "n ex.", "seed", "suite · metric", "start", "tuned", "diff [95% CI]", "n items",
+            "fixed / broken", "effect per example [95% CI]", "")
+    out = ['<div class="tablewrap"><table><thead><tr>']
+    out += [f'<th{" class=num" if h in ("n ex.", "start", "tuned", "n items") else ""}>{esc(h)}</th>' for h in head]
+    out.append('</tr></thead><tbody>')
+    for r in rows:
+        arrow = {1: " ↑", -1: " ↓", 0: ""}[r["direction"]]
+        out.append(f'<tr{" class=headline" if r["headline"] else ""}><td>{esc(r["model"])}</td>'
+                   f'<td>{esc(r["target"] or "—")}</td><td class="num">{esc(r["n_examples"] or "?")}</td>'
+                   f'<td class="num">{esc(r["seed"] if r["seed"] is not None else "—")}</td>'
+                   f'<td>{esc(r["suite"])} · {esc(r["metric"])}<span class="muted" title="better direction">{arrow}</span></td>'
+                   f'<td class="num">{esc(num(r["start"]))}</td><td class="num">{esc(num(r["tuned"]))}</td>'
+                   f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td><td class="num">{esc(r["n"])}</td>'
+                   f'<td class="num">{esc(r["fixed"])} / {esc(r["broken"])}</td>'
+                   f'<td class="num">{esc(per_example_text(r))}</td><td>{chip(r["verdict"])}</td></tr>')
+    out.append('</tbody></table></div>')
+    return "".join(out)
+
+
+def effect_section(col: Collection, rows: list[dict]) -> str:
+    out = ['<section id="effects"><h2>Effect per target</h2>',
+           '<p>Each row pairs the tuned model with its starting model on the same items: <b>diff</b> = mean of '
+           'per-item differences (tuned − start) with a paired bootstrap 95% interval (items resampled together); '
+           '<b>effect per example</b> = diff ÷ the number of training rows, so sets of different sizes compare. '
+           '↑/↓ mark the better direction where one is plain; other metrics are reported as up or down only. '
+           'Shown: one headline metric per suite; every metric is in the full table.</p>']
+    head = [r for r in rows if r["headline"]]
+    if head:
+        out.append(_effect_table(head))
+    else:
+        out.append('<p class="muted">No paired comparison in these runs.</p>')
+    if len(rows) > len(head):
+        out.append(f'<details><summary>All {len(rows)} paired metrics</summary>{_effect_table(rows)}</details>')
+    seeds = sorted({str(r["eval_seed"]) for r in rows})
+    if seeds:
+        out.append(f'<p class="meta">Bootstrap seed(s) of the eval runs: {esc(", ".join(seeds))}; greedy decoding. '
+                   'Training seed per row in the seed column.</p>')
+    out.append('</section>')
+    return "".join(out)
+
+
+def page(col: Collection) -> str:
+    from . import sections
+
+    rows = effect_rows(col)
+    title = col.title or "What the examples bought"
+    shas = sorted({(r.manifest.get("git") or {}).get("sha") or "" for r in col.runs} - {""})
+    dirty = any((r.manifest.get("git") or {}).get("dirty") for r in col.runs)
+    body = [
+        summary_section(col, rows),
+        effect_section(col, rows),
+        sections.size_section(col, rows),
+        sections.invariance_section(col),
+        sections.shape_section(col),
+        sections.token_shift_section(col),
+        sections.training_section(col),
+        sections.answers_section(col),
+        sections.pipeline_section(col),
+    ]
+    toc = [("summary", "Summary"), ("effects", "Effect per target"), ("size", "Effect vs examples"),
+           ("invariance", "Invariance"), ("shape", "Answer shape"), ("token-shift", "Token shift"),
+           ("training", "Training"), ("answers", "Answers"), ("pipeline", "Pipeline")]
+    roots = ", ".join(r.name for r in col.roots)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="referrer" content="no-referrer"><title>{esc(title)} · sharpset report</title>'
+        f'<style>{CSS}</style></head><body><main>'
+        '<header class="top"><div class="kicker">sharpset report</div>'
+        f'<h1>{esc(title)}</h1><div class="meta">{len(col.runs)} run folder{"s" if len(col.runs) != 1 else ""} '
+        f'under {esc(roots)} · {len(col.evals)} eval, {len(col.trains)} train · code '
+        f'{esc(", ".join(s[:10] for s in shas) or "unknown")}{" (uncommitted changes)" if dirty else ""}</div>'
+        '<nav class="toc">' + "".join(f'<a href="#{a}">{esc(b)}</a>' for a, b in toc) + '</nav></header>'
+        + "".join(body)
+        + '<footer>Every number above is read from the runs\' logged per-sample outputs (samples/*.jsonl, '
+        'summary.json, losses.jsonl, manifest.json); intervals are 95% bootstrap intervals over items, paired where '
+        'two models are compared. Headline metric per suite: '
+        + esc(", ".join(f"{k}: {v}" for k, v in HEADLINE.items())) + '.</footer>'
+        '</main></body></html>\n')

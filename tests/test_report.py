@@ -1,0 +1,184 @@
+"""`sharpset report` and dataset cards on a tiny pipeline folder (real eval of tiny random models)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from report_helpers import ATTR_PAYLOAD, IMG, LABEL, SCRIPT, TITLE_PAYLOAD, shared_pipeline
+
+from sharpset.cli import main
+from sharpset.errors import UserError
+
+SECTIONS = ("summary", "effects", "size", "invariance", "shape", "token-shift", "training", "answers", "pipeline")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_model_dir):
+    return shared_pipeline(tmp_path_factory, tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def report(pipeline, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-out")
+    assert main(["report", str(pipeline), "--out", str(out)]) == 0
+    return out
+
+
+def test_report_has_every_section_and_inline_plots(report):
+    html = (report / "report.html").read_text()
+    for s in SECTIONS:
+        assert f'<section id="{s}">' in html, s
+    # plots: effect vs size (two sizes of one target), invariance per family x2, shape bars, token
+    # positions, two loss curves
+    assert html.count("<svg") >= 8
+    assert "<h1>tiny pipeline</h1>" in html  # the plan's title
+    assert "Only one training-set size" not in html  # two sizes: a curve, not the note
+    assert (report / "report.md").read_text().startswith("# tiny pipeline")
+
+
+def test_effect_per_example_is_diff_over_training_rows(report):
+    rows = json.loads((report / "effects.json").read_text())
+    assert {r["n_examples"] for r in rows} == {8, 16}
+    assert {r["train_run"] for r in rows} == {"train-n8", "train-n16"}
+    assert {r["target"] for r in rows} == {"shape"}
+    with_diff = [r for r in rows if r["diff"] is not None]
+    assert with_diff
+    for r in with_diff:
+        assert r["per_example"] == pytest.approx(r["diff"] / r["n_examples"])
+        assert r["per_example_ci95"] == pytest.approx([c / r["n_examples"] for c in r["ci95"]])
+        lo, hi = r["ci95"]
+        assert r["verdict"] == ("null" if lo <= 0 <= hi else r["verdict"])
+
+
+def test_data_text_is_escaped_everywhere(report):
+    html = (report / "report.html").read_text()
+    for payload in (SCRIPT, IMG, TITLE_PAYLOAD, ATTR_PAYLOAD):
+        assert payload not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script" not in html.lower()  # the report carries no script of its own either
+    assert not re.search(r"<[^>]*\son\w+\s*=", html)  # no event-handler attribute on any tag
+    assert "<img" not in html.lower()
+    md = (report / "report.md").read_text()
+    assert SCRIPT not in md and IMG not in md and "&lt;script&gt;" in md
+    assert LABEL not in md
+
+
+def test_no_resource_is_loaded_from_anywhere(report):
+    html = (report / "report.html").read_text()
+    assert "http://" not in html and "https://" not in html
+    assert not re.search(r"""\b(src|href|srcset|action|poster|data)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert not re.search(r"url\(|@import|<link|<iframe|<object|<embed", html, re.I)
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+
+
+def test_training_section_shows_curves_and_changed_answers(report):
+    html = (report / "report.html").read_text()
+    training = html.split('<section id="training">')[1].split("</section>")[0]
+    assert training.count("<svg") == 2
+    assert "answers differing from" in training
+
+
+def test_pipeline_counts_show_drop_reasons_and_manifests(report):
+    html = (report / "report.html").read_text()
+    pipe = html.split('<section id="pipeline">')[1]
+    assert "empty_response: 2" in pipe and "not_english: 1" in pipe
+    assert "longer than max_length: 1" in pipe
+    assert pipe.count("<details>") == 4  # synth, 2 train, eval
+
+
+def test_runs_without_plan_are_matched_by_model_path(pipeline, tmp_path):
+    from sharpset.report import build_report
+
+    (pipeline / "plan.json").rename(tmp_path / "plan.json")
+    try:
+        build_report([pipeline], tmp_path / "out")
+    finally:
+        (tmp_path / "plan.json").rename(pipeline / "plan.json")
+    rows = json.loads((tmp_path / "out" / "effects.json").read_text())
+    assert {r["train_run"] for r in rows} == {"train-n8", "train-n16"}
+    assert {r["target"] for r in rows} == {None}
+
+
+def test_a_bad_plan_names_file_and_field(pipeline, tmp_path):
+    from sharpset.report import build_report
+
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps({"models": [{"train_run": "nowhere", "target": "x"}]}))
+    with pytest.raises(UserError, match=r"plan.json: models\[0\].train_run"):
+        build_report([pipeline], tmp_path / "o", plan=bad)
+    bad.write_text(json.dumps({"models": [{"train_run": "train-n8", "n_examples": 0}]}))
+    with pytest.raises(UserError, match=r"models\[0\].n_examples"):
+        build_report([pipeline], tmp_path / "o", plan=bad)
+
+
+def test_a_folder_without_comparisons_still_reports(tmp_path):
+    from sharpset.report import build_report
+
+    run = tmp_path / "synth"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"stage": "synth", "counts": {"read": 3, "written": 3}}))
+    res = build_report([run], tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert res["tuned_models"] == 0 and "No comparison to report" in html
+
+
+# -- dataset cards --------------------------------------------------------------------------------
+def test_cards_carry_metadata_and_load_with_datasets(pipeline, tmp_path):
+    import shutil
+
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    from sharpset.report.cards import card_all
+
+    root = tmp_path / "pipe"
+    shutil.copytree(pipeline, root)
+    # a curate run downstream of synth: its rows were written by synth's model (lineage)
+    cur = root / "curate"
+    cur.mkdir()
+    rows = [json.loads(line) for line in (root / "synth" / "synth.jsonl").read_text().splitlines()][:3]
+    rows[0]["note"] = SCRIPT + " | a|b"
+    (cur / "selected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (cur / "config.yaml").write_text("embedder: minilm-l6\nn: 3\n")
+    (cur / "manifest.json").write_text(json.dumps({
+        "stage": "curate", "status": "complete", "git": {"sha": "feedbeef", "dirty": False},
+        "inputs": {str(root / "synth" / "synth.jsonl"): "0" * 64}, "models": {"embedder": {"name": "minilm-l6"}},
+        "counts": {"read": 7, "written": 3, "dropped": 4, "rejected": 0},
+        "outputs": {"selected.jsonl": "x", "curate_report.json": "y"}}))
+    cards = {p.parent.name: p for p in card_all(root)}
+    assert set(cards) == {"synth", "curate", "eval"}  # train runs hold no dataset output
+    card = DatasetCard.load(cards["curate"])
+    assert card.data.license == ["apache-2.0", "mit"]  # synth's SmolLM2 + curate's embedder
+    assert card.data.size_categories == ["n<1K"] and card.data.task_categories == ["text-generation"]
+    assert card.data.configs[0]["data_files"][0]["path"] == "selected.jsonl"
+    text = cards["curate"].read_text()
+    assert "feedbeef" in text and "| messages | list[message] |" in text
+    assert SCRIPT not in text and "&lt;script&gt;" in text
+    ds = datasets.load_dataset(str(cur))  # the README present, loading the folder still works
+    assert ds["train"].num_rows == 3
+    ev = DatasetCard.load(cards["eval"])
+    # tiny local models (unknown) tuned on rows SmolLM2 wrote (synth, Apache-2.0): the lineage carries both
+    assert ev.data.license == ["apache-2.0", "unknown"]
+    assert "fine-tuned from" in cards["eval"].read_text()
+    assert {c["config_name"] for c in ev.data.configs} >= {"samples_shape", "samples_invariance"}
+    for c in ev.data.configs:
+        d = datasets.load_dataset(str(root / "eval"), c["config_name"])
+        assert d["train"].num_rows > 0
+    assert datasets.load_dataset("json", data_files=str(root / "synth" / "synth.jsonl"))["train"].num_rows == 7
+
+
+def test_card_for_one_data_file_and_bad_input(tmp_path):
+    from sharpset.report.cards import size_category, write_card
+
+    f = tmp_path / "d" / "rows.jsonl"
+    f.parent.mkdir()
+    f.write_text('{"a": 1, "b": "x"}\n{"a": 2, "b": null}\n')
+    readme = write_card(f)
+    assert readme == tmp_path / "d" / "README.md"
+    assert "| b | string (nullable) |" in readme.read_text()
+    with pytest.raises(UserError, match="no such"):
+        write_card(tmp_path / "missing")
+    assert [size_category(n) for n in (5, 1000, 25_000)] == ["n<1K", "1K<n<10K", "10K<n<100K"]
