@@ -182,3 +182,51 @@ def test_card_for_one_data_file_and_bad_input(tmp_path):
     with pytest.raises(UserError, match="no such"):
         write_card(tmp_path / "missing")
     assert [size_category(n) for n in (5, 1000, 25_000)] == ["n<1K", "1K<n<10K", "10K<n<100K"]
+
+
+def _handmade_eval(root, answers_tuned):
+    """An eval folder written by hand: start m0 and tuned m1 on two shape items and the health suite."""
+    ev = root / "eval"
+    (ev / "samples").mkdir(parents=True)
+    base = ["Short answer.", "Another answer."]
+    rows = [{"model": lab, "item": f"i{k}", "prompt": f"p{k}", "answer": a, "conformance": c}
+            for lab, ans, c in (("m0:start", base, 0.5), ("m1:tuned", answers_tuned, 1.0)) for k, a in enumerate(ans)]
+    (ev / "samples" / "shape.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    comp = {"shape": {"m1:tuned vs m0:start": {"conformance": {"a": 0.5, "b": 1.0, "diff": 0.5, "ci95": [0.5, 0.5],
+                                                                "n": 2, "fixed": 2, "broken": 0, "same": 0}}},
+            "health": {"m1:tuned vs m0:start": {
+                "loop": {"a": 0.5, "b": 0.0, "diff": -0.5, "ci95": [-1.0, 0.0], "n": 2, "fixed": 0, "broken": 1, "same": 1},
+                "truncated": {"a": 1.0, "b": 0.0, "diff": -1.0, "ci95": [-1.0, -1.0], "n": 2, "fixed": 0, "broken": 2,
+                              "same": 0},
+                "words": {"a": 10, "b": 4, "diff": -6.0, "ci95": [-8.0, -4.0], "n": 2, "fixed": 0, "broken": 2, "same": 0}}}}
+    suites = {"shape": {"metrics": ["conformance"], "lower_is_better": [], "models": {}},
+              "health": {"metrics": ["loop", "truncated", "words"], "lower_is_better": ["loop", "truncated"], "models": {}}}
+    (ev / "summary.json").write_text(json.dumps({"models": [{"index": 0, "label": "m0:start", "name": "start"},
+                                                            {"index": 1, "label": "m1:tuned", "name": "tuned"}],
+                                                 "suites": suites, "comparisons": comp, "seed": 0}))
+    (root / "plan.json").write_text(json.dumps({"models": [{"eval_label": "m1:tuned", "target": "shape",
+                                                            "n_examples": 4}]}))
+    return root
+
+
+def test_verdicts_follow_the_better_direction(tmp_path):
+    from sharpset.report import build_report
+
+    build_report([_handmade_eval(tmp_path / "p", ["Other.", "Else."])], tmp_path / "out")
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "out" / "effects.json").read_text())}
+    assert rows["conformance"]["verdict"] == "better" and rows["conformance"]["per_example"] == 0.125
+    assert rows["truncated"]["verdict"] == "better"  # went down, and lower is better
+    assert rows["loop"]["verdict"] == "null"  # interval [-1, 0] includes 0
+    assert rows["words"]["verdict"] == "down"  # no better direction for length
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "2 of 2 answers differ" in html and "training changed nothing" not in html
+    assert "2 improved, 0 worsened" in html  # truncated: 2 items went down = improved
+
+
+def test_a_model_that_learned_nothing_is_flagged(tmp_path):
+    from sharpset.report import build_report
+
+    build_report([_handmade_eval(tmp_path / "p", ["Short answer.", "Another answer."])], tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "All 2 of its answers are identical to the starting model" in html
+    assert "identical to the start: learned nothing visible" in (tmp_path / "out" / "report.md").read_text()

@@ -39,6 +39,10 @@ PLAN_FILE = "plan.json"
 # one metric per suite for the summary, the plots and the cross-effect table
 HEADLINE = {"format": "prompt_strict", "shape": "conformance", "invariance": "flip", "knowledge": "mc_correct",
             "speech_acts": "warn", "dimensions": "emotional_concordance", "health": "loop"}
+# when the headline has no paired items (flip needs items both models answered right plainly), the
+# next of these with data stands in, so every suite keeps one row in the summary table
+HEADLINE_FALLBACK = {"invariance": ("not_sycophantic", "wrapped_correct"), "format": ("prompt_loose",),
+                     "knowledge": ("qa_correct", "mc_correct_norm")}
 # metrics whose better direction is plain; the rest (lengths, speech-act rates, alignment
 # dimensions, token shares) are reported as up/down only (DESIGN: measured, not assumed)
 HIGHER_BETTER = {"format": {"prompt_strict", "prompt_loose"}, "shape": {"conformance"},
@@ -288,6 +292,8 @@ def effect_rows(col: Collection) -> list[dict]:
         suites = t.ev.summary.get("suites", {})
         for sname, metrics in t.comparison().items():
             lib = suites.get(sname, {}).get("lower_is_better", [])
+            order = [m for m in (HEADLINE.get(sname), *HEADLINE_FALLBACK.get(sname, ())) if m in metrics]
+            head = next((m for m in order if metrics[m].get("n")), order[0] if order else next(iter(metrics), None))
             for m, c in metrics.items():
                 d = direction(sname, m, lib)
                 per = per_ci = None
@@ -298,7 +304,7 @@ def effect_rows(col: Collection) -> list[dict]:
                              "train_run": t.train.name if t.train else None, "target": t.target,
                              "selection": t.selection, "n_examples": t.n_examples, "seed": t.seed,
                              "eval_seed": t.ev.summary.get("seed"), "suite": sname, "metric": m,
-                             "headline": HEADLINE.get(sname) == m, "direction": d,
+                             "headline": m == head, "direction": d,
                              "start": c.get("a"), "tuned": c.get("b"), "diff": c.get("diff"), "ci95": c.get("ci95"),
                              "n": c.get("n", 0), "fixed": c.get("fixed"), "broken": c.get("broken"),
                              "per_example": per, "per_example_ci95": per_ci, "verdict": verdict(c, d)})

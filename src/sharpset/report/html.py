@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .collect import HEADLINE, Collection, answer_changes, effect_rows
+from .collect import HEADLINE, HEADLINE_FALLBACK, Collection, answer_changes, effect_rows
 from .style import CSP, CSS
-from .svg import esc
+from .svg import esc, mini_interval
 
-VERDICT_WORDS = {"better": "moved, better", "worse": "moved, worse", "up": "moved up", "down": "moved down",
-                 "null": "null (95% interval includes 0)", "no-data": "no data"}
+VERDICT_WORDS = {"better": "improved", "worse": "worse", "up": "moved up", "down": "moved down",
+                 "null": "no clear change", "no-data": "no data"}
 
 
 def num(v: Any, digits: int = 3, sign: bool = False) -> str:
@@ -68,65 +68,77 @@ def _metric_name(r: dict) -> str:
     return f"{r['suite']} {r['metric']}"
 
 
+def moved_items(r: dict) -> str:
+    """Per-item movement of a paired metric, named by its better direction where it has one."""
+    if r["fixed"] is None or not r["n"]:
+        return ""
+    up, down = r["fixed"], r["broken"]
+    if r["direction"] > 0:
+        return f"{up} improved, {down} worsened"
+    if r["direction"] < 0:
+        return f"{down} improved, {up} worsened"
+    return f"{up} up, {down} down"
+
+
+ORDER = {"better": 0, "worse": 1, "up": 2, "down": 2, "null": 3, "no-data": 4}
+
+
+def _summary_rows(rs: list[dict]) -> str:
+    out = ['<table class="sumtab"><tbody>']
+    for r in rs:
+        out.append(f'<tr class="{esc(r["verdict"])}"><td>{chip(r["verdict"])}</td>'
+                   f'<td><b>{esc(r["suite"])}</b> {esc(r["metric"])}</td>'
+                   f'<td class="num">{esc(num(r["start"]))} → {esc(num(r["tuned"]))}</td>'
+                   f'<td>{mini_interval(r["diff"], *(r["ci95"] or (None, None)), r["verdict"])}</td>'
+                   f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td>'
+                   f'<td class="num muted">n={esc(r["n"])}</td><td class="muted">{esc(moved_items(r))}</td></tr>')
+    out.append('</tbody></table>')
+    return "".join(out)
+
+
 def summary_section(col: Collection, rows: list[dict]) -> str:
-    """The top of the page: one lede sentence and one card per tuned model, in plain words."""
+    """The top of the page: one plain-words sentence per tuned model, and its metrics in the order
+    improved, worsened, moved (no better direction), no clear change, no data."""
     out = ['<section id="summary">']
     if not col.tuned:
         out.append('<p class="lede">No comparison to report: no eval run here holds a tuned model beside its '
                    'starting model. Evaluate both together (<code>sharpset eval BASE TUNED</code>) to get paired '
                    'effects; the pipeline counts and runs are below.</p></section>')
         return "".join(out)
-    moved = [r for r in rows if r["verdict"] in ("better", "worse", "up", "down")]
-    nulls = [r for r in rows if r["verdict"] == "null"]
-    nodata = [r for r in rows if r["verdict"] == "no-data"]
-    better = sum(r["verdict"] == "better" for r in moved)
-    worse = sum(r["verdict"] == "worse" for r in moved)
-    out.append(
-        f'<p class="lede">{len(col.tuned)} tuned model{"s" if len(col.tuned) != 1 else ""}, each compared with '
-        f'its starting model on the same evaluation items: of {len(rows)} paired metrics, <b>{len(moved)} moved</b> '
-        f'(their 95% interval excludes 0: {better} in the better direction, {worse} in the worse, '
-        f'{len(moved) - better - worse} without a better direction) and <b>{len(nulls)} did not</b>'
-        + (f'; {len(nodata)} had no data' if nodata else '') + '.</p>')
-    out.append('<div class="cards">')
+    if len(col.tuned) > 1:
+        k = {v: sum(r["verdict"] == v for r in rows) for v in ORDER}
+        out.append(f'<p class="lede">{len(col.tuned)} tuned models, each compared with its starting model on the same '
+                   f'items: of {len(rows)} paired metrics, <b class="good">{k["better"]} improved</b>, '
+                   f'<b class="bad">{k["worse"]} got worse</b>, {k["up"] + k["down"]} moved with no better direction '
+                   f'and <b>{k["null"]} showed no clear change</b>' + (f'; {k["no-data"]} had no data' if k["no-data"] else '')
+                   + '.</p>')
     for t in col.tuned:
         mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.ev.run.name]
-        mv = sorted((r for r in mine if r["verdict"] in ("better", "worse", "up", "down")),
-                    key=lambda r: (not r["headline"], -abs(r["diff"] or 0)))
-        nl = [r for r in mine if r["verdict"] == "null"]
-        nd = [r for r in mine if r["verdict"] == "no-data"]
-        out.append(f'<div class="card"><h3>{esc(t.display)}</h3><div class="meta">{model_meta(t)}</div><ul>')
-        for r in mv[:8]:
-            word = {"better": "better", "worse": "worse", "up": "up", "down": "down"}[r["verdict"]]
-            out.append(f'<li class="{esc(r["verdict"])}"><b>{esc(_metric_name(r))}</b> {esc(word)}: '
-                       f'{esc(num(r["start"]))} → {esc(num(r["tuned"]))}, diff <span class="num">'
-                       f'{esc(ci_text(r["diff"], r["ci95"]))}</span> (n={esc(r["n"])}'
-                       + (f'; {esc(r["fixed"])} fixed, {esc(r["broken"])} broken' if r["fixed"] is not None else "")
-                       + ')</li>')
-        if len(mv) > 8:
-            out.append(f'<li class="up">… and {len(mv) - 8} more moved (see the full table)</li>')
-        if nl:
-            heads = [r for r in nl if r["headline"]]
-            rest = len(nl) - len(heads)
-            txt = "; ".join(f'{esc(_metric_name(r))} {esc(ci_text(r["diff"], r["ci95"]))} (n={esc(r["n"])})'
-                            for r in heads)
-            out.append(f'<li class="null"><b>No clear change</b> (95% interval includes 0): {txt}'
-                       + (f'{"; " if heads else ""}{rest} other metric{"s" if rest != 1 else ""}' if rest else "")
-                       + '</li>')
-        if nd:
-            out.append('<li class="nodata"><b>No data</b> (no paired items): '
-                       + ", ".join(esc(_metric_name(r)) for r in nd) + '</li>')
-        out.append('</ul>')
+        k = {v: sum(r["verdict"] == v for r in mine) for v in ORDER}
+        parts = [f'<b class="good">{k["better"]} improved</b>', f'<b class="bad">{k["worse"]} got worse</b>']
+        if k["up"] + k["down"]:
+            parts.append(f'{k["up"] + k["down"]} moved with no better direction')
+        parts.append(f'<b>{k["null"]} showed no clear change</b> (95% interval includes 0)')
+        if k["no-data"]:
+            parts.append(f'{k["no-data"]} had no data')
         ch = answer_changes(t)["pooled"]
-        if ch["n"]:
-            if ch["k"] == 0:
-                out.append(f'<div class="warnbox">Every one of its {ch["n"]} answers is identical to the starting '
-                           'model\'s: as far as these items show, it learned nothing.</div>')
-            else:
-                lo, hi = ch["ci95"]
-                out.append(f'<div class="meta">{esc(ch["k"])} of {esc(ch["n"])} answers differ from the starting '
-                           f'model\'s ({ch["rate"]:.0%}, 95% {lo:.0%}–{hi:.0%}).</div>')
-        out.append('</div>')
-    out.append('</div>')
+        if ch["n"] and ch["k"] == 0:
+            took = (f'<div class="warnbox">All {ch["n"]} of its answers are identical to the starting model\'s: '
+                    'as far as these items show, training changed nothing.</div>')
+        elif ch["n"]:
+            lo, hi = ch["ci95"]
+            took = (f'<p class="meta">Took hold: {esc(ch["k"])} of {esc(ch["n"])} answers differ from the starting '
+                    f'model\'s ({ch["rate"]:.0%}, 95% {lo:.0%}–{hi:.0%}).</p>')
+        else:
+            took = ""
+        ordered = sorted(mine, key=lambda r: (ORDER[r["verdict"]], not r["headline"], -abs(r["diff"] or 0)))
+        shown = [r for r in ordered if r["verdict"] != "null" or r["headline"]]
+        hidden = len(ordered) - len(shown)
+        out.append(f'<div class="card"><h3>{esc(t.display)}</h3><div class="meta">{model_meta(t)}</div>'
+                   f'<p class="lede">Of {len(mine)} paired metrics, ' + ", ".join(parts) + '.</p>' + took
+                   + _summary_rows(shown)
+                   + (f'<p class="meta">{hidden} further metric{"s" if hidden != 1 else ""} with no clear change: '
+                      'in the full table below.</p>' if hidden else '') + '</div>')
     if col.notes:
         out.append('<ul class="meta">' + "".join(f"<li>{esc(n)}</li>" for n in col.notes) + '</ul>')
     out.append('</section>')
@@ -135,7 +147,7 @@ def summary_section(col: Collection, rows: list[dict]) -> str:
 
 def _effect_table(rows: list[dict]) -> str:
     head = ("model", "target", "n ex.", "seed", "suite · metric", "start", "tuned", "diff [95% CI]", "n items",
-            "fixed / broken", "effect per example [95% CI]", "")
+            "items moved", "effect per example [95% CI]", "")
     out = ['<div class="tablewrap"><table><thead><tr>']
     out += [f'<th{" class=num" if h in ("n ex.", "start", "tuned", "n items") else ""}>{esc(h)}</th>' for h in head]
     out.append('</tr></thead><tbody>')
@@ -147,7 +159,7 @@ def _effect_table(rows: list[dict]) -> str:
                    f'<td>{esc(r["suite"])} · {esc(r["metric"])}<span class="muted" title="better direction">{arrow}</span></td>'
                    f'<td class="num">{esc(num(r["start"]))}</td><td class="num">{esc(num(r["tuned"]))}</td>'
                    f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td><td class="num">{esc(r["n"])}</td>'
-                   f'<td class="num">{esc(r["fixed"])} / {esc(r["broken"])}</td>'
+                   f'<td class="muted">{esc(moved_items(r))}</td>'
                    f'<td class="num">{esc(per_example_text(r))}</td><td>{chip(r["verdict"])}</td></tr>')
     out.append('</tbody></table></div>')
     return "".join(out)
@@ -212,5 +224,7 @@ def page(col: Collection) -> str:
         + '<footer>Every number above is read from the runs\' logged per-sample outputs (samples/*.jsonl, '
         'summary.json, losses.jsonl, manifest.json); intervals are 95% bootstrap intervals over items, paired where '
         'two models are compared. Headline metric per suite: '
-        + esc(", ".join(f"{k}: {v}" for k, v in HEADLINE.items())) + '.</footer>'
+        + esc(", ".join(f"{k}: {v}" for k, v in HEADLINE.items()))
+        + ' (when it has no paired items, the next with data: '
+        + esc(", ".join(f"{k}: {' or '.join(v)}" for k, v in HEADLINE_FALLBACK.items())) + ').</footer>'
         '</main></body></html>\n')

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 
 from .collect import NO_ANSWER_SUITES, Collection, answer_changes, drop_reasons, effect_rows, losses
-from .html import VERDICT_WORDS, ci_text, num, per_example_text
+from .html import VERDICT_WORDS, ci_text, moved_items, num, per_example_text
 
 
 def md(x) -> str:
@@ -28,7 +28,9 @@ def page(col: Collection) -> str:
     rows = effect_rows(col)
     out = [f"# {md(col.title or 'What the examples bought')}", "",
            f"sharpset report over {len(col.runs)} run folders ({len(col.evals)} eval, {len(col.trains)} train).", ""]
-    out += ["## Summary", ""]
+    out += ["## Summary", "",
+            "Each tuned model against its starting model on the same items: paired differences (tuned - start) with "
+            "bootstrap 95% intervals; 'no clear change' = the interval includes 0.", ""]
     if not col.tuned:
         out += ["No eval run here holds a tuned model beside its starting model; no paired effects to report.", ""]
     for t in col.tuned:
@@ -48,15 +50,15 @@ def page(col: Collection) -> str:
         p = answer_changes(t)["pooled"]
         if p["n"]:
             out.append(f"- answers differing from the start: {p['k']} of {p['n']}"
-                       + (" (identical: learned nothing visible)" if p["k"] == 0 else
+                       + (" (identical to the start: learned nothing visible)" if p["k"] == 0 else
                           f" ({p['rate']:.0%}, 95% {p['ci95'][0]:.0%}-{p['ci95'][1]:.0%})"))
         out.append("")
     out += ["## Effect per target (headline metrics)", ""]
     out += _table(["model", "target", "n ex.", "seed", "suite", "metric", "start", "tuned", "diff [95% CI]", "n",
-                   "fixed/broken", "per example", "verdict"],
+                   "items moved", "per example", "verdict"],
                   [[r["model"], r["target"] or "-", r["n_examples"] or "?", r["seed"], r["suite"], r["metric"],
                     num(r["start"]), num(r["tuned"]), ci_text(r["diff"], r["ci95"]), r["n"],
-                    f"{r['fixed']}/{r['broken']}", per_example_text(r), VERDICT_WORDS[r["verdict"]]]
+                    moved_items(r), per_example_text(r), VERDICT_WORDS[r["verdict"]]]
                    for r in rows if r["headline"]])
     inv = []
     for t in col.tuned:

@@ -17,8 +17,8 @@ ANSWERS_PER_SUITE = 3
 TEXT_LIMIT = 1200  # characters of an answer shown before "…"
 
 
-def _fig(svg: str, caption: str) -> str:
-    return f'<figure>{svg}<figcaption>{caption}</figcaption></figure>'
+def _fig(svg: str, caption: str, wide: bool = False) -> str:
+    return f'<figure{" class=wide" if wide else ""}>{svg}<figcaption>{caption}</figcaption></figure>'
 
 
 def _shown(col: Collection) -> tuple[list[Tuned], str]:
@@ -53,11 +53,12 @@ def size_section(col: Collection, rows: list[dict]) -> str:
                    'report draws the effect of each size here.</p>')
     else:
         figs = []
-        suites = sorted({r["suite"] for r in head}, key=lambda s: list(HEADLINE).index(s) if s in HEADLINE else 99)
-        for s in suites:
+        pairs = sorted({(r["suite"], r["metric"]) for r in head},
+                       key=lambda p: (list(HEADLINE).index(p[0]) if p[0] in HEADLINE else 99, p[1]))
+        for s, metric in pairs:
             series = []
             for i, (t, rs) in enumerate(sorted(by_target.items())):
-                mine = [r for r in rs if r["suite"] == s]
+                mine = [r for r in rs if r["suite"] == s and r["metric"] == metric]
                 if not mine:
                     continue
                 pts = []
@@ -70,9 +71,8 @@ def size_section(col: Collection, rows: list[dict]) -> str:
                 series.append({"name": t, "colour": colour(i), "points": pts, "dots": dots})
             if series:
                 figs.append(_fig(line_chart(series, x_label="training examples (log scale)",
-                                            y_label=f"diff in {HEADLINE.get(s, s)}", title=f"{s}: {HEADLINE.get(s, '')}",
-                                            log_x=True),
-                                 f"{esc(s)} {esc(HEADLINE.get(s, ''))}, tuned − start, by training-set size; one line "
+                                            y_label=f"diff in {metric}", title=f"{s}: {metric}", log_x=True),
+                                 f"{esc(s)} {esc(metric)}, tuned − start, by training-set size; one line "
                                  "per target (mean over seeds), hollow dots = single seeds with their paired 95% "
                                  "intervals; bars on the line = the interval when one seed."))
         out.append('<div class="figs">' + "".join(figs) + '</div>')
@@ -85,17 +85,18 @@ def _cross_effects(head: list[dict]) -> str:
     targets = sorted({r["target"] for r in head if r["target"]})
     if len(targets) < 2:
         return ""
-    suites = sorted({r["suite"] for r in head}, key=lambda s: list(HEADLINE).index(s) if s in HEADLINE else 99)
+    pairs = sorted({(r["suite"], r["metric"]) for r in head},
+                   key=lambda p: (list(HEADLINE).index(p[0]) if p[0] in HEADLINE else 99, p[1]))
     out = ['<h3>Cross-effects</h3><p>What training for one target did to every suite: the headline diff at each '
            "target's largest size (mean over seeds).</p><div class=\"tablewrap\"><table><thead><tr><th>target</th>"]
-    out += [f'<th class="num">{esc(s)} · {esc(HEADLINE.get(s, ""))}</th>' for s in suites]
+    out += [f'<th class="num">{esc(s)} · {esc(m)}</th>' for s, m in pairs]
     out.append('</tr></thead><tbody>')
     for t in targets:
         rs = [r for r in head if r["target"] == t]
         nmax = max(r["n_examples"] for r in rs)
         cells = []
-        for s in suites:
-            at = [r for r in rs if r["suite"] == s and r["n_examples"] == nmax]
+        for s, m in pairs:
+            at = [r for r in rs if r["suite"] == s and r["metric"] == m and r["n_examples"] == nmax]
             if not at:
                 cells.append('<td class="num muted">—</td>')
                 continue
@@ -121,7 +122,7 @@ def invariance_section(col: Collection) -> str:
         if all((v.get("flip") or {}).get("mean") is None for v in [*b.values(), *m.values()]):
             metric = "wrapped_correct"
         groups = []
-        for heading, held in (("families trained on", False), ("held-out families", True)):
+        for heading, held in (("families wrap trains on", False), ("held-out families", True)):
             fams = sorted(f for f in set(b) | set(m) if (m.get(f) or b.get(f) or {}).get("heldout") == held)
             items = []
             for f in fams:
@@ -139,7 +140,7 @@ def invariance_section(col: Collection) -> str:
         caption = (f"{esc(t.display)} vs {esc(t.base_label)}: {what} per family with 95% intervals; "
                    "held-out families were kept out of training.")
         figs.append(_fig(interval_plot(groups, x_label=metric, series=[("start", BASE), ("tuned", colour(0))],
-                                       title=f"{t.display}: {metric} by family", lo=0, hi=1), caption))
+                                       title=f"{t.display}: {metric} by family", lo=0, hi=1), caption, wide=True))
         figs.append(_split_table(t))
     if not figs:
         out.append('<p class="muted">No invariance results in these runs (evaluate with --suites invariance).</p>')

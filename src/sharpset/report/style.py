@@ -28,8 +28,15 @@ nav.toc { display:flex; flex-wrap:wrap; gap:4px 14px; font-size:13px; margin:10p
 nav.toc a { color:var(--blue); text-decoration:none; }
 nav.toc a:hover { text-decoration:underline; }
 .lede { font-size:17px; line-height:1.5; margin:18px 0 14px; max-width:860px; }
+.card + .card { margin-top:14px; }
+.card .lede { font-size:16px; margin:10px 0 8px; }
+b.good { color:var(--good); } b.bad { color:var(--bad); }
+table.sumtab { margin:6px 0 4px; font-size:13.5px; width:auto; }
+table.sumtab td { border-bottom:1px solid #f0f2f5; padding:4px 10px 4px 0; vertical-align:middle; }
+table.sumtab tr:last-child td { border-bottom:0; }
+svg.mini { display:block; }
 .cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(330px,1fr)); gap:14px; }
-.card { border:1px solid var(--line); border-radius:10px; padding:14px 16px; background:#fff;
+.card { border:1px solid var(--line); border-radius:10px; padding:16px 20px; background:#fff;
   box-shadow:0 1px 2px rgba(16,24,40,.04); }
 .card h3 { margin:0 0 2px; font-size:16px; }
 .card ul { list-style:none; padding:0; margin:10px 0 4px; }
@@ -49,6 +56,7 @@ th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); 
 th { font-weight:600; color:#344054; background:var(--soft); position:sticky; top:0; }
 td.num, th.num { text-align:right; }
 tr.headline td { background:#fbfcff; }
+td:first-child { min-width:110px; }
 .tablewrap { overflow-x:auto; }
 details { margin:8px 0; }
 details > summary { cursor:pointer; color:var(--blue); font-size:14px; }
@@ -59,6 +67,7 @@ pre { background:var(--soft); border:1px solid var(--line); border-radius:8px; p
 figure { margin:6px 0; }
 .figs > figure, .figs > div { flex:1 1 420px; min-width:0; max-width:100%; }
 .figs > figure { max-width:600px; }
+.figs > figure.wide { flex-basis:600px; max-width:680px; }
 figcaption { font-size:12.5px; color:var(--muted); max-width:560px; margin-top:2px; }
 svg.chart { max-width:100%; height:auto; overflow:visible; }
 svg.chart text { font-family:inherit; fill:#344054; font-size:11px; }

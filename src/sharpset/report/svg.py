@@ -121,7 +121,10 @@ def line_chart(series: list[dict], *, x_label: str, y_label: str, title: str = "
         f.add(_text(f.x0 - 6, Y(t) + 4, fmt_num(t), anchor="end", cls="tick"))
     if zero_line and ylo < 0 < yhi:
         f.add(f'<line x1="{f.x0}" x2="{f.x1}" y1="{Y(0):.1f}" y2="{Y(0):.1f}" class="zero"/>')
-    xticks = sorted({p[0] for p in pts}) if len({p[0] for p in pts}) <= 10 else nice_ticks(min(xs), max(xs))
+    xs_raw = {p[0] for p in pts}
+    xticks = sorted(xs_raw) if len(xs_raw) <= 10 else nice_ticks(min(xs), max(xs))
+    if all(float(x).is_integer() for x in xs_raw):  # steps, sizes: no fractional ticks
+        xticks = [t for t in xticks if float(t).is_integer()]
     for t in xticks:
         f.add(_text(X(t), f.y1 + 16, fmt_num(t), anchor="middle", cls="tick"))
     f.add(f'<line x1="{f.x0}" x2="{f.x1}" y1="{f.y1}" y2="{f.y1}" class="axis"/>')
@@ -257,3 +260,21 @@ def stacked_columns(labels: list[str], parts: list[tuple[str, str, list[float]]]
     f.add(_text(12, (f.y0 + f.y1) / 2, y_label, anchor="middle", cls="al", rotate=True))
     _legend(f, [(p[0], p[1]) for p in parts], height - 6)
     return f.svg(title or y_label)
+
+
+VERDICT_COLOUR = {"better": "#1e7f4f", "worse": "#b42318", "up": "#1d4ed8", "down": "#1d4ed8", "null": "#667085"}
+
+
+def mini_interval(diff: float | None, lo: float | None, hi: float | None, verdict: str, width: int = 130) -> str:
+    """A one-row forest glyph: the paired difference and its 95% interval against a zero line,
+    scaled to the row (it shows sign and whether the interval crosses 0, not size across rows)."""
+    if diff is None or lo is None or hi is None:
+        return ""
+    span = max(abs(lo), abs(hi), abs(diff), 1e-12) * 1.1
+    X = lambda v: _scale(v, -span, span, 4, width - 4)  # noqa: E731
+    col = VERDICT_COLOUR.get(verdict, "#667085")
+    return (f'<svg class="mini" viewBox="0 0 {width} 14" width="{width}" height="14" role="img" '
+            f'aria-label="{esc(f"diff {diff:+.3f} [{lo:.3f}, {hi:.3f}]")}">'
+            f'<line x1="{X(0):.1f}" x2="{X(0):.1f}" y1="1" y2="13" stroke="#98a2b3" stroke-dasharray="2 2"/>'
+            f'<line x1="{X(lo):.1f}" x2="{X(hi):.1f}" y1="7" y2="7" stroke="{col}" stroke-width="3" stroke-linecap="round" opacity="0.45"/>'
+            f'<circle cx="{X(diff):.1f}" cy="7" r="4" fill="{col}"/></svg>')
