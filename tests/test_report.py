@@ -230,3 +230,48 @@ def test_a_model_that_learned_nothing_is_flagged(tmp_path):
     html = (tmp_path / "out" / "report.html").read_text()
     assert "All 2 of its answers are identical to the starting model" in html
     assert "identical to the start: learned nothing visible" in (tmp_path / "out" / "report.md").read_text()
+
+
+def _handmade_sweep(root):
+    """A sweep-like eval folder by hand: 2 targets x 2 sizes x 2 seeds, paired on shape and format."""
+    ev = root / "eval"
+    (ev / "samples").mkdir(parents=True)
+    models = [{"index": 0, "label": "m0:start", "name": "start"}]
+    comps: dict = {"shape": {}, "format": {}}
+    plan, rows = [], []
+    k = 0
+    for target in ("format", "shape"):
+        for n in (8, 16):
+            for seed in (0, 1):
+                k += 1
+                lab = f"m{k}:{target}-{n}-s{seed}"
+                models.append({"index": k, "label": lab, "name": lab.split(":")[1]})
+                plan.append({"eval_label": lab, "target": target, "n_examples": n, "seed": seed})
+                for suite, metric in (("shape", "conformance"), ("format", "prompt_strict")):
+                    d = (0.02 * n if suite == target else -0.01) + 0.01 * seed
+                    comps[suite][f"{lab} vs m0:start"] = {metric: {"a": 0.3, "b": 0.3 + d, "diff": d,
+                                                                   "ci95": [d - 0.05, d + 0.05], "n": 20,
+                                                                   "fixed": 3, "broken": 1, "same": 16}}
+                rows.append({"model": lab, "item": "i0", "prompt": "p", "answer": f"answer of {lab}"})
+    rows.append({"model": "m0:start", "item": "i0", "prompt": "p", "answer": "start answer"})
+    (ev / "samples" / "shape.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suites = {"shape": {"metrics": ["conformance"], "lower_is_better": [], "models": {}},
+              "format": {"metrics": ["prompt_strict"], "lower_is_better": [], "models": {}}}
+    (ev / "summary.json").write_text(json.dumps({"models": models, "suites": suites, "comparisons": comps, "seed": 0}))
+    (root / "plan.json").write_text(json.dumps({"title": "sweep", "models": plan}))
+    return root
+
+
+def test_a_sweep_gets_a_compact_summary_size_curves_and_cross_effects(tmp_path):
+    from sharpset.report import build_report
+
+    build_report([_handmade_sweep(tmp_path / "p")], tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert '<table class="compact">' in summary and summary.count("<tr>") == 9  # header + 8 models
+    size = html.split('<section id="size">')[1].split("</section>")[0]
+    assert size.count("<svg") == 2  # shape conformance and format prompt_strict vs size
+    assert "Cross-effects" in size
+    # format-trained at n=16: format diff = mean over seeds of (0.32, 0.33); shape diff = mean of (-0.01, 0.0)
+    row = size.split("<td>format <span")[1].split("</tr>")[0]
+    assert "+0.325" in row and "-0.005" in row

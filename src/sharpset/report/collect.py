@@ -257,9 +257,9 @@ def collect(paths: list[str | Path], plan_file: str | Path | None = None) -> Col
             display = e.get("label") or (train.name if train else m["label"].split(":", 1)[-1])
             tuned.append(Tuned(ev=ev, label=m["label"], base_label=base, display=display, train=train,
                                target=e.get("target"), n_examples=n, seed=seed, selection=e.get("selection")))
-            if train is None:
-                notes.append(f"{ev.run.name}: {m['label']} is not matched to a train run, so its effect per "
-                             "example is not computed (add it to plan.json)")
+            if n is None:
+                notes.append(f"{ev.run.name}: {m['label']} is not matched to a train run and no plan gives its "
+                             "n_examples, so its effect per example is not computed (add it to plan.json)")
     return Collection(runs=runs, evals=evals, trains=trains, tuned=tuned, title=title, roots=roots, notes=notes)
 
 

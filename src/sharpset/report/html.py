@@ -96,6 +96,35 @@ def _summary_rows(rs: list[dict]) -> str:
     return "".join(out)
 
 
+MAX_CARDS = 6  # more tuned models than this (a sweep): one compact row each instead of a card
+
+
+def _compact_summary(col: Collection, rows: list[dict]) -> str:
+    """One row per tuned model: its headline diff per suite (coloured by verdict) and whether it took hold."""
+    head = [r for r in rows if r["headline"]]
+    pairs = list(dict.fromkeys((r["suite"], r["metric"]) for r in head))
+    out = ['<div class="tablewrap"><table class="compact"><thead><tr><th>model</th><th>target</th>'
+           '<th class="num">n ex.</th><th class="num">seed</th><th>answers changed</th>']
+    out += [f'<th>{esc(s)} · {esc(m)}</th>' for s, m in pairs]
+    out.append('</tr></thead><tbody>')
+    for t in sorted(col.tuned, key=lambda t: (str(t.target), t.n_examples or 0, str(t.seed))):
+        mine = {(r["suite"], r["metric"]): r for r in head if r["eval_label"] == t.label and r["eval_run"] == t.ev.run.name}
+        ch = answer_changes(t)["pooled"]
+        took = f'{ch["k"]}/{ch["n"]}' if ch["n"] else "—"
+        out.append(f'<tr><td>{esc(t.display)}</td><td>{esc(t.target or "—")}</td><td class="num">{esc(t.n_examples or "?")}</td>'
+                   f'<td class="num">{esc(t.seed if t.seed is not None else "—")}</td>'
+                   f'<td class="{"warncell" if ch["n"] and not ch["k"] else ""}">{esc(took)}</td>')
+        for p in pairs:
+            r = mine.get(p)
+            out.append(f'<td class="v-{esc(r["verdict"])} num">{esc(ci_text(r["diff"], r["ci95"]))}</td>' if r
+                       else '<td class="muted">—</td>')
+        out.append('</tr>')
+    out.append('</tbody></table></div><p class="meta">Cells: headline diff (tuned − start) [paired 95% interval], '
+               'green = improved, red = worse, grey = no clear change. Every metric of every model is in the full '
+               'table below.</p>')
+    return "".join(out)
+
+
 def summary_section(col: Collection, rows: list[dict]) -> str:
     """The top of the page: one plain-words sentence per tuned model, and its metrics in the order
     improved, worsened, moved (no better direction), no clear change, no data."""
@@ -112,7 +141,9 @@ def summary_section(col: Collection, rows: list[dict]) -> str:
                    f'<b class="bad">{k["worse"]} got worse</b>, {k["up"] + k["down"]} moved with no better direction '
                    f'and <b>{k["null"]} showed no clear change</b>' + (f'; {k["no-data"]} had no data' if k["no-data"] else '')
                    + '.</p>')
-    for t in col.tuned:
+    if len(col.tuned) > MAX_CARDS:
+        out.append(_compact_summary(col, rows))
+    for t in col.tuned[:0 if len(col.tuned) > MAX_CARDS else None]:
         mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.ev.run.name]
         k = {v: sum(r["verdict"] == v for r in mine) for v in ORDER}
         parts = [f'<b class="good">{k["better"]} improved</b>', f'<b class="bad">{k["worse"]} got worse</b>']

@@ -35,6 +35,9 @@ table.sumtab { margin:6px 0 4px; font-size:13.5px; width:auto; }
 table.sumtab td { border-bottom:1px solid #f0f2f5; padding:4px 10px 4px 0; vertical-align:middle; }
 table.sumtab tr:last-child td { border-bottom:0; }
 svg.mini { display:block; }
+table.compact td.v-better { background:var(--goodbg); } table.compact td.v-worse { background:var(--badbg); }
+table.compact td.v-up, table.compact td.v-down { background:#eef4ff; } table.compact td.v-null { color:#475467; }
+td.warncell { background:var(--warnbg); color:var(--warn); font-weight:600; }
 .cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(330px,1fr)); gap:14px; }
 .card { border:1px solid var(--line); border-radius:10px; padding:16px 20px; background:#fff;
   box-shadow:0 1px 2px rgba(16,24,40,.04); }
