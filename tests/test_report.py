@@ -275,3 +275,29 @@ def test_a_sweep_gets_a_compact_summary_size_curves_and_cross_effects(tmp_path):
     # format-trained at n=16: format diff = mean over seeds of (0.32, 0.33); shape diff = mean of (-0.01, 0.0)
     row = size.split("<td>format <span")[1].split("</tr>")[0]
     assert "+0.325" in row and "-0.005" in row
+
+
+def test_models_evaluated_in_separate_runs_pair_like_one_run(pipeline, tiny_model_dir, tmp_path):
+    """A sweep may evaluate the start once and each tuned model alone: the report pairs them across
+    runs (same split, limit, seed, decoding) and gets what one joint eval run computes."""
+    import shutil
+
+    from sharpset.report import build_report
+
+    root = tmp_path / "sep"
+    shutil.copytree(pipeline / "train-n8", root / "train-n8")
+    common = ["--suites", "shape,invariance", "--limit", "2", "--max-new-tokens", "8", "--progress", "false"]
+    assert main(["eval", str(tiny_model_dir), *common, "--out", str(root / "eval-start")]) == 0
+    assert main(["eval", str(root / "train-n8"), *common, "--out", str(root / "eval-n8")]) == 0
+    res = build_report([root], tmp_path / "out")
+    assert res["tuned_models"] == 1
+    sep = {(r["suite"], r["metric"]): r for r in json.loads((tmp_path / "out" / "effects.json").read_text())}
+    build_report([pipeline], tmp_path / "joint")
+    joint = {(r["suite"], r["metric"]): r for r in json.loads((tmp_path / "joint" / "effects.json").read_text())
+             if r["train_run"] == "train-n8"}
+    same = {k for k in joint if k[0] in ("shape", "invariance")}
+    assert same and same == {k for k in sep if k[0] in ("shape", "invariance")}
+    for k in same:
+        assert (sep[k]["diff"], sep[k]["ci95"], sep[k]["n"]) == (joint[k]["diff"], joint[k]["ci95"], joint[k]["n"]), k
+    assert sep[("shape", "conformance")]["n_examples"] == 8
+    assert "eval-n8 with eval-start" in (tmp_path / "out" / "report.html").read_text()

@@ -91,7 +91,8 @@ class EvalRun:
 
 @dataclass
 class Tuned:
-    """One tuned model in one eval run, compared with that run's first model (its start)."""
+    """One tuned model, compared with its start on the same items: the first model of its own eval
+    run, or (``base_ev`` set) the start model evaluated in another eval run with the same settings."""
 
     ev: EvalRun
     label: str
@@ -102,10 +103,47 @@ class Tuned:
     n_examples: int | None = None
     seed: int | None = None
     selection: str | None = None
+    base_ev: EvalRun | None = None
+
+    @property
+    def bev(self) -> EvalRun:
+        return self.base_ev or self.ev
+
+    @property
+    def where(self) -> str:
+        return self.ev.run.name if self.base_ev is None else f"{self.ev.run.name} with {self.base_ev.run.name}"
+
+    def suites(self) -> list[str]:
+        mine = self.ev.summary.get("suites", {})
+        return [s for s in self.bev.summary.get("suites", {}) if s in mine]
+
+    def result(self, suite: str, which: str) -> dict:
+        return (self.bev.suite_result(suite, self.base_label) if which == "base"
+                else self.ev.suite_result(suite, self.label))
+
+    def rows(self, suite: str, which: str) -> dict[str, dict]:
+        """item id -> sample row of the start (``which="base"``) or the tuned model."""
+        ev, lab = (self.bev, self.base_label) if which == "base" else (self.ev, self.label)
+        return {r["item"]: r for r in ev.samples(suite) if r.get("model") == lab}
 
     def comparison(self) -> dict[str, dict]:
-        key = f"{self.label} vs {self.base_label}"
-        return {s: pairs[key] for s, pairs in self.ev.summary.get("comparisons", {}).items() if key in pairs}
+        """suite -> metric -> paired comparison (:func:`sharpset.stats.paired_diff_ci`): the eval
+        run's own when both models are in it, else computed the same way from both runs' samples."""
+        if self.base_ev is None:
+            key = f"{self.label} vs {self.base_label}"
+            return {s: pairs[key] for s, pairs in self.ev.summary.get("comparisons", {}).items() if key in pairs}
+        from ..stats import paired_diff_ci
+
+        out: dict[str, dict] = {}
+        seed = int(self.ev.summary.get("seed") or 0)
+        for s in self.suites():
+            base, mine = self.rows(s, "base"), self.rows(s, "tuned")
+            shared = sorted(set(base) & set(mine))
+            if shared:
+                metrics = self.ev.summary["suites"][s].get("metrics", [])
+                out[s] = {m: paired_diff_ci([base[k].get(m) for k in shared], [mine[k].get(m) for k in shared], seed)
+                          for m in metrics}
+        return out
 
 
 @dataclass
@@ -260,7 +298,56 @@ def collect(paths: list[str | Path], plan_file: str | Path | None = None) -> Col
             if n is None:
                 notes.append(f"{ev.run.name}: {m['label']} is not matched to a train run and no plan gives its "
                              "n_examples, so its effect per example is not computed (add it to plan.json)")
+    tuned += _cross_run(evals, trains, entries, by_path, tuned)
     return Collection(runs=runs, evals=evals, trains=trains, tuned=tuned, title=title, roots=roots, notes=notes)
+
+
+SAME_SETTINGS = ("split", "limit", "seed", "decoding")
+
+
+def _cross_run(evals: list[EvalRun], trains: list[Run], entries: list[dict], by_path: dict,
+               done: list[Tuned]) -> list[Tuned]:
+    """Tuned models evaluated alone (e.g. one eval run per sweep cell): each is paired with its
+    train run's starting model from another eval run with the same split, limit, seed and decoding
+    (so the same items were drawn and answered the same way)."""
+    seen = {(t.ev.run.path, t.label) for t in done}
+    out = []
+    for ev in evals:
+        for m in ev.summary.get("models", []):
+            if (ev.run.path, m["label"]) in seen or (m["index"] > 0 and len(ev.summary.get("models", [])) > 1):
+                continue
+            mp = _model_path(ev, m)
+            name = m["label"].split(":", 1)[-1]
+            entry = next((e for e in entries if e.get("eval_label") == m["label"]), None)
+            if entry is None:
+                entry = next((e for e in entries if e.get("_train_path") and (
+                    (mp is not None and _inside(mp, e["_train_path"])) or e["_train_path"].name == name)), None)
+            train = None
+            if entry and entry.get("_train_path"):
+                train = by_path.get(entry["_train_path"]) or _load_run(entry["_train_path"], entry["_train_path"].parent)
+            elif mp is not None:
+                train = next((t for t in trains if _inside(mp, t.path)), None)
+            start = (train.config.get("model") if train else None)
+            if not start:
+                continue
+            settings = {k: ev.summary.get(k) for k in SAME_SETTINGS}
+            base = None
+            for other in evals:
+                if other is ev or {k: other.summary.get(k) for k in SAME_SETTINGS} != settings:
+                    continue
+                hit = next((b for b in other.summary.get("models", []) if b.get("name") == start
+                            or (b.get("path") and Path(str(b["path"])).name == Path(str(start)).name)), None)
+                if hit is not None:
+                    base = (other, hit["label"])
+                    break
+            if base is None:
+                continue
+            e = entry or {}
+            n = e.get("n_examples") or train.counts.get("written") or train.metrics.get("rows_used")
+            out.append(Tuned(ev=ev, label=m["label"], base_label=base[1], base_ev=base[0],
+                             display=e.get("label") or train.name, train=train, target=e.get("target"),
+                             n_examples=n, seed=e.get("seed", train.config.get("seed")), selection=e.get("selection")))
+    return out
 
 
 # -- derived figures -----------------------------------------------------------------------------
@@ -300,7 +387,7 @@ def effect_rows(col: Collection) -> list[dict]:
                 if t.n_examples and c.get("diff") is not None:
                     per = c["diff"] / t.n_examples
                     per_ci = [c["ci95"][0] / t.n_examples, c["ci95"][1] / t.n_examples]
-                rows.append({"model": t.display, "eval_label": t.label, "base": t.base_label, "eval_run": t.ev.run.name,
+                rows.append({"model": t.display, "eval_label": t.label, "base": t.base_label, "eval_run": t.where,
                              "train_run": t.train.name if t.train else None, "target": t.target,
                              "selection": t.selection, "n_examples": t.n_examples, "seed": t.seed,
                              "eval_seed": t.ev.summary.get("seed"), "suite": sname, "metric": m,
@@ -319,12 +406,11 @@ def answer_changes(t: Tuned) -> dict[str, Any]:
 
     per: dict[str, dict] = {}
     k_all = n_all = 0
-    for sname in t.ev.summary.get("suites", {}):
+    for sname in t.suites():
         if sname in NO_ANSWER_SUITES:
             continue
-        rows = t.ev.samples(sname)
-        base = {r["item"]: r.get("answer") for r in rows if r.get("model") == t.base_label}
-        mine = {r["item"]: r.get("answer") for r in rows if r.get("model") == t.label}
+        base = {k: r.get("answer") for k, r in t.rows(sname, "base").items()}
+        mine = {k: r.get("answer") for k, r in t.rows(sname, "tuned").items()}
         shared = sorted(set(base) & set(mine))
         if not shared:
             continue

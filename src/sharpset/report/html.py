@@ -60,7 +60,7 @@ def model_meta(t) -> str:
         bits.append(f"seed {esc(t.seed)}")
     if t.selection:
         bits.append(esc(t.selection))
-    bits.append(f"compared with <b>{esc(t.base_label)}</b> on the same items ({esc(t.ev.run.name)})")
+    bits.append(f"compared with <b>{esc(t.base_label)}</b> on the same items ({esc(t.where)})")
     return " · ".join(bits)
 
 
@@ -108,7 +108,7 @@ def _compact_summary(col: Collection, rows: list[dict]) -> str:
     out += [f'<th>{esc(s)} · {esc(m)}</th>' for s, m in pairs]
     out.append('</tr></thead><tbody>')
     for t in sorted(col.tuned, key=lambda t: (str(t.target), t.n_examples or 0, str(t.seed))):
-        mine = {(r["suite"], r["metric"]): r for r in head if r["eval_label"] == t.label and r["eval_run"] == t.ev.run.name}
+        mine = {(r["suite"], r["metric"]): r for r in head if r["eval_label"] == t.label and r["eval_run"] == t.where}
         ch = answer_changes(t)["pooled"]
         took = f'{ch["k"]}/{ch["n"]}' if ch["n"] else "—"
         out.append(f'<tr><td>{esc(t.display)}</td><td>{esc(t.target or "—")}</td><td class="num">{esc(t.n_examples or "?")}</td>'
@@ -144,7 +144,7 @@ def summary_section(col: Collection, rows: list[dict]) -> str:
     if len(col.tuned) > MAX_CARDS:
         out.append(_compact_summary(col, rows))
     for t in col.tuned[:0 if len(col.tuned) > MAX_CARDS else None]:
-        mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.ev.run.name]
+        mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.where]
         k = {v: sum(r["verdict"] == v for r in mine) for v in ORDER}
         parts = [f'<b class="good">{k["better"]} improved</b>', f'<b class="bad">{k["worse"]} got worse</b>']
         if k["up"] + k["down"]:

@@ -34,10 +34,10 @@ def page(col: Collection) -> str:
     if not col.tuned:
         out += ["No eval run here holds a tuned model beside its starting model; no paired effects to report.", ""]
     for t in col.tuned:
-        mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.ev.run.name]
+        mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.where]
         out.append(f"### {md(t.display)}")
         out.append(f"target {md(t.target or 'not named')}, {md(t.n_examples or 'unknown')} training examples, "
-                   f"seed {md(t.seed)}, compared with {md(t.base_label)} in {md(t.ev.run.name)}.")
+                   f"seed {md(t.seed)}, compared with {md(t.base_label)} in {md(t.where)}.")
         out.append("")
         for r in sorted(mine, key=lambda r: (r["verdict"] in ("null", "no-data"), not r["headline"])):
             if r["verdict"] == "no-data":
@@ -62,8 +62,8 @@ def page(col: Collection) -> str:
                    for r in rows if r["headline"]])
     inv = []
     for t in col.tuned:
-        for lab, who in ((t.base_label, "start"), (t.label, "tuned")):
-            fams = t.ev.suite_result("invariance", lab).get("extra", {}).get("by_family", {})
+        for which, who in (("base", "start"), ("tuned", "tuned")):
+            fams = t.result("invariance", which).get("extra", {}).get("by_family", {})
             for f, v in fams.items():
                 c = v.get("flip") or {}
                 inv.append([t.display, who, f, "held out" if v.get("heldout") else "trained", v.get("n"),
@@ -88,12 +88,10 @@ def page(col: Collection) -> str:
                     "; ".join(f"{k}: {v}" for k, v in drop_reasons(r).items()) or "-"] for r in col.runs])
     for t in col.tuned[:2]:
         out += [f"## Answers: {md(t.display)} vs {md(t.base_label)}", ""]
-        for sname in t.ev.summary.get("suites", {}):
+        for sname in t.suites():
             if sname in NO_ANSWER_SUITES:
                 continue
-            rs = t.ev.samples(sname)
-            base = {r["item"]: r for r in rs if r.get("model") == t.base_label}
-            mine = {r["item"]: r for r in rs if r.get("model") == t.label}
+            base, mine = t.rows(sname, "base"), t.rows(sname, "tuned")
             for i in sorted(set(base) & set(mine), key=lambda i: (base[i].get("answer") == mine[i].get("answer"), i))[:2]:
                 out += [f"**{md(sname)}** prompt: {md(base[i].get('prompt'))[:400]}", "",
                         f"> start: {md(base[i].get('answer'))[:600] or '(empty)'}", ">",

@@ -114,8 +114,8 @@ def invariance_section(col: Collection) -> str:
     shown, note = _shown(col)
     figs = []
     for t in shown:
-        b = t.ev.suite_result("invariance", t.base_label).get("extra", {}).get("by_family", {})
-        m = t.ev.suite_result("invariance", t.label).get("extra", {}).get("by_family", {})
+        b = t.result("invariance", "base").get("extra", {}).get("by_family", {})
+        m = t.result("invariance", "tuned").get("extra", {}).get("by_family", {})
         if not b and not m:
             continue
         metric = "flip"
@@ -149,8 +149,8 @@ def invariance_section(col: Collection) -> str:
 
 
 def _split_table(t: Tuned) -> str:
-    b = t.ev.suite_result("invariance", t.base_label).get("extra", {}).get("by_split", {})
-    m = t.ev.suite_result("invariance", t.label).get("extra", {}).get("by_split", {})
+    b = t.result("invariance", "base").get("extra", {}).get("by_split", {})
+    m = t.result("invariance", "tuned").get("extra", {}).get("by_split", {})
     out = [f'<div><h4>{esc(t.display)}: trained vs held-out families</h4><table><thead><tr><th>families</th>'
            '<th>metric</th><th class="num">start</th><th class="num">tuned</th></tr></thead><tbody>']
     for split in ("train_families", "heldout_families"):
@@ -172,8 +172,8 @@ def shape_section(col: Collection) -> str:
     shown, note = _shown(col)
     blocks = []
     for t in shown:
-        b = t.ev.suite_result("shape", t.base_label).get("extra", {})
-        m = t.ev.suite_result("shape", t.label).get("extra", {})
+        b = t.result("shape", "base").get("extra", {})
+        m = t.result("shape", "tuned").get("extra", {})
         if not b or not m:
             continue
         figs = []
@@ -185,9 +185,8 @@ def shape_section(col: Collection) -> str:
                                                 ("tuned", colour(0), [dm.get(c, 0) / tm for c in cats])],
                                          x_label="share of answers", title=f"{key}s"),
                              f"{esc(what)}: share of the {tb} start and {tm} tuned answers per kind"))
-        rows = t.ev.samples("shape")
-        wb = [r.get("words", 0) or 0 for r in rows if r.get("model") == t.base_label]
-        wm = [r.get("words", 0) or 0 for r in rows if r.get("model") == t.label]
+        wb = [r.get("words", 0) or 0 for r in t.rows("shape", "base").values()]
+        wm = [r.get("words", 0) or 0 for r in t.rows("shape", "tuned").values()]
         if wb and wm:
             share = lambda ws, lo, hi: sum(lo <= w <= hi for w in ws) / len(ws)  # noqa: E731
             figs.append(_fig(paired_bars([lab for _, _, lab in WORD_BINS],
@@ -233,8 +232,8 @@ def token_shift_section(col: Collection) -> str:
     shown, note = _shown(col)
     blocks = []
     for t in shown[:2]:
-        res = t.ev.suite_result("token_shift", t.label)
-        rows = [r for r in t.ev.samples("token_shift") if r.get("model") == t.label]
+        res = t.result("token_shift", "tuned")
+        rows = list(t.rows("token_shift", "tuned").values())
         ex = res.get("extra", {})
         if not rows:
             if ex.get("skipped"):
@@ -324,12 +323,10 @@ def answers_section(col: Collection) -> str:
     any_ = False
     for t in shown[:3]:
         out.append(f'<h3>{esc(t.display)} <span class="muted">vs {esc(t.base_label)}</span></h3>')
-        for sname in t.ev.summary.get("suites", {}):
+        for sname in t.suites():
             if sname in NO_ANSWER_SUITES:
                 continue
-            rows = t.ev.samples(sname)
-            base = {r["item"]: r for r in rows if r.get("model") == t.base_label}
-            mine = {r["item"]: r for r in rows if r.get("model") == t.label}
+            base, mine = t.rows(sname, "base"), t.rows(sname, "tuned")
             shared = sorted(set(base) & set(mine), key=lambda i: (base[i].get("answer") == mine[i].get("answer"), i))
             if not shared:
                 continue
