@@ -226,8 +226,10 @@ def write_card(path: str | Path, *, pretty_name: str | None = None, license: str
         rel = f.relative_to(folder).as_posix()
         sample, n = _rows(f, limit=200)
         name = _config_name(rel, taken)
-        configs.append({"config_name": name, "data_files": [{"split": "train", "path": rel}], **({"default": True} if i == 0 else {})})
-        summaries.append({"name": name, "file": rel, "rows": n, "bytes": f.stat().st_size, "columns": columns(sample)})
+        configs.append({"config_name": name, "data_files": [{"split": "train", "path": rel}],
+                        **({"default": True} if i == 0 else {})})
+        summaries.append({"name": name, "file": rel, "rows": n, "bytes": f.stat().st_size,
+                          "columns": columns(sample)})
     stage = man.get("stage") or "data"
     synthetic = any(s["stage"] in ("synth", "wrap", "restyle", "eval", "quickstart") for s in lin)
     data = DatasetCardData(
@@ -255,14 +257,16 @@ def write_card(path: str | Path, *, pretty_name: str | None = None, license: str
     body += [f"- `{_cell(m, 120)}`: {_cell(v, 160)}" for m, v in lic.items()] or ["- none recorded"]
     if man:
         git = man.get("git") or {}
-        body += ["", "## Provenance", "", f"- stage: `{_cell(stage)}`; status: {_cell(man.get('status'))}; created "
-                 f"{_cell(man.get('created'))}", f"- git SHA: `{_cell(git.get('sha'))}`" + (" (uncommitted changes)" if git.get("dirty") else ""),
-                 f"- run key: `{_cell(man.get('key'))}`", f"- counts: {_cell(man.get('counts'), 300)}", "- inputs (sha256):"]
+        dirty = " (uncommitted changes)" if git.get("dirty") else ""
+        body += ["", "## Provenance", "",
+                 f"- stage: `{_cell(stage)}`; status: {_cell(man.get('status'))}; created {_cell(man.get('created'))}",
+                 f"- git SHA: `{_cell(git.get('sha'))}`{dirty}", f"- run key: `{_cell(man.get('key'))}`",
+                 f"- counts: {_cell(man.get('counts'), 300)}", "- inputs (sha256):"]
         body += [f"  - `{_cell(k, 160)}`: `{_cell(v, 70)}`" for k, v in (man.get("inputs") or {}).items()] or ["  - none"]
         if len(lin) > 1:
             body += ["- lineage: " + " ← ".join(f"{_cell(s['stage'])} ({_cell(s['run'].name)})" for s in lin)]
-        body += ["", "Resolved config:", "", "```yaml", yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True).rstrip()
-                 .replace("```", "'''"), "```"]
+        dumped = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True).rstrip().replace("```", "'''")
+        body += ["", "Resolved config:", "", "```yaml", dumped, "```"]
     readme = folder / "README.md"
     write_text(readme, f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
     return readme
