@@ -59,7 +59,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="one self-contained report.html (+ report.md) from eval/train/stage run folders",
-                       description=(__doc__ or "").strip().split("\n\n")[0])
+                       description="What the examples bought, as one self-contained page: report.html (no network, "
+                                   "inline SVG plots, all data text escaped), report.md and effects.json.")
     p.add_argument("runs", nargs="+", metavar="RUNS", help="run folders, or folders holding them (walked)")
     p.add_argument("--out", required=True, help="folder for report.html, report.md and effects.json")
     p.add_argument("--plan", default=None, help="plan.json naming each tuned model's train run, target and size "

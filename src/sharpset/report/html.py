@@ -44,7 +44,12 @@ def per_example_text(r: dict) -> str:
     if r["per_example"] is None:
         return "null" if r["diff"] is None else "n/a (training size unknown)"
     lo, hi = r["per_example_ci95"]
-    return f"{r['per_example']:+.2e} [{lo:.2e}, {hi:.2e}]"
+    return f"{small(r['per_example'], True)} [{small(lo)}, {small(hi)}]"
+
+
+def small(v: float, sign: bool = False) -> str:
+    """Two significant digits (effects per example are small: 0.0013, not 1.30e-03)."""
+    return "0" if v == 0 else format(v, "+.2g" if sign else ".2g")
 
 
 def chip(verdict: str) -> str:
@@ -177,18 +182,22 @@ def summary_section(col: Collection, rows: list[dict]) -> str:
 
 
 def _effect_table(rows: list[dict]) -> str:
-    head = ("model", "target", "n ex.", "seed", "suite · metric", "start", "tuned", "diff [95% CI]", "n items",
-            "items moved", "effect per example [95% CI]", "")
-    out = ['<div class="tablewrap"><table><thead><tr>']
-    out += [f'<th{" class=num" if h in ("n ex.", "start", "tuned", "n items") else ""}>{esc(h)}</th>' for h in head]
+    head = ("model", "suite · metric", "start → tuned", "diff [95% CI]", "n", "items moved",
+            "per example [95% CI]", "")
+    out = ['<div class="tablewrap"><table class="effects"><thead><tr>']
+    out += [f'<th{" class=num" if h in ("n", "diff [95% CI]", "per example [95% CI]") else ""}>{esc(h)}</th>'
+            for h in head]
     out.append('</tr></thead><tbody>')
     for r in rows:
         arrow = {1: " ↑", -1: " ↓", 0: ""}[r["direction"]]
-        out.append(f'<tr{" class=headline" if r["headline"] else ""}><td>{esc(r["model"])}</td>'
-                   f'<td>{esc(r["target"] or "—")}</td><td class="num">{esc(r["n_examples"] or "?")}</td>'
-                   f'<td class="num">{esc(r["seed"] if r["seed"] is not None else "—")}</td>'
-                   f'<td>{esc(r["suite"])} · {esc(r["metric"])}<span class="muted" title="better direction">{arrow}</span></td>'
-                   f'<td class="num">{esc(num(r["start"]))}</td><td class="num">{esc(num(r["tuned"]))}</td>'
+        meta = " · ".join(x for x in (r["target"] and f"target {r['target']}",
+                                      f"{r['n_examples']} ex." if r["n_examples"] else "size unknown",
+                                      r["seed"] is not None and f"seed {r['seed']}") if x)
+        out.append(f'<tr{" class=headline" if r["headline"] else ""}><td>{esc(r["model"])}'
+                   f'<div class="meta">{esc(meta)}</div></td>'
+                   f'<td class="nowrap">{esc(r["suite"])} · {esc(r["metric"])}'
+                   f'<span class="muted" title="better direction">{arrow}</span></td>'
+                   f'<td class="num">{esc(num(r["start"]))} → {esc(num(r["tuned"]))}</td>'
                    f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td><td class="num">{esc(r["n"])}</td>'
                    f'<td class="muted">{esc(moved_items(r))}</td>'
                    f'<td class="num">{esc(per_example_text(r))}</td><td>{chip(r["verdict"])}</td></tr>')
@@ -213,7 +222,7 @@ def effect_section(col: Collection, rows: list[dict]) -> str:
     seeds = sorted({str(r["eval_seed"]) for r in rows})
     if seeds:
         out.append(f'<p class="meta">Bootstrap seed(s) of the eval runs: {esc(", ".join(seeds))}; greedy decoding. '
-                   'Training seed per row in the seed column.</p>')
+                   'Training seed under each model name.</p>')
     out.append('</section>')
     return "".join(out)
 

@@ -131,14 +131,14 @@ def invariance_section(col: Collection) -> str:
                     c = (src.get(f) or {}).get(metric) or {}
                     vals[name] = (c.get("mean"), *(c.get("ci95") or (None, None))) if c.get("mean") is not None else None
                 n = (m.get(f) or b.get(f) or {}).get("n")
-                items.append({"label": f"{f} (n={n})", "values": vals})
+                items.append({"label": f"{f} ({n} items)", "values": vals})
             if items:
                 groups.append((heading, items))
         what = ("flip rate (lower is better: among items answered right when asked plainly, the share the "
                 "wrapper turned wrong)" if metric == "flip" else
                 "wrapped accuracy (the flip rate is null: no item was answered right when asked plainly)")
         caption = (f"{esc(t.display)} vs {esc(t.base_label)}: {what} per family with 95% intervals; "
-                   "held-out families were kept out of training.")
+                   "held-out families are those `wrap` keeps out of BCT training pairs.")
         figs.append(_fig(interval_plot(groups, x_label=metric, series=[("start", BASE), ("tuned", colour(0))],
                                        title=f"{t.display}: {metric} by family", lo=0, hi=1), caption, wide=True))
         figs.append(_split_table(t))

@@ -60,6 +60,8 @@ th { font-weight:600; color:#344054; background:var(--soft); position:sticky; to
 td.num, th.num { text-align:right; }
 tr.headline td { background:#fbfcff; }
 td:first-child { min-width:110px; }
+.nowrap, table.effects td.num { white-space:nowrap; }
+table.effects td .meta { font-size:12px; }
 .tablewrap { overflow-x:auto; }
 details { margin:8px 0; }
 details > summary { cursor:pointer; color:var(--blue); font-size:14px; }
@@ -68,7 +70,7 @@ pre { background:var(--soft); border:1px solid var(--line); border-radius:8px; p
   word-break:break-word; }
 .figs { display:flex; flex-wrap:wrap; gap:18px 26px; align-items:flex-start; }
 figure { margin:6px 0; }
-.figs > figure, .figs > div { flex:1 1 420px; min-width:0; max-width:100%; }
+.figs > figure, .figs > div { flex:1 1 460px; min-width:0; max-width:100%; }
 .figs > figure { max-width:600px; }
 .figs > figure.wide { flex-basis:600px; max-width:680px; }
 figcaption { font-size:12.5px; color:var(--muted); max-width:560px; margin-top:2px; }
