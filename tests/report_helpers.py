@@ -72,7 +72,8 @@ def make_pipeline(root: Path, tiny_model_dir: Path) -> Path:
     b = _train_run(root, "train-n16", 16, 2, tiny_model_dir)
     ev = root / "eval"
     rc = main(["eval", str(tiny_model_dir), str(a), str(b), "--base", str(tiny_model_dir),
-               "--suites", "shape,token_shift,invariance", "--limit", "2", "--max-new-tokens", "8",
+               "--suites", "shape,token_shift,invariance", "--invariance-families", "sycophancy", "--limit", "2",
+               "--max-new-tokens", "8",
                "--progress", "false", "--out", str(ev)])
     assert rc == 0
     (root / "plan.json").write_text(json.dumps({"title": "tiny pipeline", "models": [

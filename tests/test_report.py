@@ -279,16 +279,20 @@ def test_a_sweep_gets_a_compact_summary_size_curves_and_cross_effects(tmp_path):
 
 def test_models_evaluated_in_separate_runs_pair_like_one_run(pipeline, tiny_model_dir, tmp_path):
     """A sweep may evaluate the start once and each tuned model alone: the report pairs them across
-    runs (same split, limit, seed, decoding) and gets what one joint eval run computes."""
+    runs (same split, limit, seed, decoding, families...) and gets what one joint eval run computes."""
     import shutil
 
     from sharpset.report import build_report
 
     root = tmp_path / "sep"
     shutil.copytree(pipeline / "train-n8", root / "train-n8")
-    common = ["--suites", "shape,invariance", "--limit", "2", "--max-new-tokens", "8", "--progress", "false"]
-    assert main(["eval", str(tiny_model_dir), *common, "--out", str(root / "eval-start")]) == 0
+    common = ["--suites", "shape,invariance", "--invariance-families", "sycophancy", "--limit", "2",
+              "--max-new-tokens", "8", "--progress", "false"]
     assert main(["eval", str(root / "train-n8"), *common, "--out", str(root / "eval-n8")]) == 0
+    other = [c if c != "sycophancy" else "noise" for c in common]  # other items: must not be paired
+    assert main(["eval", str(tiny_model_dir), *other, "--out", str(root / "eval-start-noise")]) == 0
+    assert build_report([root], tmp_path / "none")["tuned_models"] == 0
+    assert main(["eval", str(tiny_model_dir), *common, "--out", str(root / "eval-start")]) == 0
     res = build_report([root], tmp_path / "out")
     assert res["tuned_models"] == 1
     sep = {(r["suite"], r["metric"]): r for r in json.loads((tmp_path / "out" / "effects.json").read_text())}

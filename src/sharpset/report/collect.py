@@ -303,13 +303,22 @@ def collect(paths: list[str | Path], plan_file: str | Path | None = None) -> Col
 
 
 SAME_SETTINGS = ("split", "limit", "seed", "decoding")
+# eval config fields that change which items are drawn or how they are scored (not: which models,
+# which suites, batch size, progress bars)
+NOT_SETTINGS = {"models", "suites", "base", "batch_size", "progress"}
+
+
+def _settings(ev: EvalRun) -> dict:
+    return {**{k: ev.summary.get(k) for k in SAME_SETTINGS},
+            **{k: v for k, v in ev.run.config.items() if k not in NOT_SETTINGS}}
 
 
 def _cross_run(evals: list[EvalRun], trains: list[Run], entries: list[dict], by_path: dict,
                done: list[Tuned]) -> list[Tuned]:
     """Tuned models evaluated alone (e.g. one eval run per sweep cell): each is paired with its
-    train run's starting model from another eval run with the same split, limit, seed and decoding
-    (so the same items were drawn and answered the same way)."""
+    train run's starting model from another eval run with the same settings -- split, limit, seed,
+    decoding, shape spec, invariance families, pairs file -- so the same items were drawn and scored
+    the same way."""
     seen = {(t.ev.run.path, t.label) for t in done}
     out = []
     for ev in evals:
@@ -330,10 +339,10 @@ def _cross_run(evals: list[EvalRun], trains: list[Run], entries: list[dict], by_
             start = (train.config.get("model") if train else None)
             if not start:
                 continue
-            settings = {k: ev.summary.get(k) for k in SAME_SETTINGS}
+            settings = _settings(ev)
             base = None
             for other in evals:
-                if other is ev or {k: other.summary.get(k) for k in SAME_SETTINGS} != settings:
+                if other is ev or _settings(other) != settings:
                     continue
                 hit = next((b for b in other.summary.get("models", []) if b.get("name") == start
                             or (b.get("path") and Path(str(b["path"])).name == Path(str(start)).name)), None)
