@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .judge_check import add_parser as add_judge_check
 
     add_judge_check(sub)
+    from .report import add_parser as add_report
+
+    add_report(sub)
     return p
 
 

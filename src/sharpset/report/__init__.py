@@ -1,0 +1,70 @@
+"""``sharpset report RUNS... --out DIR``: what the examples bought, as one self-contained page.
+
+Reads run folders (eval runs' ``summary.json`` + ``samples/<suite>.jsonl``, train runs'
+``losses.jsonl``, every run's ``manifest.json``/``config.yaml``) or a pipeline folder holding
+them, and writes into DIR:
+
+- ``report.html``: one file, no network (a CSP forbids every load; plots are inline SVG; no
+  script): a plain-words summary of what moved and what did not, the per-target effect table
+  (paired 95% intervals, n, seeds, effect per training example), effect vs number of examples,
+  invariance per wrapper family (trained vs held-out), answer-shape distributions, a token-shift
+  view, loss curves with the share of answers that changed, answers side by side, the pipeline's
+  counts with drop reasons, and each run's manifest. All text from data is escaped.
+- ``report.md``: the same numbers as Markdown;
+- ``effects.json``: the effect table's rows (for notes and scripts).
+
+Which eval model was trained on which train run: see :mod:`sharpset.report.collect` (``plan.json``).
+Dataset cards: :func:`sharpset.report.cards.write_card` / :func:`~sharpset.report.cards.card_all`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .browser import screenshot  # noqa: F401 -- public: quickstart puts a screenshot in its run folder
+
+
+def build_report(runs: list[str | Path], out: str | Path, *, plan: str | Path | None = None,
+                 title: str | None = None) -> dict[str, Any]:
+    """Write report.html, report.md and effects.json into ``out``; return their paths and figures."""
+    from ..dataio import write_json, write_text
+    from . import html, markdown
+    from .collect import collect, effect_rows
+
+    col = collect(list(runs), plan)
+    if title:
+        col.title = title
+    out = Path(out)
+    rows = effect_rows(col)
+    write_text(out / "report.html", html.page(col))
+    write_text(out / "report.md", markdown.page(col))
+    write_json(out / "effects.json", rows)
+    return {"html": str(out / "report.html"), "markdown": str(out / "report.md"), "effects": str(out / "effects.json"),
+            "runs": len(col.runs), "tuned_models": len(col.tuned),
+            "moved": sum(r["verdict"] in ("better", "worse", "up", "down") for r in rows),
+            "null": sum(r["verdict"] == "null" for r in rows)}
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    res = build_report(args.runs, args.out, plan=args.plan, title=args.title)
+    print(f"{res['runs']} run folders, {res['tuned_models']} tuned models: {res['moved']} paired metrics moved, "
+          f"{res['null']} null")
+    if args.screenshot:
+        print(f"screenshot: {screenshot(res['html'], Path(args.out) / 'report.png')}")
+    print(f"report: {res['html']}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="one self-contained report.html (+ report.md) from eval/train/stage run folders",
+                       description="What the examples bought, as one self-contained page: report.html (no network, "
+                                   "inline SVG plots, all data text escaped), report.md and effects.json.")
+    p.add_argument("runs", nargs="+", metavar="RUNS", help="run folders, or folders holding them (walked)")
+    p.add_argument("--out", required=True, help="folder for report.html, report.md and effects.json")
+    p.add_argument("--plan", default=None, help="plan.json naming each tuned model's train run, target and size "
+                                                "(default: any plan.json found in RUNS)")
+    p.add_argument("--title", default=None, help="report title (default: the plan's, else a generic one)")
+    p.add_argument("--screenshot", action="store_true", help="also save report.png (first screen, headless Chromium)")
+    p.set_defaults(fn=cmd_report)

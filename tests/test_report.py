@@ -1,0 +1,307 @@
+"""`sharpset report` and dataset cards on a tiny pipeline folder (real eval of tiny random models)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from report_helpers import ATTR_PAYLOAD, IMG, LABEL, SCRIPT, TITLE_PAYLOAD, shared_pipeline
+
+from sharpset.cli import main
+from sharpset.errors import UserError
+
+SECTIONS = ("summary", "effects", "size", "invariance", "shape", "token-shift", "training", "answers", "pipeline")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_model_dir):
+    return shared_pipeline(tmp_path_factory, tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def report(pipeline, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-out")
+    assert main(["report", str(pipeline), "--out", str(out)]) == 0
+    return out
+
+
+def test_report_has_every_section_and_inline_plots(report):
+    html = (report / "report.html").read_text()
+    for s in SECTIONS:
+        assert f'<section id="{s}">' in html, s
+    # plots: effect vs size (two sizes of one target), invariance per family x2, shape bars, token
+    # positions, two loss curves
+    assert html.count("<svg") >= 8
+    assert "<h1>tiny pipeline</h1>" in html  # the plan's title
+    assert "Only one training-set size" not in html  # two sizes: a curve, not the note
+    assert (report / "report.md").read_text().startswith("# tiny pipeline")
+
+
+def test_effect_per_example_is_diff_over_training_rows(report):
+    rows = json.loads((report / "effects.json").read_text())
+    assert {r["n_examples"] for r in rows} == {8, 16}
+    assert {r["train_run"] for r in rows} == {"train-n8", "train-n16"}
+    assert {r["target"] for r in rows} == {"shape"}
+    with_diff = [r for r in rows if r["diff"] is not None]
+    assert with_diff
+    for r in with_diff:
+        assert r["per_example"] == pytest.approx(r["diff"] / r["n_examples"])
+        assert r["per_example_ci95"] == pytest.approx([c / r["n_examples"] for c in r["ci95"]])
+        lo, hi = r["ci95"]
+        assert r["verdict"] == ("null" if lo <= 0 <= hi else r["verdict"])
+
+
+def test_data_text_is_escaped_everywhere(report):
+    html = (report / "report.html").read_text()
+    for payload in (SCRIPT, IMG, TITLE_PAYLOAD, ATTR_PAYLOAD):
+        assert payload not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script" not in html.lower()  # the report carries no script of its own either
+    assert not re.search(r"<[^>]*\son\w+\s*=", html)  # no event-handler attribute on any tag
+    assert "<img" not in html.lower()
+    md = (report / "report.md").read_text()
+    assert SCRIPT not in md and IMG not in md and "&lt;script&gt;" in md
+    assert LABEL not in md
+
+
+def test_no_resource_is_loaded_from_anywhere(report):
+    html = (report / "report.html").read_text()
+    assert "http://" not in html and "https://" not in html
+    assert not re.search(r"""\b(src|href|srcset|action|poster|data)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert not re.search(r"url\(|@import|<link|<iframe|<object|<embed", html, re.I)
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+
+
+def test_training_section_shows_curves_and_changed_answers(report):
+    html = (report / "report.html").read_text()
+    training = html.split('<section id="training">')[1].split("</section>")[0]
+    assert training.count("<svg") == 2
+    assert "answers differing from" in training
+
+
+def test_pipeline_counts_show_drop_reasons_and_manifests(report):
+    html = (report / "report.html").read_text()
+    pipe = html.split('<section id="pipeline">')[1]
+    assert "empty_response: 2" in pipe and "not_english: 1" in pipe
+    assert "longer than max_length: 1" in pipe
+    assert pipe.count("<details>") == 4  # synth, 2 train, eval
+
+
+def test_runs_without_plan_are_matched_by_model_path(pipeline, tmp_path):
+    from sharpset.report import build_report
+
+    (pipeline / "plan.json").rename(tmp_path / "plan.json")
+    try:
+        build_report([pipeline], tmp_path / "out")
+    finally:
+        (tmp_path / "plan.json").rename(pipeline / "plan.json")
+    rows = json.loads((tmp_path / "out" / "effects.json").read_text())
+    assert {r["train_run"] for r in rows} == {"train-n8", "train-n16"}
+    assert {r["target"] for r in rows} == {None}
+
+
+def test_a_bad_plan_names_file_and_field(pipeline, tmp_path):
+    from sharpset.report import build_report
+
+    bad = tmp_path / "plan.json"
+    bad.write_text(json.dumps({"models": [{"train_run": "nowhere", "target": "x"}]}))
+    with pytest.raises(UserError, match=r"plan.json: models\[0\].train_run"):
+        build_report([pipeline], tmp_path / "o", plan=bad)
+    bad.write_text(json.dumps({"models": [{"train_run": "train-n8", "n_examples": 0}]}))
+    with pytest.raises(UserError, match=r"models\[0\].n_examples"):
+        build_report([pipeline], tmp_path / "o", plan=bad)
+
+
+def test_a_folder_without_comparisons_still_reports(tmp_path):
+    from sharpset.report import build_report
+
+    run = tmp_path / "synth"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"stage": "synth", "counts": {"read": 3, "written": 3}}))
+    res = build_report([run], tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert res["tuned_models"] == 0 and "No comparison to report" in html
+
+
+# -- dataset cards --------------------------------------------------------------------------------
+def test_cards_carry_metadata_and_load_with_datasets(pipeline, tmp_path):
+    import shutil
+
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    from sharpset.report.cards import card_all
+
+    root = tmp_path / "pipe"
+    shutil.copytree(pipeline, root)
+    # a curate run downstream of synth: its rows were written by synth's model (lineage)
+    cur = root / "curate"
+    cur.mkdir()
+    rows = [json.loads(line) for line in (root / "synth" / "synth.jsonl").read_text().splitlines()][:3]
+    rows[0]["note"] = SCRIPT + " | a|b"
+    (cur / "selected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (cur / "config.yaml").write_text("embedder: minilm-l6\nn: 3\n")
+    (cur / "manifest.json").write_text(json.dumps({
+        "stage": "curate", "status": "complete", "git": {"sha": "feedbeef", "dirty": False},
+        "inputs": {str(root / "synth" / "synth.jsonl"): "0" * 64}, "models": {"embedder": {"name": "minilm-l6"}},
+        "counts": {"read": 7, "written": 3, "dropped": 4, "rejected": 0},
+        "outputs": {"selected.jsonl": "x", "curate_report.json": "y"}}))
+    cards = {p.parent.name: p for p in card_all(root)}
+    assert set(cards) == {"synth", "curate", "eval"}  # train runs hold no dataset output
+    card = DatasetCard.load(cards["curate"])
+    assert card.data.license == ["apache-2.0", "mit"]  # synth's SmolLM2 + curate's embedder
+    assert card.data.size_categories == ["n<1K"] and card.data.task_categories == ["text-generation"]
+    assert card.data.configs[0]["data_files"][0]["path"] == "selected.jsonl"
+    text = cards["curate"].read_text()
+    assert "feedbeef" in text and "| messages | list[message] |" in text
+    assert SCRIPT not in text and "&lt;script&gt;" in text
+    ds = datasets.load_dataset(str(cur))  # the README present, loading the folder still works
+    assert ds["train"].num_rows == 3
+    ev = DatasetCard.load(cards["eval"])
+    # tiny local models (unknown) tuned on rows SmolLM2 wrote (synth, Apache-2.0): the lineage carries both
+    assert ev.data.license == ["apache-2.0", "unknown"]
+    assert "fine-tuned from" in cards["eval"].read_text()
+    assert {c["config_name"] for c in ev.data.configs} >= {"samples_shape", "samples_invariance"}
+    for c in ev.data.configs:
+        d = datasets.load_dataset(str(root / "eval"), c["config_name"])
+        assert d["train"].num_rows > 0
+    assert datasets.load_dataset("json", data_files=str(root / "synth" / "synth.jsonl"))["train"].num_rows == 7
+
+
+def test_card_for_one_data_file_and_bad_input(tmp_path):
+    from sharpset.report.cards import size_category, write_card
+
+    f = tmp_path / "d" / "rows.jsonl"
+    f.parent.mkdir()
+    f.write_text('{"a": 1, "b": "x"}\n{"a": 2, "b": null}\n')
+    readme = write_card(f)
+    assert readme == tmp_path / "d" / "README.md"
+    assert "| b | string (nullable) |" in readme.read_text()
+    with pytest.raises(UserError, match="no such"):
+        write_card(tmp_path / "missing")
+    assert [size_category(n) for n in (5, 1000, 25_000)] == ["n<1K", "1K<n<10K", "10K<n<100K"]
+
+
+def _handmade_eval(root, answers_tuned):
+    """An eval folder written by hand: start m0 and tuned m1 on two shape items and the health suite."""
+    ev = root / "eval"
+    (ev / "samples").mkdir(parents=True)
+    base = ["Short answer.", "Another answer."]
+    rows = [{"model": lab, "item": f"i{k}", "prompt": f"p{k}", "answer": a, "conformance": c}
+            for lab, ans, c in (("m0:start", base, 0.5), ("m1:tuned", answers_tuned, 1.0)) for k, a in enumerate(ans)]
+    (ev / "samples" / "shape.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    comp = {"shape": {"m1:tuned vs m0:start": {"conformance": {"a": 0.5, "b": 1.0, "diff": 0.5, "ci95": [0.5, 0.5],
+                                                                "n": 2, "fixed": 2, "broken": 0, "same": 0}}},
+            "health": {"m1:tuned vs m0:start": {
+                "loop": {"a": 0.5, "b": 0.0, "diff": -0.5, "ci95": [-1.0, 0.0], "n": 2, "fixed": 0, "broken": 1, "same": 1},
+                "truncated": {"a": 1.0, "b": 0.0, "diff": -1.0, "ci95": [-1.0, -1.0], "n": 2, "fixed": 0, "broken": 2,
+                              "same": 0},
+                "words": {"a": 10, "b": 4, "diff": -6.0, "ci95": [-8.0, -4.0], "n": 2, "fixed": 0, "broken": 2, "same": 0}}}}
+    suites = {"shape": {"metrics": ["conformance"], "lower_is_better": [], "models": {}},
+              "health": {"metrics": ["loop", "truncated", "words"], "lower_is_better": ["loop", "truncated"], "models": {}}}
+    (ev / "summary.json").write_text(json.dumps({"models": [{"index": 0, "label": "m0:start", "name": "start"},
+                                                            {"index": 1, "label": "m1:tuned", "name": "tuned"}],
+                                                 "suites": suites, "comparisons": comp, "seed": 0}))
+    (root / "plan.json").write_text(json.dumps({"models": [{"eval_label": "m1:tuned", "target": "shape",
+                                                            "n_examples": 4}]}))
+    return root
+
+
+def test_verdicts_follow_the_better_direction(tmp_path):
+    from sharpset.report import build_report
+
+    build_report([_handmade_eval(tmp_path / "p", ["Other.", "Else."])], tmp_path / "out")
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "out" / "effects.json").read_text())}
+    assert rows["conformance"]["verdict"] == "better" and rows["conformance"]["per_example"] == 0.125
+    assert rows["truncated"]["verdict"] == "better"  # went down, and lower is better
+    assert rows["loop"]["verdict"] == "null"  # interval [-1, 0] includes 0
+    assert rows["words"]["verdict"] == "down"  # no better direction for length
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "2 of 2 answers differ" in html and "training changed nothing" not in html
+    assert "2 improved, 0 worsened" in html  # truncated: 2 items went down = improved
+
+
+def test_a_model_that_learned_nothing_is_flagged(tmp_path):
+    from sharpset.report import build_report
+
+    build_report([_handmade_eval(tmp_path / "p", ["Short answer.", "Another answer."])], tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "All 2 of its answers are identical to the starting model" in html
+    assert "identical to the start: learned nothing visible" in (tmp_path / "out" / "report.md").read_text()
+
+
+def _handmade_sweep(root):
+    """A sweep-like eval folder by hand: 2 targets x 2 sizes x 2 seeds, paired on shape and format."""
+    ev = root / "eval"
+    (ev / "samples").mkdir(parents=True)
+    models = [{"index": 0, "label": "m0:start", "name": "start"}]
+    comps: dict = {"shape": {}, "format": {}}
+    plan, rows = [], []
+    k = 0
+    for target in ("format", "shape"):
+        for n in (8, 16):
+            for seed in (0, 1):
+                k += 1
+                lab = f"m{k}:{target}-{n}-s{seed}"
+                models.append({"index": k, "label": lab, "name": lab.split(":")[1]})
+                plan.append({"eval_label": lab, "target": target, "n_examples": n, "seed": seed})
+                for suite, metric in (("shape", "conformance"), ("format", "prompt_strict")):
+                    d = (0.02 * n if suite == target else -0.01) + 0.01 * seed
+                    comps[suite][f"{lab} vs m0:start"] = {metric: {"a": 0.3, "b": 0.3 + d, "diff": d,
+                                                                   "ci95": [d - 0.05, d + 0.05], "n": 20,
+                                                                   "fixed": 3, "broken": 1, "same": 16}}
+                rows.append({"model": lab, "item": "i0", "prompt": "p", "answer": f"answer of {lab}"})
+    rows.append({"model": "m0:start", "item": "i0", "prompt": "p", "answer": "start answer"})
+    (ev / "samples" / "shape.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suites = {"shape": {"metrics": ["conformance"], "lower_is_better": [], "models": {}},
+              "format": {"metrics": ["prompt_strict"], "lower_is_better": [], "models": {}}}
+    (ev / "summary.json").write_text(json.dumps({"models": models, "suites": suites, "comparisons": comps, "seed": 0}))
+    (root / "plan.json").write_text(json.dumps({"title": "sweep", "models": plan}))
+    return root
+
+
+def test_a_sweep_gets_a_compact_summary_size_curves_and_cross_effects(tmp_path):
+    from sharpset.report import build_report
+
+    build_report([_handmade_sweep(tmp_path / "p")], tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert '<table class="compact">' in summary and summary.count("<tr>") == 9  # header + 8 models
+    size = html.split('<section id="size">')[1].split("</section>")[0]
+    assert size.count("<svg") == 2  # shape conformance and format prompt_strict vs size
+    assert "Cross-effects" in size
+    # format-trained at n=16: format diff = mean over seeds of (0.32, 0.33); shape diff = mean of (-0.01, 0.0)
+    row = size.split("<td>format <span")[1].split("</tr>")[0]
+    assert "+0.325" in row and "-0.005" in row
+
+
+def test_models_evaluated_in_separate_runs_pair_like_one_run(pipeline, tiny_model_dir, tmp_path):
+    """A sweep may evaluate the start once and each tuned model alone: the report pairs them across
+    runs (same split, limit, seed, decoding, families...) and gets what one joint eval run computes."""
+    import shutil
+
+    from sharpset.report import build_report
+
+    root = tmp_path / "sep"
+    shutil.copytree(pipeline / "train-n8", root / "train-n8")
+    common = ["--suites", "shape,invariance", "--invariance-families", "sycophancy", "--limit", "2",
+              "--max-new-tokens", "8", "--progress", "false"]
+    assert main(["eval", str(root / "train-n8"), *common, "--out", str(root / "eval-n8")]) == 0
+    other = [c if c != "sycophancy" else "noise" for c in common]  # other items: must not be paired
+    assert main(["eval", str(tiny_model_dir), *other, "--out", str(root / "eval-start-noise")]) == 0
+    assert build_report([root], tmp_path / "none")["tuned_models"] == 0
+    assert main(["eval", str(tiny_model_dir), *common, "--out", str(root / "eval-start")]) == 0
+    res = build_report([root], tmp_path / "out")
+    assert res["tuned_models"] == 1
+    sep = {(r["suite"], r["metric"]): r for r in json.loads((tmp_path / "out" / "effects.json").read_text())}
+    build_report([pipeline], tmp_path / "joint")
+    joint = {(r["suite"], r["metric"]): r for r in json.loads((tmp_path / "joint" / "effects.json").read_text())
+             if r["train_run"] == "train-n8"}
+    same = {k for k in joint if k[0] in ("shape", "invariance")}
+    assert same and same == {k for k in sep if k[0] in ("shape", "invariance")}
+    for k in same:
+        assert (sep[k]["diff"], sep[k]["ci95"], sep[k]["n"]) == (joint[k]["diff"], joint[k]["ci95"], joint[k]["n"]), k
+    assert sep[("shape", "conformance")]["n_examples"] == 8
+    assert "eval-n8 with eval-start" in (tmp_path / "out" / "report.html").read_text()
