@@ -121,3 +121,14 @@ def test_bad_eval_config_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", "--suites", "nope", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "models" in err or "suites" in err
+
+
+def test_echo_flags_answers_that_begin_by_repeating_the_request():
+    from sharpset.evaluate.suites.health import echoes_prompt
+
+    q = "Write a short email to my landlord asking him to fix the heater."
+    assert echoes_prompt(q, "Write a short email to my landlord asking him to fix the heater. Dear Sir,")
+    assert echoes_prompt(q, "write a SHORT email to my landlord, asking him... and then")
+    assert not echoes_prompt(q, "Dear landlord, the heater in the living room is broken. Could you fix it?")
+    assert not echoes_prompt("Hi", "Hi")  # too short to call an echo
+    assert echoes_prompt("Why is the sky blue?", "Why is the sky blue? Because of Rayleigh scattering.")

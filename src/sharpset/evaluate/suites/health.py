@@ -2,7 +2,7 @@
 
 Computed over all answers generated for a model in this evaluation (every generating suite), with
 :func:`sharpset.text.degeneration.health`: ``loop`` (a long repeated span, low distinct-3 or high
-compression), ``truncated`` (hit the token limit), ``empty``, ``complete`` (ended by the model and
+compression), ``truncated`` (hit the token limit), ``empty``, ``echo`` (begins by repeating the request), ``complete`` (ended by the model and
 not empty), ``refusal`` and the answer length in words. No generation of its own.
 """
 
@@ -11,6 +11,26 @@ from __future__ import annotations
 from typing import Any
 
 from ..suite import Context, Suite
+
+ECHO_WORDS = 8  # an answer that starts with this many words of the request (fewer for short requests)
+
+
+def _words(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-z0-9']+", text.casefold())
+
+
+def echoes_prompt(prompt: str, answer: str) -> bool:
+    """Does the answer begin by repeating the request? True when its first k words (k = 8, or the
+    request's length if shorter, at least 3) occur as a contiguous run in the request -- the failure
+    issue 14 saw in a base model trained on too few steps (25 of 32 answers began by repeating)."""
+    p, a = _words(prompt), _words(answer)
+    k = min(ECHO_WORDS, len(p))
+    if k < 3 or len(a) < k:
+        return False
+    head = a[:k]
+    return any(p[i:i + k] == head for i in range(len(p) - k + 1))
 
 
 class HealthSuite(Suite):
@@ -27,6 +47,7 @@ class HealthSuite(Suite):
                          "empty": float(not g["text"].strip()), "truncated": float(bool(g["truncated"])),
                          "loop": float(bool(h["loop"])), "complete": float(bool(h["complete"])),
                          "refusal": float(bool(h["refusal"])), "words": h["n_words"],
+                         "echo": float(echoes_prompt(g["prompt"], g["text"])),
                          "repeat_share": h["repeat_share"], "distinct_3": h["distinct_3"]})
         return rows
 
@@ -38,5 +59,5 @@ class HealthSuite(Suite):
 
 
 SUITE = HealthSuite("health", 1, "empty / truncated / looping answers and their length (all answers)",
-                    metrics=("empty", "truncated", "loop", "complete", "refusal", "words"),
-                    lower_is_better=frozenset({"empty", "truncated", "loop"}), needs_generation=False)
+                    metrics=("empty", "truncated", "loop", "echo", "complete", "refusal", "words"),
+                    lower_is_better=frozenset({"empty", "truncated", "loop", "echo"}), needs_generation=False)
