@@ -284,3 +284,15 @@ def test_never_crashes_and_counts_non_negative(text, prompt):
     assert out["shape_opening"] in OPENINGS and out["shape_closing"] in CLOSINGS
     assert out["shape_questions_to_user"] <= out["shape_questions"] <= out["shape_sentences"]
     markdown_stripped(text)
+
+
+def test_opening_and_closing_labels_are_reachable_alone():
+    from sharpset.text.shape import TEXT, closing_label, opening_label
+
+    assert opening_label(TEXT, "Sure, here is how.", None) == "acknowledge"
+    assert opening_label(TEXT, "Boiling pasta water salt", {"boiling", "pasta", "water", "salt"}) == "restate"
+    assert opening_label(TEXT, "Boil the water first.", {"pasta"}) == "direct"
+    assert closing_label("Let me know if you need more.", "", None) == "offer"
+    assert closing_label("Does that help?", "", None) == "question"
+    assert closing_label("It works.", "In summary, it works.", None) == "summary"
+    assert closing_label(None, "", "Summary") == "plain"  # ends in code/table: plain whatever came before

@@ -354,6 +354,37 @@ def detect_language(text: str) -> tuple[str, float]:
 
 
 # ---------------------------------------------------------------------------------------------
+def opening_label(first_kind: int, first_sentence: str | None, prompt_words: set[str] | None) -> str:
+    """``opening`` of a response whose first non-blank line is of kind ``first_kind`` and whose first
+    text unit starts with ``first_sentence`` (see :func:`shape_features`)."""
+    if first_kind not in (TEXT, QUOTE) or first_sentence is None:
+        return "direct"
+    if _ACK.search(first_sentence):
+        return "acknowledge"
+    if _RESTATE.search(first_sentence):
+        return "restate"
+    if prompt_words:
+        fw = _content_words_plain(first_sentence.lower().replace("’", "'"))
+        if len(fw) >= 3 and fw <= prompt_words:
+            return "restate"
+    return "direct"
+
+
+def closing_label(last_sentence: str | None, last_para_first: str, last_heading: str | None) -> str:
+    """``closing`` given the last sentence (None when the response does not end in a text unit), the
+    first sentence of the last paragraph and the last heading (None if none) (see :func:`shape_features`)."""
+    if last_sentence is None:
+        return "plain"
+    if _OFFER.search(last_sentence):
+        return "offer"
+    if _QUESTION_END.search(last_sentence):
+        return "question"
+    if (_SUMMARY.search(last_sentence) or _SUMMARY.search(last_para_first)
+            or (last_heading is not None and _SUMMARY_HEADING.search(last_heading))):
+        return "summary"
+    return "plain"
+
+
 def shape_features(text: str, *, prompt: str | None = None) -> dict[str, int | float | bool | str]:
     """Flat ``shape_*`` columns for one response (see the module docstring for how lines are read).
 
@@ -510,28 +541,11 @@ def shape_features(text: str, *, prompt: str | None = None) -> dict[str, int | f
     if first_kind == BLANK:
         opening = closing = "none"
     else:
-        opening = "direct"
-        if first_kind in (TEXT, QUOTE) and first_unit_sents:
-            first = first_unit_sents[0]
-            if _ACK.search(first):
-                opening = "acknowledge"
-            elif _RESTATE.search(first):
-                opening = "restate"
-            elif prompt_words:
-                fw = _content_words_plain(first.lower().replace("’", "'"))
-                if len(fw) >= 3 and fw <= prompt_words:
-                    opening = "restate"
-        closing = "plain"
+        opening = opening_label(first_kind, first_unit_sents[0] if first_unit_sents else None, prompt_words)
         last_line = max(i for i in range(n) if kinds[i] != BLANK)
-        if last_line == last_unit_line and sentences:
-            last = sentences[-1][1]
-            if _OFFER.search(last):
-                closing = "offer"
-            elif _QUESTION_END.search(last):
-                closing = "question"
-            elif (_SUMMARY.search(last) or _SUMMARY.search(last_para_first)
-                  or (last_heading_line >= 0 and _SUMMARY_HEADING.search(last_heading))):
-                closing = "summary"
+        ends_in_text = last_line == last_unit_line and bool(sentences)
+        closing = closing_label(sentences[-1][1] if ends_in_text else None, last_para_first,
+                                last_heading if last_heading_line >= 0 else None)
 
     lang, conf = detect_language(" ".join(prose_parts))
     words_text = "\n".join(word_parts)
