@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"up to date (cached): {run.path}")
         return 0
     print(f"run folder: {run.path}")
-    metrics = fn(cfg, run)
+    metrics = _guarded(run, lambda: fn(cfg, run))
     for k, v in metrics.items():
         print(f"  {k}: {v}")
     print(f"done: {run.path}")
@@ -203,13 +203,24 @@ def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
         print(f"up to date (cached): {run.path}")
     else:
         print(f"run folder: {run.path}")
-        metrics = mod.run(cfg, run)
+        metrics = _guarded(run, lambda: mod.run(cfg, run))
         for k, v in metrics.items():
             print(f"  {k}: {v}")
         print(f"done: {run.path}")
     if getattr(args, "show", 0):
         print(mod.show(str(run.path), args.show))
     return 0
+
+
+def _guarded(run, work):
+    """Run ``work()``; a fresh run that stops on bad input or a broken install leaves nothing behind."""
+    from .records import RecordError
+
+    try:
+        return work()
+    except (UserError, RecordError, ImportError):
+        run.discard()
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:

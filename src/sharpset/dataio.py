@@ -192,7 +192,12 @@ def _run_folder_output(path: Path) -> Path | None:
     if not outputs:
         raise RecordError(path, None, "<file>", "run folder has no outputs yet (an unfinished run? "
                                                 "re-run its command to resume it)")
-    return path / next(iter(outputs))
+    first = next(iter(outputs))
+    target = path / str(first)
+    # an outputs entry names a file inside the folder; never one elsewhere (`../x`, `/etc/x`, a link out)
+    if Path(str(first)).is_absolute() or not target.resolve().is_relative_to(path.resolve()):
+        raise RecordError(man, None, "outputs", f"{first!r} points outside the run folder {path}")
+    return target
 
 
 def _resolve(path: Path) -> tuple[str, Path]:
