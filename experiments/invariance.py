@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from sharpset.invariance import biased_answer
 from sharpset.run import RunDir
 
 
@@ -42,18 +43,6 @@ def stage(mod, cfg, out: Path, inputs=()):
     if not run.complete:
         mod.run(cfg, run)
     return run
-
-
-def biased_answer(target: str, answer: str, wrong: str) -> str | None:
-    """The target with its right answer replaced by the wrong one (None when it cannot be placed)."""
-    from sharpset.stages.wrap import _NUM
-
-    forms = [answer] + [w for w, d in _NUM.items() if d == answer] + ([_NUM[answer.lower()]] if answer.lower() in _NUM else [])
-    for f in forms:
-        pat = re.compile(rf"(?<![A-Za-z0-9]){re.escape(f)}(?![A-Za-z0-9])", re.IGNORECASE)
-        if pat.search(target):
-            return pat.sub(wrong, target)
-    return None
 
 
 @torch.inference_mode()
@@ -124,7 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-eval", type=int, default=160, help="score a seeded sample of this many held-out pairs")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from sharpset import train, wrap
+    from sharpset import train
+    from sharpset.stages import wrap
     from sharpset.config import from_mapping
     from sharpset.dataio import read_records, write_records
 

@@ -469,9 +469,26 @@ def rows(split: str | None = None) -> list[dict]:
     return out
 
 
+def pairs() -> list[dict]:
+    """One labelled good/bad pair per (good pair, corruption), in the format of
+    ``sharpset judge-check --pairs`` (shipped as ``src/sharpset/data/judge_pairs.jsonl``)."""
+    return [{"id": f"fx{g['item']:03d}-{c}", "item": g["item"], "split": split_of(g["item"]), "type": g["type"],
+             "kind": c, "instruction": g["instruction"], "good": g["response"], "bad": corrupt(g["item"], c)}
+            for g in GOOD for c in CORRUPTIONS]
+
+
 if __name__ == "__main__":
     import collections
+    import json
     import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        # python experiments/judge_fixture.py --write src/sharpset/data/judge_pairs.jsonl
+        with open(sys.argv[2], "w", encoding="utf-8") as fh:
+            for p in pairs():
+                fh.write(json.dumps(p, ensure_ascii=False) + "\n")
+        print(f"wrote {len(pairs())} pairs to {sys.argv[2]}")
+        raise SystemExit(0)
 
     lens = [len(g["response"].split()) for g in GOOD]
     print(f"{len(GOOD)} good pairs; types {collections.Counter(g['type'] for g in GOOD)}; "

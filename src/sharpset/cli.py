@@ -144,6 +144,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "restyle": ("sharpset.stages.restyle", "RestyleConfig", "rewrite responses into a response-shape spec, keeping their content"),
     "wrap": ("sharpset.stages.wrap", "WrapConfig", "turn clean prompts into invariance pairs with the subject model's own targets"),
     "train": ("sharpset.train", "TrainConfig", "LoRA or full fine-tuning: SFT, BCT, ACT, counterfactual regulariser"),
+    "eval": ("sharpset.evaluate.stage", "EvalConfig", "evaluate models on every suite (format, shape, invariance, "
+             "knowledge, speech acts, dimensions, token shift, health), paired across models"),
 }
 
 
@@ -164,6 +166,9 @@ def _add_stage(sub, name: str, module: str, cls_name: str, help_: str) -> None:
     fields = {f.name for f in dataclasses.fields(cls)}
     if "input" in fields:
         sp.add_argument("input_pos", nargs="?", metavar="INPUT", help="input data (file, folder or run folder)")
+    if "models" in fields:
+        sp.add_argument("models_pos", nargs="*", metavar="MODEL",
+                        help="models: embedded names, local HF folders or train run folders")
     add_arguments(sp, cls)
     sp.add_argument("--out", default=None, help=f"run folder (default runs/{name}-<key>)")
     sp.add_argument("--force", action="store_true", help="replace a run folder holding a different/finished run")
@@ -187,6 +192,8 @@ def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
             raise UserError(f"{args.config}: {e}") from None
     if getattr(args, "input_pos", None):
         args.input = args.input_pos
+    if getattr(args, "models_pos", None):
+        args.models = list(args.models_pos)
     cfg = from_args(cls, args, base)
     # A config with several inputs (train: --sft, --bct) names them all in input_paths(); they are
     # hashed into the run key so a changed input never hits a stale cache.
@@ -259,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, (module, cls_name, help_) in STAGES.items():
         _add_stage(sub, name, module, cls_name, help_)
+
+    from .judge_check import add_parser as add_judge_check
+
+    add_judge_check(sub)
     return p
 
 

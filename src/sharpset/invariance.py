@@ -16,6 +16,15 @@ from .errors import UserError
 
 DATA = Path(__file__).parent / "data"
 QUESTIONS = DATA / "questions.jsonl"
+# Families held out of training by default (split=heldout in `wrap`, marked held-out in `eval`).
+HELDOUT_FAMILIES = ["sycophancy/authority", "sycophancy/pushback", "jailbreak/injection", "noise/format"]
+EVAL_SHARE = 3  # of 10: questions whose id hash falls here are kept for `eval`, never made into pairs
+
+
+def question_split(qid: str) -> str:
+    """``eval`` for ~30% of the shipped questions (by id hash), ``train`` for the rest: `wrap` builds
+    training pairs from the train questions only, so `eval`'s invariance suite scores unseen ones."""
+    return "eval" if int(qid, 16) % 10 < EVAL_SHARE else "train"
 
 
 @lru_cache(maxsize=4)
@@ -100,3 +109,16 @@ def counterfactual_messages(pair: dict) -> list[dict] | None:
         raise ValueError(f"pair {pair.get('id')}: counterfactual needs the clean prompt as a suffix")
     head = last[: len(last) - len(clean_text)]
     return [dict(m) for m in wrapped[:-1]] + [{"role": "user", "content": f"{head}{note}\n\n{clean_text}"}]
+
+
+def biased_answer(target: str, answer: str, wrong: str) -> str | None:
+    """``target`` with its right answer replaced by the wrong one (numbers matched as digits or
+    words), or None when the right answer does not appear in it. The biased alternative whose
+    log-probability BRR compares with the model's own answer (METHODS §5)."""
+    forms = [answer] + [w for w, d in _NUM.items() if d == answer] + (
+        [_NUM[answer.lower()]] if answer.lower() in _NUM else [])
+    for f in forms:
+        pat = re.compile(rf"(?<![A-Za-z0-9]){re.escape(f)}(?![A-Za-z0-9])", re.IGNORECASE)
+        if pat.search(target):
+            return pat.sub(lambda m: wrong, target)
+    return None

@@ -28,6 +28,14 @@ class SamplingParams:
     batch it runs in (one uniform draw per generated token from a generator seeded with it).
     stop_strings end a row at the first occurrence in the generated text (the text is cut
     before it); stop_token_ids end it at that token (which is not included in token_ids).
+
+    Repetition controls act on the logits before everything above (greedy included), for small
+    models that loop (issue 13). repetition_penalty r (CTRL, arXiv:1909.05858; the convention of
+    transformers' RepetitionPenaltyLogitsProcessor and vLLM): every token id present in the prompt
+    or generated so far has its logit l replaced by l / r if l > 0, else l * r; 1.0 = off.
+    no_repeat_ngram_size n: a token that would complete an n-gram already present in the *generated*
+    tokens gets logit -inf; 0 = off. Unlike transformers' NoRepeatNGramLogitsProcessor the prompt is
+    not searched, so an answer may still repeat the question's own phrases.
     """
 
     max_new_tokens: int = 256
@@ -37,6 +45,8 @@ class SamplingParams:
     seed: int = 0
     stop_strings: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
 
     def __post_init__(self) -> None:
         # Accept lists (YAML, JSON) but store tuples so the object stays hashable.
@@ -50,6 +60,10 @@ class SamplingParams:
             raise ValueError(f"top_p: must be in (0, 1], got {self.top_p}")
         if not 0.0 <= self.min_p <= 1.0:
             raise ValueError(f"min_p: must be in [0, 1], got {self.min_p}")
+        if not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty: must be > 0, got {self.repetition_penalty}")
+        if self.no_repeat_ngram_size < 0 or int(self.no_repeat_ngram_size) != self.no_repeat_ngram_size:
+            raise ValueError(f"no_repeat_ngram_size: must be an integer >= 0, got {self.no_repeat_ngram_size}")
         if any(not s for s in self.stop_strings):
             raise ValueError("stop_strings: empty string would stop before the first token")
 

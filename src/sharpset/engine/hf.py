@@ -190,6 +190,30 @@ def sample_next(logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Te
     return tokens
 
 
+def apply_repetition_controls(logits: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:
+    """Logits [B, V] after each row's repetition_penalty and no_repeat_ngram_size (SamplingParams
+    gives the formulas); rows with neither are left untouched. Modifies and returns ``logits``."""
+    b_idx, t_idx = [], []
+    for b, r in enumerate(rows):
+        if r.seen is not None:
+            b_idx += [b] * len(r.seen)
+            t_idx += r.seen
+    if b_idx:
+        bi = torch.tensor(b_idx, device=logits.device)
+        ti = torch.tensor(t_idx, device=logits.device)
+        pen = torch.tensor([rows[b].params.repetition_penalty for b in b_idx], dtype=logits.dtype,
+                           device=logits.device)
+        old = logits[bi, ti]
+        logits[bi, ti] = torch.where(old > 0, old / pen, old * pen)
+    for b, r in enumerate(rows):
+        n = r.params.no_repeat_ngram_size
+        if n and len(r.out) >= n - 1:
+            banned = r.ngrams.get(tuple(r.out[len(r.out) - n + 1:]))
+            if banned:
+                logits[b, list(banned)] = float("-inf")
+    return logits
+
+
 # --------------------------------------------------------------------------- rows and batches
 @dataclass(eq=False)
 class _Row:
@@ -200,6 +224,24 @@ class _Row:
     draws: list[float] | None  # one uniform per token that may be generated (sampling rows)
     out: list[int] = field(default_factory=list)
     n_new: int = 0
+    seen: list[int] | None = None  # distinct prompt + generated ids (repetition_penalty != 1)
+    ngrams: dict[tuple[int, ...], set[int]] | None = None  # generated (n-1)-gram -> next ids
+
+    def append(self, tok: int) -> None:
+        self.out.append(tok)
+        if self.seen is not None and tok not in self._seen_set:
+            self.seen.append(tok)
+            self._seen_set.add(tok)
+        n = self.params.no_repeat_ngram_size
+        if n and len(self.out) >= n:
+            self.ngrams.setdefault(tuple(self.out[len(self.out) - n:-1]), set()).add(tok)
+
+    def __post_init__(self) -> None:
+        if self.params.repetition_penalty != 1.0:
+            self.seen = list(dict.fromkeys(self.request.prompt_ids))
+            self._seen_set = set(self.seen)
+        if self.params.no_repeat_ngram_size:
+            self.ngrams = {}
 
     @property
     def params(self) -> SamplingParams:
@@ -482,6 +524,8 @@ class TransformersEngine:
     def _advance(self, batch: _Batch, logits: torch.Tensor, bar: _Bar) -> list[tuple[int, GenerationResult]]:
         """Sample one token per row, record it, finish rows that stop, drop them from the batch."""
         rows = batch.rows
+        if any(r.seen is not None or r.ngrams is not None for r in rows):
+            logits = apply_repetition_controls(logits.clone(), rows)
         if all(r.params.greedy for r in rows):
             tokens = logits.argmax(-1)
         else:
@@ -503,7 +547,7 @@ class TransformersEngine:
             if tok in row.stop_ids:
                 reason = "stop_token"
             else:
-                row.out.append(tok)
+                row.append(tok)
                 if row.tail and (text := self._stop_string_cut(row)) is not None:
                     reason = "stop_string"
                 elif row.n_new >= row.params.max_new_tokens:

@@ -7,7 +7,8 @@ much mass the judge put on it at all (a low mass means the judge did not answer 
 caller records that as a failure, never as a default score -- DEITA#36).
 
 ``answer_nll`` gives the mean negative log-likelihood of marked target tokens (labels != -100),
-the quantity behind IFD (arXiv:2308.12032) and Superfiltering (arXiv:2402.00530).
+the quantity behind IFD (arXiv:2308.12032) and Superfiltering (arXiv:2402.00530);
+``answer_token_nll`` the per-token values it averages.
 
 Both sort by length and left-pad within a batch so padding stays small; results come back in input
 order. fp32 on CPU; ``torch.inference_mode``.
@@ -68,25 +69,59 @@ def next_token_probs(model, tokenizer, prompts: Sequence[list[int]], candidate_i
     return out
 
 
-@torch.inference_mode()
 def answer_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
                batch_size: int = 8, max_tokens: int = 8192) -> list[float | None]:
     """Mean NLL (nats/token) of the tokens whose label is not -100; None when a row has none."""
-    out: list[float | None] = [None] * len(sequences)
+    per_token = answer_token_nll(model, tokenizer, sequences, labels, batch_size=batch_size, max_tokens=max_tokens)
+    return [None if t is None else float(sum(t) / len(t)) for t in per_token]
+
+
+@torch.inference_mode()
+def answer_token_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
+                     batch_size: int = 8, max_tokens: int = 8192) -> list[list[float] | None]:
+    """Per-token NLL (nats) of the tokens whose label is not -100, in order; None when a row has none.
+    ``answer_nll`` is its mean; the spread (e.g. the std behind ``sharpset.signals``' fluency) needs
+    the tokens themselves."""
+    out: list[list[float] | None] = [None] * len(sequences)
     pad = _pad_id(tokenizer)
     for batch in _batches([len(s) for s in sequences], batch_size, max_tokens):
         ids, mask = _left_pad([list(sequences[i]) for i in batch], pad)
         lab, _ = _left_pad([list(labels[i]) for i in batch], -100)
         lab[mask == 0] = -100
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()
-        # token t is predicted from position t-1
-        logp = torch.log_softmax(logits[:, :-1, :], dim=-1)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, :-1, :].float()
+        # token t is predicted from position t-1; -log softmax = logsumexp - logit, without a second
+        # [batch, length, vocab] tensor
         tgt = lab[:, 1:]
         keep = tgt != -100
-        nll = -logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
-        n = keep.sum(-1)
+        nll = torch.logsumexp(logits, dim=-1) - logits.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         for r, i in enumerate(batch):
-            if int(n[r]) > 0:
-                out[i] = float(nll[r].sum() / n[r])
+            if bool(keep[r].any()):
+                out[i] = nll[r][keep[r]].tolist()
+    return out
+
+
+@torch.inference_mode()
+def answer_token_ranks(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
+                       batch_size: int = 8, max_tokens: int = 8192) -> list[list[int] | None]:
+    """Rank (1 = the model's argmax) of each labelled token under ``model`` given its prefix, in order;
+    None when a row has no labelled token. rank = 1 + #{vocabulary tokens with a strictly higher logit},
+    so ties favour the token. One forward pass per batch gives every position at once: URIAL's
+    token-distribution-shift analysis (arXiv:2312.01552) decodes with the tuned model and reads the
+    ranks of its tokens under the base."""
+    out: list[list[int] | None] = [None] * len(sequences)
+    pad = _pad_id(tokenizer)
+    for batch in _batches([len(s) for s in sequences], batch_size, max_tokens):
+        ids, mask = _left_pad([list(sequences[i]) for i in batch], pad)
+        lab, _ = _left_pad([list(labels[i]) for i in batch], -100)
+        lab[mask == 0] = -100
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, :-1, :].float()
+        tgt = lab[:, 1:]
+        keep = tgt != -100
+        chosen = logits.gather(-1, tgt.clamp(min=0).unsqueeze(-1))
+        ranks = 1 + (logits > chosen).sum(-1)
+        for r, i in enumerate(batch):
+            if bool(keep[r].any()):
+                out[i] = ranks[r][keep[r]].tolist()
     return out

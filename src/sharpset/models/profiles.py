@@ -87,6 +87,38 @@ _TABLE: dict[str, tuple[tuple[str, ...], str, tuple[Layout, ...]]] = {
     "mistral": (("[INST]",), "{eos}", (_MISTRAL_V3, _MISTRAL_V1, _MISTRAL_LEGACY)),
 }
 
+# Canonical chat templates, written into a model trained from a template-less base so that eval,
+# TRL and transformers render it exactly as it was trained (issue 12). Each is checked by
+# profile_for(): a tokenizer carrying it must give back the same family and layout
+# (tests/test_profiles.py). Gemma 3's is the official one, string contents only.
+TEMPLATES: dict[str, str] = {
+    "gemma3": (
+        "{{ bos_token }}"
+        "{%- if messages[0]['role'] == 'system' -%}"
+        "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
+        "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+        "{%- for message in loop_messages -%}"
+        "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+        "{%- endif -%}"
+        "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = message['role'] -%}{%- endif -%}"
+        "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+        "{{- message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+    ),
+    "chatml": (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    ),
+}
+
+
+def chat_template_for(profile: "ChatProfile") -> str | None:
+    """The canonical Jinja chat template of a profile's layout (None when sharpset has none for it)."""
+    return TEMPLATES.get(profile.layout.name if profile.layout else "")
+
+
 # Conversations every profile must render exactly like the template (or refuse exactly where the
 # template refuses / silently drops the system text). Padded contents expose |trim differences.
 _CHECKS: tuple[tuple[list[tuple[str, str]], bool], ...] = (

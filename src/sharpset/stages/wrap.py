@@ -38,12 +38,12 @@ from typing import Any, Callable
 
 from ..config import field
 from ..errors import UserError
-from ..invariance import (QUESTIONS, _NUM, _norm_words, clean_prompt, counterfactual_messages, eligible,  # noqa: F401 -- re-exported
-                          load_families, mentions, select_families, wrap_messages)
+from ..invariance import (HELDOUT_FAMILIES, QUESTIONS, _NUM, _norm_words, clean_prompt, counterfactual_messages, eligible,  # noqa: F401 -- re-exported
+                          load_families, mentions, question_split, select_families, wrap_messages)
 from ..run import RunDir, derive_seed
 
 STAGE = "wrap"
-VERSION = 1
+VERSION = 2  # 2: the shipped question set's eval split is never made into pairs
 
 DROP_REASONS = ("empty", "truncated", "wrong_answer")
 
@@ -51,11 +51,12 @@ DROP_REASONS = ("empty", "truncated", "wrong_answer")
 @dataclass
 class WrapConfig:
     input: str = field("", "clean prompts: SFT rows (a user turn, optionally with answer/wrong columns); "
-                           "empty = the shipped known-answer question set")
+                           "empty = the shipped known-answer question set (its train split; the eval split "
+                           "is kept for `sharpset eval`)")
     model: str = field("smollm2-135m-instruct", "subject model that writes the targets (its own clean answers)")
     families: list = field(["sycophancy", "jailbreak", "noise", "partner"],
                            "wrapper families: group names (sycophancy) or exact names (sycophancy/opinion)")
-    heldout_families: list = field(["sycophancy/authority", "sycophancy/pushback", "jailbreak/injection", "noise/format"],
+    heldout_families: list = field(list(HELDOUT_FAMILIES),
                                    "families whose pairs are all split=heldout (split by family, never by row)")
     wrappers_file: str = field("", "a YAML file of wrapper families (empty = the shipped data/wrappers.yaml)")
     pairs_per_family: int = field(1, "paraphrases drawn per (prompt, family), without replacement")
@@ -148,6 +149,8 @@ def read_clean(cfg: WrapConfig) -> Any:
 
     res = read_records(cfg.input or QUESTIONS, "sft", require_response=False)
     rows = [r for r in res.rows if r.get("format") is None or r["format"] in cfg.formats]
+    if not cfg.input:  # the shipped set: its eval questions are kept for `sharpset eval`
+        rows = [r for r in rows if question_split(r["id"]) == "train"]
     if cfg.limit:
         rows = rows[: cfg.limit]
     return res, rows

@@ -157,9 +157,19 @@ def prepare_model(cfg: TrainConfig, log: Callable[[str], None]):
     return get_peft_model(model, lcfg), tok, profile, None
 
 
-def save_outputs(cfg: TrainConfig, model, tok, out: Path) -> list[str]:
+def save_outputs(cfg: TrainConfig, model, tok, out: Path, profile=None) -> list[str]:
     import shutil
 
+    from ..models.profiles import chat_template_for
+
+    if profile is not None and not getattr(tok, "chat_template", None):
+        # a template-less base trained in a family's layout is saved WITH that template, so eval, TRL
+        # and transformers render the tuned model exactly as it was trained (issue 12)
+        template = chat_template_for(profile)
+        if template is None:
+            raise UserError(f"train: no canonical chat template for layout {profile.layout and profile.layout.name!r}; "
+                            "give the base tokenizer a chat_template")
+        tok.chat_template = template
     outputs = []
     for d in ("adapter", "merged", "model"):
         shutil.rmtree(out / d, ignore_errors=True)
@@ -201,7 +211,7 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
         summary: dict[str, Any] = {}
     else:
         summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log)
-    outputs = save_outputs(cfg, model, tok, run.path) + ["losses.jsonl"]
+    outputs = save_outputs(cfg, model, tok, run.path, profile) + ["losses.jsonl"]
     metrics = {**summary, **curve_summary(run.path / "losses.jsonl"), "rows_used": counts["used"],
                "rows_too_long": counts["too_long"], "heldout_pairs_skipped": counts["heldout_pairs"]}
     run.finish(counts={"read": counts["read"], "written": counts["used"],

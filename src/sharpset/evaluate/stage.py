@@ -1,0 +1,222 @@
+"""``sharpset eval MODEL [MODEL ...]``: what a set bought, suite by suite, paired across models.
+
+Each model (an embedded name, a local HF folder, or a ``sharpset train`` run folder -- its merged
+model) answers every suite's items greedily through the engine; every answer and every forward-pass
+score is logged per sample as it is made, so a killed evaluation resumes where it stopped. Outputs:
+
+- ``samples/<suite>.jsonl``: one row per (model, item): prompt, answer, every verdict -- loadable
+  with ``datasets.load_dataset("json", data_files=...)``;
+- ``summary.json``: per model and suite, each metric's mean with n and a bootstrap 95% interval,
+  the suite's extra figures (baselines, classifier validity, per-family tables); with two or more
+  models, paired comparisons of each later model against the first on the same items: the mean
+  difference with a paired bootstrap 95% interval and fixed / broken / unchanged counts;
+- a printed table.
+
+Seeds: greedy decoding (no sampling); ``seed`` keys the bootstrap resamples and the paraphrase drawn
+per invariance item. Size dial: ``limit`` items per suite (0 = all of the split).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import field
+from ..errors import UserError
+from ..invariance import HELDOUT_FAMILIES
+
+STAGE = "eval"
+VERSION = 1
+
+
+@dataclass
+class EvalConfig:
+    models: list = field([], "models to evaluate: embedded names, local HF folders or `sharpset train` run folders; "
+                             "with two or more, each later one is compared with the first, paired on the same items")
+    suites: list = field(["all"], "suites: all, or any of format, shape, invariance, knowledge, speech_acts, "
+                                  "dimensions, token_shift, health (health is always added), or module:SUITE")
+    split: str = field("test", "which split of the shipped evaluation data: test or dev")
+    limit: int = field(40, "items per suite, the same fixed subset for every model (0 = the whole split; "
+                           "invariance: questions, each wrapped by every family)")
+    max_new_tokens: int = field(192, "answer length limit for open-ended suites (greedy)")
+    batch_size: int = field(16, "engine batch size and forward-pass batch size")
+    shape_spec: str = field("concise-plain", "response-shape spec the shape suite scores (shipped name or YAML file)")
+    base: str = field("", "base model for token_shift (default: the first model, when it shares the vocabulary)")
+    pairs: str = field("", "invariance pairs file (wrap's format, with answer/wrong) instead of the shipped questions")
+    invariance_families: list = field(["sycophancy", "jailbreak", "noise", "partner"],
+                                      "wrapper families the invariance suite applies (groups or exact names)")
+    heldout_families: list = field(list(HELDOUT_FAMILIES), "families marked held out (those `wrap` keeps out of training)")
+    seed: int = field(0, "bootstrap resampling and invariance paraphrase choice")
+    progress: bool = field(True, "show generation progress bars")
+
+    def check(self) -> list[tuple[str, str]]:
+        from .suite import SUITES
+
+        p = []
+        if not self.models:
+            p.append(("models", "give at least one model"))
+        if self.split not in ("test", "dev"):
+            p.append(("split", "must be test or dev"))
+        for name in ("limit", "max_new_tokens", "batch_size"):
+            if getattr(self, name) < (0 if name == "limit" else 1):
+                p.append((name, "must be >= 0" if name == "limit" else "must be >= 1"))
+        bad = [s for s in self.suites if s != "all" and s not in SUITES and ":" not in s]
+        if bad:
+            p.append(("suites", f"unknown {bad}; known: all, {', '.join(SUITES)} (or module:SUITE)"))
+        return p
+
+    def input_paths(self) -> list[str]:
+        paths = [resolve_model(m) for m in self.models] + ([resolve_model(self.base)] if self.base else [])
+        return [p for p in paths if Path(p).exists()] + ([self.pairs] if self.pairs else [])
+
+
+def resolve_model(name: str) -> str:
+    """A `sharpset train` run folder -> its merged (or fully trained) model folder; anything else as is."""
+    p = Path(name)
+    if (p / "manifest.json").exists() and not (p / "config.json").exists():
+        for sub in ("merged", "model"):
+            if (p / sub / "config.json").exists():
+                return str(p / sub)
+        raise UserError(f"{name}: a run folder without a merged/ or model/ folder (train with save_merged: true)")
+    return name
+
+
+def _label(i: int, name: str) -> str:
+    return f"m{i}:{Path(name).name if Path(name).exists() else name}"
+
+
+def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, Any]:
+    from ..dataio import write_json, write_records
+    from ..stage import load_subject
+    from .suite import Context, get_suite, resolve_suites
+
+    names = resolve_suites(cfg.suites)
+    suites = {n: get_suite(n) for n in names}
+    loaded: dict[str, Any] = {}
+
+    def subject(name: str):
+        if name not in loaded:
+            loaded[name] = load_subject(resolve_model(name), log=log)
+        return loaded[name]
+
+    per_model: list[dict[str, list[dict]]] = []
+    summary: dict[str, Any] = {"models": [], "suites": {}, "split": cfg.split, "limit": cfg.limit, "seed": cfg.seed,
+                               "decoding": {"temperature": 0.0, "max_new_tokens": cfg.max_new_tokens}}
+    t0 = time.perf_counter()
+    for i, name in enumerate(cfg.models):
+        s = subject(name)
+        run.record_model(_label(i, name), {**s.info(), "path": resolve_model(name)})
+        summary["models"].append({"index": i, "name": name, "label": _label(i, name), "path": resolve_model(name)})
+        base_name = cfg.base or (cfg.models[0] if i > 0 else "")
+        ctx = Context(cfg=cfg, model_index=i, model_name=name, subject=s, run=run, log=log,
+                      base_loader=(lambda b=base_name: subject(b)) if base_name else None, base_label=base_name or None)
+        if not base_name:
+            ctx.base_problem = "no base model (give --base, or evaluate a base and its tuned model together)"
+        rows_by_suite: dict[str, list[dict]] = {}
+        for sname in names:  # health last: it reads every answer the others generated
+            suite = suites[sname]
+            items = suite.items(ctx)
+            log(f"[{_label(i, name)}] {sname}: {len(items)} items")
+            rows = suite.evaluate(ctx, items) if items else []
+            rows_by_suite[sname] = [{"model": _label(i, name), "model_index": i, **r} for r in rows]
+            entry = summary["suites"].setdefault(sname, {"version": suite.version, "description": suite.description,
+                                                        "metrics": list(suite.metrics),
+                                                        "lower_is_better": sorted(suite.lower_is_better),
+                                                        "models": {}})
+            entry["models"][_label(i, name)] = _summarize(suite, ctx, rows, cfg.seed)
+        per_model.append(rows_by_suite)
+        log(f"[{_label(i, name)}] done ({time.perf_counter() - t0:.0f} s so far)")
+    if len(cfg.models) > 1:
+        summary["comparisons"] = compare(per_model, suites, [m["label"] for m in summary["models"]], cfg.seed)
+    outputs = []
+    for sname in names:
+        rows = [r for pm in per_model for r in pm.get(sname, [])]
+        write_records(rows, run.path / "samples" / f"{sname}.jsonl")
+        outputs.append(f"samples/{sname}.jsonl")
+    summary["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    write_json(run.path / "summary.json", summary)
+    outputs.append("summary.json")
+    log(format_table(summary))
+    n = sum(len(v) for pm in per_model for v in pm.values())
+    run.finish(counts={"read": n, "written": n, "dropped": 0, "rejected": 0}, outputs=outputs,
+               metrics={"models": len(cfg.models), "suites": names, "samples": n})
+    return {"summary": str(run.path / "summary.json"), "samples": n}
+
+
+def _summarize(suite, ctx, rows: list[dict], seed: int) -> dict[str, Any]:
+    from ..stats import mean_ci
+
+    out: dict[str, Any] = {"n_items": len(rows)}
+    for m in suite.metrics:
+        out[m] = mean_ci([r.get(m) for r in rows], seed)
+    if rows:
+        out["extra"] = suite.extra(ctx, rows)
+    elif ctx.base_problem and suite.name == "token_shift":
+        out["extra"] = {"skipped": ctx.base_problem}
+    return out
+
+
+def compare(per_model: list[dict[str, list[dict]]], suites: dict, labels: list[str], seed: int) -> dict[str, Any]:
+    """Each later model against the first, paired on item ids present for both."""
+    from ..stats import paired_diff_ci
+
+    out: dict[str, Any] = {}
+    for sname, suite in suites.items():
+        base = {r["item"]: r for r in per_model[0].get(sname, [])}
+        for j in range(1, len(per_model)):
+            other = {r["item"]: r for r in per_model[j].get(sname, [])}
+            shared = sorted(set(base) & set(other))
+            if not shared:
+                continue
+            key = f"{labels[j]} vs {labels[0]}"
+            out.setdefault(sname, {})[key] = {
+                m: paired_diff_ci([base[k].get(m) for k in shared], [other[k].get(m) for k in shared], seed)
+                for m in suite.metrics}
+    return out
+
+
+def _fmt(ci: dict | None) -> str:
+    if not ci or ci.get("mean") is None and ci.get("diff") is None:
+        return "-"
+    v = ci.get("diff", ci.get("mean"))
+    lo, hi = ci["ci95"]
+    sign = "+" if "diff" in ci and v >= 0 else ""
+    return f"{sign}{v:.3f} [{lo:.3f}, {hi:.3f}] n={ci['n']}"
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Plain-text table: suite, metric, each model's mean [95% CI] n=, and the paired differences."""
+    labels = [m["label"] for m in summary["models"]]
+    comps = summary.get("comparisons", {})
+    head = ["suite", "metric", *labels, *[f"{lab} - {labels[0]}" for lab in labels[1:]]]
+    rows = []
+    for sname, entry in summary["suites"].items():
+        for m in entry["metrics"]:
+            cells = [sname, m + (" (lower better)" if m in entry["lower_is_better"] else "")]
+            cells += [_fmt(entry["models"].get(lab, {}).get(m)) for lab in labels]
+            for lab in labels[1:]:
+                c = comps.get(sname, {}).get(f"{lab} vs {labels[0]}", {}).get(m)
+                cells.append(_fmt(c) + (f" fixed {c['fixed']} broken {c['broken']}" if c and c.get("n") else ""))
+            rows.append(cells)
+    widths = [max(len(str(r[k])) for r in [head, *rows]) for k in range(len(head))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def show(path: str, n: int = 5) -> str:
+    """A few per-sample rows of each suite: prompt, answer and verdicts."""
+    import json
+
+    out = []
+    for f in sorted((Path(path) / "samples").glob("*.jsonl")):
+        with f.open(encoding="utf-8") as fh:
+            for k, line in enumerate(fh):
+                if k >= n:
+                    break
+                r = json.loads(line)
+                verdicts = {key: v for key, v in r.items() if key not in ("prompt", "answer", "tokens", "ranks", "classes")}
+                out.append(f"--- {f.stem} {r['model']} {r['item']}\n[prompt] {str(r.get('prompt'))[:200]}\n"
+                           f"[answer] {str(r.get('answer'))[:300]}\n{verdicts}")
+    return "\n".join(out)

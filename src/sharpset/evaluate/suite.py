@@ -1,0 +1,198 @@
+"""Evaluation suites: the declaration every suite follows, the registry, and the context they run in.
+
+A suite is data + a metric, declared the way lm-eval declares tasks (a name, a version, a data file,
+a scorer). It is one module under ``sharpset.evaluate.suites`` exposing ``SUITE``, an instance of a
+:class:`Suite` subclass:
+
+- ``items(ctx)``: the items (dicts with an ``id``), deterministic given the config (split, limit);
+- ``evaluate(ctx, items)``: one per-sample row per item -- ``{"item": id, "prompt", "answer", ...
+  verdict columns}`` -- using ``ctx.generate`` (batched, logged, resumable) and ``ctx.subject`` for
+  forward-pass scores (``ctx.cached`` logs those too);
+- ``metrics``: the per-sample columns summarised as a mean with a bootstrap 95% interval (0/1
+  verdicts or scores), and the ones whose lower value is better;
+- ``extra(ctx, rows)``: suite-level figures beside the means (baselines, validity of a classifier).
+
+A user adds a suite with a module that defines ``SUITE`` and registers it in :data:`SUITES` (or
+passes ``module:SUITE`` to ``--suites``). The registry imports lazily: one broken suite never breaks
+the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import UserError
+
+SUITES: dict[str, str] = {
+    "format": "sharpset.evaluate.suites.format:SUITE",
+    "shape": "sharpset.evaluate.suites.shape:SUITE",
+    "invariance": "sharpset.evaluate.suites.invariance:SUITE",
+    "knowledge": "sharpset.evaluate.suites.knowledge:SUITE",
+    "speech_acts": "sharpset.evaluate.suites.speech_acts:SUITE",
+    "dimensions": "sharpset.evaluate.suites.dimensions:SUITE",
+    "token_shift": "sharpset.evaluate.suites.token_shift:SUITE",
+    "health": "sharpset.evaluate.suites.health:SUITE",
+}
+ALWAYS = ("health",)  # cheap, over every answer the run generated
+
+
+def get_suite(name: str) -> "Suite":
+    ref = SUITES.get(name, name if ":" in name else None)
+    if ref is None:
+        raise UserError(f"suites: unknown suite {name!r}; known: {', '.join(SUITES)} (or module:SUITE)")
+    module, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"suites: {name}: cannot load {ref}: {e}") from None
+
+
+def resolve_suites(names: list[str]) -> list[str]:
+    """``all`` -> every registered suite; health is always added; order kept, duplicates dropped."""
+    out: list[str] = []
+    for n in names:
+        for m in (SUITES if n == "all" else [n]):
+            if m not in out:
+                out.append(m)
+    for a in ALWAYS:
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def limit_items(items: list[dict], limit: int) -> list[dict]:
+    """The first ``limit`` items in a fixed order (by id hash): the same subset for every model."""
+    items = sorted(items, key=lambda r: hashlib.sha256(str(r["id"]).encode()).hexdigest())
+    return items if limit <= 0 else items[:limit]
+
+
+@dataclass
+class Suite:
+    name: str
+    version: int
+    description: str
+    metrics: tuple[str, ...] = ()
+    lower_is_better: frozenset = frozenset()
+    needs_generation: bool = True
+
+    def items(self, ctx: "Context") -> list[dict]:  # pragma: no cover - abstract
+        raise TypeError(f"suite {self.name} defines no items()")
+
+    def evaluate(self, ctx: "Context", items: list[dict]) -> list[dict]:  # pragma: no cover - abstract
+        raise TypeError(f"suite {self.name} defines no evaluate()")
+
+    def extra(self, ctx: "Context", rows: list[dict]) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class Context:
+    """What a suite sees while it runs for one model."""
+
+    cfg: Any
+    model_index: int
+    model_name: str
+    subject: Any  # sharpset.stage.Subject
+    run: Any  # sharpset.run.RunDir
+    log: Callable[[str], None]
+    engine: Any = None
+    base_loader: Callable[[], Any] | None = None  # the token-shift base (a Subject), loaded on demand
+    base_label: str | None = None
+    base_problem: str | None = None  # why there is no usable base
+    generated: list[dict] = field(default_factory=list)  # every answer made for this model (health)
+    _generated_keys: set = field(default_factory=set)
+
+    def base(self):
+        """The base model for token shift (sharing this model's vocabulary), or None (see base_problem)."""
+        if self.base_loader is None:
+            return None
+        if not hasattr(self, "_base"):
+            b = self.base_loader()
+            if b is not None and b.tok.get_vocab() != self.subject.tok.get_vocab():
+                self.base_problem = f"base {self.base_label} does not share {self.model_name}'s vocabulary"
+                b = None
+            self._base = b
+        return self._base
+
+    def base_name(self) -> str | None:
+        return self.base_label
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, suite: str, prompts: list[tuple[str, list[dict]]], *, max_new_tokens: int) -> dict[str, dict]:
+        """Greedy answers to ``(key, messages)`` prompts, batched through the engine.
+
+        Each answer is logged the moment it exists under ``gen|<model>|<suite>|<key>``; a rerun
+        after a kill serves logged answers and generates only the rest. Returns key -> {text,
+        token_ids, prompt_ids, finish_reason, truncated, n_new_tokens}.
+        """
+        from ..engine import GenerationRequest, SamplingParams
+        from ..models.profiles import encode_prompt
+
+        done = self._done()
+        out: dict[str, dict] = {}
+        todo, reqs = [], []
+        stops = self.subject.stop_ids()
+        for key, msgs in prompts:
+            lk = f"gen|{self.model_index}|{suite}|{key}"
+            if lk in done:
+                out[key] = done[lk]
+                continue
+            ids = encode_prompt(self.subject.profile, self.subject.tok, msgs)
+            params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, stop_token_ids=stops,
+                                    stop_strings=tuple(self.subject.profile.stop_strings))
+            todo.append((key, lk, ids))
+            reqs.append(GenerationRequest(prompt_ids=ids, params=params, key=lk))
+        if reqs:
+            self.log(f"  {suite}: generating {len(reqs)} answers ({len(out)} already logged)")
+            for i, res in self.get_engine().generate_iter(reqs, progress=self.cfg.progress):
+                key, lk, ids = todo[i]
+                rec = {"text": res.text, "token_ids": list(res.token_ids), "prompt_ids": list(ids),
+                       "finish_reason": res.finish_reason, "truncated": res.truncated,
+                       "n_new_tokens": res.n_new_tokens}
+                self.run.log_sample(lk, rec)
+                done[lk] = {"key": lk, **rec}
+                out[key] = rec
+        for key, msgs in prompts:
+            if (suite, key) not in self._generated_keys:
+                self._generated_keys.add((suite, key))
+                self.generated.append({"suite": suite, "item": key, "prompt": _last_user(msgs), **out[key]})
+        return out
+
+    def get_engine(self):
+        if self.engine is None:
+            self.engine = self.subject.engine(self.cfg.batch_size)
+        return self.engine
+
+    # -- forward-pass scores ------------------------------------------------------------------
+    def cached(self, suite: str, keys: list[str], compute: Callable[[list[int]], list[Any]]) -> list[Any]:
+        """Values for ``keys``: logged ones are reused; ``compute(indices)`` makes the rest, which
+        are logged under ``score|<model>|<suite>|<key>`` (so a killed run redoes no finished batch)."""
+        done = self._done()
+        vals: list[Any] = [None] * len(keys)
+        missing = []
+        for i, k in enumerate(keys):
+            lk = f"score|{self.model_index}|{suite}|{k}"
+            if lk in done:
+                vals[i] = done[lk]["value"]
+            else:
+                missing.append(i)
+        if missing:
+            new = compute(missing)
+            for i, v in zip(missing, new):
+                lk = f"score|{self.model_index}|{suite}|{keys[i]}"
+                self.run.log_sample(lk, {"value": v})
+                self._done()[lk] = {"key": lk, "value": v}
+                vals[i] = v
+        return vals
+
+    def _done(self) -> dict[str, dict]:
+        if not hasattr(self, "_done_cache"):
+            self._done_cache = self.run.done_samples()
+        return self._done_cache
+
+
+def _last_user(msgs: list[dict]) -> str:
+    return next((m["content"] for m in reversed(msgs) if m["role"] == "user"), "")

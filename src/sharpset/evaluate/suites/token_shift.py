@@ -1,0 +1,96 @@
+"""``token_shift``: where a tuned model's answers leave its base model (URIAL, arXiv:2312.01552; METHODS §4).
+
+The tuned model answers the shape prompts greedily (o_1..o_T; the same answers the ``shape`` suite
+scores). Each answer is fed, after the same prompt tokens, to the base model in ONE forward pass;
+eta_t = rank of o_t under the base given the prefix (:func:`sharpset.engine.scoring.answer_token_ranks`).
+unshifted: eta = 1; marginal: eta in {2, 3}; shifted: eta > 3. Reported pooled over tokens (interval:
+bootstrap over answers), by position (token index bins), and the most often shifted tokens.
+
+The base is ``--base`` (a model name or folder) or, when several models are evaluated, the first
+one; it must share the tuned model's vocabulary (else the suite says so and scores nothing). A model
+against itself is 100% unshifted (tests check it). The base's own row is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..suite import Context, Suite, limit_items
+
+BINS = (0, 5, 10, 20, 40, 80, 160, 320, 10 ** 9)
+
+
+def classify(rank: int) -> str:
+    return "unshifted" if rank == 1 else "marginal" if rank <= 3 else "shifted"
+
+
+class TokenShiftSuite(Suite):
+    def items(self, ctx: Context) -> list[dict]:
+        from ..data import load
+
+        if ctx.base() is None:
+            return []
+        return limit_items(load("shape", ctx.cfg.split), ctx.cfg.limit)
+
+    def evaluate(self, ctx: Context, items: list[dict]) -> list[dict]:
+        from ...engine.scoring import answer_token_ranks
+
+        base = ctx.base()
+        if base is None or not items:
+            return []
+        answers = ctx.generate("shape", [(it["id"], it["messages"]) for it in items], max_new_tokens=ctx.cfg.max_new_tokens)
+
+        def compute(idx: list[int]) -> list[Any]:
+            seqs, labs = [], []
+            for i in idx:
+                a = answers[items[i]["id"]]
+                seqs.append(list(a["prompt_ids"]) + list(a["token_ids"]))
+                labs.append([-100] * len(a["prompt_ids"]) + list(a["token_ids"]))
+            return answer_token_ranks(base.model, base.tok, seqs, labs, batch_size=ctx.cfg.batch_size)
+
+        ranks = ctx.cached(self.name, [it["id"] for it in items], compute)
+        rows = []
+        tok = ctx.subject.tok
+        for it, rk in zip(items, ranks):
+            a = answers[it["id"]]
+            rk = rk or []
+            classes = [classify(r) for r in rk]
+            n = len(classes)
+            rows.append({"item": it["id"], "prompt": it["messages"][-1]["content"], "answer": a["text"],
+                         "n_tokens": n, "unshifted": classes.count("unshifted") / n if n else None,
+                         "marginal": classes.count("marginal") / n if n else None,
+                         "shifted": classes.count("shifted") / n if n else None,
+                         "tokens": [tok.decode([t]) for t in a["token_ids"][:n]], "ranks": rk, "classes": classes})
+        return rows
+
+    def extra(self, ctx: Context, rows: list[dict]) -> dict[str, Any]:
+        from ...stats import boot_stat_ci
+
+        if not rows:
+            return {"skipped": ctx.base_problem or "no base model"}
+        seed = ctx.cfg.seed
+
+        def pooled(rs: list[dict], cls: str) -> float:
+            tot = sum(r["n_tokens"] for r in rs)
+            return sum(r["classes"].count(cls) for r in rs) / tot if tot else float("nan")
+
+        out: dict[str, Any] = {"base": ctx.base_name(), "tokens": sum(r["n_tokens"] for r in rows)}
+        for cls in ("unshifted", "marginal", "shifted"):
+            out[f"pooled_{cls}"] = {"mean": round(pooled(rows, cls), 4),
+                                    "ci95": boot_stat_ci(rows, lambda rs, c=cls: pooled(rs, c), seed)}
+        hist = []
+        for lo, hi in zip(BINS, BINS[1:]):
+            cl = [c for r in rows for i, c in enumerate(r["classes"]) if lo <= i < hi]
+            if cl:
+                hist.append({"positions": f"{lo}-{min(hi, 10 ** 4) - 1}", "tokens": len(cl),
+                             "shifted": round(cl.count("shifted") / len(cl), 4),
+                             "marginal": round(cl.count("marginal") / len(cl), 4)})
+        out["by_position"] = hist
+        shifted = Counter(t for r in rows for t, c in zip(r["tokens"], r["classes"]) if c == "shifted")
+        out["most_shifted_tokens"] = [[t, k] for t, k in shifted.most_common(25)]
+        return out
+
+
+SUITE = TokenShiftSuite("token_shift", 1, "URIAL token distribution shift of a tuned model vs its base",
+                        metrics=("unshifted", "marginal", "shifted"))

@@ -1,0 +1,123 @@
+"""`sharpset eval` on tiny in-process models: outputs, pairing, determinism, resume, token shift."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sharpset.cli import main
+from sharpset.run import RunDir
+
+SUITES = "shape,knowledge,invariance,speech_acts,dimensions,token_shift"
+
+
+def _eval(out, *models, extra=()):
+    argv = ["eval", *map(str, models), "--suites", SUITES, "--limit", "2", "--max-new-tokens", "8",
+            "--progress", "false", "--out", str(out), *extra]
+    return main(argv)
+
+
+def _samples(out):
+    rows = {}
+    for f in sorted((out / "samples").glob("*.jsonl")):
+        rows[f.stem] = [json.loads(line) for line in f.read_text().splitlines()]
+    return rows
+
+
+def test_eval_writes_samples_summary_and_pairs_models(tiny_model_dir, tmp_path):
+    out = tmp_path / "ev"
+    assert _eval(out, tiny_model_dir, tiny_model_dir) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [m["label"] for m in summary["models"]] == [f"m0:{tiny_model_dir.name}", f"m1:{tiny_model_dir.name}"]
+    assert set(summary["suites"]) == set(SUITES.split(",")) | {"health"}
+    for sname, entry in summary["suites"].items():
+        for lab, res in entry["models"].items():
+            for m in entry["metrics"]:
+                assert {"mean", "ci95", "n"} <= set(res[m]), (sname, lab, m)
+    # the same model twice: every paired difference is exactly zero, nothing fixed or broken
+    comp = summary["comparisons"]
+    for sname, pairs in comp.items():
+        for metrics in pairs.values():
+            for m, c in metrics.items():
+                if c["n"]:
+                    assert c["diff"] == 0 and c["fixed"] == 0 and c["broken"] == 0, (sname, m)
+    # knowledge always carries its closed-label baselines
+    kb = summary["suites"]["knowledge"]["models"][f"m0:{tiny_model_dir.name}"]["extra"]["mc_baselines"]
+    assert 0 < kb["random_guess"] < 1 and kb["n"] == 2
+    # per-sample rows load with datasets
+    import datasets
+
+    ds = datasets.load_dataset("json", data_files=str(out / "samples" / "shape.jsonl"), split="train")
+    assert ds.num_rows == 4 and {"model", "item", "prompt", "answer", "conformance"} <= set(ds.column_names)
+
+
+def test_same_model_twice_gives_identical_verdicts(tiny_model_dir, tmp_path):
+    assert _eval(tmp_path / "a", tiny_model_dir) == 0
+    assert _eval(tmp_path / "b", tiny_model_dir) == 0
+    assert _samples(tmp_path / "a") == _samples(tmp_path / "b")
+
+
+def test_killed_eval_resumes_to_the_same_output(tiny_model_dir, tmp_path, monkeypatch):
+    assert _eval(tmp_path / "full", tiny_model_dir) == 0
+    real = RunDir.log_sample
+    calls = {"n": 0}
+
+    def dying(self, key, payload):
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise KeyboardInterrupt
+        return real(self, key, payload)
+
+    monkeypatch.setattr(RunDir, "log_sample", dying)
+    assert _eval(tmp_path / "killed", tiny_model_dir) == 130
+    monkeypatch.setattr(RunDir, "log_sample", real)
+    logged = (tmp_path / "killed" / RunDir.SAMPLES).read_text().splitlines()
+    assert len(logged) == 8  # what finished before the kill is kept
+    assert _eval(tmp_path / "killed", tiny_model_dir) == 0
+    assert _samples(tmp_path / "killed") == _samples(tmp_path / "full")
+
+
+def test_token_shift_of_a_model_against_itself_is_all_unshifted(tiny_model_dir, tmp_path):
+    out = tmp_path / "ts"
+    assert main(["eval", str(tiny_model_dir), "--base", str(tiny_model_dir), "--suites", "token_shift",
+                 "--limit", "3", "--max-new-tokens", "10", "--progress", "false", "--out", str(out)]) == 0
+    rows = _samples(out)["token_shift"]
+    assert rows and all(r["n_tokens"] > 0 and r["unshifted"] == 1.0 and set(r["classes"]) == {"unshifted"}
+                        for r in rows)
+
+
+def test_answer_token_ranks_match_a_direct_computation(tiny_model_dir):
+    from sharpset.engine.scoring import answer_token_ranks
+    from sharpset.models import load_model
+
+    model, tok = load_model(str(tiny_model_dir))
+    seqs = [[5, 9, 14, 3, 7, 30], [8, 2, 11]]
+    labs = [[-100, -100, 14, 3, 7, 30], [-100, 2, 11]]
+    got = answer_token_ranks(model, tok, seqs, labs, batch_size=2)
+    for s, lab, g in zip(seqs, labs, got):
+        with torch.no_grad():
+            logits = model(torch.tensor([s])).logits[0]
+        want = [int((logits[t - 1] > logits[t - 1, s[t]]).sum()) + 1 for t in range(1, len(s)) if lab[t] != -100]
+        assert g == want
+
+
+def test_a_run_folder_model_resolves_to_its_merged_model(tmp_path):
+    from sharpset.errors import UserError
+    from sharpset.evaluate.stage import resolve_model
+
+    run = tmp_path / "run"
+    (run / "merged").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    with pytest.raises(UserError, match="without a merged"):
+        resolve_model(str(run))
+    (run / "merged" / "config.json").write_text("{}")
+    assert resolve_model(str(run)) == str(run / "merged")
+    assert resolve_model("smollm2-135m-instruct") == "smollm2-135m-instruct"
+
+
+def test_bad_eval_config_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval", "--suites", "nope", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "models" in err or "suites" in err
