@@ -5,7 +5,7 @@ A stage is one module (or package) under ``sharpset.stages`` (and ``sharpset.eva
 
 - ``STAGE``: its name (run folders, seeds and provenance are keyed by it);
 - ``VERSION``: the transform version, bumped whenever a change alters what the stage writes, so an
-  old run folder is never served for a new transform (``tests/test_layout.py`` pins each stage's
+  old run folder is never served for a new transform (``tests/test_stage_versions.py`` pins each stage's
   (STAGE, VERSION, config defaults): changing a default without bumping VERSION fails there);
 - a config dataclass whose fields are the CLI flags, the ``--config`` YAML keys and the recipe keys,
   with an optional ``check() -> [(field, problem)]``;
