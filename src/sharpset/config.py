@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import types
 import typing
 import warnings
@@ -17,6 +18,13 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import UserError
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, once per class (it re-evaluates every annotation per call, which
+    made building the CLI parser -- one call per field of every stage -- take a quarter second)."""
+    return typing.get_type_hints(cls)
 
 
 def field(default: Any, help: str, **kw: Any) -> Any:
@@ -36,7 +44,7 @@ def _base_type(tp: Any) -> Any:
 
 def coerce(cls: type, name: str, value: Any, where: str) -> Any:
     """Coerce a YAML/CLI value to the field's type, or raise a UserError naming where it came from."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     tp = hints[name]
     base = _base_type(tp)
     optional = type(None) in typing.get_args(tp)
@@ -82,7 +90,7 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
             if not isinstance(value, dict):
                 raise TypeError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(.inf)
         raise UserError(f"{where}: {name}: expected {getattr(base, '__name__', base)}, got {value!r}") from None
     return value
 
@@ -178,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         if f.name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        base = _base_type(typing.get_type_hints(cls)[f.name])
+        base = _base_type(_hints(cls)[f.name])
         metavar = "A,B,..." if base in (list, tuple) else "{K: V, ...}" if base is dict else "V"
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar=metavar,
                             help=f"{f.metadata.get('help', '')} (default: {default!r})")

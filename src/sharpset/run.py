@@ -25,6 +25,7 @@ never deletes a file the user put there. A fresh run that stops on bad input
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import shutil
 import importlib.metadata
@@ -90,14 +91,21 @@ def git_state() -> dict[str, Any]:
         return {"sha": None, "dirty": None}
 
 
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str | None], ...]:
+    return tuple((name, _version(name)) for name in PACKAGES)
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    """Installed versions of the packages a manifest records (read once per process)."""
+    return dict(_package_versions())
 
 
 def config_dict(config: Any) -> dict[str, Any]:
