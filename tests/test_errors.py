@@ -95,6 +95,7 @@ def test_a_prompt_longer_than_the_model_context(tmp_path, capsys):
     ("scores: [shape]\nmin_mass: 5\n", 2, "min_mass: must be in [0, 1)"),
     ("scores: shape\njudge: [a, b]\n", 2, "judge: expected str, got ['a', 'b']"),
     ("1: x\n", 1, "1: a field name must be a string"),
+    ("scores: [shape]\nchunk: 4\nchunk: 5\n", 3, "chunk: repeated key (first at line 2)"),
 ])
 def test_a_malformed_config_file(tmp_path, pool, capsys, text, where, message):
     cfg = tmp_path / "cfg.yaml"

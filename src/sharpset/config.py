@@ -125,6 +125,8 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> tuple[dict[str,
     for k, _ in node.value:
         if not isinstance(k.value, str) or k.tag != "tag:yaml.org,2002:str":
             raise UserError(f"{path}:{k.start_mark.line + 1}: {k.value}: a field name must be a string")
+        if k.value in lines:  # YAML keeps the last of repeated keys silently; a config must not rely on it
+            raise UserError(f"{path}:{k.start_mark.line + 1}: {k.value}: repeated key (first at line {lines[k.value]})")
         lines[k.value] = k.start_mark.line + 1
     return data, lines
 
