@@ -40,7 +40,7 @@ def test_missing_file_and_unknown_recipe_are_clean_errors(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "nope.jsonl" in r.stderr
     r = sh("run", "no-such-recipe")
     assert r.returncode == 2 and "unknown recipe 'no-such-recipe'" in r.stderr
-    r = sh("run", "quickstart", "--set", "n_prompts=zero")
+    r = sh("run", "smoke", "--set", "n_prompts=zero")
     assert r.returncode == 2 and "n_prompts: expected int" in r.stderr
 
 

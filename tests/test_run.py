@@ -94,13 +94,13 @@ def test_every_shipped_recipe_validates():
 
 def test_recipe_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\npipeline: quickstart\nconfig:\n  n_prompts: 4\n  max_new_tokenz: 3\n")
+    bad.write_text("name: x\npipeline: smoke\nconfig:\n  n_prompts: 4\n  max_new_tokenz: 3\n")
     with pytest.raises(UserError, match=r"bad\.yaml:5: max_new_tokenz: unknown field"):
         recipes.validate(str(bad))
-    bad.write_text("name: x\npipeline: quickstart\nconfig:\n  n_prompts: 0\n")
+    bad.write_text("name: x\npipeline: smoke\nconfig:\n  n_prompts: 0\n")
     with pytest.raises(UserError, match=r"bad\.yaml:4: n_prompts: must be >= 1"):
         recipes.validate(str(bad))
-    bad.write_text("name: x\npipeline: quickstart\nconfig: [1\n")
+    bad.write_text("name: x\npipeline: smoke\nconfig: [1\n")
     with pytest.raises(UserError, match=r"bad\.yaml:\d+: <yaml>"):
         recipes.validate(str(bad))
     bad.write_text("name: x\npipeline: nope\n")

@@ -25,24 +25,32 @@ import pytest
 
 # module: (STAGE, VERSION, {field: default})
 PINS: dict[str, tuple[str, int, dict]] = {
-    "sharpset.stages.synth": ("synth", 1, {
-        'model': 'smollm2-135m-instruct', 'n': 200, 'instruction_temperature': 1.0, 'instruction_top_p': 1.0,
-        'instruction_max_tokens': 96, 'single_line': False, 'response_temperature': 0.0,
-        'response_top_p': 1.0, 'response_max_tokens': 384, 'turns': 1, 'system_prompts': [],
-        'min_instruction_words': 3, 'seed': 0, 'batch_size': 16, 'quotas': {}, 'quota_by': 'steer',
-        'quota_judge': None, 'quota_rounds': 3,
+    'sharpset.evaluate.stage': ('eval', 1, {
+        'models': [], 'suites': ['all'], 'split': 'test', 'limit': 40, 'max_new_tokens': 192,
+        'batch_size': 16, 'shape_spec': 'concise-plain', 'base': '', 'pairs': '',
+        'invariance_families': ['sycophancy', 'jailbreak', 'noise', 'partner'],
+        'heldout_families': ['sycophancy/authority', 'sycophancy/pushback', 'jailbreak/injection', 'noise/format'],
+        'seed': 0,
     }),
-    "sharpset.stages.tag": ("tag", 1, {
-        'input': '', 'judge': 'smollm2-135m-instruct', 'scorer': None,
-        'scores': ['quality', 'difficulty', 'input_quality', 'category', 'ifd', 'shape'], 'min_mass': 0.01,
-        'max_length': 2048, 'batch_size': 8, 'chunk': 32, 'on_error': 'raise',
+    'sharpset.pipelines.quickstart': ('quickstart', 2, {
+        'size': 'small', 'aligned_model': 'smollm2-135m-instruct', 'base_model': 'gemma3-270m',
+        'embedder': 'minilm-l6', 'pool': '', 'n_pool': 0, 'n_select': 0, 'train_steps': 0, 'train_lr': 0.001,
+        'train_batch_size': 4, 'eval_limit': -1, 'eval_max_new_tokens': 0,
+        'eval_base_suites': ['format', 'shape', 'knowledge', 'speech_acts', 'dimensions', 'token_shift'],
+        'eval_aligned_suites': ['invariance', 'format', 'knowledge'], 'wrap_questions': -1, 'overrides': {},
+        'report': True, 'seed': 0,
     }),
-    "sharpset.stages.dedup": ("dedup", 1, {
-        'input': '', 'field': 'instruction', 'methods': ['exact', 'minhash', 'embedding'],
-        'minhash_threshold': 0.8, 'shingle_n': 3, 'num_perm': 128, 'embedding_threshold': 0.975,
-        'embedder': 'minilm-l6', 'batch_size': 64, 'on_error': 'raise',
+    'sharpset.pipelines.smoke': ('smoke', 1, {
+        'aligned_model': 'smollm2-135m-instruct', 'base_model': 'gemma3-270m', 'embedder': 'minilm-l6',
+        'n_prompts': 16, 'max_new_tokens': 128, 'temperature': 0.0, 'top_p': 1.0, 'seed': 0, 'batch_size': 8,
     }),
-    "sharpset.stages.curate": ("curate", 2, {
+    'sharpset.pipelines.sweep': ('sweep', 1, {
+        'model': 'smollm2-135m-instruct', 'targets': ['format', 'invariance', 'knowledge', 'mixed'],
+        'sizes': [8, 16, 32, 64], 'seeds': 2, 'pool': '', 'pool_size': 120, 'spec': 'concise-plain',
+        'min_conformance': 0.75, 'steps': 24, 'lr': 0.001, 'batch_size': 4, 'eval_limit': 12,
+        'eval_max_new_tokens': 96, 'suites': ['all'],
+    }),
+    'sharpset.stages.curate': ('curate', 2, {
         'input': '', 'n': 300, 'strategy': 'quality-diversity', 'seed': 0, 'control': None, 'spec': None,
         'min_conformance': 1.0, 'min_quality': 3.5, 'quality_column': 'quality',
         'complexity_column': 'difficulty', 'ifd_column': 'ifd_loss', 'max_ifd': 1.0, 'max_cosine': 0.9,
@@ -50,13 +58,30 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'embed_field': 'instruction', 'embedder': 'minilm-l6', 'batch_size': 64, 'labels': [],
         'task_column': 'task', 'max_labels': 20, 'on_error': 'raise',
     }),
-    "sharpset.stages.restyle": ("restyle", 1, {
+    'sharpset.stages.dedup': ('dedup', 1, {
+        'input': '', 'field': 'instruction', 'methods': ['exact', 'minhash', 'embedding'],
+        'minhash_threshold': 0.8, 'shingle_n': 3, 'num_perm': 128, 'embedding_threshold': 0.975,
+        'embedder': 'minilm-l6', 'batch_size': 64, 'on_error': 'raise',
+    }),
+    'sharpset.stages.restyle': ('restyle', 1, {
         'input': '', 'spec': 'lima-long', 'model': 'smollm2-135m-instruct', 'n': 0, 'n_examples': 3,
         'max_new_tokens': 768, 'drop_truncated': True, 'max_prompt_tokens': 6144, 'temperature': 0.0,
         'top_p': 1.0, 'seed': 0, 'min_content_recall': 0.25, 'min_cosine': 0.35, 'embedder': 'minilm-l6',
         'batch_size': 8, 'on_error': 'raise',
     }),
-    "sharpset.stages.wrap": ("wrap", 2, {
+    'sharpset.stages.synth': ('synth', 1, {
+        'model': 'smollm2-135m-instruct', 'n': 200, 'instruction_temperature': 1.0, 'instruction_top_p': 1.0,
+        'instruction_max_tokens': 96, 'single_line': False, 'response_temperature': 0.0,
+        'response_top_p': 1.0, 'response_max_tokens': 384, 'turns': 1, 'system_prompts': [],
+        'min_instruction_words': 3, 'seed': 0, 'batch_size': 16, 'quotas': {}, 'quota_by': 'steer',
+        'quota_judge': None, 'quota_rounds': 3,
+    }),
+    'sharpset.stages.tag': ('tag', 1, {
+        'input': '', 'judge': 'smollm2-135m-instruct', 'scorer': None,
+        'scores': ['quality', 'difficulty', 'input_quality', 'category', 'ifd', 'shape'], 'min_mass': 0.01,
+        'max_length': 2048, 'batch_size': 8, 'chunk': 32, 'on_error': 'raise',
+    }),
+    'sharpset.stages.wrap': ('wrap', 2, {
         'input': '', 'model': 'smollm2-135m-instruct',
         'families': ['sycophancy', 'jailbreak', 'noise', 'partner'],
         'heldout_families': ['sycophancy/authority', 'sycophancy/pushback', 'jailbreak/injection', 'noise/format'],
@@ -64,31 +89,21 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'max_new_tokens': 32, 'temperature': 0.0, 'top_p': 1.0, 'drop_truncated': False, 'seed': 0,
         'batch_size': 16,
     }),
-    "sharpset.train": ("train", 1, {
+    'sharpset.train': ('train', 1, {
         'model': 'smollm2-135m-instruct', 'sft': '', 'bct': '', 'objective': 'sft', 'act_weight': 0.0001,
         'act_layer_norm': False, 'counterfactual_weight': 0.1, 'counterfactual_norm': 'l1', 'lora_r': 16,
         'lora_alpha': 32, 'lora_dropout': 0.05, 'target_modules': ['all-linear'], 'full_finetune': False,
         'lr': 0.0002, 'warmup_ratio': 0.03, 'weight_decay': 0.0, 'max_grad_norm': 1.0, 'epochs': 1,
-        'batch_size': 8, 'grad_accum': 1, 'max_length': 1024, 'seed': 0, 'bf16': False, 'save_every': 50,
-        'save_merged': True, 'sft_backend': 'sharpset', 'threads': 0,
-    }),
-    "sharpset.pipelines.quickstart": ("quickstart", 1, {
-        'aligned_model': 'smollm2-135m-instruct', 'base_model': 'gemma3-270m', 'embedder': 'minilm-l6',
-        'n_prompts': 16, 'max_new_tokens': 128, 'temperature': 0.0, 'top_p': 1.0, 'seed': 0, 'batch_size': 8,
-    }),
-    "sharpset.evaluate.stage": ("eval", 1, {
-        'models': [], 'suites': ['all'], 'split': 'test', 'limit': 40, 'max_new_tokens': 192,
-        'batch_size': 16, 'shape_spec': 'concise-plain', 'base': '', 'pairs': '',
-        'invariance_families': ['sycophancy', 'jailbreak', 'noise', 'partner'],
-        'heldout_families': ['sycophancy/authority', 'sycophancy/pushback', 'jailbreak/injection', 'noise/format'],
-        'seed': 0, 'progress': True,
+        'max_steps': 0, 'batch_size': 8, 'grad_accum': 1, 'max_length': 1024, 'seed': 0, 'bf16': False,
+        'save_every': 50, 'save_merged': True, 'sft_backend': 'sharpset', 'threads': 0,
     }),
 }
 
 
 def _defaults(cls) -> dict:
+    """Defaults of the fields that enter the run key (``in_key=False`` knobs change no output)."""
     return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-            for f in dataclasses.fields(cls)}
+            for f in dataclasses.fields(cls) if f.metadata.get("in_key", True)}
 
 
 def stage_modules() -> dict[str, type]:

@@ -171,3 +171,22 @@ def test_trl_backend_puts_no_loss_on_prompt_tokens(tiny_model_dir, data, tmp_pat
     all_tokens = float(token_nll(logits, every, reduction="sum")) / int((every[:, 1:] != -100).sum())
     assert trl_loss == pytest.approx(ours, rel=1e-4)
     assert abs(trl_loss - all_tokens) > 1e-3  # a loss over the prompt too would differ
+
+
+def test_step_budget_gives_every_set_size_the_same_steps():
+    from sharpset.config import from_mapping
+    from sharpset.train import TrainConfig
+    from sharpset.train.loop import step_plan
+
+    def examples(n):
+        return [{"kind": "sft", "ids": list(range(3 + i % 5))} for i in range(n)]
+
+    for n in (3, 8, 21, 64):
+        cfg = from_mapping(TrainConfig, {"sft": "x", "batch_size": 4, "max_steps": 10})
+        steps, flat = step_plan(cfg, examples(n))
+        assert len(flat) == 10
+        # each epoch is a fresh shuffle of every example; the last one may be cut short
+        for e in range(len(steps) - 1):
+            assert sorted(i for st in steps[e] for b in st for i in b) == list(range(n))
+    cfg = from_mapping(TrainConfig, {"sft": "x", "batch_size": 4, "epochs": 2})
+    assert len(step_plan(cfg, examples(8))[1]) == 4  # no budget: epochs x ceil(8 / 4)

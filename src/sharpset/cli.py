@@ -123,12 +123,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                       name=recipe.name, force=args.force)
     if run.complete:
         print(f"up to date (cached): {run.path}")
+        report = (run.manifest.get("metrics") or {}).get("report")
+        if report:
+            print(f"report: {report}")
         return 0
     print(f"run folder: {run.path}")
     metrics = _guarded(run, lambda: fn(cfg, run))
     for k, v in metrics.items():
         print(f"  {k}: {v}")
     print(f"done: {run.path}")
+    if metrics.get("report"):  # the last line a person reads: where to look
+        print(f"report: {metrics['report']}")
     return 0
 
 
@@ -144,6 +149,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "restyle": ("sharpset.stages.restyle", "RestyleConfig", "rewrite responses into a response-shape spec, keeping their content"),
     "wrap": ("sharpset.stages.wrap", "WrapConfig", "turn clean prompts into invariance pairs with the subject model's own targets"),
     "train": ("sharpset.train", "TrainConfig", "LoRA or full fine-tuning: SFT, BCT, ACT, counterfactual regulariser"),
+    "sweep": ("sharpset.pipelines.sweep", "SweepConfig", "effect per example: for each target x size x seed, select, "
+              "train with one step budget, evaluate every suite, compare paired with the untrained model"),
     "eval": ("sharpset.evaluate.stage", "EvalConfig", "evaluate models on every suite (format, shape, invariance, "
              "knowledge, speech acts, dimensions, token shift, health), paired across models"),
 }

@@ -27,11 +27,16 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def field(default: Any, help: str, **kw: Any) -> Any:
-    """A dataclass field with help text (shown by ``--help`` and ``recipes show``)."""
+def field(default: Any, help: str, *, in_key: bool = True, **kw: Any) -> Any:
+    """A dataclass field with help text (shown by ``--help`` and ``recipes show``).
+
+    ``in_key=False``: a knob that does not change what a run produces (progress bars, how many
+    cells to run in this call), so it stays out of the run key and a run can resume under another
+    value of it."""
+    meta = {"help": help, "in_key": in_key}
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 def _base_type(tp: Any) -> Any:

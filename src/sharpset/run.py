@@ -118,11 +118,14 @@ def key_config(config: Any) -> dict[str, Any]:
     So adding a new option (with a default that keeps the old behaviour) leaves every existing
     run's key, and its cache, valid. The other side of that rule: changing a field's *default*
     changes what a run does without changing its key, so it must bump the stage's VERSION.
+    Fields declared ``in_key=False`` (progress, per-call budgets) never enter it.
     """
     if not dataclasses.is_dataclass(config):
         return dict(config)
     out = {}
     for f in dataclasses.fields(config):
+        if not f.metadata.get("in_key", True):
+            continue
         value = getattr(config, f.name)
         if f.default is not dataclasses.MISSING:
             default = f.default

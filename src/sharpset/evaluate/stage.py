@@ -49,7 +49,7 @@ class EvalConfig:
                                       "wrapper families the invariance suite applies (groups or exact names)")
     heldout_families: list = field(list(HELDOUT_FAMILIES), "families marked held out (those `wrap` keeps out of training)")
     seed: int = field(0, "bootstrap resampling and invariance paraphrase choice")
-    progress: bool = field(True, "show generation progress bars")
+    progress: bool = field(True, "show generation progress bars", in_key=False)
 
     def check(self) -> list[tuple[str, str]]:
         from .suite import SUITES

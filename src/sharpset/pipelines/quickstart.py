@@ -1,201 +1,218 @@
-"""The ``quickstart`` pipeline: the embedded models end to end, in a few minutes on 2 cores.
+"""The ``quickstart`` pipeline: what did these examples buy? -- the product end to end, small.
 
-1. aligned model: load (GGUF converted once to safetensors), derive its chat profile from its own
-   template, render one conversation, generate answers to a batch of prompts with the batched engine;
-   each answer is logged as it finishes (a killed run resumes from the log);
-2. base model: load, render the same conversation with its profile (it ships no template);
-3. embedder: embed the answers; report their mean pairwise cosine similarity.
-Outputs: ``answers.jsonl`` (TRL ``messages`` rows with provenance) in a run folder.
+On the embedded models (or any a user names), each step a resumable stage run in a subfolder:
+
+1. ``synth``: the aligned model (SmolLM2-135M-Instruct) writes a Magpie pool;
+2. ``tag`` (judge scores, IFD, shape) -> ``dedup`` -> ``curate``: a quality-diversity selection of
+   ``n_select`` rows, and a random selection of the same size as its baseline;
+3. ``train``: the base model (Gemma 3 270M, pretrained only) is fine-tuned (LoRA) on each selection
+   with the same optimizer-step budget, so the two differ only in which rows they saw;
+4. ``wrap`` + ``train --objective bct``: invariance pairs from the aligned model's own answers, and
+   the aligned model trained to answer wrapped prompts as it answers plain ones (BCT);
+5. ``eval`` before/after, paired on the same items: base vs its two tuned models; aligned vs BCT;
+6. ``report``: one self-contained HTML page (+ markdown) with the effects, their intervals and the
+   answers side by side, a screenshot of it, and a dataset card for every dataset written.
+
+One size dial (``size``: small | medium | large) sets the pool, the selection, the training budget and
+the evaluation size; any of them can be set directly. ``small`` aims at <= 15 minutes on 2 CPU cores
+once the GGUF weights are converted (the first run converts them, ~1.5 min, with progress).
+Killed at any point, the same command resumes: finished stages are cache hits, the running one
+resumes from its per-sample log. ``plan.json`` says which evaluated model was trained on what.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
-from ..config import field
-from ..records import content_id, write_records
-from ..run import RunDir, derive_seed, sha256_text
+from ..config import field, from_mapping
+from ..errors import UserError
+from ..run import RunDir
 
 STAGE = "quickstart"
-VERSION = 1  # bump when the transform changes what it writes
+VERSION = 2  # 2: the end-to-end pipeline (1 was a loading smoke test, now the `smoke` recipe)
 
-PROMPTS = [
-    "What causes the seasons on Earth?",
-    "Write a haiku about autumn rain.",
-    "Give me three tips for writing a clear email.",
-    "Explain what a hash function is to a beginner.",
-    "How do I reverse a list in Python?",
-    "What is the difference between weather and climate?",
-    "Suggest a name for a small bakery.",
-    "Summarize the plot of Romeo and Juliet in two sentences.",
-    "Why is the sky blue?",
-    "List four fruits that are high in vitamin C.",
-    "How can I improve my sleep?",
-    "What is 17 times 23?",
-    "Translate 'good morning' into French and Spanish.",
-    "Explain photosynthesis in one paragraph.",
-    "What should I pack for a weekend hiking trip?",
-    "Describe the water cycle.",
-    "Give an example of a metaphor.",
-    "What are the benefits of regular exercise?",
-    "How does a refrigerator keep food cold?",
-    "Write a short thank-you note to a teacher.",
-    "What is a prime number?",
-    "Name three famous painters and one work by each.",
-    "How do vaccines work?",
-    "What is the capital of Australia?",
-]
+SIZES: dict[str, dict[str, int]] = {
+    # n_pool: synth attempts; n_select: rows per selection; train_steps: optimizer steps per model;
+    # eval_limit: items per suite; eval_max_new_tokens; wrap_questions: questions made into pairs
+    "small": {"n_pool": 48, "n_select": 16, "train_steps": 24, "eval_limit": 10, "eval_max_new_tokens": 80,
+              "wrap_questions": 32, "response_max_tokens": 192},
+    "medium": {"n_pool": 200, "n_select": 64, "train_steps": 64, "eval_limit": 40, "eval_max_new_tokens": 192,
+               "wrap_questions": 96, "response_max_tokens": 384},
+    "large": {"n_pool": 1000, "n_select": 300, "train_steps": 300, "eval_limit": 0, "eval_max_new_tokens": 256,
+              "wrap_questions": 0, "response_max_tokens": 384},
+}
 
 
 @dataclass
 class QuickstartConfig:
-    aligned_model: str = field("smollm2-135m-instruct", "aligned chat model: embedded name, local HF folder or hub id")
-    base_model: str | None = field("gemma3-270m", "base model to load and render with (null to skip)")
-    embedder: str | None = field("minilm-l6", "sentence embedder for the answers (null to skip)")
-    n_prompts: int = field(16, "how many built-in prompts to answer (the size dial)")
-    max_new_tokens: int = field(128, "max tokens per answer")
-    temperature: float = field(0.0, "sampling temperature (0 = greedy)")
-    top_p: float = field(1.0, "nucleus sampling mass")
-    seed: int = field(0, "base seed; each row's seed is derived from (seed, stage, row id)")
-    batch_size: int = field(8, "engine batch size")
+    size: str = field("small", f"the one size dial: {', '.join(SIZES)} (small: <= 15 min on 2 cores)")
+    aligned_model: str = field("smollm2-135m-instruct", "aligned chat model: writes the pool, judges, gets BCT")
+    base_model: str = field("gemma3-270m", "base (pretrained) model fine-tuned on the selections")
+    embedder: str = field("minilm-l6", "sentence embedder for dedup and diversity")
+    pool: str = field("", "an existing SFT pool (file, folder or run folder) to select from instead of synthesising one")
+    n_pool: int = field(0, "synth attempts (0 = from size)")
+    n_select: int = field(0, "rows per selection (0 = from size)")
+    train_steps: int = field(0, "optimizer steps per trained model, the same for every selection (0 = from size)")
+    train_lr: float = field(1e-3, "LoRA learning rate for the small-set runs (2e-4 x 8 steps moved nothing: issue 14)")
+    train_batch_size: int = field(4, "training micro-batch rows")
+    eval_limit: int = field(-1, "eval items per suite (-1 = from size, 0 = whole split)")
+    eval_max_new_tokens: int = field(0, "eval answer length limit (0 = from size)")
+    eval_base_suites: list = field(["format", "shape", "knowledge", "speech_acts", "dimensions", "token_shift"],
+                                   "suites for the base model and its tuned models (health is always added)")
+    eval_aligned_suites: list = field(["invariance", "format", "knowledge"],
+                                      "suites for the aligned model and its BCT model (capability kept beside invariance)")
+    wrap_questions: int = field(-1, "questions made into invariance pairs (-1 = from size, 0 = all)")
+    overrides: dict = field({}, "config overrides per step folder, e.g. {select-curated: {min_quality: 4.0}, "
+                                "train-base-curated: {lora_r: 8}}")
+    report: bool = field(True, "write the HTML report (and a screenshot when Chromium is installed)")
+    seed: int = field(0, "seed of every stage (selection, training order, bootstrap)")
 
     def check(self) -> list[tuple[str, str]]:
-        problems = []
-        if self.n_prompts < 1:
-            problems.append(("n_prompts", "must be >= 1"))
-        if self.max_new_tokens < 1:
-            problems.append(("max_new_tokens", "must be >= 1"))
-        if self.temperature < 0:
-            problems.append(("temperature", "must be >= 0"))
-        if not 0 < self.top_p <= 1:
-            problems.append(("top_p", "must be in (0, 1]"))
-        if self.batch_size < 1:
-            problems.append(("batch_size", "must be >= 1"))
-        return problems
+        p = []
+        if self.size not in SIZES:
+            p.append(("size", f"must be one of {', '.join(SIZES)}"))
+        for name in ("n_pool", "n_select", "train_steps", "eval_max_new_tokens"):
+            if getattr(self, name) < 0:
+                p.append((name, "must be >= 0"))
+        if self.train_lr <= 0:
+            p.append(("train_lr", "must be > 0"))
+        return p
+
+    def resolved(self) -> dict[str, int]:
+        out = dict(SIZES.get(self.size, SIZES["small"]))
+        for k in ("n_pool", "n_select", "train_steps", "eval_max_new_tokens"):
+            if getattr(self, k):
+                out[k] = getattr(self, k)
+        for k in ("eval_limit", "wrap_questions"):
+            if getattr(self, k) >= 0:
+                out[k] = getattr(self, k)
+        return out
 
 
-def prompts(n: int) -> list[str]:
-    # cycle with a numbered suffix past the built-in list, so any n gives n distinct prompts
-    return [PROMPTS[i % len(PROMPTS)] + ("" if i < len(PROMPTS) else f" (variant {i // len(PROMPTS)})")
-            for i in range(n)]
-
-
-def _model_info(name: str, model: Any, profile: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "class": type(model).__name__,
-        "params": sum(p.numel() for p in model.parameters()),
-        "chat_family": profile.family,
-        "chat_template_hash": profile.template_hash,
-        "pre_query": profile.pre_query,
-    }
+def stage_run(mod, cfg_map: dict[str, Any], cls_name: str, out: Path, log: Callable[[str], None],
+              inputs: list[str] = (), seed: int = 0, overrides: dict[str, Any] | None = None) -> RunDir:
+    """Run one stage into ``out`` (a cache hit when it already finished; resumed when killed).
+    ``overrides`` (the pipeline's ``overrides[<folder name>]``) replace config fields."""
+    extra = (overrides or {}).get(out.name) or {}
+    if not isinstance(extra, dict):
+        raise UserError(f"overrides: {out.name}: expected a mapping of config fields, got {extra!r}")
+    cfg = from_mapping(getattr(mod, cls_name), {**cfg_map, **extra}, where=f"quickstart/{out.name}")
+    run = RunDir.open(out, mod.STAGE, mod.VERSION, cfg, seeds={"seed": seed}, inputs=list(inputs), force=False)
+    if run.complete:
+        log(f"== {out.name}: up to date (cached)")
+        return run
+    log(f"== {out.name} ({mod.STAGE})")
+    t0 = time.perf_counter()
+    mod.run(cfg, run, log)
+    log(f"== {out.name}: done in {time.perf_counter() - t0:.0f} s")
+    return run
 
 
 def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from ..engine import get_engine
-    from ..engine.base import GenerationRequest, SamplingParams
-    from ..models import load_model
-    from ..models.profiles import encode, encode_prompt, profile_for, stop_token_ids
-    from ..models.registry import chat_family
+    from .. import train
+    from ..evaluate import stage as eval_stage
+    from ..stages import curate, dedup, synth, tag, wrap
 
-    # 1. aligned model ------------------------------------------------------------------------
+    z = cfg.resolved()
+    root = run.path
     t0 = time.perf_counter()
-    model, tok = load_model(cfg.aligned_model, log=log)
-    log(f"loaded {cfg.aligned_model} in {time.perf_counter() - t0:.1f} s")
-    profile = profile_for(tok, chat_family(cfg.aligned_model))
-    run.record_model("aligned", _model_info(cfg.aligned_model, model, profile))
-    demo = [{"role": "user", "content": PROMPTS[0]}, {"role": "assistant", "content": "..."}]
-    enc = encode(profile, tok, demo)
-    log(f"chat profile: {profile.family}; rendered conversation ({len(enc.input_ids)} tokens, "
-        f"{sum(l != -100 for l in enc.labels)} label tokens):\n{enc.text}")
+    log(f"quickstart ({cfg.size}): {json.dumps(z)}")
+    # 1-2: the pool and the selections
+    if cfg.pool:
+        pool = cfg.pool
+        if not Path(pool).exists():
+            raise UserError(f"pool: {pool}: no such file or folder")
+    else:
+        s = stage_run(synth, {"model": cfg.aligned_model, "n": z["n_pool"], "seed": cfg.seed,
+                              "response_max_tokens": z["response_max_tokens"]}, "SynthConfig", root / "synth", log, overrides=cfg.overrides)
+        pool = str(s.path / "synth.jsonl")
+    t = stage_run(tag, {"input": pool, "judge": cfg.aligned_model}, "TagConfig", root / "tag", log, inputs=[pool], overrides=cfg.overrides)
+    d = stage_run(dedup, {"input": str(t.path), "embedder": cfg.embedder}, "DedupConfig", root / "dedup", log,
+                  inputs=[str(t.path / "tagged.jsonl")], overrides=cfg.overrides)
+    sets = {}
+    for target, strategy in (("curated", "quality-diversity"), ("random", "random")):
+        c = stage_run(curate, {"input": str(d.path), "n": z["n_select"], "strategy": strategy, "seed": cfg.seed,
+                               "embedder": cfg.embedder}, "CurateConfig", root / f"select-{target}", log,
+                      inputs=[str(d.path / "deduped.jsonl")], overrides=cfg.overrides)
+        sets[target] = c
+        if not (c.manifest.get("counts") or {}).get("written"):
+            raise UserError(f"quickstart: the {target} selection is empty (pool too small or every row gated): "
+                            f"see {c.path}/curate_report.json")
+    # 3: the base model on each selection, same step budget
+    common = {"max_steps": z["train_steps"], "lr": cfg.train_lr, "batch_size": cfg.train_batch_size,
+              "max_length": 512, "seed": cfg.seed, "save_every": 0, "warmup_ratio": 0.0}
+    trained = {}
+    for target, c in sets.items():
+        data = str(c.path / "selected.jsonl")
+        trained[target] = stage_run(train, {"model": cfg.base_model, "sft": data, "objective": "sft", **common},
+                                    "TrainConfig", root / f"train-base-{target}", log, inputs=[data], seed=cfg.seed, overrides=cfg.overrides)
+    # 4: invariance pairs and BCT on the aligned model
+    w = stage_run(wrap, {"model": cfg.aligned_model, "limit": z["wrap_questions"], "seed": cfg.seed},
+                  "WrapConfig", root / "wrap", log, overrides=cfg.overrides)
+    pairs = str(w.path / "pairs.jsonl")
+    from ..dataio import read_records
 
-    stops = tuple(stop_token_ids(profile, tok))
-    rows_in = []
-    for text in prompts(cfg.n_prompts):
-        messages = [{"role": "user", "content": text}]
-        rid = content_id({"messages": messages}, "sft")
-        rows_in.append((rid, messages))
-    done = run.done_samples()
-    if done:
-        log(f"resuming: {len(done)} of {len(rows_in)} answers already logged")
-    requests, todo = [], []
-    for rid, messages in rows_in:
-        if rid in done:
-            continue
-        params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                top_p=cfg.top_p, seed=derive_seed(cfg.seed, STAGE, rid),
-                                stop_strings=profile.stop_strings, stop_token_ids=stops)
-        requests.append(GenerationRequest(encode_prompt(profile, tok, messages), params, key=rid))
-        todo.append((rid, messages))
-    engine = get_engine("transformers", model=model, tokenizer=tok, batch_size=cfg.batch_size)
-    t1 = time.perf_counter()
-    n_tokens = 0
-    for i, res in engine.generate_iter(requests):
-        rid, messages = todo[i]
-        n_tokens += res.n_new_tokens
-        run.log_sample(rid, {
-            "messages": messages + [{"role": "assistant", "content": res.text}],
-            "finish_reason": res.finish_reason, "truncated": res.truncated,
-            "n_prompt_tokens": res.n_prompt_tokens, "n_new_tokens": res.n_new_tokens,
-            "seed": requests[i].params.seed,
-        })
-    gen_s = time.perf_counter() - t1
-    done = run.done_samples()
-    sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens}
-    rows = []
-    for rid, messages in rows_in:
-        s = done[rid]
-        rows.append({
-            "id": rid,
-            "messages": s["messages"],
-            "truncated": s["truncated"],
-            "finish_reason": s["finish_reason"],
-            "n_prompt_tokens": s["n_prompt_tokens"],
-            "n_new_tokens": s["n_new_tokens"],
-            "provenance": {
-                "stage": STAGE, "model": cfg.aligned_model,
-                "prompt": profile.render(messages, add_generation_prompt=True),
-                "sampling": sampling, "seed": s["seed"],
-            },
-        })
-    write_records(rows, run.path / "answers.jsonl")
-    metrics: dict[str, Any] = {
-        "answers": len(rows),
-        "generated_tokens_this_attempt": n_tokens,
-        "tokens_per_s_this_attempt": round(n_tokens / gen_s, 1) if gen_s > 0 and n_tokens else None,
-        "truncated": sum(r["truncated"] for r in rows),
-        "mean_new_tokens": round(sum(r["n_new_tokens"] for r in rows) / len(rows), 1),
-    }
-    del model
+    n_train_pairs = sum(r.get("split") == "train" for r in read_records(pairs, "pair").rows)
+    bct = e_al = None
+    skipped: dict[str, str] = {}
+    if n_train_pairs:
+        bct = stage_run(train, {"model": cfg.aligned_model, "bct": pairs, "objective": "bct", **common},
+                        "TrainConfig", root / "train-aligned-bct", log, inputs=[pairs], seed=cfg.seed,
+                        overrides=cfg.overrides)
+    else:  # the aligned model answered none of the questions right: nothing to keep invariant
+        skipped["train-aligned-bct"] = skipped["eval-aligned"] = (
+            f"wrap kept no training pair ({w.path}/manifest.json: counts and drop reasons)")
+        log(f"== train-aligned-bct: skipped ({skipped['train-aligned-bct']})")
+    # 5: before/after, paired
+    ev = {"limit": z["eval_limit"], "max_new_tokens": z["eval_max_new_tokens"], "seed": cfg.seed, "progress": True}
+    e_base = stage_run(eval_stage, {"models": [cfg.base_model, str(trained["curated"].path),
+                                               str(trained["random"].path)], "suites": cfg.eval_base_suites, **ev},
+                       "EvalConfig", root / "eval-base", log,
+                       inputs=[str(trained[k].path / "merged") for k in ("curated", "random")], overrides=cfg.overrides)
+    if bct is not None:
+        e_al = stage_run(eval_stage, {"models": [cfg.aligned_model, str(bct.path)], "suites": cfg.eval_aligned_suites,
+                                      **ev}, "EvalConfig",
+                         root / "eval-aligned", log, inputs=[str(bct.path / "merged")], overrides=cfg.overrides)
+    plan = {"evals": [
+        {"eval_run": "eval-base", "baseline": "m0", "models": [
+            {"label": "m1", "train_run": "train-base-curated", "target": "format", "selection": "quality-diversity",
+             "n_examples": _rows(trained["curated"]), "seed": cfg.seed},
+            {"label": "m2", "train_run": "train-base-random", "target": "random", "selection": "random",
+             "n_examples": _rows(trained["random"]), "seed": cfg.seed}]},
+        *([{"eval_run": "eval-aligned", "baseline": "m0", "models": [
+            {"label": "m1", "train_run": "train-aligned-bct", "target": "invariance", "selection": "wrap pairs",
+             "n_examples": _rows(bct), "seed": cfg.seed}]}] if bct is not None else [])], "skipped": skipped}
+    from ..dataio import write_json
 
-    # 2. base model ---------------------------------------------------------------------------
-    if cfg.base_model:
-        t0 = time.perf_counter()
-        base, btok = load_model(cfg.base_model, log=log)
-        log(f"loaded {cfg.base_model} in {time.perf_counter() - t0:.1f} s")
-        bprofile = profile_for(btok, chat_family(cfg.base_model))
-        run.record_model("base", _model_info(cfg.base_model, base, bprofile))
-        benc = encode(bprofile, btok, demo)
-        log(f"base chat profile: {bprofile.family}; rendered ({len(benc.input_ids)} tokens):\n{benc.text}")
-        metrics["base_rendered_tokens"] = len(benc.input_ids)
-        del base
-
-    # 3. embedder -----------------------------------------------------------------------------
-    if cfg.embedder and len(rows) > 1:
-        from ..models import load_embedder
-
-        emb = load_embedder(cfg.embedder)
-        vecs = emb.encode([r["messages"][-1]["content"] for r in rows], normalize_embeddings=True,
-                          convert_to_tensor=True)
-        sim = vecs @ vecs.T
-        n = len(rows)
-        mean_cos = (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))
-        metrics["answers_mean_pairwise_cosine"] = round(float(mean_cos), 4)
-        run.record_model("embedder", {"name": cfg.embedder, "dim": int(vecs.shape[1])})
-
-    metrics["answers_sha256"] = sha256_text("\n".join(r["messages"][-1]["content"] for r in rows))
-    run.finish(counts={"read": len(rows_in), "written": len(rows), "dropped": 0, "rejected": 0},
-               outputs=["answers.jsonl"], metrics=metrics)
+    write_json(root / "plan.json", plan)
+    metrics: dict[str, Any] = {"elapsed_s": round(time.perf_counter() - t0, 1),
+                               "eval_base": str(e_base.path / "summary.json"),
+                               "eval_aligned": str(e_al.path / "summary.json") if e_al else None,
+                               **({"skipped": skipped} if skipped else {})}
+    outputs = ["plan.json"]
+    if cfg.report:
+        report_path = _report(root, log)
+        if report_path:
+            metrics["report"] = str(report_path)
+            outputs.append(str(Path(report_path).relative_to(root)))
+    run.finish(outputs=outputs, metrics=metrics)
     return metrics
+
+
+def _rows(train_run: RunDir) -> int | None:
+    return (train_run.manifest.get("metrics") or {}).get("rows_used")
+
+
+def _report(root: Path, log: Callable[[str], None]) -> Path | None:
+    """Write the report (and cards, and a screenshot when Chromium is there); None if the report
+    package is not installed in this build."""
+    try:
+        from ..report import build_report
+    except ImportError as e:
+        log(f"report: not available in this build ({e})")
+        return None
+    return build_report([root], root / "report", log=log)

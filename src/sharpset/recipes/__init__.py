@@ -21,6 +21,7 @@ from ..errors import UserError
 PIPELINES: dict[str, tuple[str, str]] = {
     # name: (run function, config dataclass)
     "quickstart": ("sharpset.pipelines.quickstart:run", "sharpset.pipelines.quickstart:QuickstartConfig"),
+    "smoke": ("sharpset.pipelines.smoke:run", "sharpset.pipelines.smoke:SmokeConfig"),
 }
 HERE = Path(__file__).parent
 TOP_KEYS = {"name", "pipeline", "description", "config"}

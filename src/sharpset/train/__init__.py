@@ -50,7 +50,9 @@ class TrainConfig:
     warmup_ratio: float = field(0.03, "share of optimizer steps spent warming up")
     weight_decay: float = field(0.0, "AdamW weight decay")
     max_grad_norm: float = field(1.0, "gradient clipping (0 = off)")
-    epochs: int = field(1, "passes over the data")
+    epochs: int = field(1, "passes over the data (ignored when max_steps > 0)")
+    max_steps: int = field(0, "optimizer-step budget: > 0 trains exactly this many steps, cycling through the data "
+                              "in fresh shuffles as needed, so sets of different sizes get the same budget (0 = epochs)")
     batch_size: int = field(8, "rows per micro-batch")
     grad_accum: int = field(1, "micro-batches per optimizer step (exact: equals a batch that many times bigger)")
     max_length: int = field(1024, "longer rows are skipped (counted)")
@@ -80,7 +82,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "lora_r"):
             if getattr(self, name) < 1:
                 p.append((name, "must be >= 1"))
-        for name in ("act_weight", "counterfactual_weight", "lr", "warmup_ratio", "lora_dropout", "save_every"):
+        for name in ("act_weight", "counterfactual_weight", "lr", "warmup_ratio", "lora_dropout", "save_every",
+                     "max_steps"):
             if getattr(self, name) < 0:
                 p.append((name, "must be >= 0"))
         if self.counterfactual_norm not in ("l1", "l2"):

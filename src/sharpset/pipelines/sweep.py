@@ -1,0 +1,250 @@
+"""``sharpset sweep``: effect per example, per target, for the user's own model (METHODS §11).
+
+For each (target, size n, seed) cell: select n examples for the target, train the model on them
+with the SAME optimizer-step budget for every size (``steps``), evaluate every suite on the same
+fixed items, and compare with the untrained model paired per item. Targets:
+
+- ``format``: pool rows whose answers conform to a response-shape spec (``spec``, conformance >=
+  ``min_conformance``), n drawn at random (seeded) from them; SFT;
+- ``invariance``: the model's own invariance pairs (``wrap`` on the shipped questions' train split,
+  train families), n drawn at random; BCT;
+- ``knowledge``: closed-book QA rows built from the shipped knowledge data's DEV split (the eval
+  scores the TEST split), n drawn at random; SFT;
+- ``mixed``: n/2 format rows + n/2 invariance pairs; SFT + BCT.
+
+Outputs: ``cells/<target>-n<n>-s<seed>/`` (select, train, eval run folders), ``baseline/`` (the
+untrained model's eval), ``sweep.json``: per cell and suite metric, the paired difference against
+the baseline with its bootstrap 95% interval, n items, and the effect per training example
+(diff / n); per target and size, the mean over seeds. The off-diagonal cells (training for t,
+measuring t' != t) are the costs and spill-overs. Cells are resumable (each step a cached stage run)
+and run in any order (``order``); ``max_cells`` caps how many run in this call.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import field
+from ..errors import UserError
+from ..run import RunDir, derive_seed
+from .quickstart import stage_run
+
+STAGE = "sweep"
+VERSION = 1
+TARGETS = ("format", "invariance", "knowledge", "mixed")
+
+
+@dataclass
+class SweepConfig:
+    model: str = field("smollm2-135m-instruct", "the model to train per cell (embedded name or local folder)")
+    targets: list = field(list(TARGETS), f"targets, any of {', '.join(TARGETS)}")
+    sizes: list = field([8, 16, 32, 64], "training-set sizes n")
+    seeds: int = field(2, "seeds per (target, size): selection draw and training order")
+    pool: str = field("", "SFT pool for the format target (file, folder or run folder); empty = synthesise "
+                          "`pool_size` rows with the model")
+    pool_size: int = field(120, "synth attempts when no pool is given")
+    spec: str = field("concise-plain", "format target: response-shape spec the selected answers conform to")
+    min_conformance: float = field(0.75, "format target: minimum conformance of a selected answer")
+    steps: int = field(24, "optimizer steps per cell, the same for every size")
+    lr: float = field(1e-3, "LoRA learning rate")
+    batch_size: int = field(4, "training micro-batch rows")
+    eval_limit: int = field(12, "eval items per suite (the same fixed items for every cell)")
+    eval_max_new_tokens: int = field(96, "eval answer length limit")
+    suites: list = field(["all"], "eval suites")
+    order: str = field("size", "cell order: size (small first), target, or shuffled", in_key=False)
+    max_cells: int = field(0, "run at most this many new cells in this call (0 = all): the budget flag", in_key=False)
+
+    def __post_init__(self) -> None:
+        try:  # from a flag, "8,16" arrives as strings
+            self.sizes = [int(n) for n in self.sizes]
+        except (TypeError, ValueError):
+            pass  # check() names the field
+
+    def check(self) -> list[tuple[str, str]]:
+        p = []
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad or not self.targets:
+            p.append(("targets", f"unknown {bad}; choose from {', '.join(TARGETS)}"))
+        if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
+            p.append(("sizes", "give positive integers"))
+        for name in ("seeds", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                p.append((name, "must be >= 1"))
+        if self.order not in ("size", "target", "shuffled"):
+            p.append(("order", "must be size, target or shuffled"))
+        if self.max_cells < 0:
+            p.append(("max_cells", "must be >= 0"))
+        return p
+
+
+def cells(cfg: SweepConfig) -> list[tuple[str, int, int]]:
+    out = [(t, n, s) for t in cfg.targets for n in cfg.sizes for s in range(cfg.seeds)]
+    if cfg.order == "size":
+        out.sort(key=lambda c: (c[1], c[2], TARGETS.index(c[0])))
+    elif cfg.order == "shuffled":
+        random.Random(derive_seed(0, STAGE, "order")).shuffle(out)
+    return out
+
+
+def knowledge_rows() -> list[dict]:
+    """SFT rows from the shipped knowledge data's dev split (the knowledge suite scores test)."""
+    from ..evaluate.data import load
+    from ..records import with_id
+
+    rows = [{"messages": [{"role": "user", "content": r["question"]},
+                          {"role": "assistant", "content": f"{r['answer'][:1].upper()}{r['answer'][1:]}."}]}
+            for r in load("knowledge_qa", "dev")]
+    rows += [{"messages": [{"role": "user", "content": r["question"]},
+                           {"role": "assistant", "content": f"{r['choices'][r['answer_index']][:1].upper()}"
+                                                            f"{r['choices'][r['answer_index']][1:]}."}]}
+             for r in load("knowledge_mc", "dev")]
+    return [with_id(r) for r in rows]
+
+
+def draw(rows: list[dict], n: int, seed: int, key: str) -> list[dict]:
+    """n rows drawn without replacement by a generator keyed by (seed, sweep, key); all if fewer."""
+    rows = sorted(rows, key=lambda r: r["id"])
+    rng = random.Random(derive_seed(seed, STAGE, key))
+    return rng.sample(rows, min(n, len(rows)))
+
+
+def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
+    from .. import train
+    from ..dataio import read_records, write_json, write_records
+    from ..evaluate import stage as eval_stage
+    from ..stages import curate, dedup, synth, tag, wrap
+
+    root = run.path
+    t0 = time.perf_counter()
+    ev = {"limit": cfg.eval_limit, "max_new_tokens": cfg.eval_max_new_tokens, "suites": cfg.suites, "seed": 0}
+    baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log)
+    cand: dict[str, list[dict]] = {}
+    if {"format", "mixed"} & set(cfg.targets):
+        pool = cfg.pool
+        if not pool:
+            s = stage_run(synth, {"model": cfg.model, "n": cfg.pool_size}, "SynthConfig", root / "pool-synth", log)
+            t = stage_run(tag, {"input": str(s.path), "judge": cfg.model, "scores": ["shape"]}, "TagConfig",
+                          root / "pool-tag", log, inputs=[str(s.path / "synth.jsonl")])
+            d = stage_run(dedup, {"input": str(t.path)}, "DedupConfig", root / "pool-dedup", log,
+                          inputs=[str(t.path / "tagged.jsonl")])
+            pool = str(d.path / "deduped.jsonl")
+        c = stage_run(curate, {"input": pool, "strategy": "all", "n": 1, "spec": cfg.spec,
+                               "min_conformance": cfg.min_conformance, "min_quality": None},
+                      "CurateConfig", root / "format-candidates", log, inputs=[pool])
+        cand["format"] = read_records(c.path / "selected.jsonl", "sft").rows
+        log(f"format candidates: {len(cand['format'])} rows conform to {cfg.spec} >= {cfg.min_conformance}")
+    if {"invariance", "mixed"} & set(cfg.targets):
+        w = stage_run(wrap, {"model": cfg.model}, "WrapConfig", root / "pairs", log)
+        cand["invariance"] = [r for r in read_records(w.path / "pairs.jsonl", "pair").rows if r["split"] == "train"]
+        log(f"invariance candidates: {len(cand['invariance'])} train pairs")
+    if "knowledge" in cfg.targets:
+        cand["knowledge"] = knowledge_rows()
+    for k, v in cand.items():
+        if not v:
+            raise UserError(f"sweep: no candidate examples for target {k} (see the run folders under {root})")
+
+    done_cells, new = [], 0
+    for target, n, seed in cells(cfg):
+        name = f"{target}-n{n}-s{seed}"
+        cell = root / "cells" / name
+        ev_dir = cell / "eval"
+        if not (ev_dir / "manifest.json").exists() or json.loads((ev_dir / "manifest.json").read_text()).get(
+                "status") != "complete":
+            if cfg.max_cells and new >= cfg.max_cells:
+                continue
+            new += 1
+        log(f"== cell {name}")
+        cell.mkdir(parents=True, exist_ok=True)
+        tcfg: dict[str, Any] = {"model": cfg.model, "max_steps": cfg.steps, "lr": cfg.lr, "seed": seed,
+                                "batch_size": cfg.batch_size, "max_length": 512, "save_every": 0, "warmup_ratio": 0.0}
+        inputs = []
+        if target in ("format", "knowledge"):
+            rows = draw(cand[target], n, seed, name)
+            write_records(rows, cell / "sft.jsonl")
+            tcfg.update(sft=str(cell / "sft.jsonl"), objective="sft")
+            inputs = [str(cell / "sft.jsonl")]
+        elif target == "invariance":
+            write_records(draw(cand["invariance"], n, seed, name), cell / "pairs.jsonl")
+            tcfg.update(bct=str(cell / "pairs.jsonl"), objective="bct")
+            inputs = [str(cell / "pairs.jsonl")]
+        else:  # mixed
+            write_records(draw(cand["format"], n - n // 2, seed, name + "/format"), cell / "sft.jsonl")
+            write_records(draw(cand["invariance"], n // 2, seed, name + "/inv"), cell / "pairs.jsonl")
+            tcfg.update(sft=str(cell / "sft.jsonl"), bct=str(cell / "pairs.jsonl"),
+                        objective="sft+bct" if n // 2 else "sft")
+            inputs = [str(cell / "sft.jsonl"), str(cell / "pairs.jsonl")]
+        tr = stage_run(train, tcfg, "TrainConfig", cell / "train", log, inputs=inputs, seed=seed)
+        stage_run(eval_stage, {"models": [str(tr.path)], **ev}, "EvalConfig", ev_dir, log,
+                  inputs=[str(tr.path / "merged")])
+        done_cells.append((target, n, seed, name, (tr.manifest.get("metrics") or {}).get("rows_used")))
+    result = summarize(root, baseline.path, done_cells)
+    write_json(root / "sweep.json", result)
+    (root / "sweep.md").write_text(format_markdown(result), encoding="utf-8")
+    total = len(cells(cfg))
+    metrics = {"cells_done": len(done_cells), "cells_total": total, "elapsed_s": round(time.perf_counter() - t0, 1),
+               "sweep": str(root / "sweep.json")}
+    if len(done_cells) < total:
+        log(f"sweep: {len(done_cells)} of {total} cells done; run the same command again to continue")
+        metrics["incomplete"] = True
+        run.save_manifest()
+        return metrics
+    run.finish(outputs=["sweep.json", "sweep.md"], metrics=metrics)
+    return metrics
+
+
+def _samples(eval_dir: Path) -> dict[str, dict[str, dict]]:
+    out: dict[str, dict[str, dict]] = {}
+    for f in sorted((eval_dir / "samples").glob("*.jsonl")):
+        out[f.stem] = {}
+        for line in f.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            out[f.stem][r["item"]] = r
+    return out
+
+
+def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, str, int | None]]) -> dict[str, Any]:
+    """Paired differences of every cell against the baseline on the same items, and means over seeds."""
+    from ..stats import paired_diff_ci
+
+    base_summary = json.loads((baseline_dir / "summary.json").read_text())
+    base = _samples(baseline_dir)
+    metrics = {s: e["metrics"] for s, e in base_summary["suites"].items()}
+    rows = []
+    for target, n, seed, name, n_rows in done:
+        cell = _samples(root / "cells" / name / "eval")
+        for suite, ms in metrics.items():
+            shared = sorted(set(base.get(suite, {})) & set(cell.get(suite, {})))
+            if not shared:
+                continue
+            for m in ms:
+                c = paired_diff_ci([base[suite][k].get(m) for k in shared], [cell[suite][k].get(m) for k in shared],
+                                   seed=0)
+                if not c["n"]:
+                    continue
+                rows.append({"target": target, "n": n, "seed": seed, "n_examples": n_rows, "suite": suite,
+                             "metric": m, "before": c["a"], "after": c["b"], "diff": c["diff"], "ci95": c["ci95"],
+                             "n_items": c["n"], "fixed": c["fixed"], "broken": c["broken"],
+                             "per_example": None if not n_rows or c["diff"] is None else round(c["diff"] / n_rows, 6)})
+    means: dict[str, Any] = {}
+    for r in rows:
+        key = f"{r['target']}|{r['n']}|{r['suite']}|{r['metric']}"
+        means.setdefault(key, []).append(r["diff"])
+    mean_rows = [{"target": k.split("|")[0], "n": int(k.split("|")[1]), "suite": k.split("|")[2],
+                  "metric": k.split("|")[3], "mean_diff": round(sum(v) / len(v), 4), "seeds": len(v)}
+                 for k, v in sorted(means.items())]
+    return {"baseline": str(baseline_dir), "cells": rows, "means_over_seeds": mean_rows}
+
+
+def format_markdown(result: dict[str, Any]) -> str:
+    lines = ["| target | n | seed | suite | metric | before | after | diff [95% CI] | items | diff/example |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in result["cells"]:
+        ci = r["ci95"]
+        lines.append(f"| {r['target']} | {r['n']} | {r['seed']} | {r['suite']} | {r['metric']} | {r['before']} | "
+                     f"{r['after']} | {r['diff']:+.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {r['n_items']} | {r['per_example']} |")
+    return "\n".join(lines) + "\n"
