@@ -59,10 +59,16 @@ def test_models_lists_embedded():
         assert name in r.stdout
 
 
-def test_ci_runs_exactly_the_readme_test_command():
+def test_ci_runs_exactly_the_readme_test_command_in_a_fresh_environment():
     readme = (ROOT / "README.md").read_text().splitlines()
-    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
     cmds = [l.strip() for l in readme[:20] if l.strip().startswith("python -m pip install")]
     assert len(cmds) == 2, cmds
     assert cmds[0].endswith("sharpset run quickstart") and cmds[1].endswith("python -m pytest")
-    assert cmds[1] in [l.strip() for l in ci]
+    assert cmds[1] in ci
+    # issue 10: a new virtual environment every run, entered before the command, and said so
+    made = next(i for i, l in enumerate(ci) if re.fullmatch(r'python -m venv "\$env_dir"', l))
+    entered = ci.index('. "$env_dir/bin/activate"')
+    assert made < entered < ci.index(cmds[1])
+    assert any("mktemp -d" in l for l in ci[:made]) and any(l.startswith("trap 'rm -rf") for l in ci[:made])
+    assert any(l.startswith('echo "ci: made its own environment: $env_dir') for l in ci[entered:ci.index(cmds[1])])

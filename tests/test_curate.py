@@ -3,6 +3,7 @@ the vectorised filter against a plain loop, quota allotment, controls, the stage
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -21,14 +22,20 @@ def sft(q, a, **tags):
     return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], **tags}
 
 
+def stable_seed(*parts: str) -> int:
+    """A seed from text that is the same in every process (Python's hash() of a str is salted per
+    process, so seeding with it made these embeddings, and what the tests saw, differ run to run)."""
+    return int.from_bytes(hashlib.sha256("\x00".join(parts).encode()).digest()[:4], "little")
+
+
 def topic_embedder(dim=24, noise=0.05):
     """Texts sharing their first word get near-identical vectors (one topic); others ~orthogonal."""
     def embed(texts):
         out = []
         for t in texts:
             topic = t.split()[0] if t.split() else ""
-            base = np.random.default_rng(abs(hash(("topic", topic))) % 2**32).standard_normal(dim)
-            jitter = np.random.default_rng(abs(hash(("text", t))) % 2**32).standard_normal(dim)
+            base = np.random.default_rng(stable_seed("topic", topic)).standard_normal(dim)
+            jitter = np.random.default_rng(stable_seed("text", t)).standard_normal(dim)
             out.append(base / np.linalg.norm(base) + noise * jitter / np.sqrt(dim))
         return np.stack(out)
     return embed
@@ -298,15 +305,28 @@ def test_run_writes_selection_control_and_report(tmp_path):
     logs = []
     curate.run(cfg, run, log=logs.append, embed=topic_embedder())
     man = json.loads((run.path / "manifest.json").read_text())
-    assert man["status"] == "complete" and list(man["outputs"])[0] == "control_delusive.jsonl"
+    assert man["status"] == "complete" and list(man["outputs"]) == ["selected.jsonl", "control_delusive.jsonl",
+                                                                     "curate_report.json"]
     assert man["counts"] == {"read": 18, "written": 10, "dropped": 8, "rejected": 0}
     rep = json.loads((run.path / "curate_report.json").read_text())
     assert rep["control"]["kind"] == "delusive" and rep["label_baselines"]["random_guess"] > 0
     from sharpset.dataio import read_records
 
-    assert len(read_records(run.path).rows) == rep["control"]["rows"]  # the run folder reads as the control
-    assert "selection vs random-N" in logs[-1] or "near-dup" in logs[-1]
-    assert "curate_rank" in read_records(run.path / "selected.jsonl").rows[0]
+    selected = read_records(run.path).rows  # the run folder reads as the selection (issue 10)
+    assert len(selected) == 10 and [r["curate_rank"] for r in selected] == list(range(1, 11))
+    control = read_records(run.path / "control_delusive.jsonl").rows
+    left_out = rep["control"]["left_out_not_closed_label"]
+    assert len(control) == rep["control"]["rows"] == 10 - left_out and {r["control"] for r in control} == {"delusive"}
+    # the printed report carries this run's own figures, row by row
+    text = logs[-1]
+    sel = rep["sets"]["selection"]
+    assert text.startswith(f"curate: strategy quality-diversity, selected 10 of {rep['candidates']} candidates")
+    assert f"  control delusive: {10 - left_out} rows ({left_out} left out as not closed-label)" in text
+    near = next(l for l in text.splitlines() if l.strip().startswith("near-dup rate"))
+    assert near.split()[2] == f"{sel['near_dup_rate']:.3f}"
+    q = sel["scores"]["quality"]["mean"]
+    qr = rep["sets"]["random_n"]["scores"]["quality"]["mean"]
+    assert f"selection vs random-N: mean quality {q:.3f} vs {qr:.3f}" in text
     assert "#1" in curate.show(str(run.path), 2)
 
 

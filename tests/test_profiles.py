@@ -6,6 +6,8 @@ on a toy corpus, with the family's markers added as special tokens and bos/eos s
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import importlib.util
 import os
@@ -602,7 +604,7 @@ def test_roles_must_alternate_where_template_requires():
 def test_profile_is_frozen_dataclass():
     prof = profile_for(make_tokenizer("qwen", QWEN2))
     assert isinstance(prof, ChatProfile)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         prof.family = "x"
 
 

@@ -186,8 +186,8 @@ ROWS = [  # heterogeneous on purpose: missing tags, explicit None, int next to f
     {"messages": [u("q3"), a("r3")], "score": None, "provenance": None},
 ]
 ROWS_EMPTY_DICTS = [  # `{}` infers to a field-less struct, which parquet cannot store
-    {"messages": [u("q"), a("r")], "provenance": {"sampling": {}}},
-    {"messages": [u("q"), a("r")], "provenance": {"sampling": {}}},
+    {"id": "e1", "messages": [u("q"), a("r")], "provenance": {"sampling": {}}},
+    {"id": "e2", "messages": [u("q"), a("r")], "provenance": {"sampling": {}}},
 ]
 
 
@@ -196,12 +196,13 @@ def test_round_trip_identical(tmp_path, name, fmt):
     path = tmp_path / name
     assert write_records(ROWS, path, format=fmt) == path
     got = read_records(path).rows
-    assert got == ROWS
-    assert json.dumps(got, sort_keys=True) == json.dumps(ROWS, sort_keys=True)  # 1 stays 1, not 1.0
-    for row, orig in zip(got, ROWS):
+    want = [with_id(r) for r in ROWS]  # a row without an id gets its content id on read (issue 10)
+    assert any("id" not in r for r in ROWS) and got == want
+    assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)  # 1 stays 1, not 1.0
+    for row, orig in zip(got, want):
         assert row.keys() == orig.keys()  # absent keys stay absent, None stays None
     if fmt is None and name.endswith(".jsonl"):
-        assert [list(r) for r in got] == [list(r) for r in ROWS]  # JSONL keeps key order
+        assert [list(r) for r in got] == [list(r) for r in want]  # JSONL keeps key order
     write_records(ROWS_EMPTY_DICTS, path, format=fmt)  # overwrite in place
     assert read_records(path).rows == ROWS_EMPTY_DICTS
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sharpset.config import from_mapping
+from sharpset.errors import UserError
 from sharpset.models.profiles import profile_for
 from sharpset.run import RunDir
 from sharpset.stages.synth import SynthConfig, _query_prefix, clean_instruction
@@ -58,7 +59,7 @@ def test_query_prefix_first_and_later_turns(tiny):
 def test_config_steering_validation():
     cfg = from_mapping(SynthConfig, {"system_prompts": ["a", {"text": "b", "weight": 3, "category": "math"}]})
     assert [s["weight"] for s in cfg.steering()] == [1.0, 3.0]
-    with pytest.raises(Exception, match="weight must be > 0"):
+    with pytest.raises(UserError, match="weight must be > 0"):
         from_mapping(SynthConfig, {"system_prompts": [{"text": "b", "weight": 0}]})
 
 
@@ -125,9 +126,29 @@ def test_ifd_both_definitions_and_tag_rows(tiny):
              "provenance": {"x": 1}}]
     ifd = ifd_scores(model, tok, prof, rows, batch_size=2, max_length=4096)[0]
     assert ifd["ifd_status"] == "ok"
-    assert ifd["ifd_loss"] == pytest.approx(ifd["nll_answer_given_q"] / ifd["nll_answer_alone"], rel=1e-4)
+    # against an independent computation: the tokenizer's own chat template, one plain forward pass
+    # each, mean NLL of the answer's tokens (Cherry LLM's IFD, arXiv:2308.12032)
     import math
-    assert ifd["ifd_ppl"] == pytest.approx(math.exp(ifd["nll_answer_given_q"] - ifd["nll_answer_alone"]), rel=1e-4)
+
+    import torch
+
+    q, ans = rows[0]["messages"][0]["content"], rows[0]["messages"][1]["content"]
+    prefix = tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+    p_ids = tok(prefix, add_special_tokens=False)["input_ids"]
+    a_ids = tok(ans, add_special_tokens=False)["input_ids"]
+
+    def mean_nll(ids: list[int], first: int) -> float:
+        """Mean -log p(ids[t] | ids[:t]) over t >= first."""
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+        return float(-sum(logp[t - 1, ids[t]] for t in range(first, len(ids))) / (len(ids) - first))
+
+    given_q = mean_nll(p_ids + a_ids, len(p_ids))  # every answer token, conditioned on the prompt
+    alone = mean_nll(a_ids, 1)  # the answer alone (no BOS for this tokenizer): its first token unscored
+    assert ifd["nll_answer_given_q"] == pytest.approx(given_q, abs=1e-5)
+    assert ifd["nll_answer_alone"] == pytest.approx(alone, abs=1e-5)
+    assert ifd["ifd_loss"] == pytest.approx(given_q / alone, rel=1e-4)
+    assert ifd["ifd_ppl"] == pytest.approx(math.exp(given_q - alone), rel=1e-4)
     cfg = TagConfig(input="x")
     tagged = tag_rows(rows, cfg, Judge(model, tok, prof, batch_size=2, max_length=4096, min_mass=0.0),
                       (model, tok, prof))[0]
@@ -136,17 +157,49 @@ def test_ifd_both_definitions_and_tag_rows(tiny):
         assert col in tagged
 
 
-def test_synth_quotas_fill_by_steering_category(tiny_model_dir, tmp_path):
+class ScriptedEngine:
+    """A stand-in generation engine whose output depends on the steering prompt in each request, so
+    the quota logic is tested on rows that come out clean (a random tiny model truncates every
+    instruction, which left the old version of this test asserting over no rows at all).
+
+    Instruction requests (the prompt ends with the user header): under "You ask for poems." a poem
+    request; otherwise a sum, or nothing for one seed in three (dropped as empty). Response
+    requests: a fixed answer."""
+
+    def __init__(self, tok):
+        self.tok = tok
+
+    def generate_iter(self, requests, progress=True):
+        from sharpset.engine import GenerationResult
+
+        for j, r in enumerate(requests):
+            prompt = self.tok.decode(r.prompt_ids)
+            seed = r.params.seed
+            if prompt.endswith("<|im_start|>user\n"):
+                if "You ask for poems." in prompt:
+                    text = f"Write a short poem about the sea, number {seed % 100003}."
+                else:
+                    text = "" if seed % 3 == 0 else f"What is {seed % 97} plus {seed % 89}?"
+            else:
+                text = "Here is the answer."
+            ids = self.tok(text, add_special_tokens=False)["input_ids"]
+            yield j, GenerationResult(r.key, ids, text, "stop_token", False, len(r.prompt_ids), len(ids) + 1)
+
+
+def test_synth_quotas_fill_by_steering_category(tiny_model_dir, tmp_path, monkeypatch):
     """Quota rounds: extra attempts steered to the short categories until each quota is met."""
+    from sharpset.stage import Subject
     from sharpset.stages.synth import run as synth_run
+
+    monkeypatch.setattr(Subject, "engine", lambda self, batch_size, name="transformers", **kw: ScriptedEngine(self.tok))
+    prompts = {"You ask about math.": "math", "You ask for poems.": "creative writing"}
 
     def go(out):
         cfg = from_mapping(SynthConfig, {
-            "model": str(tiny_model_dir), "n": 4, "instruction_max_tokens": 12, "response_max_tokens": 8,
-            "min_instruction_words": 1, "batch_size": 4, "quota_rounds": 4,
+            "model": str(tiny_model_dir), "n": 4, "min_instruction_words": 1, "batch_size": 4, "quota_rounds": 4,
             "system_prompts": [{"text": "You ask about math.", "category": "math", "weight": 1},
                                {"text": "You ask for poems.", "category": "creative writing", "weight": 1e-6}],
-            "quotas": {"math": 1, "creative writing": 3}})
+            "quotas": {"math": 2, "creative writing": 3}})
         rd = RunDir.open(out, "synth", 1, cfg)
         return synth_run(cfg, rd, log=lambda *_: None), out
 
@@ -155,12 +208,18 @@ def test_synth_quotas_fill_by_steering_category(tiny_model_dir, tmp_path):
     man = json.loads((out / "manifest.json").read_text())
     c = man["counts"]
     assert c["read"] == m["attempts"] == c["written"] + c["dropped"] > 4  # extra rounds ran
-    got = sum(r["quota_category"] == "creative writing" for r in rows)
-    # the first round is (almost surely) all math: creative writing came from steered rounds
-    assert all(r["quota_round"] >= 1 for r in rows if r["quota_category"] == "creative writing")
-    assert got >= 3 or m["quota_rounds"] == 4
-    assert m["quota_fill"]["creative writing"] == f"{got}/3"
-    assert all(r["steer_category"] == r["quota_category"] for r in rows)
+    # each row's category is the category of the system prompt it was actually generated under
+    used = [prompts[r["provenance"]["system_prompt"]] for r in rows]
+    assert [r["steer_category"] for r in rows] == used == [r["quota_category"] for r in rows]
+    assert all(r["provenance"]["turns"][0]["instruction_prompt"].startswith(
+        f"<|im_start|>system\n{r['provenance']['system_prompt']}<|im_end|>") for r in rows)
+    # the first round drew math only (poems weigh 1e-6); creative writing came from steered rounds
+    assert {u for u, r in zip(used, rows) if r["quota_round"] == 0} == {"math"}
+    poems = used.count("creative writing")
+    assert poems >= 3 and used.count("math") >= 2  # every quota met ...
+    assert m["quota_rounds"] == 1  # ... in one steered round (poem requests always come out clean)
+    assert m["quota_fill"] == {"math": f"{used.count('math')}/2", "creative writing": f"{poems}/3"}
+    assert m["drop_reasons"]["empty"] > 0 and sum(m["drop_reasons"].values()) == c["dropped"]
     # deterministic: a second run plans the same rounds and writes the same rows
     m2, out2 = go(tmp_path / "b")
     assert (out2 / "synth.jsonl").read_text() == (out / "synth.jsonl").read_text()
@@ -168,10 +227,10 @@ def test_synth_quotas_fill_by_steering_category(tiny_model_dir, tmp_path):
 
 def test_synth_quota_config_errors():
     sp = [{"text": "You ask about math.", "category": "math"}]
-    with pytest.raises(Exception, match="no system_prompts entry has this category"):
+    with pytest.raises(UserError, match="no system_prompts entry has this category"):
         from_mapping(SynthConfig, {"system_prompts": sp, "quotas": {"poems": 2}})
-    with pytest.raises(Exception, match="Magpie's"):
+    with pytest.raises(UserError, match="Magpie's"):
         from_mapping(SynthConfig, {"system_prompts": [{"text": "x", "category": "maths"}],
                                    "quotas": {"maths": 2}, "quota_by": "judge"})
-    with pytest.raises(Exception, match="row count"):
+    with pytest.raises(UserError, match="row count"):
         from_mapping(SynthConfig, {"system_prompts": sp, "quotas": {"math": -1}})

@@ -135,6 +135,44 @@ def test_sft_through_trl_sfttrainer_backend(tiny_model_dir, data, tmp_path):
     assert any(not torch.equal(base[k], merged[k]) for k in base if k in merged)
 
 
+def test_trl_backend_puts_no_loss_on_prompt_tokens(tiny_model_dir, data, tmp_path):
+    """What TRL's SFTTrainer trains on: the batches it builds keep our labels (-100 on every prompt
+    token), and its loss equals the NLL of the assistant tokens alone, not of the whole sequence."""
+    from sharpset.config import from_mapping as fm
+    from sharpset.dataio import read_records
+    from sharpset.stage import load_subject
+    from sharpset.train import TrainConfig
+    from sharpset.train.losses import token_nll
+    from sharpset.train.sft import sft_example, trl_trainer
+
+    cfg = fm(TrainConfig, {"model": str(tiny_model_dir), "sft": str(data / "sft.jsonl"), "sft_backend": "trl",
+                           "batch_size": 4, "full_finetune": True})
+    s = load_subject(str(tiny_model_dir), log=lambda m: None)
+    examples = [sft_example(r, s.profile, s.tok, cfg.max_length) for r in read_records(cfg.sft).rows]
+    trainer = trl_trainer(cfg, s.model, s.tok, examples, tmp_path / "trl")
+    batch = next(iter(trainer.get_train_dataloader()))
+    by_ids = {tuple(e["ids"]): e for e in examples}
+    n_prompt = 0
+    for ids, labels, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"]):
+        n = int(mask.sum())
+        ex = by_ids[tuple(ids[:n].tolist())]
+        assert labels[:n].tolist() == ex["labels"]  # our assistant-only labels, as given
+        assert (labels[n:] == -100).all()  # padding carries no loss either
+        prompt = [i for i, l in enumerate(ex["labels"]) if l == -100]
+        assert prompt and all(labels[i] == -100 for i in prompt)
+        n_prompt += len(prompt)
+    assert n_prompt > 0
+    s.model.eval()  # no dropout: the two losses below see the same logits
+    with torch.no_grad():
+        trl_loss = float(trainer.compute_loss(s.model, {k: v for k, v in batch.items()}))
+        logits = s.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    ours = float(token_nll(logits, batch["labels"], reduction="sum")) / int((batch["labels"][:, 1:] != -100).sum())
+    every = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    all_tokens = float(token_nll(logits, every, reduction="sum")) / int((every[:, 1:] != -100).sum())
+    assert trl_loss == pytest.approx(ours, rel=1e-4)
+    assert abs(trl_loss - all_tokens) > 1e-3  # a loss over the prompt too would differ
+
+
 def test_step_budget_gives_every_set_size_the_same_steps():
     from sharpset.config import from_mapping
     from sharpset.train import TrainConfig

@@ -1,7 +1,7 @@
 """The ``sharpset`` command line: thin; each subcommand parses flags and calls one stage.
 
-Exit codes: 0 ok, 2 bad input/config (message ``path:line: field: problem``), 130 interrupted
-(re-run the same command to resume).
+Exit codes: 0 ok, 2 bad input/config (message ``path:line: field: problem``), 3 broken install
+(what failed to import and how to reinstall), 130 interrupted (re-run the same command to resume).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import InstallError, UserError, install_problem
 
 
 def _console():
@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"report: {report}")
         return 0
     print(f"run folder: {run.path}")
-    metrics = fn(cfg, run)
+    metrics = _guarded(run, lambda: fn(cfg, run))
     for k, v in metrics.items():
         print(f"  {k}: {v}")
     print(f"done: {run.path}")
@@ -166,8 +166,11 @@ def _add_stage(sub, name: str, module: str, cls_name: str, help_: str) -> None:
         mod = importlib.import_module(module)
         cls = getattr(mod, cls_name)
     except Exception as e:  # noqa: BLE001 -- report when used, do not break other commands
+        # an import that fails is a broken install (exit 3, how to reinstall), not bad input
+        err = install_problem(e) if isinstance(e, ImportError) else InstallError(f"{name}: unavailable: {e}")
         sp = sub.add_parser(name, help=f"{help_} [unavailable: {e}]")
-        sp.set_defaults(fn=lambda a, e=e: (_ for _ in ()).throw(UserError(f"{name}: unavailable: {e}")))
+        sp.add_argument("args", nargs=argparse.REMAINDER)  # whatever was asked, report the install
+        sp.set_defaults(fn=lambda a, err=err: (_ for _ in ()).throw(err))
         return
     sp = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip().split("\n\n")[0])
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -186,22 +189,15 @@ def _add_stage(sub, name: str, module: str, cls_name: str, help_: str) -> None:
 
 
 def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
-    import yaml
-
-    from .config import from_args
+    from .config import from_args, read_yaml_mapping
     from .run import RunDir
 
-    base = {}
-    if args.config:
-        try:
-            base = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"{args.config}: {e}") from None
+    base, lines = read_yaml_mapping(args.config) if args.config else ({}, {})
     if getattr(args, "input_pos", None):
         args.input = args.input_pos
     if getattr(args, "models_pos", None):
         args.models = list(args.models_pos)
-    cfg = from_args(cls, args, base)
+    cfg = from_args(cls, args, base, base_where=args.config, base_lines=lines)
     # A config with several inputs (train: --sft, --bct) names them all in input_paths(); they are
     # hashed into the run key so a changed input never hits a stale cache.
     if hasattr(cfg, "input_paths"):
@@ -217,13 +213,24 @@ def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
         print(f"up to date (cached): {run.path}")
     else:
         print(f"run folder: {run.path}")
-        metrics = mod.run(cfg, run)
+        metrics = _guarded(run, lambda: mod.run(cfg, run))
         for k, v in metrics.items():
             print(f"  {k}: {v}")
         print(f"done: {run.path}")
     if getattr(args, "show", 0):
         print(mod.show(str(run.path), args.show))
     return 0
+
+
+def _guarded(run, work):
+    """Run ``work()``; a fresh run that stops on bad input or a broken install leaves nothing behind."""
+    from .records import RecordError
+
+    try:
+        return work()
+    except (UserError, RecordError, ImportError):
+        run.discard()
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,9 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except UserError as e:
+    except (UserError, InstallError) as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except ImportError as e:  # a declared dependency missing or broken: an install problem
+        err = install_problem(e)
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     except ValueError as e:
         from .records import RecordError
 

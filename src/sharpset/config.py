@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import types
 import typing
 import warnings
+from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from .errors import UserError
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, once per class (it re-evaluates every annotation per call, which
+    made building the CLI parser -- one call per field of every stage -- take a quarter second)."""
+    return typing.get_type_hints(cls)
 
 
 def field(default: Any, help: str, *, in_key: bool = True, **kw: Any) -> Any:
@@ -40,7 +49,7 @@ def _base_type(tp: Any) -> Any:
 
 def coerce(cls: type, name: str, value: Any, where: str) -> Any:
     """Coerce a YAML/CLI value to the field's type, or raise a UserError naming where it came from."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     tp = hints[name]
     base = _base_type(tp)
     optional = type(None) in typing.get_args(tp)
@@ -73,6 +82,8 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
                 raise TypeError
             return float(value)
         if base is str:
+            if isinstance(value, (list, dict)):  # str() of a list would pass as a nonsense path
+                raise TypeError
             return str(value)
         if base in (list, tuple):
             if isinstance(value, str):  # from a flag: "a,b,c" (a YAML flow list "[a, b]" parsed above)
@@ -84,7 +95,7 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
             if not isinstance(value, dict):
                 raise TypeError
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(.inf)
         raise UserError(f"{where}: {name}: expected {getattr(base, '__name__', base)}, got {value!r}") from None
     return value
 
@@ -93,14 +104,60 @@ def deprecated_names(cls: type) -> dict[str, str]:
     return dict(getattr(cls, "DEPRECATED", {}))
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config") -> tuple[dict[str, Any], dict[str, int]]:
+    """A YAML file holding one mapping: ``(mapping, {key: line})``; any other content is a
+    :class:`UserError` naming ``file:line`` (``<yaml>`` for a syntax error, ``<what>`` for a file
+    that is not a mapping, the key itself for a key that is not a plain string)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: {what}: cannot read ({e})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise UserError(f"{path}:{line}: <yaml>: {problem}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        line = node.start_mark.line + 1 if node is not None else 1
+        raise UserError(f"{path}:{line}: <{what}>: expected a mapping (key: value lines), got {_yaml_type(data)}")
+    lines = {}
+    for k, _ in node.value:
+        if not isinstance(k.value, str) or k.tag != "tag:yaml.org,2002:str":
+            raise UserError(f"{path}:{k.start_mark.line + 1}: {k.value}: a field name must be a string")
+        if k.value in lines:  # YAML keeps the last of repeated keys silently; a config must not rely on it
+            raise UserError(f"{path}:{k.start_mark.line + 1}: {k.value}: repeated key (first at line {lines[k.value]})")
+        lines[k.value] = k.start_mark.line + 1
+    return data, lines
+
+
+def _yaml_type(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__)
+
+
 def from_mapping(cls: type, mapping: Mapping[str, Any], where: str = "config",
-                 lines: Mapping[str, int] | None = None) -> Any:
-    """Build a config from a mapping; unknown keys are an error naming file:line and the key."""
+                 lines: Mapping[str, int] | None = None, locations: Mapping[str, str] | None = None) -> Any:
+    """Build a config from a mapping; unknown keys are an error naming file:line and the key.
+
+    ``locations`` (key -> text) names where a key came from when the keys come from several places
+    (a ``--config`` file and flags); otherwise ``where`` plus the key's line in ``lines``."""
     names = {f.name for f in dataclasses.fields(cls)}
     renamed = deprecated_names(cls)
     kwargs = {}
+
+    def loc_of(key: str) -> str:
+        if locations and key in locations:
+            return locations[key]
+        return f"{where}:{lines[key]}" if lines and key in lines else where
+
     for key, value in mapping.items():
-        loc = f"{where}:{lines[key]}" if lines and key in lines else where
+        loc = loc_of(key)
         if key in renamed:
             warnings.warn(f"{loc}: '{key}' is deprecated, use '{renamed[key]}'", DeprecationWarning, stacklevel=2)
             key = renamed[key]
@@ -115,8 +172,7 @@ def from_mapping(cls: type, mapping: Mapping[str, Any], where: str = "config",
     check = getattr(cfg, "check", None)
     if check:
         for name, problem in check():
-            loc = f"{where}:{lines[name]}" if lines and name in lines else where
-            raise UserError(f"{loc}: {name}: {problem}")
+            raise UserError(f"{loc_of(name)}: {name}: {problem}")
     return cfg
 
 
@@ -137,19 +193,27 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         if f.name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        base = _base_type(typing.get_type_hints(cls)[f.name])
+        base = _base_type(_hints(cls)[f.name])
         metavar = "A,B,..." if base in (list, tuple) else "{K: V, ...}" if base is dict else "V"
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, metavar=metavar,
                             help=f"{f.metadata.get('help', '')} (default: {default!r})")
 
 
-def from_args(cls: type, args: argparse.Namespace, base: Mapping[str, Any] | None = None) -> Any:
+def from_args(cls: type, args: argparse.Namespace, base: Mapping[str, Any] | None = None,
+              base_where: str | None = None, base_lines: Mapping[str, int] | None = None) -> Any:
+    """Flags over ``base`` (a ``--config`` file's mapping, from ``base_where``): a problem with a
+    key names the file and line it came from, or the command line."""
     mapping = dict(base or {})
+    locations = {}
+    if base_where:
+        locations = {k: f"{base_where}:{base_lines[k]}" if base_lines and k in base_lines else base_where
+                     for k in mapping}
     for f in dataclasses.fields(cls):
         v = getattr(args, f.name, None)
         if v is not None:
             mapping[f.name] = v
-    return from_mapping(cls, mapping, where="command line")
+            locations.pop(f.name, None)
+    return from_mapping(cls, mapping, where="command line", locations=locations)
 
 
 def describe(cls: type) -> list[tuple[str, str, Any]]:

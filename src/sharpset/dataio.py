@@ -1,7 +1,10 @@
 """Reading and writing record files: JSONL, parquet, `datasets` folders; rejects; resumable logs.
 
 - :func:`read_records` validates every row and reports ``path:line: field: problem``
-  (:class:`~sharpset.records.RecordError`); ``on_error="skip"`` collects rejects instead.
+  (:class:`~sharpset.records.RecordError`); ``on_error="skip"`` collects rejects instead. Every row
+  it returns has an ``id`` (a row without one gets its content id, issue 10) and no two share one: a
+  later row repeating an earlier id is bad input (``id: duplicate of line N``), since every stage
+  keys its per-sample log, resume and results by id -- two rows under one id would get one result.
 - :func:`write_records` / :func:`write_rejected` are atomic: a temp sibling, then ``os.replace``
   (folders: a temp folder, then rename). A row that fails to serialise leaves nothing behind.
 - :func:`append_jsonl` / :func:`iter_jsonl` are for per-sample logs a killed run resumes from.
@@ -23,10 +26,10 @@ import os
 import secrets
 import shutil
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import Counts, RecordError, detect_kind, type_name, validate
+from .records import Counts, RecordError, content_id, detect_kind, type_name, validate
 
 __all__ = ["ReadResult", "read_records", "write_records", "write_rejected", "append_jsonl",
            "iter_jsonl", "Counts", "RecordError"]
@@ -42,6 +45,12 @@ class ReadResult:
     rows: list[dict]
     rejected: list[dict]  # {"path", "line", "field", "problem", "row", ["text"], ["other_problems"]}
     n_read: int  # rows seen (blank JSONL lines are not rows): len(rows) + len(rejected)
+    path: str = ""  # the file (or datasets folder) the rows came from, for messages naming a row
+    lines: list[int] = field(default_factory=list)  # the line (row number) of each of ``rows``
+
+    def where(self, i: int) -> str:
+        """``path:line`` of ``rows[i]``, the prefix of a message about that row."""
+        return f"{self.path}:{self.lines[i]}" if i < len(self.lines) else self.path
 
     def counts(self, written: int | None = None, dropped: int = 0) -> Counts:
         """Counts for a stage that read this; ``written`` defaults to every good row."""
@@ -183,7 +192,12 @@ def _run_folder_output(path: Path) -> Path | None:
     if not outputs:
         raise RecordError(path, None, "<file>", "run folder has no outputs yet (an unfinished run? "
                                                 "re-run its command to resume it)")
-    return path / next(iter(outputs))
+    first = next(iter(outputs))
+    target = path / str(first)
+    # an outputs entry names a file inside the folder; never one elsewhere (`../x`, `/etc/x`, a link out)
+    if Path(str(first)).is_absolute() or not target.resolve().is_relative_to(path.resolve()):
+        raise RecordError(man, None, "outputs", f"{first!r} points outside the run folder {path}")
+    return target
 
 
 def _resolve(path: Path) -> tuple[str, Path]:
@@ -260,11 +274,15 @@ def read_records(path, kind: str | None = None, *, on_error: str = "raise",
     it. ``on_error="raise"`` raises the first :class:`RecordError`; ``"skip"`` returns good rows
     and one reject per bad row (first problem in ``field``/``problem``, the rest in
     ``other_problems``). Blank JSONL lines are skipped but still count for line numbers.
+
+    Ids: a good row without ``id`` gets ``id = content_id(row)`` (placed first); a good row whose
+    id an earlier good row already has is bad (``id: duplicate of line N``).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     fmt, src = _resolve(Path(path))
-    rows, rejected, n_read = [], [], 0
+    rows, lines, rejected, n_read = [], [], [], 0
+    first_line: dict[str, int] = {}  # id -> line of the good row that has it
     for line, value, problem, raw in _source(fmt, src):
         n_read += 1
         if problem is not None:
@@ -274,8 +292,15 @@ def read_records(path, kind: str | None = None, *, on_error: str = "raise",
                 kind = detect_kind(value)
             problems = validate(value, kind, require_response=require_response, strict_ids=strict_ids)
         if not problems:
-            rows.append(value)
-            continue
+            if not value.get("id"):
+                value = {"id": content_id(value, kind), **{k: v for k, v in value.items() if k != "id"}}
+            seen = first_line.get(value["id"])
+            if seen is None:
+                first_line[value["id"]] = line
+                rows.append(value)
+                lines.append(line)
+                continue
+            problems = [("id", f"duplicate of line {seen}")]
         if on_error == "raise":
             raise RecordError(src, line, *problems[0], row=value)
         entry = {"path": str(src), "line": line, "field": problems[0][0], "problem": problems[0][1],
@@ -285,7 +310,7 @@ def read_records(path, kind: str | None = None, *, on_error: str = "raise",
         if len(problems) > 1:
             entry["other_problems"] = [f"{f}: {p}" for f, p in problems[1:]]
         rejected.append(entry)
-    return ReadResult(rows=rows, rejected=rejected, n_read=n_read)
+    return ReadResult(rows=rows, rejected=rejected, n_read=n_read, path=str(src), lines=lines)
 
 
 # ---------------------------------------------------------------- writing

@@ -29,23 +29,34 @@ def question_split(qid: str) -> str:
 
 @lru_cache(maxsize=4)
 def load_families(path: str | None = None) -> dict[str, dict[str, Any]]:
-    """Wrapper families from ``wrappers.yaml`` (or a user file with the same layout)."""
-    import yaml
+    """Wrapper families from ``wrappers.yaml`` (or a user file with the same layout): a mapping
+    ``{family: {kind: template|pushback, templates: [text, ...], counterfactual_notes: [text, ...]}}``.
+    Any other shape is a :class:`UserError` naming ``file:line: field: problem``."""
+    from .config import read_yaml_mapping
 
     p = Path(path) if path else DATA / "wrappers.yaml"
-    try:
-        fams = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"{p}: {e}") from None
+    fams, lines = read_yaml_mapping(p, what="wrappers")
+    if not fams:
+        raise UserError(f"{p}: <wrappers>: no wrapper families in the file")
     for name, fam in fams.items():
+        at = f"{p}:{lines.get(name, 1)}"
+        if not isinstance(fam, dict):
+            raise UserError(f"{at}: {name}: expected a mapping with kind and templates, got {type(fam).__name__}")
         if fam.get("kind") not in ("template", "pushback"):
-            raise UserError(f"{p}: {name}.kind: must be template or pushback")
-        if not fam.get("templates"):
-            raise UserError(f"{p}: {name}.templates: empty")
+            raise UserError(f"{at}: {name}.kind: must be template or pushback")
+        for key in ("templates", "counterfactual_notes"):
+            texts = fam.get(key)
+            if texts is None and key == "counterfactual_notes":
+                continue
+            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+                raise UserError(f"{at}: {name}.{key}: expected a non-empty list of texts")
+        unknown = set(fam) - {"kind", "templates", "counterfactual_notes"}
+        if unknown:
+            raise UserError(f"{at}: {name}.{sorted(unknown)[0]}: unknown key (kind, templates, counterfactual_notes)")
         if fam["kind"] == "template":
             for t in fam["templates"]:
                 if "{prompt}" not in t:
-                    raise UserError(f"{p}: {name}: template without {{prompt}}: {t!r}")
+                    raise UserError(f"{at}: {name}.templates: template without {{prompt}}: {t!r}")
     return fams
 
 

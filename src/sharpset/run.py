@@ -13,12 +13,21 @@ The key is a hash of (stage, transform version, resolved config, input content h
 command re-run with the same arguments finds the same folder, keeps the samples already logged and
 computes only the rest; since randomness is keyed per row (seed, stage, row id) the final output is
 the same as an uninterrupted run's. A complete folder with the same key is a cache hit.
+
+What a run wrote (issue 10): the manifest's ``foreign`` lists what the folder held before the run
+first opened it; everything else in it -- outputs, ``checkpoints/``, ``trl/checkpoint-*``,
+subfolders included -- is the run's. ``--force`` removes exactly that and keeps the foreign
+entries, so a forced run with a new config never resumes the old run's weights or samples, and
+never deletes a file the user put there. A fresh run that stops on bad input
+(:meth:`RunDir.discard`) takes back what it created, so bad input leaves no folder behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import shutil
 import importlib.metadata
 import json
 import platform
@@ -82,14 +91,21 @@ def git_state() -> dict[str, Any]:
         return {"sha": None, "dirty": None}
 
 
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str | None], ...]:
+    return tuple((name, _version(name)) for name in PACKAGES)
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    """Installed versions of the packages a manifest records (read once per process)."""
+    return dict(_package_versions())
 
 
 def config_dict(config: Any) -> dict[str, Any]:
@@ -146,10 +162,28 @@ def run_key(stage: str, version: int, config: Any, input_hashes: dict[str, str])
     return sha256_text(canonical_json(payload))
 
 
+# Written before the manifest listed ``foreign`` entries: a folder from then is cleared by --force
+# of its files (as that release did) and of the subfolders its runs are known to write (train).
+_LEGACY_RUN_DIRS = ("checkpoints", "trl", "adapter", "merged", "model")
+
+
+def _is_own_tmp(name: str) -> bool:
+    """A temp sibling left by a killed :func:`sharpset.dataio.atomic_write` (``.NAME.PID.HEX.tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class RunDir:
     """One run folder. Create with :meth:`open`, log samples, then :meth:`finish`."""
 
     SAMPLES = "samples.partial.jsonl"
+    OWN_FILES = ("config.yaml", "manifest.json", SAMPLES)
 
     def __init__(self, path: Path, stage: str, version: int, config: Any, key: str,
                  seeds: dict[str, int], inputs: dict[str, str]):
@@ -158,6 +192,7 @@ class RunDir:
         self.seeds, self.inputs = seeds, inputs
         self.manifest: dict[str, Any] = {}
         self._t0 = time.time()
+        self._created: str | None = None  # "folder" or "files" when this open() started the run
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -169,20 +204,32 @@ class RunDir:
         path = Path(out) if out else Path(runs_root) / f"{name or stage}-{key[:10]}"
         run = cls(path, stage, version, config, key, seeds or {}, input_hashes)
         man_path = path / "manifest.json"
+        foreign = None
         if man_path.exists():
-            old = json.loads(man_path.read_text())
+            try:
+                old = json.loads(man_path.read_text(encoding="utf-8"))
+                if not isinstance(old, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, OSError) as e:
+                raise UserError(f"{man_path}: not a readable run manifest ({e}); choose another --out") from None
             if old.get("key") != key and _same_run_older_key(path, old, stage, version, config, input_hashes):
                 old["key"] = key  # written by a release that keyed every config field: same run
             if old.get("key") != key and not force:
                 raise UserError(
-                    f"{path}: holds a different run (key {old.get('key', '?')[:10]}, this one {key[:10]}); "
+                    f"{path}: holds a different run (key {str(old.get('key', '?'))[:10]}, this one {key[:10]}); "
                     "choose another --out or pass --force to replace it")
             if force:
-                for f in path.iterdir():
-                    if f.is_file():
-                        f.unlink()
+                foreign = cls._clear(path, old)
             else:
                 run.manifest = old
+        if not run.manifest:
+            if not path.exists():
+                run._created = "folder"
+            else:
+                run._created = "files"
+                if foreign is None:  # what was here before this run: never the run's to remove
+                    foreign = sorted(p.name for p in path.iterdir()
+                                     if p.name not in cls.OWN_FILES and not _is_own_tmp(p.name))
         path.mkdir(parents=True, exist_ok=True)
         if not run.manifest:
             run.manifest = {
@@ -191,10 +238,47 @@ class RunDir:
                 "git": git_state(), "packages": package_versions(),
                 "python": sys.version.split()[0], "platform": platform.platform(),
                 "argv": sys.argv, "seeds": run.seeds, "inputs": input_hashes, "models": {},
+                "foreign": foreign or [],
             }
             write_text(path / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
             run.save_manifest()
         return run
+
+    @classmethod
+    def _clear(cls, path: Path, old: dict) -> list[str]:
+        """Remove what the earlier run in ``path`` wrote (``--force``); returns the foreign entries kept."""
+        if isinstance(old.get("foreign"), list):
+            foreign = [str(f) for f in old["foreign"]]
+            for entry in path.iterdir():
+                if entry.name not in foreign:
+                    _remove(entry)
+            return foreign
+        # a folder from before `foreign` was recorded: its files (what --force removed then), the
+        # folders its manifest lists outputs in, and the folders training is known to write
+        outputs = old.get("outputs") if isinstance(old.get("outputs"), dict) else {}
+        dirs = set(_LEGACY_RUN_DIRS) | {Path(str(o)).parts[0] for o in outputs if Path(str(o)).parts}
+        kept = []
+        for entry in path.iterdir():
+            if entry.is_file() or entry.is_symlink() or entry.name in dirs:
+                _remove(entry)
+            else:
+                kept.append(entry.name)
+        return sorted(kept)
+
+    def discard(self) -> None:
+        """Take back a run this :meth:`open` started, when it stops on bad input before doing work.
+
+        A folder it created goes whole; in a folder that existed, only its entries (everything but
+        the manifest's ``foreign``). A resumed run is never touched."""
+        if self._created is None or not self.path.exists():
+            return
+        if self._created == "folder":
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        foreign = set(self.manifest.get("foreign") or [])
+        for entry in self.path.iterdir():
+            if entry.name not in foreign:
+                _remove(entry)
 
     @property
     def complete(self) -> bool:

@@ -5,7 +5,7 @@ A stage is one module (or package) under ``sharpset.stages`` (and ``sharpset.eva
 
 - ``STAGE``: its name (run folders, seeds and provenance are keyed by it);
 - ``VERSION``: the transform version, bumped whenever a change alters what the stage writes, so an
-  old run folder is never served for a new transform (``tests/test_layout.py`` pins each stage's
+  old run folder is never served for a new transform (``tests/test_stage_versions.py`` pins each stage's
   (STAGE, VERSION, config defaults): changing a default without bumping VERSION fails there);
 - a config dataclass whose fields are the CLI flags, the ``--config`` YAML keys and the recipe keys,
   with an optional ``check() -> [(field, problem)]``;
@@ -58,12 +58,28 @@ def load_subject(name: str, *, log: Callable[[str], None] = print, run: Any = No
 
     With ``run`` and ``role`` given, the model is recorded in the run's manifest under ``role``.
     """
+    from .errors import UserError
     from .models import load_model
-    from .models.profiles import profile_for
+    from .models.profiles import ProfileError, profile_for
     from .models.registry import chat_family
 
     model, tok = load_model(name, log=log, **load_kwargs)
-    subject = Subject(name, model, tok, profile_for(tok, chat_family(name)))
+    try:
+        profile = profile_for(tok, chat_family(name))
+    except ProfileError as e:  # a base model without a template, or one no profile reproduces
+        why = str(e).splitlines()[0]
+        if "no chat_template" in why:
+            why = ("the tokenizer has no chat template (a base model?); use a chat model, or a model "
+                   "folder whose tokenizer_config.json carries a chat_template")
+        raise UserError(f"{getattr(tok, 'name_or_path', None) or name}: chat_template: {why}") from None
+    subject = Subject(name, model, tok, profile)
     if run is not None and role:
         run.record_model(role, subject.info())
     return subject
+
+
+def prompt_room(model: Any, max_new_tokens: int) -> int | None:
+    """How many prompt tokens fit in the model's context with ``max_new_tokens`` still to come
+    (``max_position_embeddings - max_new_tokens``); None when the model declares no limit."""
+    ctx = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return None if not ctx else ctx - max_new_tokens

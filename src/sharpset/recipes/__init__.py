@@ -8,6 +8,7 @@ registry, so one broken pipeline never breaks the others (lm-eval's pattern).
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ PIPELINES: dict[str, tuple[str, str]] = {
 }
 HERE = Path(__file__).parent
 TOP_KEYS = {"name", "pipeline", "description", "config"}
+# a recipe's name becomes its run folder's name (runs/<name>-<key>): one plain path component
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _load_object(ref: str) -> Any:
@@ -93,6 +96,9 @@ def load(name_or_path: str) -> Recipe:
     for key in ("name", "pipeline"):
         if not isinstance(data.get(key), str):
             raise UserError(f"{where}:{top_lines.get(key, 1)}: {key}: required string")
+    if not NAME_RE.fullmatch(data["name"]) or data["name"] in (".", ".."):
+        raise UserError(f"{where}:{top_lines.get('name', 1)}: name: {data['name']!r} must be a plain name "
+                        "(letters, digits, '.', '_', '-'; it names the run folder, so no '/' or '..')")
     config = data.get("config") or {}
     if not isinstance(config, dict):
         raise UserError(f"{where}:{top_lines.get('config', 1)}: config: expected a mapping")

@@ -82,8 +82,8 @@ class WrapConfig:
         bad = [f for f in self.formats if f not in ("open", "mc")]
         if bad:
             p.append(("formats", f"unknown {bad}; use open and/or mc"))
+        fams = load_families(self.wrappers_file or None)  # a bad file raises its own file:line error
         try:
-            fams = load_families(self.wrappers_file or None)
             select_families(self.families, fams)
             select_families(self.heldout_families, fams)
         except UserError as e:
@@ -160,16 +160,18 @@ def run(cfg: WrapConfig, run: RunDir, log: Callable[[str], None] = print) -> dic
     from ..dataio import write_records
     from ..engine import GenerationRequest, SamplingParams
     from ..models.profiles import encode_prompt
-    from ..stage import load_subject
+    from ..stage import load_subject, prompt_room
 
     fams = load_families(cfg.wrappers_file or None)
     names = select_families(cfg.families, fams)
     heldout = set(select_families(cfg.heldout_families, fams))
     res, rows = read_clean(cfg)
+    where = {r["id"]: res.where(i) for i, r in enumerate(res.rows)}
     subject = load_subject(cfg.model, log=log, run=run, role="subject")
     tok, profile = subject.tok, subject.profile
     engine = subject.engine(cfg.batch_size)
     stops = subject.stop_ids()
+    room = prompt_room(subject.model, cfg.max_new_tokens)
 
     done = run.done_samples()
     if done:
@@ -181,7 +183,12 @@ def run(cfg: WrapConfig, run: RunDir, log: Callable[[str], None] = print) -> dic
         params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                 seed=derive_seed(cfg.seed, STAGE, r["id"]), stop_token_ids=stops,
                                 stop_strings=tuple(profile.stop_strings))
-        reqs.append(GenerationRequest(encode_prompt(profile, tok, clean_prompt(r)), params, key=r["id"]))
+        ids = encode_prompt(profile, tok, clean_prompt(r))
+        if room is not None and len(ids) > room:  # checked before any generation, naming the row
+            raise UserError(f"{where[r['id']]}: messages: the prompt is {len(ids)} tokens; {cfg.model}'s context "
+                            f"({room + cfg.max_new_tokens} positions) leaves {max(room, 0)} with max_new_tokens "
+                            f"{cfg.max_new_tokens}: shorten the prompt or lower max_new_tokens")
+        reqs.append(GenerationRequest(ids, params, key=r["id"]))
         todo.append(r)
     t0 = time.perf_counter()
     for j, out in engine.generate_iter(reqs, progress=False):

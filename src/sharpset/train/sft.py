@@ -27,9 +27,9 @@ def sft_example(row: dict, profile, tok, max_length: int) -> dict | None:
             "n_label": sum(l != -100 for l in enc.labels[1:])}
 
 
-def train_trl(cfg, model, tok, examples: list[dict], out: Path, log: Callable[[str], None],
-              peft_config=None, max_steps: int = -1, extra_args: dict[str, Any] | None = None):
-    """Run TRL's SFTTrainer on pre-tokenised examples; returns the trainer (after .train())."""
+def trl_trainer(cfg, model, tok, examples: list[dict], out: Path, peft_config=None, max_steps: int = -1,
+                extra_args: dict[str, Any] | None = None):
+    """TRL's SFTTrainer over pre-tokenised examples, not yet trained."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -42,8 +42,26 @@ def train_trl(cfg, model, tok, examples: list[dict], out: Path, log: Callable[[s
                 logging_steps=1, save_steps=cfg.save_every or 10**9,
                 max_steps=max_steps, dataset_kwargs={"skip_prepare_dataset": False})
     args.update(extra_args or {})
-    trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=ds, processing_class=tok,
-                         peft_config=peft_config)
-    ckpts = sorted(out.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=str(ckpts[-1]) if ckpts else None)
+    return SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=ds, processing_class=tok,
+                      peft_config=peft_config)
+
+
+def latest_checkpoint(out: Path) -> str | None:
+    """The ``checkpoint-N`` folder with the highest step N (by number: 100 after 50), or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out)) if Path(out).is_dir() else None
+
+
+def train_trl(cfg, model, tok, examples: list[dict], out: Path, log: Callable[[str], None],
+              peft_config=None, max_steps: int = -1, extra_args: dict[str, Any] | None = None):
+    """Run TRL's SFTTrainer on pre-tokenised examples; returns the trainer (after .train()).
+
+    A killed run resumes from its latest checkpoint, picked by step number (issue 10: sorted by
+    name, ``checkpoint-50`` came after ``checkpoint-100``)."""
+    trainer = trl_trainer(cfg, model, tok, examples, out, peft_config, max_steps, extra_args)
+    resume = latest_checkpoint(out)
+    if resume:
+        log(f"resuming from {resume}")
+    trainer.train(resume_from_checkpoint=resume)
     return trainer

@@ -79,7 +79,7 @@ from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*
     s_quota, s_random)
 
 STAGE = "curate"
-VERSION = 1
+VERSION = 2  # 2: the selection is the run folder's first output (was the control set; issue 10)
 
 STRATEGY_NAMES = ("quality-diversity", "ifd", "k-center", "quota", "random", "longest", "all")
 EMBED_FIELDS = ("instruction", "response", "conversation")
@@ -368,12 +368,13 @@ def run(cfg: CurateConfig, run, log: Callable[[str], None] = print,
     counts = Counts(read=res.n_read, written=len(out.selected), dropped=len(res.rows) - len(out.selected),
                     rejected=len(res.rejected)).check()
     report = {**out.report, "input": cfg.input, "counts": counts.as_dict()}
-    outputs = []
-    if out.control is not None:  # the control set is this run's product: listed first (run-folder reads)
+    # the selection is listed first, so the run folder reads as the selection (`sharpset wrap
+    # curated/` after `curate --control`); a control set is read by its own file name
+    write_records(out.selected, run.path / "selected.jsonl")
+    outputs = ["selected.jsonl"]
+    if out.control is not None:
         write_records(out.control, run.path / f"control_{cfg.control}.jsonl")
         outputs.append(f"control_{cfg.control}.jsonl")
-    write_records(out.selected, run.path / "selected.jsonl")
-    outputs.append("selected.jsonl")
     if res.rejected:
         write_rejected(res.rejected, run.path / "rejected.jsonl")
         outputs.append("rejected.jsonl")

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ...errors import UserError
-from ...records import content_id, validate, with_id
+from ...records import canonical_json, validate, with_id
 from ...records import response_of
 from ...run import derive_seed
 
@@ -112,8 +113,11 @@ def build_control(rows: Sequence[dict], kind: str, cfg: CurateConfig) -> tuple[l
             else:
                 msgs[last_user]["content"] = inp or ""
             msgs = [m for m in msgs if m["role"] != "system"]
-        row = {"messages": msgs}
-        row = {"id": content_id(row, "sft"), "messages": msgs, "control": kind, "source_id": r["id"]}
+        # one control row per source row, and two sources can give the same conversation (a simplified
+        # or empty control drops the instruction): the id hashes the content with its source, so
+        # ids stay unique and the set reads back whole (read_records refuses repeated ids, issue 10)
+        rid = hashlib.sha256(canonical_json({"messages": msgs, "source_id": r["id"]}).encode("utf-8")).hexdigest()[:16]
+        row = {"id": rid, "messages": msgs, "control": kind, "source_id": r["id"]}
         if cfg.task_column in r:
             row[cfg.task_column] = r[cfg.task_column]
         if closed:
