@@ -1,10 +1,12 @@
 """`sharpset train --launch accelerate`: 2 CPU processes (gloo DDP, shipped config cpu-2proc) give
 the same loss curve and adapter as one process with the same global batch.
 
-Tolerance: per-step loss within 1e-5 relative and adapter weights within 1e-5 absolute. Why not
-bit-identical: the two ranks sum their halves of each micro-batch separately and gloo adds the
-two gradients, a different fp32 summation order from one process summing all rows at once
-(differences seen here are ~1e-7). Dropout is 0: each rank would draw its own masks.
+Tolerance: per-step losses within 1e-5 relative, adapter weights within 1e-4 absolute (they move
+by ~1e-1 over the run). Why not bit-identical: the two ranks sum their halves of each micro-batch
+separately and gloo adds the two gradients, a different fp32 summation order from one process
+summing all rows at once (loss differences seen here ~1e-6 relative); Adam divides each update by
+the gradient's running RMS, which turns those ~1e-7 gradient differences into weight differences
+of up to ~2e-5 at lr 2e-2 (seen: 1.7e-5). Dropout is 0: each rank would draw its own masks.
 Seven SFT rows (or 14 pairs) in micro-batches of 3 make the last micro-batch one row, so one rank has nothing
 in it and must still join the gradient all-reduce (train/distributed.py).
 """
@@ -98,5 +100,6 @@ def test_two_cpu_processes_match_one_process(tiny_model_dir, tmp_path, objective
     wb = load_file(str(two / "adapter" / "adapter_model.safetensors"))
     assert wa.keys() == wb.keys()
     worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa)
-    assert worst < 1e-5, worst
+    moved = max(float(wa[k].abs().max()) for k in wa if "lora_B" in k)  # lora_B starts at 0
+    assert worst < 1e-4 and worst < 1e-3 * moved, (worst, moved)
     assert any(float(wa[k].abs().sum()) > 0 for k in wa if "lora_B" in k)  # lora_B starts at 0: it moved
