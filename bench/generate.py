@@ -8,12 +8,15 @@ Rows printed (useful tokens only: generated tokens up to and including the stop 
   engine_refill  TransformersEngine(strategy="refill")   (continuous batching)
   engine_bucket  TransformersEngine(strategy="bucket")   (length-sorted static batches, finished rows dropped)
   llama_cpp      llama-cpp-python on the same GGUF, if it imports (it is optional)
+  vllm           with --vllm: sharpset's vLLM backend (engine/vllm.py) on the same cached safetensors folder,
+                 fp32, max_num_seqs = --batch-size; engine load not timed; if vllm does not import, the
+                 row says so. vLLM decodes in its own worker process, so its `cpu s` column is n/a.
 then the share of engine outputs identical to HF greedy (every difference is checked for an fp32
 near-tie at the first diverging token), and achieved fp32 FLOP/s against a matmul peak measured in
 the same run. The last line is `engine/hf_batched = R` for the default strategy.
 
 usage: python bench/generate.py [--n 64] [--batch-size 16] [--max-new-tokens 384] [--quick]
-                                [--repeats 1] [--threads N]
+                                [--repeats 1] [--threads N] [--vllm]
 
 Rows `engine_refill[torch-linear]` and `hf_batched[onednn-linear]` are ablations (skip them with
 --no-ablations): they separate what the schedule buys (fewer decode steps) from what the engine's
@@ -220,6 +223,42 @@ def agreement(name, model, prompts, got, ref, stop, log) -> float:
     return same / max(len(ref), 1)
 
 
+def vllm_row(args, reqs, timed, rows, log) -> None:
+    """Time sharpset's vLLM backend on the same requests (greedy, same stop token)."""
+    if importlib.util.find_spec("vllm") is None:
+        log("vllm: row skipped (vllm is not installed in this interpreter; the CPU build needs its own venv, "
+            "docs/scale.md)")
+        return
+    from sharpset.engine import get_engine
+    from sharpset.models.registry import resolve_path
+
+    # The worker is another process: its threads come from OMP_NUM_THREADS; on a shared machine do
+    # not pin it to cores (VLLM_CPU_OMP_THREADS_BIND=nobind) unless the caller chose a binding.
+    os.environ["OMP_NUM_THREADS"] = str(args.threads or torch.get_num_threads())
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB (default: a share of all RAM)
+    path, _ = resolve_path("smollm2-135m-instruct")
+    w = time.perf_counter()
+    try:
+        eng = get_engine("vllm", model=str(path), batch_size=args.batch_size,
+                         options={"dtype": "float32", "max_model_len": 2048, "enforce_eager": True})
+    except Exception as e:  # optional row: report, never fail the bench
+        log(f"vllm: row skipped ({type(e).__name__}: {e})")
+        return
+    log(f"vllm: engine built in {time.perf_counter() - w:.0f}s (not timed below), threads "
+        f"{os.environ['OMP_NUM_THREADS']}, bind {os.environ['VLLM_CPU_OMP_THREADS_BIND']}")
+    eng.generate(reqs[:2], progress=False)  # warm-up
+
+    def run():
+        return [(r.token_ids, r.n_new_tokens) for r in eng.generate(reqs, progress=False)]
+
+    for _ in range(args.repeats):
+        timed("vllm", run, len(reqs))
+    n, tokens, sec, _ = rows["vllm"]
+    rows["vllm"] = (n, tokens, sec, float("nan"))  # its compute runs in vLLM's worker process
+    eng.close()
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=64, help="number of prompts (cycled from 64 instructions)")
@@ -235,6 +274,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-ablations", action="store_true",
                     help="skip the two kernel ablation rows (engine on torch linear, HF generate on oneDNN linear)")
     ap.add_argument("--quick", action="store_true", help="smoke run: n=24, max-new-tokens=48, single-n=2")
+    ap.add_argument("--vllm", action="store_true",
+                    help="add a vLLM row (needs vllm importable, e.g. the CPU build's venv; docs/scale.md)")
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.max_new_tokens, args.single_n = 24, 48, 2
@@ -336,6 +377,9 @@ def main(argv=None) -> None:
         except Exception as e:  # optional row: report, never fail the bench
             log(f"llama_cpp: skipped ({type(e).__name__}: {e})")
 
+    if args.vllm:
+        vllm_row(args, reqs, timed, rows, log)
+
     lengths = useful["hf_batched"]
     log(f"answer lengths (useful tokens): min {min(lengths)}, median {statistics.median(lengths):.0f}, "
         f"max {max(lengths)}, truncated {sum(len(ids) == max_new for ids in outputs['hf_batched'])}/{len(lengths)}")
@@ -361,6 +405,10 @@ def main(argv=None) -> None:
         agreement(f"engine_{strategy} vs hf_single", model, prompts, got[:k], outputs["hf_single"], stop, log)
     agreement("hf_batched vs hf_single (HF's own batch-shape noise)", model, prompts, outputs["hf_batched"][:k],
               outputs["hf_single"], stop, log)
+    if "vllm" in outputs:
+        agreement("vllm vs hf_batched", model, prompts, outputs["vllm"], outputs["hf_batched"], stop, log)
+        agreement(f"vllm vs engine_{strategies[0]}", model, prompts, outputs["vllm"],
+                  outputs[f"engine_{strategies[0]}"], stop, log)
     if "hf_batched[onednn-linear]" in outputs:
         agreement("hf_batched[onednn-linear] vs hf_batched", model, prompts, outputs["hf_batched[onednn-linear]"],
                   outputs["hf_batched"], stop, log)

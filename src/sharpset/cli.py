@@ -185,6 +185,14 @@ def _add_stage(sub, name: str, module: str, cls_name: str, help_: str) -> None:
     sp.add_argument("--config", default=None, metavar="YAML", help="read config fields from a YAML file (flags win)")
     if hasattr(mod, "show"):
         sp.add_argument("--show", type=int, default=0, metavar="N", help="print N rendered output rows for a person to read")
+    if name == "train":  # launch flags: not config fields, so they leave the run key alone (issue 15)
+        sp.add_argument("--launch", choices=["accelerate"], default=None,
+                        help="run the same training under `accelerate launch` (data parallel; docs/scale.md)")
+        sp.add_argument("--accelerate-config", default=None, metavar="NAME|YAML",
+                        help="with --launch: shipped cpu-2proc | ddp | fsdp, or a config file "
+                             "(default: ddp with a GPU, else cpu-2proc)")
+        sp.add_argument("--num-processes", type=int, default=None, metavar="N",
+                        help="with --launch: processes (overrides the config's num_processes)")
     sp.set_defaults(fn=lambda a, mod=mod, cls=cls: cmd_stage(a, mod, cls))
 
 
@@ -286,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(line_buffering=True)
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "launch", None):
+            from .train.distributed import launched
+            from .train.launch import relaunch
+
+            if not launched():  # the launched processes see SHARPSET_LAUNCHED and train
+                return relaunch(list(sys.argv[1:] if argv is None else argv), args.launch,
+                                args.accelerate_config, args.num_processes)
         return args.fn(args)
     except (UserError, InstallError) as e:
         print(f"error: {e}", file=sys.stderr)

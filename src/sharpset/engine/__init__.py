@@ -19,6 +19,7 @@ from sharpset.engine.base import (
 
 ENGINES: dict[str, str] = {
     "transformers": "sharpset.engine.hf:TransformersEngine",
+    "vllm": "sharpset.engine.vllm:VLLMEngine",  # optional: needs the vllm package (docs/scale.md)
 }
 
 

@@ -214,6 +214,10 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
         summary: dict[str, Any] = {}
     else:
         summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log)
+        from .distributed import current
+
+        if not current().is_main:  # under --launch accelerate only rank 0 writes the outputs
+            return summary
     outputs = save_outputs(cfg, model, tok, run.path, profile) + ["losses.jsonl"]
     metrics = {**summary, **curve_summary(run.path / "losses.jsonl"), "rows_used": counts["used"],
                "rows_too_long": counts["too_long"], "heldout_pairs_skipped": counts["heldout_pairs"]}

@@ -88,7 +88,8 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
     n_tokens = int(mask.sum())
     want_nll = (kind == "sft" and "sft" in parts) or (kind == "pair" and "bct" in parts)
     want_act = kind == "pair" and "act" in parts and norms["act"] > 0
-    ctx = capture_blocks(model) if want_act else contextlib.nullcontext([])
+    inner = getattr(model, "module", model)  # under DDP: the wrapped model (hooks, disable_adapter)
+    ctx = capture_blocks(inner) if want_act else contextlib.nullcontext([])
     with ctx as h_w, autocast():
         out = model(input_ids=ids, attention_mask=mask)
     logits = out.logits
@@ -100,7 +101,7 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
         c_ids = _pad([e["clean_ids"] for e in exs], pad_id)
         c_mask = _pad([[1] * len(e["clean_ids"]) for e in exs], 0)
         with autocast():
-            h_c = frozen_blocks(model, reference, c_ids, c_mask)
+            h_c = frozen_blocks(inner, reference, c_ids, c_mask)
         m_w, m_c = losses.suffix_masks([e["w_end"] for e in exs], [len(e["clean_ids"]) for e in exs],
                                        [e["suffix"] for e in exs], ids.shape[1], c_ids.shape[1])
         s, _ = losses.act_loss(list(h_w), h_c, m_w, m_c, layer_norm=cfg.act_layer_norm, reduction="sum")
@@ -112,7 +113,9 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
             sub = [exs[r] for r in rows]
             cf_ids, cf_labels, cf_mask = collate(sub, pad_id, "cf_ids", "cf_labels")
             with torch.no_grad(), autocast():
-                cf_logits = model(input_ids=cf_ids, attention_mask=cf_mask).logits
+                # no gradient here, so the unwrapped model: a DDP forward is a collective (buffer
+                # broadcast) and only ranks holding counterfactual rows make this one
+                cf_logits = inner(input_ids=cf_ids, attention_mask=cf_mask).logits
             n_tokens += int(cf_mask.sum())
             s, _ = losses.counterfactual_gap(logits[rows], labels[rows], cf_logits, cf_labels,
                                              norm=cfg.counterfactual_norm, reduction="sum")
@@ -181,11 +184,21 @@ def step_plan(cfg, examples: list[dict]) -> tuple[list[list[list[list[int]]]], l
 
 
 def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run_path: Path, pad_id: int,
-               log: Callable[[str], None] = print, stop_after: int | None = None) -> dict[str, Any]:
+               log: Callable[[str], None] = print, stop_after: int | None = None, dist=None) -> dict[str, Any]:
     """Train in place; returns summary metrics. ``stop_after``: stop after that many optimizer steps
-    of this call (benchmarks)."""
+    of this call (benchmarks). ``dist``: one process or data-parallel ranks (train/distributed.py;
+    default: whatever this process was launched as)."""
     from ..dataio import append_jsonl, iter_jsonl, write_records
+    from .distributed import current
 
+    dist = dist or current()
+    if dist.kind == "fsdp":
+        from ..errors import UserError
+
+        raise UserError("train: FSDP launch is not supported yet: checkpoints and the merged model are saved from "
+                        "unsharded weights; use the DDP config (accelerate/ddp.yaml) -- see docs/scale.md")
+    if not dist.is_main:
+        log = lambda m: None  # noqa: E731 -- one voice: rank 0 logs
     params = list(_trainable(model).values())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps, flat = step_plan(cfg, examples)
@@ -196,8 +209,12 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
     start = state["step"]
     if start:
         log(f"resuming from checkpoint at step {start}/{total_steps}")
-    kept = [r for r in iter_jsonl(curve) if r["step"] < start]  # cut the curve back to the checkpoint
-    write_records(kept, curve) if curve.exists() else None
+    if dist.is_main:
+        kept = [r for r in iter_jsonl(curve) if r["step"] < start]  # cut the curve back to the checkpoint
+        write_records(kept, curve) if curve.exists() else None
+    dist.wait()
+    wmodel, opt = dist.prepare(model, opt)  # DDP wrapper (same parameters) under accelerate; else as is
+    params = [p for p in wmodel.parameters() if p.requires_grad]
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg.bf16 else contextlib.nullcontext
     model.train()
     t0, n_tok, done_here = time.perf_counter(), 0, 0
@@ -212,36 +229,54 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
         opt.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         loss_val = 0.0
-        for b in batches:
+        for j, b in enumerate(batches):
             torch.manual_seed(derive_seed(cfg.seed, "train", f"micro{micro}"))
             micro += 1
-            loss, terms, nt = micro_loss(model, reference, b, parts, norms, cfg, pad_id, autocast)
-            if loss.requires_grad:
-                loss.backward()
+            mine = dist.shard(b)  # this rank's rows of the micro-batch (all of them in one process)
+            with dist.no_sync(wmodel, last=j == len(batches) - 1):
+                loss, terms, nt = micro_loss(wmodel, reference, mine or b[:1], parts, norms, cfg, pad_id, autocast)
+                if not mine:  # nothing here for this rank: join the all-reduce with a zero gradient
+                    # (same term names as the other ranks: the logged sums are all-reduced by name)
+                    loss, terms, nt = loss * 0, {k: 0.0 for k in terms}, 0
+                if loss.requires_grad:
+                    dist.backward(loss)
             loss_val += float(loss.detach())
             n_tok += nt
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
         if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            dist.clip_grad_norm_(params, cfg.max_grad_norm)
         opt.step()
+        # Every rank holds part of the step: sum over ranks. Fixed names (a term may be missing on a
+        # rank whose rows lack it, e.g. no counterfactual note), so every rank reduces the same vector.
+        names = ("nll_sum", "act_sum", "cf_sum")
+        totals = dist.reduce_sum({"loss": loss_val, **{k: sums.get(k, 0.0) for k in names},
+                                  **{f"has_{k}": float(k in sums) for k in names}})
+        loss_val, sums = totals["loss"], {k: totals[k] for k in names if totals[f"has_{k}"] > 0}
         rec = {"step": g, "epoch": e, "lr": lr, "loss": round(loss_val, 6)}
         for k, n in (("nll", "nll"), ("act", "act"), ("cf", "cf")):
             if f"{k}_sum" in sums:
                 rec[k] = round(sums[f"{k}_sum"] / max(norms[n], 1), 6)
         rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
-        append_jsonl(curve, rec)
+        if dist.is_main:
+            append_jsonl(curve, rec)
         done_here += 1
         if cfg.save_every and ((g + 1) % cfg.save_every == 0 or g + 1 == total_steps):
-            save_checkpoint(ckpt, model, opt, {"step": g + 1, "total_steps": total_steps})
+            if dist.is_main:
+                save_checkpoint(ckpt, model, opt, {"step": g + 1, "total_steps": total_steps})
+            dist.wait()
         if g % max(1, total_steps // 10) == 0 or g + 1 == total_steps:
             log(f"step {g + 1}/{total_steps} loss {rec['loss']:.4f} lr {lr:.2e}")
         if stop_after is not None and done_here >= stop_after:
             break
     model.eval()
     dt = time.perf_counter() - t0
-    return {"optimizer_steps": total_steps, "steps_this_call": done_here, "tokens_this_call": n_tok,
-            "tokens_per_s_this_call": round(n_tok / dt, 1) if dt > 0 and n_tok else None}
+    n_tok = int(dist.reduce_sum({"n": float(n_tok)})["n"])
+    out = {"optimizer_steps": total_steps, "steps_this_call": done_here, "tokens_this_call": n_tok,
+           "tokens_per_s_this_call": round(n_tok / dt, 1) if dt > 0 and n_tok else None}
+    if dist.world > 1:
+        out.update(processes=dist.world, distributed=dist.kind)
+    return out
 
 
 def curve_summary(curve: Path) -> dict[str, Any]:

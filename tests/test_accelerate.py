@@ -1,0 +1,105 @@
+"""`sharpset train --launch accelerate`: 2 CPU processes (gloo DDP, shipped config cpu-2proc) give
+the same loss curve and adapter as one process with the same global batch.
+
+Tolerance: per-step losses within 1e-5 relative, adapter weights within 1e-4 absolute (they move
+by ~1e-1 over the run). Why not bit-identical: the two ranks sum their halves of each micro-batch
+separately and gloo adds the two gradients, a different fp32 summation order from one process
+summing all rows at once (loss differences seen here ~1e-6 relative); Adam divides each update by
+the gradient's running RMS, which turns those ~1e-7 gradient differences into weight differences
+of up to ~2e-5 at lr 2e-2 (seen: 1.7e-5). Dropout is 0: each rank would draw its own masks.
+Seven SFT rows (or 14 pairs) in micro-batches of 3 make the last micro-batch one row, so one rank has nothing
+in it and must still join the gradient all-reduce (train/distributed.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("accelerate", reason="accelerate not installed")
+torch = pytest.importorskip("torch")
+from safetensors.torch import load_file  # noqa: E402
+
+from sharpset.dataio import write_records  # noqa: E402
+
+pytestmark = pytest.mark.slow  # two accelerate launches (4 interpreters importing torch): > 60 s here
+
+ANSWERS = ["The tilt of the axis.", "Leaves fall, rain sings softly.", "Use reversed or slicing.",
+           "Hello world.", "It is blue.", "Seven days.", "Paris is the capital."]
+REL = 1e-5
+
+
+def _run(args, env):
+    r = subprocess.run([sys.executable, "-m", "sharpset", *args], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    return r
+
+
+def _curve(out: Path):
+    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+
+
+def _pairs(path: Path) -> None:
+    from sharpset.config import from_mapping
+    from sharpset.wrap import WrapConfig, load_families, make_pairs, select_families
+
+    fams = load_families()
+    cfg = from_mapping(WrapConfig, {"families": ["sycophancy/suggested", "partner"], "heldout_families": ["noise"]})
+    names = select_families(cfg.families, fams)
+    pairs = []
+    for i, a in enumerate(ANSWERS):
+        row = {"id": f"q{i}", "messages": [{"role": "user", "content": f"What is item {i}?"}], "answer": a,
+               "wrong": "nothing"}
+        pairs += make_pairs(row, a, names, fams, set(), cfg)[0]
+    write_records(pairs, path)
+
+
+# sft: 7 rows; bct+act+cf: 14 pairs, some with a counterfactual note, so one rank may hold
+# counterfactual rows and the other none (their forward must not be a DDP collective), and ACT's
+# frozen pass goes through PEFT's disable_adapter under the DDP wrapper.
+@pytest.mark.parametrize("objective,steps", [("sft", 6), ("bct+act+cf", 9)])
+def test_two_cpu_processes_match_one_process(tiny_model_dir, tmp_path, objective, steps):
+    sft = tmp_path / "sft.jsonl"
+    write_records([{"id": f"s{i}", "messages": [{"role": "user", "content": f"Question number {i}?"},
+                                                {"role": "assistant", "content": a}]} for i, a in enumerate(ANSWERS)],
+                  sft)
+    _pairs(tmp_path / "pairs.jsonl")
+    data = (["--sft", str(sft)] if objective == "sft" else ["--bct", str(tmp_path / "pairs.jsonl"), "--act-weight", "1e-2"])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
+    env.pop("WORLD_SIZE", None)
+    env.pop("SHARPSET_LAUNCHED", None)
+    common = ["train", "--model", str(tiny_model_dir), *data, "--objective", objective,
+              "--epochs", "3", "--batch-size", "3", "--grad-accum", "2", "--lr", "2e-2", "--lora-r", "8",
+              "--lora-dropout", "0", "--save-merged", "false", "--threads", "1"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run([*common, "--out", str(one)], env)
+    r = _run([*common, "--out", str(two), "--launch", "accelerate", "--accelerate-config", "cpu-2proc"], env)
+    assert "accelerate.commands.launch" in r.stderr  # it did go through accelerate launch
+    man = json.loads((two / "manifest.json").read_text())
+    assert man["status"] == "complete"
+    assert man["metrics"]["processes"] == 2 and man["metrics"]["distributed"] == "multi_cpu"
+    a, b = _curve(one), _curve(two)
+    assert [x["step"] for x in a] == [x["step"] for x in b] == list(range(len(a)))
+    # sft: 3 epochs x (3 micro-batches of <= 3 rows, 2 per step -> 2 steps); pairs: 3 x (5 -> 3)
+    assert len(a) == steps
+    for x, y in zip(a, b):
+        assert set(x) == set(y)
+        for k in ("loss", "nll", "act", "cf"):
+            if k in x:  # logged values are rounded to 6 decimals, hence the absolute part
+                assert y[k] == pytest.approx(x[k], rel=REL, abs=2e-6), (k, x, y)
+        assert y["lr"] == x["lr"]
+    assert a[-1]["loss"] != a[0]["loss"]  # the model did train
+    wa = load_file(str(one / "adapter" / "adapter_model.safetensors"))
+    wb = load_file(str(two / "adapter" / "adapter_model.safetensors"))
+    assert wa.keys() == wb.keys()
+    worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+    moved = max(float(wa[k].abs().max()) for k in wa if "lora_B" in k)  # lora_B starts at 0
+    assert worst < 1e-4 and worst < 1e-3 * moved, (worst, moved)
+    assert any(float(wa[k].abs().sum()) > 0 for k in wa if "lora_B" in k)  # lora_B starts at 0: it moved
