@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sharpset.errors import UserError
-from sharpset.judge_check import INJECTION, auc, evaluate, inject, load_pairs, texts_to_score
+from sharpset.judge_check import INJECTION, auc, evaluate, first_items, inject, load_pairs, texts_to_score
 from sharpset.text import degeneration as D
 
 LOOP = "A placebo is a substance with no effect. " + "A placebo is a placebo is a placebo is " * 30
@@ -283,6 +283,8 @@ def test_load_pairs_errors(tmp_path):
     shipped = load_pairs(None, "test")
     assert len(shipped) == 200 and {p["split"] for p in shipped} == {"test"}
     assert {p["kind"] for p in shipped} == {"truncated", "off_topic", "shuffled", "char_noise", "empty"}
+    few = first_items(shipped, 3)
+    assert len(few) == 15 and len({p["good"] for p in few}) == 3
 
 
 def _sh(*args):
