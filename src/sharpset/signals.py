@@ -51,6 +51,7 @@ LM_COLUMNS = ("lm_nll", "lm_nll_std", "lm_nll_alone", "lm_ifd", "lm_pmi", "lm_to
 #   lm_nll      mean token NLL of A|Q (nats)
 #   lm_nll_std  std of the token NLLs of A|Q (nats)
 #   lm_pmi      lm_nll_alone - lm_nll (nats/token)
+#   lm_ifd      lm_nll / lm_nll_alone
 #   ends_clean  1.0 if the answer ends like a finished text (degeneration.ends_clean), else 0.0
 #   log_words   ln(1 + n_words), n_words from degeneration.words
 # A logistic regression (L2, C=1 on standardised features, folded back to raw units here) fitted
@@ -62,11 +63,12 @@ LM_COLUMNS = ("lm_nll", "lm_nll_std", "lm_nll_alone", "lm_ifd", "lm_pmi", "lm_to
 #   OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/fit_quality_lm.py --model smollm2-135m-instruct
 # QUALITY_THRESHOLD: rows with quality_lm below it get flag_reason "low_quality_lm"; it maximises
 # Youden's J (TPR - FPR) on the dev half.
-QUALITY_FEATURES: tuple[str, ...] = ()
-QUALITY_WEIGHTS: dict[str, float] = {}
-QUALITY_BIAS = 0.0
-QUALITY_THRESHOLD = 0.5
-QUALITY_FIT = {"scorer": None, "dev_auc": None, "dev_cv_auc": None}
+QUALITY_FEATURES: tuple[str, ...] = ('lm_nll', 'lm_nll_std', 'lm_pmi', 'lm_ifd', 'ends_clean', 'log_words')
+QUALITY_WEIGHTS: dict[str, float] = {'lm_nll': -0.601754, 'lm_nll_std': -0.77924, 'lm_pmi': -0.082095,
+                                     'lm_ifd': -8.65519, 'ends_clean': 5.79263, 'log_words': 2.42882}
+QUALITY_BIAS = -3.42538
+QUALITY_THRESHOLD = 0.4084
+QUALITY_FIT = {"scorer": "smollm2-135m-instruct", "dev_auc": 0.9952, "dev_cv_auc": 0.9865}
 
 
 def instruction_response(row: dict) -> tuple[str, str]:
