@@ -141,3 +141,36 @@ def test_batched_equals_one_at_a_time_and_unset_rows_unchanged(llama, tok):
     assert [mixed[i] for i in range(0, 7, 2)] == [plain[i] for i in range(0, 7, 2)]
     assert [mixed[i] for i in range(1, 7, 2)] == [greedy_one_pen for greedy_one_pen in
                                                   _gen(llama, tok, prompts[1::2], batch_size=1, repetition_penalty=1.3)]
+
+
+def test_synth_passes_response_controls_to_the_engine(tiny_model_dir, tmp_path, monkeypatch):
+    """synth's response_repetition_penalty / response_no_repeat_ngram reach the response requests
+    only (instructions keep the defaults), and are recorded in every row's provenance."""
+    import json
+
+    from sharpset.config import from_mapping
+    from sharpset.run import RunDir
+    from sharpset.synth import SynthConfig
+    from sharpset.synth import run as synth_run
+
+    seen = []
+    orig = TransformersEngine.generate_iter
+
+    def spy(self, requests, **kw):
+        seen.extend((r.key, r.params) for r in requests)
+        return orig(self, requests, **kw)
+
+    monkeypatch.setattr(TransformersEngine, "generate_iter", spy)
+    # a random model rarely ends an instruction: keep every one, so that responses are generated
+    monkeypatch.setattr("sharpset.synth.clean_instruction", lambda *a: None)
+    cfg = from_mapping(SynthConfig, {"model": str(tiny_model_dir), "n": 3, "instruction_max_tokens": 6,
+                                     "response_max_tokens": 6, "min_instruction_words": 1, "batch_size": 3,
+                                     "response_repetition_penalty": 1.3, "response_no_repeat_ngram": 2})
+    synth_run(cfg, RunDir.open(tmp_path / "s", "synth", 1, cfg), log=lambda *_: None)
+    inst = [p for k, p in seen if k.startswith("inst:")]
+    resp = [p for k, p in seen if k.startswith("resp:")]
+    assert inst and all(p.repetition_penalty == 1.0 and p.no_repeat_ngram_size == 0 for p in inst)
+    assert resp and all(p.repetition_penalty == 1.3 and p.no_repeat_ngram_size == 2 for p in resp)
+    for line in (tmp_path / "s" / "synth.jsonl").read_text().splitlines():
+        sampling = json.loads(line)["provenance"]["sampling"]
+        assert sampling["response_repetition_penalty"] == 1.3 and sampling["response_no_repeat_ngram"] == 2

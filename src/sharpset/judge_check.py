@@ -111,6 +111,17 @@ def load_pairs(path: str | Path | None = None, split: str | None = None) -> list
     return out
 
 
+def first_items(pairs: list[dict], n_items: int) -> list[dict]:
+    """The pairs of the first ``n_items`` distinct good answers (a small check, e.g. inside ``tag``;
+    each item keeps all its corruptions, so every kind stays represented)."""
+    keep: dict[tuple[str, str], None] = {}
+    for p in pairs:
+        if len(keep) >= n_items and (p["instruction"], p["good"]) not in keep:
+            continue
+        keep[(p["instruction"], p["good"])] = None
+    return [p for p in pairs if (p["instruction"], p["good"]) in keep]
+
+
 def inject(text: str) -> str:
     return f"{text}\n\n{INJECTION}"
 

@@ -80,6 +80,7 @@ def answer_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequenc
 def answer_token_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
                      batch_size: int = 8, max_tokens: int = 8192) -> list[list[float] | None]:
     """Per-token NLL (nats) of the tokens whose label is not -100, in order; None when a row has none.
+    A row's first token is never scored (nothing precedes it), whatever its label.
     ``answer_nll`` is its mean; the spread (e.g. the std behind ``sharpset.signals``' fluency) needs
     the tokens themselves."""
     out: list[list[float] | None] = [None] * len(sequences)
@@ -88,6 +89,9 @@ def answer_token_nll(model, tokenizer, sequences: Sequence[list[int]], labels: S
         ids, mask = _left_pad([list(sequences[i]) for i in batch], pad)
         lab, _ = _left_pad([list(labels[i]) for i in batch], -100)
         lab[mask == 0] = -100
+        # A row's first token has no context, so it is never scored: unpadded, nothing predicts it;
+        # left-padded, the last pad would (and the result would depend on the batch).
+        lab[torch.arange(len(batch)), ids.shape[1] - torch.tensor([len(sequences[i]) for i in batch])] = -100
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, :-1, :].float()
         # token t is predicted from position t-1; -log softmax = logsumexp - logit, without a second

@@ -59,6 +59,10 @@ class SynthConfig:
     response_temperature: float = field(0.0, "response temperature (0 = greedy; authors: greedy or ~0.7)")
     response_top_p: float = field(1.0, "response top-p")
     response_max_tokens: int = field(384, "max tokens of a response (rows that hit it are kept, flagged truncated)")
+    response_repetition_penalty: float = field(1.0, "response repetition penalty (CTRL/transformers convention: "
+                                                    "logits of prompt and generated tokens divided by it; 1 = off)")
+    response_no_repeat_ngram: int = field(0, "ban a response token that would repeat a generated n-gram of "
+                                             "this many tokens (0 = off)")
     turns: int = field(1, "user/assistant turns per conversation")
     system_prompts: list = field([], "steering: list of {text, weight, category} (or plain strings); empty = template default")
     min_instruction_words: int = field(3, "instructions with fewer words are dropped as too_short")
@@ -80,6 +84,10 @@ class SynthConfig:
         for name in ("instruction_temperature", "response_temperature"):
             if getattr(self, name) < 0:
                 p.append((name, "must be >= 0"))
+        if not self.response_repetition_penalty > 0:
+            p.append(("response_repetition_penalty", "must be > 0"))
+        if self.response_no_repeat_ngram < 0:
+            p.append(("response_no_repeat_ngram", "must be >= 0"))
         for name in ("instruction_top_p", "response_top_p"):
             if not 0 < getattr(self, name) <= 1:
                 p.append((name, "must be in (0, 1]"))
@@ -159,7 +167,9 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
                        top_p=cfg.instruction_top_p, stop_token_ids=stops,
                        stop_strings=tuple(profile.stop_strings) + (("\n",) if cfg.single_line else ()))
     resp_params = dict(max_new_tokens=cfg.response_max_tokens, temperature=cfg.response_temperature,
-                       top_p=cfg.response_top_p, stop_token_ids=stops, stop_strings=tuple(profile.stop_strings))
+                       top_p=cfg.response_top_p, stop_token_ids=stops, stop_strings=tuple(profile.stop_strings),
+                       repetition_penalty=cfg.response_repetition_penalty,
+                       no_repeat_ngram_size=cfg.response_no_repeat_ngram)
 
     # conversation state per attempt; rebuilt identically on resume from the sample log
     convs: dict[int, dict[str, Any]] = {}
@@ -306,7 +316,8 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     rows = []
     sampling = {k: getattr(cfg, k) for k in ("instruction_temperature", "instruction_top_p",
                                               "instruction_max_tokens", "single_line", "response_temperature",
-                                              "response_top_p", "response_max_tokens")}
+                                              "response_top_p", "response_max_tokens",
+                                              "response_repetition_penalty", "response_no_repeat_ngram")}
     for i in range(next_i):
         c = convs[i]
         if c["drop"] is not None:
