@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from sharpset.models.profiles import encode_prompt, profile_for, stop_token_ids
     from sharpset.models.registry import chat_family
     from sharpset.run import derive_seed
-    from sharpset.synth import SynthConfig, _norm, clean_instruction
+    from sharpset.stages.synth import SynthConfig, _norm, clean_instruction
     from sharpset.text.degeneration import health
 
     torch.set_num_threads(1)

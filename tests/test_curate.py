@@ -340,3 +340,14 @@ def test_cli_curate_with_real_embedder(tmp_path):
     rep = json.loads((tmp_path / "o" / "curate_report.json").read_text())
     assert rep["n_selected"] == 5 and rep["embedder"] == "minilm-l6"
     assert main(["curate", str(src), "--n", "5", "--strategy", "nope", "--out", str(tmp_path / "p")]) == 2
+
+
+def test_gates_drop_flagged_rows_and_say_what_they_did():
+    from sharpset.stages.curate import apply_gates
+
+    rows = [{"id": str(i), "n_words": 0 if i == 0 else 10, "loop": i == 1, "complete": i != 2} for i in range(5)]
+    kept, info = apply_gates(rows, ["empty", "loop", "incomplete"])
+    assert [r["id"] for r in kept] == ["3", "4"]
+    assert info == {"empty": 1, "loop": 1, "incomplete": 1}
+    kept, info = apply_gates([{"id": "a"}], ["loop"])  # an untagged pool: nothing dropped, and it says so
+    assert len(kept) == 1 and info["loop"].startswith("skipped: no 'loop' column")

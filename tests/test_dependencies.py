@@ -30,6 +30,7 @@ SCANNED = ("src", "tests", "bench", "experiments")
 OPTIONAL = {
     "llama_cpp": ("llamacpp", "llama-cpp-python", "bench/generate.py's optional llama.cpp row; a ~5 minute compile"),
     "lm_eval": ("lmeval", "lm-eval", "experiments/ifeval_agreement.py's reference scorer, run in its own environment"),
+    "sklearn": ("experiments", "scikit-learn", "experiments/fit_quality_lm.py refits quality_lm's logistic weights"),
     "vllm": ("vllm", "vllm", "the vLLM generation backend; CUDA wheels and their own torch pin"),
     "ray": ("ray", "ray", "the Ray fan-out backend; a large install most users do not need"),
 }

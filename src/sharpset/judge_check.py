@@ -268,7 +268,7 @@ def column_scorer(column: str, model=None, tok=None, profile=None, *, batch_size
 def judge_scorer(model, tok, profile, *, batch_size: int = 8, max_length: int = 2048,
                  min_mass: float = 0.01) -> Scorer:
     """Scores = the generative judge's ``quality`` (1-6, expected digit), exactly as ``tag`` scores it."""
-    from .tag import Judge
+    from .judge import Judge
 
     judge = Judge(model, tok, profile, batch_size=batch_size, max_length=max_length, min_mass=min_mass)
 

@@ -79,12 +79,12 @@ QUALITY_FIT = {"scorer": "smollm2-135m-instruct", "dev_auc": 0.9952, "dev_cv_auc
 
 
 def instruction_response(row: dict) -> tuple[str, str]:
-    """(first user turn, last assistant turn) of a messages row, or row["instruction"], row["response"]."""
+    """(instruction, answer) of a messages row (sharpset.records.instruction_of / response_of: the
+    one definition), or row["instruction"], row["response"]."""
     if "messages" in row:
-        msgs = row["messages"]
-        ins = next((m["content"] for m in msgs if m["role"] == "user"), "")
-        res = next((m["content"] for m in reversed(msgs) if m["role"] == "assistant"), "")
-        return ins, res
+        from .records import instruction_of, response_of
+
+        return instruction_of(row), response_of(row)
     return row.get("instruction", ""), row.get("response", "")
 
 

@@ -22,7 +22,12 @@ Judge scores come from token probabilities over a fixed answer set, never from p
   (Superfiltering, arXiv:2402.00530), with a configurable scorer model. A|Q is the answer inside the
   scorer's chat template after the instruction; A is the answer text alone (one BOS if the model
   uses one), as in Cherry's code.
-- ``shape_*``: response shape features and language (shape.py).
+- ``lm``: what a small model measures well (issue 13; :mod:`sharpset.signals`): answer fluency
+  (``lm_nll``, ``lm_nll_std``), relevance (``lm_ifd``, ``lm_pmi``), degeneration and completeness
+  (``loop``, ``complete``, ``repeat_share``, ``distinct_*``, ``compression_ratio``), ``refusal``,
+  language match, the composite ``quality_lm`` (a logistic model fitted on the judge fixture's dev
+  half; ROC AUC on its test half in signals.py) and ``flag_reason`` for rows it would reject.
+- ``shape_*``: response shape features and language (text/shape.py).
 """
 
 from __future__ import annotations
@@ -38,15 +43,15 @@ from ..records import instruction_of, response_of
 from ..run import RunDir
 
 STAGE = "tag"
-VERSION = 1
+VERSION = 2  # 2: the "lm" score set (likelihood + degeneration signals, quality_lm, flag_reason)
 
-SCORES = ("quality", "difficulty", "input_quality", "category", "ifd", "shape")
+SCORES = ("quality", "difficulty", "input_quality", "category", "ifd", "lm", "shape")
 
 @dataclass
 class TagConfig:
     input: str = field("", "input data: a file, folder or run folder of SFT rows (messages)")
     judge: str = field("smollm2-135m-instruct", "judge chat model: embedded name, local HF folder or hub id")
-    scorer: str | None = field(None, "IFD scorer model (default: the judge)")
+    scorer: str | None = field(None, "IFD and lm-signal scorer model (default: the judge)")
     scores: list = field(list(SCORES), f"which scores to compute, any of {', '.join(SCORES)}")
     min_mass: float = field(JUDGE_MIN_MASS, "a judge score fails when its answer set holds less probability than this")
     max_length: int = field(JUDGE_MAX_LENGTH, "judge/scorer prompts longer than this many tokens fail as too_long")
@@ -117,6 +122,13 @@ def tag_rows(rows: list[dict], cfg: TagConfig, judge: Judge | None, scorer: tupl
         for c, s in zip(cols, ifd_scores(model, tok, profile, rows, batch_size=cfg.batch_size,
                                          max_length=cfg.max_length)):
             c.update(s)
+    if "lm" in cfg.scores:
+        from ..signals import lm_signals
+
+        model, tok, profile = scorer
+        for c, s in zip(cols, lm_signals(model, tok, profile, rows, batch_size=cfg.batch_size,
+                                         max_length=cfg.max_length)):
+            c.update(s)
     if "shape" in cfg.scores:
         for c, f in zip(cols, fields):
             c.update(shape_features(f["response"], prompt=f["instruction"]))
@@ -137,13 +149,13 @@ def run(cfg: TagConfig, run: RunDir, log: Callable[[str], None] = print) -> dict
     res = read_records(cfg.input, "sft", on_error=cfg.on_error)
     rows = res.rows
     judge = scorer = None
-    if any(k in cfg.scores for k in ("quality", "difficulty", "input_quality", "category", "ifd")):
+    if any(k in cfg.scores for k in ("quality", "difficulty", "input_quality", "category", "ifd", "lm")):
         j = load_subject(cfg.judge, log=log, run=run, role="judge")
         model, tok, profile = j.model, j.tok, j.profile
         judge = Judge(model, tok, profile, batch_size=cfg.batch_size, max_length=cfg.max_length,
                       min_mass=cfg.min_mass)
         scorer = (model, tok, profile)
-        if cfg.scorer and cfg.scorer != cfg.judge and "ifd" in cfg.scores:
+        if cfg.scorer and cfg.scorer != cfg.judge and {"ifd", "lm"} & set(cfg.scores):
             s = load_subject(cfg.scorer, log=log, run=run, role="ifd_scorer")
             scorer = (s.model, s.tok, s.profile)
     done = run.done_samples()
@@ -171,7 +183,15 @@ def run(cfg: TagConfig, run: RunDir, log: Callable[[str], None] = print) -> dict
         if kind in cfg.scores:
             status = [t.get(f"{kind}_status", "") for t in tagged]
             metrics[f"{kind}_failed"] = sum(s != "ok" for s in status)
-    for kind in ("quality", "difficulty", "input_quality", "ifd_loss"):
+    if "lm" in cfg.scores:
+        reasons: dict[str, int] = {}
+        for t in tagged:
+            for why in (t.get("flag_reason") or "").split(","):
+                if why:
+                    reasons[why] = reasons.get(why, 0) + 1
+        metrics["flag_reasons"] = reasons
+        metrics["lm_failed"] = sum(t.get("lm_status") != "ok" for t in tagged)
+    for kind in ("quality", "difficulty", "input_quality", "ifd_loss", "quality_lm"):
         vals = [t[kind] for t in tagged if t.get(kind) is not None]
         if vals:
             metrics[f"mean_{kind}"] = round(sum(vals) / len(vals), 4)

@@ -79,8 +79,13 @@ from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*
     s_quota, s_random)
 
 STAGE = "curate"
-VERSION = 2  # 2: the selection is the run folder's first output (was the control set; issue 10)
+VERSION = 3  # 2: the selection is the run folder's first output (was the control set; issue 10)
+# 3: degeneration / completeness gates by default (issue 13)
 
+# degeneration / completeness gates (issue 13): gate -> (column, value that fails it)
+GATE_COLUMNS = {"empty": ("n_words", 0), "loop": ("loop", True), "incomplete": ("complete", False),
+                "refusal": ("refusal", True), "language_mismatch": ("lang_match", False)}
+GATES = ("empty", "loop", "incomplete")
 STRATEGY_NAMES = ("quality-diversity", "ifd", "k-center", "quota", "random", "longest", "all")
 EMBED_FIELDS = ("instruction", "response", "conversation")
 
@@ -111,6 +116,8 @@ class CurateConfig:
     labels: list = field([], "closed label set for controls (empty: detect per task from the answers)")
     task_column: str = field("task", "column naming a row's task (label spaces are per task); absent = one task")
     max_labels: int = field(20, "label detection: at most this many distinct answers make a closed label space")
+    gates: list = field(list(GATES), f"drop rows flagged by tag's lm signals before selecting, any of {', '.join(GATES)} "
+                                     "(a gate whose column is absent is skipped and said so in the report)")
     on_error: str = field("raise", "bad input rows: raise (exit 2) or skip (to rejected.jsonl)")
 
     def check(self) -> list[tuple[str, str]]:
@@ -141,6 +148,9 @@ class CurateConfig:
             p.append(("embed_field", f"must be one of {', '.join(EMBED_FIELDS)}"))
         if self.batch_size < 1:
             p.append(("batch_size", "must be >= 1"))
+        bad_gates = [g for g in self.gates if g not in GATE_COLUMNS]
+        if bad_gates:
+            p.append(("gates", f"unknown {bad_gates}; choose from {', '.join(GATE_COLUMNS)}"))
         if self.max_labels < 2:
             p.append(("max_labels", "must be >= 2"))
         if self.labels and (len(set(map(str, self.labels))) < 2):
@@ -235,13 +245,29 @@ class CurateResult:
     control: list[dict] | None = None
 
 
+def apply_gates(rows: list[dict], gates: Sequence[str]) -> tuple[list[dict], dict[str, Any]]:
+    """Rows passing every gate, and what each gate did: ``{gate: dropped count}`` or the reason it
+    was skipped (its column is absent from every row: the pool was not tagged with ``lm``)."""
+    info: dict[str, Any] = {}
+    keep = list(rows)
+    for g in gates:
+        col, bad = GATE_COLUMNS[g]
+        if not any(col in r for r in rows):
+            info[g] = f"skipped: no '{col}' column (tag with scores including lm)"
+            continue
+        before = len(keep)
+        keep = [r for r in keep if r.get(col) != bad]
+        info[g] = before - len(keep)
+    return keep, info
+
+
 def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
                 embed: Callable[[list[str]], np.ndarray] | None = None) -> CurateResult:
     """Select from ``rows`` (pure apart from loading the default embedder when ``embed`` is None)."""
     problems = [p for p in cfg.check() if p[0] not in ("input", "on_error")]
     if problems:
         raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
-    pool = canonical_order(rows)
+    pool, gate_info = apply_gates(canonical_order(rows), cfg.gates)
     spec_info = None
     if cfg.spec:
         from ...text.spec import conformance, load_spec
@@ -283,7 +309,7 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
     report: dict[str, Any] = {
         "strategy": cfg.strategy, "n_requested": cfg.n, "n_selected": n_sel, "seed": cfg.seed,
         "embedder": cfg.embedder, "embed_field": cfg.embed_field, "candidates": len(cand),
-        "strategy_info": sel.info, "spec_filter": spec_info, "sets": figures,
+        "strategy_info": sel.info, "gates": gate_info, "spec_filter": spec_info, "sets": figures,
         "baselines": "random_n / longest_n: same N as selected, same seed, same candidate pool",
     }
     if n_sel < cfg.n:
