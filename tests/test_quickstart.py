@@ -22,7 +22,7 @@ def _pool(path):
 def test_quickstart_runs_end_to_end_and_is_a_cache_hit_after(tiny_model_dir, tmp_path, capsys):
     pool = _pool(tmp_path / "pool.jsonl")
     out = tmp_path / "qs"
-    overrides = ("{select-curated: {min_quality: null}, eval-base: {suites: [shape, knowledge, token_shift]}, "
+    overrides = ("{select-curated: {min_quality: null, gates: []}, select-random: {gates: []}, eval-base: {suites: [shape, knowledge, token_shift]}, "
                  "eval-aligned: {suites: [invariance]}, wrap: {families: [sycophancy], heldout_families: "
                  "[sycophancy/authority]}}")
     argv = ["run", "quickstart", "--out", str(out), "--set", f"aligned_model={tiny_model_dir}",

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from ..config import field, from_mapping
 from ..errors import UserError
 from ..run import RunDir
+from ..signals import QUALITY_THRESHOLD
 
 STAGE = "quickstart"
 VERSION = 2  # 2: the end-to-end pipeline (1 was a loading smoke test, now the `smoke` recipe)
@@ -135,8 +136,11 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
                   inputs=[str(t.path / "tagged.jsonl")], overrides=cfg.overrides)
     sets = {}
     for target, strategy in (("curated", "quality-diversity"), ("random", "random")):
+        # the selection ranks by quality_lm (what the small model measures well: issue 13), not by
+        # the embedded judge (ROC AUC 0.61); both selections pass the same degeneration gates
         c = stage_run(curate, {"input": str(d.path), "n": z["n_select"], "strategy": strategy, "seed": cfg.seed,
-                               "embedder": cfg.embedder}, "CurateConfig", root / f"select-{target}", log,
+                               "embedder": cfg.embedder, "quality_column": "quality_lm",
+                               "min_quality": QUALITY_THRESHOLD}, "CurateConfig", root / f"select-{target}", log,
                       inputs=[str(d.path / "deduped.jsonl")], overrides=cfg.overrides)
         sets[target] = c
         if not (c.manifest.get("counts") or {}).get("written"):
