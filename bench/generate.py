@@ -10,7 +10,7 @@ Rows printed (useful tokens only: generated tokens up to and including the stop 
   llama_cpp      llama-cpp-python on the same GGUF, if it imports (it is optional)
   vllm           with --vllm: sharpset's vLLM backend (engine/vllm.py) on the same cached safetensors folder,
                  fp32, max_num_seqs = --batch-size; engine load not timed; if vllm does not import, the
-                 row says so. vLLM decodes in its own worker process, so its `cpu s` column is n/a.
+                 row says so. Its `cpu s` counts vLLM's engine-core and worker processes too.
 then the share of engine outputs identical to HF greedy (every difference is checked for an fp32
 near-tie at the first diverging token), and achieved fp32 FLOP/s against a matmul peak measured in
 the same run. The last line is `engine/hf_batched = R` for the default strategy.
@@ -252,10 +252,19 @@ def vllm_row(args, reqs, timed, rows, log) -> None:
     def run():
         return [(r.token_ids, r.n_new_tokens) for r in eng.generate(reqs, progress=False)]
 
+    def cpu_all() -> float:  # this process + vLLM's engine-core and worker processes
+        try:
+            import psutil  # a vllm dependency
+        except ImportError:
+            return float("nan")
+        procs = [psutil.Process()] + psutil.Process().children(recursive=True)
+        return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+
+    c0 = cpu_all()
     for _ in range(args.repeats):
         timed("vllm", run, len(reqs))
     n, tokens, sec, _ = rows["vllm"]
-    rows["vllm"] = (n, tokens, sec, float("nan"))  # its compute runs in vLLM's worker process
+    rows["vllm"] = (n, tokens, sec, (cpu_all() - c0) / args.repeats)  # mean over repeats, all vLLM processes
     eng.close()
 
 

@@ -98,9 +98,21 @@ def _requests(prompts, **kw):
 
 def test_registry():
     assert engine_class("transformers") is TransformersEngine
-    assert set(ENGINES) == {"transformers"}
+    assert set(ENGINES) == {"transformers", "vllm"}
     with pytest.raises(ValueError, match="unknown name"):
         get_engine("nope")
+
+
+def test_vllm_registered_lazily():
+    """Registering vllm costs nothing where it is not installed: the module imports, and only
+    building the engine says what to install."""
+    import importlib.util
+
+    cls = engine_class("vllm")  # imports sharpset.engine.vllm, which must not import vllm itself
+    assert cls.__name__ == "VLLMEngine"
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(ImportError, match="sharpset\\[vllm\\]"):
+            get_engine("vllm", model="/nonexistent")
 
 
 _HF_REF: dict[str, tuple] = {}

@@ -142,7 +142,9 @@ def test_fanout_scoring_matches_single_process(ray_local, tiny_model_dir, tmp_pa
     items = [(f"s{i}", {"sequence": s, "labels": lab}) for i, (s, lab) in enumerate(zip(seqs, labels))]
     got = fanout_score("answer_nll", items, spec, log=tmp_path / "scores.jsonl", num_workers=1, batch_size=3,
                        echo=lambda m: None)
-    assert got == pytest.approx(want, abs=1e-12)
+    # engine/scoring.py takes log_softmax in fp32 (logits.float()), so a different batch shape
+    # (3 rows per actor batch here, 8 in one process) moves the mean NLL by ~1e-6 (seen: 9.5e-7).
+    assert got == pytest.approx(want, abs=1e-5)
 
 
 class _Registry:
