@@ -56,7 +56,12 @@ def test_complete_log_resumes_without_starting_ray(tmp_path, monkeypatch):
         fh.write('{"key": "k9", "tok')  # a torn last line from a kill is dropped, not fatal
     got = fanout_generate(reqs, EngineSpec(), log=log, echo=lambda m: None)
     assert got == want
-    assert "k9" not in (tmp_path / "samples.partial.jsonl").read_text()
+    # the shared log (dataio.append_jsonl / iter_jsonl) ignores the torn line on read and cuts it on
+    # the next append
+    assert "k9" not in log.done_samples()
+    log.log_sample("k3", {"text": "x"})
+    assert '"k9", "tok' not in (tmp_path / "samples.partial.jsonl").read_text()
+    assert set(log.done_samples()) == {"k0", "k1", "k2", "k3"}
 
 
 @pytest.fixture(scope="module")
