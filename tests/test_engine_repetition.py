@@ -80,18 +80,21 @@ def test_params_validate():
 
 def test_controls_demote_exactly_the_seen_tokens():
     logits = torch.tensor([[2.0, -2.0, 1.0, 3.0, 0.5], [1.0, 1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
-    rows = [_Row(0, GenerationRequest([0, 1], SamplingParams(repetition_penalty=2.0)), frozenset(), 0, None),
+    rows = [_Row(0, GenerationRequest([0, 1, 4], SamplingParams(repetition_penalty=2.0)), frozenset({4}), 0, None),
             _Row(1, GenerationRequest([4], SamplingParams(no_repeat_ngram_size=2)), frozenset(), 0, None)]
     for t in (2, 3, 2):  # row 1 generated 2 3 2: the bigram (2, 3) exists, so after 2 token 3 is banned
         rows[1].append(t)
+    rows[0].append(3)
     out = apply_repetition_controls(logits.clone(), rows)
-    # row 0: prompt ids 0 and 1 penalised (positive divided, negative multiplied), the rest unchanged
-    assert out[0].tolist() == [1.0, -4.0, 1.0, 3.0, 0.5]
+    # row 0: prompt ids 0, 1 and generated 3 penalised (positive divided, negative multiplied); the
+    # stop token 4 is in the prompt but exempt; 2 was never seen
+    assert out[0].tolist() == [1.0, -4.0, 1.0, 1.5, 0.5]
     assert out[1, 3] == float("-inf") and torch.equal(out[1, [0, 1, 2, 4]], logits[1, [0, 1, 2, 4]])
 
 
 def test_repetition_penalty_equals_hf_generate(llama, tok):
-    prompts = _prompts()
+    prompts = _prompts()  # no stop token in these prompts: there the engine's exemption changes nothing
+    assert not any(EOS in p for p in prompts)
     got = _gen(llama, tok, prompts, repetition_penalty=1.5)
     plain = _gen(llama, tok, prompts)
     for p, g in zip(prompts, got):

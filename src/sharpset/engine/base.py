@@ -32,7 +32,9 @@ class SamplingParams:
     Repetition controls act on the logits before everything above (greedy included), for small
     models that loop (issue 13). repetition_penalty r (CTRL, arXiv:1909.05858; the convention of
     transformers' RepetitionPenaltyLogitsProcessor and vLLM): every token id present in the prompt
-    or generated so far has its logit l replaced by l / r if l > 0, else l * r; 1.0 = off.
+    or generated so far has its logit l replaced by l / r if l > 0, else l * r; 1.0 = off. Unlike
+    theirs, the row's stop tokens (stop_token_ids and the engine's EOS) are exempt: every chat prompt
+    holds the end-of-turn token, and penalising it keeps a model from ending its answer.
     no_repeat_ngram_size n: a token that would complete an n-gram already present in the *generated*
     tokens gets logit -inf; 0 = off. Unlike transformers' NoRepeatNGramLogitsProcessor the prompt is
     not searched, so an answer may still repeat the question's own phrases.

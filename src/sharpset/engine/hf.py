@@ -238,8 +238,11 @@ class _Row:
 
     def __post_init__(self) -> None:
         if self.params.repetition_penalty != 1.0:
-            self.seen = list(dict.fromkeys(self.request.prompt_ids))
-            self._seen_set = set(self.seen)
+            # the row's stop tokens are never penalised: a chat prompt always holds the end-of-turn
+            # token, and penalising it keeps the model from ending (SmolLM2, repetition penalty 1.2:
+            # 68 % of Magpie answers ran to the token limit, against 23 % at 1.1; issue 13)
+            self.seen = [t for t in dict.fromkeys(self.request.prompt_ids) if t not in self.stop_ids]
+            self._seen_set = set(self.seen) | set(self.stop_ids)
         if self.params.no_repeat_ngram_size:
             self.ngrams = {}
 
