@@ -143,7 +143,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'batch_size': 8,
         'on_error': 'raise',
     }),
-    'sharpset.stages.synth': ('synth', 1, {
+    'sharpset.stages.synth': ('synth', 2, {
         'model': 'smollm2-135m-instruct',
         'n': 200,
         'instruction_temperature': 1.0,
@@ -153,7 +153,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'response_temperature': 0.0,
         'response_top_p': 1.0,
         'response_max_tokens': 384,
-        'response_repetition_penalty': 1.0,
+        'response_repetition_penalty': 1.1,
         'response_no_repeat_ngram': 0,
         'turns': 1,
         'system_prompts': [],
