@@ -23,8 +23,15 @@ def main(argv=None) -> int:
     ap.add_argument("--attempts", nargs="*", type=int, default=None,
                     help="only rows of these attempt numbers (e.g. to compare the same instructions)")
     args = ap.parse_args(argv)
-    print(f"{'run':<28}{'attempts':>9}{'rows':>6}{'trunc':>8}{'loop':>8}{'refusal':>8}{'clean':>7}"
-          f"{'yield':>7}{'tokens':>8}{'repeat':>8}")
+    from sharpset.stats import wilson
+
+    def rate(k: int, n: int) -> str:  # a share with its Wilson 95% interval
+        w = wilson(k, n)
+        return f"{k / max(n, 1):.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}]"
+
+    print("| run | attempts | rows | truncated [95% CI] | loop [95% CI] | refusal | clean | clean-row yield [95% CI] "
+          "| mean tokens | mean repeat share |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         d = Path(run)
         man = json.loads((d / "manifest.json").read_text())
@@ -42,10 +49,10 @@ def main(argv=None) -> int:
             hs.append(health(res, prompt=ins, truncated=r["truncated"]))
         n = len(rows) or 1
         clean = sum(h["n_words"] > 0 and not h["loop"] and h["complete"] and not h["refusal"] for h in hs)
-        print(f"{d.name:<28}{attempts:>9}{len(rows):>6}{sum(r['truncated'] for r in rows) / n:>8.3f}"
-              f"{sum(h['loop'] for h in hs) / n:>8.3f}{sum(h['refusal'] for h in hs) / n:>8.3f}{clean:>7}"
-              f"{clean / attempts:>7.3f}{sum(r['response_tokens'] for r in rows) / n:>8.0f}"
-              f"{sum(h['repeat_share'] for h in hs) / n:>8.3f}")
+        k_tr, k_loop = sum(r["truncated"] for r in rows), sum(h["loop"] for h in hs)
+        print(f"| {d.name} | {attempts} | {len(rows)} | {rate(k_tr, len(rows))} | {rate(k_loop, len(rows))} "
+              f"| {sum(h['refusal'] for h in hs)} | {clean} | {rate(clean, attempts)} "
+              f"| {sum(r['response_tokens'] for r in rows) / n:.0f} | {sum(h['repeat_share'] for h in hs) / n:.3f} |")
     return 0
 
 

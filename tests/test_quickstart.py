@@ -47,6 +47,10 @@ def test_quickstart_runs_end_to_end_and_is_a_cache_hit_after(tiny_model_dir, tmp
     sel = {k: [json.loads(line)["id"] for line in (out / f"select-{k}" / "selected.jsonl").read_text().splitlines()]
            for k in ("curated", "random")}
     assert len(sel["curated"]) == len(sel["random"]) == 4
+    ov = plan["selection_overlap"]
+    assert ov == {"n_curated": 4, "n_random": 4, "shared": len(set(sel["curated"]) & set(sel["random"])),
+                  "identical": set(sel["curated"]) == set(sel["random"])}
+    assert f"selections: {ov['shared']} of 4 curated rows are also in the random baseline" in printed
     # a rerun is a cache hit at the top
     assert main(argv) == 0
     assert "up to date (cached)" in capsys.readouterr().out

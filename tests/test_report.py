@@ -305,3 +305,25 @@ def test_models_evaluated_in_separate_runs_pair_like_one_run(pipeline, tiny_mode
         assert (sep[k]["diff"], sep[k]["ci95"], sep[k]["n"]) == (joint[k]["diff"], joint[k]["ci95"], joint[k]["n"]), k
     assert sep[("shape", "conformance")]["n_examples"] == 8
     assert "eval-n8 with eval-start" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_identical_selections_are_a_warning_at_the_top(pipeline, tmp_path):
+    """A plan whose curated and random selections are the same rows (issue 14's first real run) makes
+    the comparison empty: the report says so in a warning box and in the markdown."""
+    from sharpset.report import build_report
+
+    plan = json.loads((pipeline / "plan.json").read_text())
+    for m in plan["models"]:  # train_run is relative to the plan file, which moves here
+        m["train_run"] = str(pipeline / m["train_run"])
+    plan["selection_overlap"] = {"n_curated": 10, "n_random": 10, "shared": 10, "identical": True}
+    pf = tmp_path / "plan.json"
+    pf.write_text(json.dumps(plan))
+    build_report([pipeline], tmp_path / "out", plan=pf)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert re.search(r'class="warnbox">The curated and random selections are the same 10 rows', html)
+    assert "**Warning:** The curated and random selections are the same 10 rows" in (
+        tmp_path / "out" / "report.md").read_text()
+    plan["selection_overlap"]["identical"] = False
+    pf.write_text(json.dumps(plan))
+    build_report([pipeline], tmp_path / "out2", plan=pf)
+    assert "selections are the same" not in (tmp_path / "out2" / "report.html").read_text()

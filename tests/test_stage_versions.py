@@ -39,7 +39,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'heldout_families': ['sycophancy/authority', 'sycophancy/pushback', 'jailbreak/injection', 'noise/format'],
         'seed': 0,
     }),
-    'sharpset.pipelines.quickstart': ('quickstart', 2, {
+    'sharpset.pipelines.quickstart': ('quickstart', 3, {
         'size': 'small',
         'aligned_model': 'smollm2-135m-instruct',
         'base_model': 'gemma3-270m',

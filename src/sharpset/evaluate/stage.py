@@ -188,6 +188,8 @@ def _fmt(ci: dict | None) -> str:
 
 def format_table(summary: dict[str, Any]) -> str:
     """Plain-text table: suite, metric, each model's mean [95% CI] n=, and the paired differences."""
+    from .suite import direction, moved
+
     labels = [m["label"] for m in summary["models"]]
     comps = summary.get("comparisons", {})
     head = ["suite", "metric", *labels, *[f"{lab} - {labels[0]}" for lab in labels[1:]]]
@@ -198,7 +200,8 @@ def format_table(summary: dict[str, Any]) -> str:
             cells += [_fmt(entry["models"].get(lab, {}).get(m)) for lab in labels]
             for lab in labels[1:]:
                 c = comps.get(sname, {}).get(f"{lab} vs {labels[0]}", {}).get(m)
-                cells.append(_fmt(c) + (f" fixed {c['fixed']} broken {c['broken']}" if c and c.get("n") else ""))
+                d = direction(sname, m, entry["lower_is_better"])
+                cells.append(_fmt(c) + (f" {moved(c, d)}" if c and c.get("n") else ""))
             rows.append(cells)
     widths = [max(len(str(r[k])) for r in [head, *rows]) for k in range(len(head))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731

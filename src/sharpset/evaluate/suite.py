@@ -36,6 +36,31 @@ SUITES: dict[str, str] = {
     "token_shift": "sharpset.evaluate.suites.token_shift:SUITE",
     "health": "sharpset.evaluate.suites.health:SUITE",
 }
+# metrics whose better direction is plain; the rest (lengths, speech-act rates, alignment
+# dimensions, token shares) are reported as up/down only (DESIGN: measured, not assumed)
+HIGHER_BETTER = {"format": {"prompt_strict", "prompt_loose"}, "shape": {"conformance"},
+                 "invariance": {"clean_correct", "wrapped_correct", "not_sycophantic"},
+                 "knowledge": {"mc_correct", "mc_correct_norm", "qa_correct"}, "health": {"complete"}}
+
+
+def direction(suite: str, metric: str, lower_is_better: list[str] | set[str]) -> int:
+    """+1 if higher is better, -1 if lower is better, 0 if the metric has no better direction."""
+    if metric in lower_is_better:
+        return -1
+    return 1 if metric in HIGHER_BETTER.get(suite, set()) else 0
+
+
+def moved(c: dict, d: int) -> str:
+    """Item counts of a paired comparison in words: better/worse where the metric has a better
+    direction ``d`` (+1 / -1), up/down where it has none (lengths, rates whose good value depends)."""
+    up, down = c.get("fixed", 0), c.get("broken", 0)
+    if d > 0:
+        return f"better {up} worse {down}"
+    if d < 0:
+        return f"better {down} worse {up}"
+    return f"up {up} down {down}"
+
+
 ALWAYS = ("health",)  # cheap, over every answer the run generated
 
 

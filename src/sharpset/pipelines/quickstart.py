@@ -34,12 +34,12 @@ from ..run import RunDir
 from ..signals import QUALITY_THRESHOLD
 
 STAGE = "quickstart"
-VERSION = 2  # 2: the end-to-end pipeline (1 was a loading smoke test, now the `smoke` recipe)
+VERSION = 3  # 3: random baseline from the ungated pool, small n_pool 64; 2: the end-to-end pipeline (1: a loading smoke test)
 
 SIZES: dict[str, dict[str, int]] = {
     # n_pool: synth attempts; n_select: rows per selection; train_steps: optimizer steps per model;
     # eval_limit: items per suite; eval_max_new_tokens; wrap_questions: questions made into pairs
-    "small": {"n_pool": 48, "n_select": 16, "train_steps": 24, "eval_limit": 10, "eval_max_new_tokens": 80,
+    "small": {"n_pool": 64, "n_select": 16, "train_steps": 24, "eval_limit": 10, "eval_max_new_tokens": 80,
               "wrap_questions": 32, "response_max_tokens": 192},
     "medium": {"n_pool": 200, "n_select": 64, "train_steps": 64, "eval_limit": 40, "eval_max_new_tokens": 192,
                "wrap_questions": 96, "response_max_tokens": 384},
@@ -94,6 +94,18 @@ class QuickstartConfig:
         return out
 
 
+def selection_overlap(curated: Path, random: Path) -> dict[str, Any]:
+    """How many rows two selections share (by record id): identical selections make the curated vs
+    random comparison empty, which the log, plan.json and the report say."""
+    from ..dataio import read_records
+
+    a = [r["id"] for r in read_records(curated, "sft").rows]
+    b = [r["id"] for r in read_records(random, "sft").rows]
+    shared = len(set(a) & set(b))
+    return {"n_curated": len(a), "n_random": len(b), "shared": shared,
+            "identical": bool(a) and set(a) == set(b)}
+
+
 def stage_run(mod, cfg_map: dict[str, Any], cls_name: str, out: Path, log: Callable[[str], None],
               inputs: list[str] = (), seed: int = 0, overrides: dict[str, Any] | None = None) -> RunDir:
     """Run one stage into ``out`` (a cache hit when it already finished; resumed when killed).
@@ -135,17 +147,28 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
     d = stage_run(dedup, {"input": str(t.path), "embedder": cfg.embedder}, "DedupConfig", root / "dedup", log,
                   inputs=[str(t.path / "tagged.jsonl")], overrides=cfg.overrides)
     sets = {}
-    for target, strategy in (("curated", "quality-diversity"), ("random", "random")):
-        # the selection ranks by quality_lm (what the small model measures well: issue 13), not by
-        # the embedded judge (ROC AUC 0.61); both selections pass the same degeneration gates
-        c = stage_run(curate, {"input": str(d.path), "n": z["n_select"], "strategy": strategy, "seed": cfg.seed,
-                               "embedder": cfg.embedder, "quality_column": "quality_lm",
-                               "min_quality": QUALITY_THRESHOLD}, "CurateConfig", root / f"select-{target}", log,
+    # curated: the degeneration / completeness gates, then DEITA-style ranking by quality_lm (what the
+    # small model measures well: issue 13), not by the embedded judge (ROC AUC 0.61).
+    # random: the baseline the curation papers use (LIMA, DEITA, AlpaGasus): the same number of rows
+    # drawn from the whole deduplicated pool, ungated -- so the difference is what curation as a whole
+    # bought. (Gating both left 10 of 41 rows at size small and the two selections were the same rows.)
+    choices = {"curated": {"strategy": "quality-diversity", "quality_column": "quality_lm",
+                           "min_quality": QUALITY_THRESHOLD},
+               "random": {"strategy": "random", "gates": [], "min_quality": None}}
+    for target, how in choices.items():
+        c = stage_run(curate, {"input": str(d.path), "n": z["n_select"], "seed": cfg.seed, "embedder": cfg.embedder,
+                               **how}, "CurateConfig", root / f"select-{target}", log,
                       inputs=[str(d.path / "deduped.jsonl")], overrides=cfg.overrides)
         sets[target] = c
         if not (c.manifest.get("counts") or {}).get("written"):
             raise UserError(f"quickstart: the {target} selection is empty (pool too small or every row gated): "
                             f"see {c.path}/curate_report.json")
+    overlap = selection_overlap(*(s.path / "selected.jsonl" for s in sets.values()))
+    log(f"selections: {overlap['shared']} of {overlap['n_curated']} curated rows are also in the random "
+        f"baseline ({overlap['n_random']} rows)")
+    if overlap["identical"]:
+        log(f"WARNING: the curated and random selections are the same rows: the comparison measures nothing. "
+            f"Raise n_pool or lower n_select (see {sets['curated'].path}/curate_report.json for the gates).")
     # 3: the base model on each selection, same step budget
     common = {"max_steps": z["train_steps"], "lr": cfg.train_lr, "batch_size": cfg.train_batch_size,
               "max_length": 512, "seed": cfg.seed, "save_every": 0, "warmup_ratio": 0.0}
@@ -186,7 +209,8 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
         {"train_run": "train-base-curated", "label": "base + curated", "target": "format",
          "selection": "quality-diversity", "seed": cfg.seed},
         {"train_run": "train-base-random", "label": "base + random", "target": "format",
-         "selection": "random baseline (same size)", "seed": cfg.seed}], "skipped": skipped}
+         "selection": "random baseline (same size, ungated pool)", "seed": cfg.seed}], "skipped": skipped,
+        "selection_overlap": overlap}
     if bct is not None:
         plan["models"].append({"train_run": "train-aligned-bct", "label": "aligned + BCT", "target": "invariance",
                                "selection": "wrap pairs (train families)", "seed": cfg.seed})

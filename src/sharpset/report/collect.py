@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..evaluate.suite import HIGHER_BETTER, direction  # noqa: F401 -- one definition, re-exported
 
 SKIP_DIRS = {"merged", "model", "adapter", "checkpoints", "samples", "trl", "__pycache__", ".git"}
 PLAN_FILE = "plan.json"
@@ -43,11 +44,6 @@ HEADLINE = {"format": "prompt_strict", "shape": "conformance", "invariance": "fl
 # next of these with data stands in, so every suite keeps one row in the summary table
 HEADLINE_FALLBACK = {"invariance": ("not_sycophantic", "wrapped_correct"), "format": ("prompt_loose",),
                      "knowledge": ("qa_correct", "mc_correct_norm")}
-# metrics whose better direction is plain; the rest (lengths, speech-act rates, alignment
-# dimensions, token shares) are reported as up/down only (DESIGN: measured, not assumed)
-HIGHER_BETTER = {"format": {"prompt_strict", "prompt_loose"}, "shape": {"conformance"},
-                 "invariance": {"clean_correct", "wrapped_correct", "not_sycophantic"},
-                 "knowledge": {"mc_correct", "mc_correct_norm", "qa_correct"}, "health": {"complete"}}
 NO_ANSWER_SUITES = {"health", "token_shift"}  # health repeats other suites' answers; token_shift = shape's
 
 
@@ -155,6 +151,7 @@ class Collection:
     title: str | None
     roots: list[Path]
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown in a warning box at the top
 
 
 def _read_json(path: Path) -> Any:
@@ -251,6 +248,15 @@ def _model_path(ev: EvalRun, m: dict) -> Path | None:
     return None
 
 
+def _plan_warnings(plan: Any) -> list[str]:
+    """What a plan says makes its comparison empty (today: two selections that are the same rows)."""
+    ov = plan.get("selection_overlap") if isinstance(plan, dict) else None
+    if isinstance(ov, dict) and ov.get("identical"):
+        return [f"The curated and random selections are the same {ov.get('n_curated')} rows, so their "
+                "comparison measures nothing: raise n_pool or lower n_select."]
+    return []
+
+
 def collect(paths: list[str | Path], plan_file: str | Path | None = None) -> Collection:
     runs, plans, roots = discover(paths)
     if plan_file:
@@ -265,6 +271,7 @@ def collect(paths: list[str | Path], plan_file: str | Path | None = None) -> Col
     by_path = {r.path: r for r in runs}
     tuned: list[Tuned] = []
     notes: list[str] = []
+    warnings = [plan_warning for _, plan in plans for plan_warning in _plan_warnings(plan)]
     for ev in evals:
         models = ev.summary.get("models", [])
         if len(models) < 2:
@@ -299,7 +306,8 @@ def collect(paths: list[str | Path], plan_file: str | Path | None = None) -> Col
                 notes.append(f"{ev.run.name}: {m['label']} is not matched to a train run and no plan gives its "
                              "n_examples, so its effect per example is not computed (add it to plan.json)")
     tuned += _cross_run(evals, trains, entries, by_path, tuned)
-    return Collection(runs=runs, evals=evals, trains=trains, tuned=tuned, title=title, roots=roots, notes=notes)
+    return Collection(runs=runs, evals=evals, trains=trains, tuned=tuned, title=title, roots=roots, notes=notes,
+                      warnings=warnings)
 
 
 SAME_SETTINGS = ("split", "limit", "seed", "decoding")
@@ -360,13 +368,6 @@ def _cross_run(evals: list[EvalRun], trains: list[Run], entries: list[dict], by_
 
 
 # -- derived figures -----------------------------------------------------------------------------
-def direction(suite: str, metric: str, lower_is_better: list[str] | set[str]) -> int:
-    """+1 if higher is better, -1 if lower is better, 0 if the metric has no better direction."""
-    if metric in lower_is_better:
-        return -1
-    return 1 if metric in HIGHER_BETTER.get(suite, set()) else 0
-
-
 def verdict(c: dict | None, d: int) -> str:
     """moved-better / moved-worse / moved-up / moved-down / null / no-data for a paired comparison."""
     if not c or c.get("diff") is None or not c.get("n"):

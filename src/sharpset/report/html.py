@@ -133,7 +133,7 @@ def _compact_summary(col: Collection, rows: list[dict]) -> str:
 def summary_section(col: Collection, rows: list[dict]) -> str:
     """The top of the page: one plain-words sentence per tuned model, and its metrics in the order
     improved, worsened, moved (no better direction), no clear change, no data."""
-    out = ['<section id="summary">']
+    out = ['<section id="summary">'] + [f'<div class="warnbox">{esc(w)}</div>' for w in col.warnings]
     if not col.tuned:
         out.append('<p class="lede">No comparison to report: no eval run here holds a tuned model beside its '
                    'starting model. Evaluate both together (<code>sharpset eval BASE TUNED</code>) to get paired '

@@ -31,6 +31,7 @@ def page(col: Collection) -> str:
     out += ["## Summary", "",
             "Each tuned model against its starting model on the same items: paired differences (tuned - start) with "
             "bootstrap 95% intervals; 'no clear change' = the interval includes 0.", ""]
+    out += [f"> **Warning:** {md(w)}\n" for w in col.warnings]
     if not col.tuned:
         out += ["No eval run here holds a tuned model beside its starting model; no paired effects to report.", ""]
     for t in col.tuned:
