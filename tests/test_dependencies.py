@@ -124,6 +124,40 @@ def third_party() -> dict[str, list[tuple[Path, bool]]]:
     return found
 
 
+# src/ imports that the README's first line (the main job) need not install: imported lazily, in a
+# code path the main job does not take, and named by an extra the error message points to
+NOT_FOR_THE_MAIN_JOB = {"trl": "train", "pytest": "test"}
+
+
+def readme_main_command() -> str:
+    lines = [l.strip() for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:20]]
+    cmds = [l for l in lines if l.startswith("python -m pip install") and l.endswith("sharpset run quickstart")]
+    assert len(cmds) == 1, cmds
+    return cmds[0]
+
+
+def test_the_main_job_command_installs_every_import_of_the_package():
+    """The README's first line installs no extra; a fresh user's quickstart once died on `import peft`
+    (issue 14). Every import in src/ must be installed by it, or be optional, or be lazy and listed."""
+    dists, _ = installed_by(readme_main_command())
+    provides = distributions_of()
+    problems = []
+    for name, where in sorted(third_party().items()):
+        src = [(p, top) for p, top in where if p.parts[0] == "src"]
+        if not src or name in OPTIONAL:
+            continue
+        if name in NOT_FOR_THE_MAIN_JOB:
+            eager = sorted(str(p) for p, top in src if top)
+            if eager:
+                problems.append(f"{name}: imported at module level in {eager}, so the main job needs it")
+            continue
+        providers = {norm(d) for d in provides.get(name, [])}
+        if not providers & dists:
+            problems.append(f"{name} (in {sorted({str(p) for p, _ in src})}): not installed by the README's "
+                            "first line; declare it in pyproject.toml's dependencies")
+    assert not problems, "\n".join(problems)
+
+
 def test_the_readme_command_is_what_this_test_reads():
     cmd = readme_test_command()
     dists, extras = installed_by(cmd)
