@@ -118,6 +118,23 @@ def check_request(i: int, request: GenerationRequest, *, vocab: int, max_len: in
                          f"{max_len_name} ({max_len})")
 
 
+def choice_sequences(contexts: Sequence[Sequence[int]], choices: Sequence[Sequence[Sequence[int]]]
+                     ) -> tuple[list[list[int]], list[tuple[int, int]]]:
+    """Multiple-choice log-likelihood requests (lm-evaluation-harness ``loglikelihood``), as every
+    backend's ``choice_logliks`` builds them: one sequence context + choice per choice, and per
+    sequence (item index, context length). Empty contexts or choices are a ValueError naming them."""
+    seqs, where = [], []
+    for i, (ctx, chs) in enumerate(zip(contexts, choices)):
+        if not ctx:
+            raise ValueError(f"contexts[{i}]: empty (needs at least a BOS)")
+        for j, ch in enumerate(chs):
+            if not ch:
+                raise ValueError(f"choices[{i}][{j}]: empty continuation")
+            seqs.append(list(ctx) + list(ch))
+            where.append((i, len(ctx)))
+    return seqs, where
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A generation backend. Results come back in input order (`generate`) or as rows finish

@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from sharpset.engine.base import FinishReason, GenerationRequest, GenerationResult, SamplingParams, check_request
+from sharpset.engine.base import (FinishReason, GenerationRequest, GenerationResult, SamplingParams, check_request,
+                                  choice_sequences)
 from sharpset.engine.linear import PrepackedLinears, resolve_kernel
 
 STRATEGIES = ("refill", "bucket")
@@ -350,18 +351,10 @@ class TransformersScoring:
 
     def choice_logliks(self, contexts, choices, **kw) -> list[list[float]]:
         """Per item and choice, sum log p(choice | context) (lm-evaluation-harness ``loglikelihood``)."""
-        seqs, labels, owner = [], [], []
-        for i, (ctx, chs) in enumerate(zip(contexts, choices)):
-            if not ctx:
-                raise ValueError(f"contexts[{i}]: empty (needs at least a BOS)")
-            for j, ch in enumerate(chs):
-                if not ch:
-                    raise ValueError(f"choices[{i}][{j}]: empty continuation")
-                seqs.append(list(ctx) + list(ch))
-                labels.append([-100] * len(ctx) + list(ch))
-                owner.append(i)
+        seqs, where = choice_sequences(contexts, choices)
+        labels = [[-100] * start + s[start:] for s, (_, start) in zip(seqs, where)]
         out: list[list[float]] = [[] for _ in contexts]
-        for i, nll in zip(owner, self.answer_token_nll(seqs, labels, **kw)):
+        for (i, _), nll in zip(where, self.answer_token_nll(seqs, labels, **kw)):
             out[i].append(-float(sum(nll)))
         return out
 

@@ -53,7 +53,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sharpset.engine.base import FinishReason, GenerationRequest, GenerationResult, SamplingParams, check_request
+from sharpset.engine.base import (FinishReason, GenerationRequest, GenerationResult, SamplingParams, check_request,
+                                  choice_sequences)
 
 
 def _require_vllm():
@@ -321,15 +322,7 @@ def choice_logliks(model, tokenizer, contexts: Sequence[list[int]], choices: Seq
                    ) -> list[list[float]]:
     """Multiple-choice log-likelihood: for item i and choice j, sum_t log p(choice_j[t] | context_i,
     choice_j[<t]) (lm-evaluation-harness ``loglikelihood``; pick argmax, or normalise by length)."""
-    seqs, where = [], []
-    for i, (ctx, chs) in enumerate(zip(contexts, choices)):
-        if not ctx:
-            raise ValueError(f"contexts[{i}]: empty (needs at least a BOS)")
-        for j, ch in enumerate(chs):
-            if not ch:
-                raise ValueError(f"choices[{i}][{j}]: empty continuation")
-            seqs.append(list(ctx) + list(ch))
-            where.append((i, len(ctx)))
+    seqs, where = choice_sequences(contexts, choices)
     lps = prompt_token_logprobs(model, seqs)
     out: list[list[float]] = [[] for _ in contexts]
     for (i, start), lp in zip(where, lps):
