@@ -226,7 +226,7 @@ class VLLMEngine:
     def next_token_probs(self, prompts, candidate_ids, **kw):
         return next_token_probs(self, self.tokenizer, prompts, candidate_ids, **kw)
 
-    def choice_logliks(self, contexts, choices) -> list[list[float]]:
+    def choice_logliks(self, contexts, choices, **kw) -> list[list[float]]:
         return choice_logliks(self, self.tokenizer, contexts, choices)
 
     # ------------------------------------------------------------------ scoring helpers
