@@ -26,7 +26,6 @@ from sharpset.engine import ENGINES, SCORE_METHODS
 from sharpset.errors import UserError
 from sharpset.run import RunDir, run_key
 
-from conftest import build_chatml_tokenizer
 
 CALLS: list[tuple[str, str]] = []  # (method, the engine's label option), in call order
 
@@ -84,23 +83,6 @@ def recording(monkeypatch):
 
 def _called(label: str = "x") -> set[str]:
     return {m for m, lab in CALLS if lab == label}
-
-
-@pytest.fixture(scope="module")
-def long_ctx_model(tmp_path_factory):
-    """A tiny ChatML llama with room for restyle's prompt (8k positions)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    d = tmp_path_factory.mktemp("tiny-chatml-8k")
-    tok = build_chatml_tokenizer()
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
-                      tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    LlamaForCausalLM(cfg).eval().save_pretrained(d, safe_serialization=True)
-    tok.save_pretrained(d)
-    return d
 
 
 @pytest.fixture
