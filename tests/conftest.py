@@ -40,13 +40,13 @@ def build_chatml_tokenizer(vocab_size: int = 400):
     return tok
 
 
-def build_tiny_llama(vocab_size: int, seed: int = 0):
+def build_tiny_llama(vocab_size: int, seed: int = 0, positions: int = 512):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=positions,
                       tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     return LlamaForCausalLM(cfg).eval()
 
@@ -58,6 +58,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     tok = build_chatml_tokenizer()
     model = build_tiny_llama(len(tok))
     model.save_pretrained(d, safe_serialization=True)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def long_ctx_model(tmp_path_factory) -> Path:
+    """The tiny ChatML llama with room for long prompts (8k positions, not 512): restyle's prompt."""
+    d = tmp_path_factory.mktemp("tiny-chatml-8k")
+    tok = build_chatml_tokenizer()
+    build_tiny_llama(len(tok), positions=8192).save_pretrained(d, safe_serialization=True)
     tok.save_pretrained(d)
     return d
 

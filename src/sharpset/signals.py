@@ -150,7 +150,7 @@ def lm_signals(model, tok, profile, rows: list[dict], *, batch_size: int = 8, ma
     passed to the completeness check. A row whose A|Q sequence exceeds ``max_length`` tokens, or
     whose answer is blank, gets ``lm_status`` "failed: ..." and None likelihoods.
     ``composite=False`` leaves out quality_lm and flag_reason (the fit uses this)."""
-    from .engine.scoring import answer_token_nll
+    from .engine import scorer_for
     from .models.profiles import encode, encode_text
 
     eot = set(tok(profile.end_of_turn, add_special_tokens=False)["input_ids"])
@@ -179,8 +179,9 @@ def lm_signals(model, tok, profile, rows: list[dict], *, batch_size: int = 8, ma
         alone_lab.append([-100] * n_bos + a_ids[n_bos:])
         ok.append(i)
     # max_tokens bounds the [batch, length, vocab] logits (4096 x 49k x 4 B = 0.8 GB for SmolLM2)
-    nc = answer_token_nll(model, tok, cond_ids, cond_lab, batch_size=batch_size, max_tokens=4096)
-    na = answer_token_nll(model, tok, alone_ids, alone_lab, batch_size=batch_size, max_tokens=4096)
+    sc = scorer_for(model, tok)  # a transformers model, or a stage's subject.scores (its backend)
+    nc = sc.answer_token_nll(cond_ids, cond_lab, batch_size=batch_size, max_tokens=4096)
+    na = sc.answer_token_nll(alone_ids, alone_lab, batch_size=batch_size, max_tokens=4096)
     for j, i in enumerate(ok):
         c, a = nc[j], na[j]
         cols = out[i]

@@ -92,6 +92,49 @@ class GenerationResult:
     n_new_tokens: int  # tokens actually generated, the stop token included
 
 
+def check_request(i: int, request: GenerationRequest, *, vocab: int, max_len: int | None = None,
+                  max_len_name: str = "the model's context", backend: str = "", unsupported: Sequence[str] = ()
+                  ) -> None:
+    """The checks every backend makes on ``requests[i]`` before any compute: params are a
+    `SamplingParams`; the prompt is non-empty, its ids lie in ``[0, vocab)``; prompt plus
+    ``max_new_tokens`` fit in ``max_len`` positions (None: no limit), named ``max_len_name`` in the
+    message; the `SamplingParams` fields named in ``unsupported`` (ones ``backend`` cannot apply)
+    are at their defaults, so no setting is dropped silently. Raises TypeError / ValueError naming
+    the request."""
+    ids, p = request.prompt_ids, request.params
+    if not isinstance(p, SamplingParams):
+        raise TypeError(f"requests[{i}].params: expected SamplingParams, got {type(p).__name__}")
+    for name in unsupported:
+        default = SamplingParams.__dataclass_fields__[name].default
+        if getattr(p, name) != default:
+            raise ValueError(f"requests[{i}].params.{name}: {getattr(p, name)!r}: engine {backend or '?'} does not "
+                             f"apply it; use {default!r} with this engine")
+    if len(ids) == 0:
+        raise ValueError(f"requests[{i}].prompt_ids: empty (a prompt needs at least one token, e.g. BOS)")
+    if min(ids) < 0 or max(ids) >= vocab:
+        raise ValueError(f"requests[{i}].prompt_ids: ids must be in [0, {vocab}), got min {min(ids)} max {max(ids)}")
+    if max_len and len(ids) + p.max_new_tokens > max_len:
+        raise ValueError(f"requests[{i}]: prompt ({len(ids)}) + max_new_tokens ({p.max_new_tokens}) exceeds "
+                         f"{max_len_name} ({max_len})")
+
+
+def choice_sequences(contexts: Sequence[Sequence[int]], choices: Sequence[Sequence[Sequence[int]]]
+                     ) -> tuple[list[list[int]], list[tuple[int, int]]]:
+    """Multiple-choice log-likelihood requests (lm-evaluation-harness ``loglikelihood``), as every
+    backend's ``choice_logliks`` builds them: one sequence context + choice per choice, and per
+    sequence (item index, context length). Empty contexts or choices are a ValueError naming them."""
+    seqs, where = [], []
+    for i, (ctx, chs) in enumerate(zip(contexts, choices)):
+        if not ctx:
+            raise ValueError(f"contexts[{i}]: empty (needs at least a BOS)")
+        for j, ch in enumerate(chs):
+            if not ch:
+                raise ValueError(f"choices[{i}][{j}]: empty continuation")
+            seqs.append(list(ctx) + list(ch))
+            where.append((i, len(ctx)))
+    return seqs, where
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A generation backend. Results come back in input order (`generate`) or as rows finish

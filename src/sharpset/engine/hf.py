@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from sharpset.engine.base import FinishReason, GenerationRequest, GenerationResult, SamplingParams
+from sharpset.engine.base import (FinishReason, GenerationRequest, GenerationResult, SamplingParams, check_request,
+                                  choice_sequences)
 from sharpset.engine.linear import PrepackedLinears, resolve_kernel
 
 STRATEGIES = ("refill", "bucket")
@@ -316,7 +317,49 @@ def _attention_layout(cfg) -> tuple[str, int | None]:
     return "full", None
 
 
-class TransformersEngine:
+class TransformersScoring:
+    """Forward-pass scores of a transformers causal LM: engine/scoring.py's functions bound to
+    (model, tokenizer), as the methods every registered engine offers (sharpset.engine). Plain
+    ``F.linear`` forwards (the engine's prepacked kernels are for decoding only), so the numbers
+    are exactly engine/scoring.py's."""
+
+    SCORES = frozenset({"answer_nll", "answer_token_nll", "next_token_probs", "choice_logliks",
+                        "answer_token_ranks"})
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+
+    def answer_nll(self, sequences, labels, **kw) -> list[float | None]:
+        from sharpset.engine import scoring
+
+        return scoring.answer_nll(self.model, self.tokenizer, sequences, labels, **kw)
+
+    def answer_token_nll(self, sequences, labels, **kw) -> list[list[float] | None]:
+        from sharpset.engine import scoring
+
+        return scoring.answer_token_nll(self.model, self.tokenizer, sequences, labels, **kw)
+
+    def answer_token_ranks(self, sequences, labels, **kw) -> list[list[int] | None]:
+        from sharpset.engine import scoring
+
+        return scoring.answer_token_ranks(self.model, self.tokenizer, sequences, labels, **kw)
+
+    def next_token_probs(self, prompts, candidate_ids, **kw) -> torch.Tensor:
+        from sharpset.engine import scoring
+
+        return scoring.next_token_probs(self.model, self.tokenizer, prompts, candidate_ids, **kw)
+
+    def choice_logliks(self, contexts, choices, **kw) -> list[list[float]]:
+        """Per item and choice, sum log p(choice | context) (lm-evaluation-harness ``loglikelihood``)."""
+        seqs, where = choice_sequences(contexts, choices)
+        labels = [[-100] * start + s[start:] for s, (_, start) in zip(seqs, where)]
+        out: list[list[float]] = [[] for _ in contexts]
+        for (i, _), nll in zip(where, self.answer_token_nll(seqs, labels, **kw)):
+            out[i].append(-float(sum(nll)))
+        return out
+
+
+class TransformersEngine(TransformersScoring):
     """Batched generation with a transformers causal LM; see the module docstring.
 
     model: a causal LM (sdpa or eager attention). tokenizer: used to decode (stop strings, text).
@@ -327,6 +370,8 @@ class TransformersEngine:
     linear_kernel: "auto" (oneDNN on prepacked weights for a CPU model in fp32/bf16, else torch),
     "onednn" (required; error if unavailable) or "torch" (plain `F.linear`); see engine/linear.py.
     """
+
+    LOADS_WEIGHTS = True  # built from a loaded model object (sharpset.engine: the backend contract)
 
     def __init__(self, model, tokenizer, *, batch_size: int = 16, strategy: str = "refill",
                  pad_token_id: int | None = None, stop_at_eos: bool = True, linear_kernel: str = "auto"):
@@ -596,17 +641,9 @@ class TransformersEngine:
         return text[:min(hits)] if hits else None
 
     def _make_row(self, i: int, request: GenerationRequest) -> _Row:
-        ids, p = request.prompt_ids, request.params
-        if not isinstance(p, SamplingParams):
-            raise TypeError(f"requests[{i}].params: expected SamplingParams, got {type(p).__name__}")
-        if len(ids) == 0:
-            raise ValueError(f"requests[{i}].prompt_ids: empty (a prompt needs at least one token, e.g. BOS)")
-        if min(ids) < 0 or max(ids) >= self._vocab:
-            raise ValueError(f"requests[{i}].prompt_ids: ids must be in [0, {self._vocab}), "
-                             f"got min {min(ids)} max {max(ids)}")
-        if self._max_positions and len(ids) + p.max_new_tokens > self._max_positions:
-            raise ValueError(f"requests[{i}]: prompt ({len(ids)}) + max_new_tokens ({p.max_new_tokens}) exceeds "
-                             f"the model's max_position_embeddings ({self._max_positions})")
+        check_request(i, request, vocab=self._vocab, max_len=self._max_positions,
+                      max_len_name="the model's max_position_embeddings")
+        p = request.params
         draws = None
         if not p.greedy:
             gen = torch.Generator().manual_seed(p.seed)

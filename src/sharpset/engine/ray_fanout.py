@@ -3,8 +3,9 @@
 ``--cluster local`` starts (or joins) a Ray instance on this machine; ``--cluster ray://HOST:PORT``
 connects to a running cluster through Ray Client (``auto`` joins the cluster this process runs
 in). Requests become rows of a Ray Dataset; ``map_batches`` runs them over a pool of actors that
-each build one model once (`EngineSpec`: the transformers engine or vLLM) and keep it for every
-batch they get -- Ray Data's documented pattern for batch inference with a stateful model.
+each build one model once (`EngineSpec`: any registered engine -- transformers, vLLM) and keep it
+for every batch they get -- Ray Data's documented pattern for batch inference with a stateful model.
+`FanoutEngine` wraps the two functions as an engine: what a stage builds for ``--cluster``.
 
 Resume and failures, the same contract as a single-process stage (DESIGN.md "Non-negotiables"):
 
@@ -23,8 +24,10 @@ the backend name as provenance.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +36,7 @@ from typing import Any
 from sharpset.engine.base import GenerationRequest, GenerationResult, SamplingParams
 from sharpset.run import RunDir
 
-SCORE_KINDS = ("answer_nll", "next_token_probs", "choice_logliks")
+SCORE_KINDS = ("answer_nll", "answer_token_nll", "next_token_probs", "choice_logliks", "answer_token_ranks")
 
 
 # --------------------------------------------------------------------------- logs
@@ -57,54 +60,63 @@ def _as_log(log: RunDir | SampleLog | str | Path):
 
 # --------------------------------------------------------------------------- what each actor holds
 class Backend:
-    """A model held by one actor: ``engine`` (the `Engine` interface) and ``score``."""
+    """A model held by one actor: ``engine`` (the `Engine` interface) and ``score``.
+
+    Scores come from the engine's own scoring methods (sharpset.engine's backend contract), or,
+    with ``scoring`` given, from a module of engine/scoring.py's functions called with
+    ``(model, tokenizer, ...)`` (engine/scoring.py itself, or engine/vllm.py)."""
 
     name = "custom"
 
     def __init__(self, engine, model=None, tokenizer=None, scoring=None):
         self.engine, self.model, self.tokenizer, self.scoring = engine, model, tokenizer, scoring
 
+    def _scorer(self):
+        if self.scoring is None:
+            return self.engine
+        from sharpset.engine import scoring as hf_scoring
+
+        if self.scoring is hf_scoring:
+            from sharpset.engine.hf import TransformersScoring
+
+            return TransformersScoring(self.model, self.tokenizer)
+        bound = {k: functools.partial(getattr(self.scoring, k), self.model, self.tokenizer)
+                 for k in SCORE_KINDS if hasattr(self.scoring, k)}
+        return types.SimpleNamespace(**bound)
+
     def score(self, kind: str, rows: list[dict]) -> list[Any]:
-        """Per row: answer_nll -> float | None; next_token_probs -> list[float]; choice_logliks ->
-        list[float]. Rows hold the arguments of the engine/scoring.py function of that name."""
-        s, m, t = self.scoring, self.model, self.tokenizer
-        if kind == "answer_nll":
-            return s.answer_nll(m, t, [r["sequence"] for r in rows], [r["labels"] for r in rows])
+        """Per row: answer_nll -> float | None; answer_token_nll -> list[float] | None;
+        answer_token_ranks -> list[int] | None; next_token_probs -> list[float]; choice_logliks ->
+        list[float]. Rows hold the arguments of the engine/scoring.py function of that name:
+        {sequence, labels}, {prompt, candidate_ids} or {context, choices}."""
+        if kind not in SCORE_KINDS:
+            raise ValueError(f"score kind: must be one of {SCORE_KINDS}, got {kind!r}")
+        s = self._scorer()
+        if kind in ("answer_nll", "answer_token_nll", "answer_token_ranks"):
+            return getattr(s, kind)([r["sequence"] for r in rows], [r["labels"] for r in rows])
         if kind == "next_token_probs":
             out: list[Any] = [None] * len(rows)
             groups: dict[tuple[int, ...], list[int]] = {}
             for i, r in enumerate(rows):  # one call per candidate set
                 groups.setdefault(tuple(r["candidate_ids"]), []).append(i)
             for cands, idx in groups.items():
-                probs = s.next_token_probs(m, t, [rows[i]["prompt"] for i in idx], list(cands))
+                probs = s.next_token_probs([rows[i]["prompt"] for i in idx], list(cands))
                 for j, i in enumerate(idx):
                     out[i] = [float(x) for x in probs[j]]
             return out
-        if kind == "choice_logliks":
-            if hasattr(s, "choice_logliks"):
-                return s.choice_logliks(m, t, [r["context"] for r in rows], [r["choices"] for r in rows])
-            # transformers: sum log p(choice | context) = -(mean NLL x tokens), from answer_nll
-            seqs, labels, where = [], [], []
-            for i, r in enumerate(rows):
-                for ch in r["choices"]:
-                    seqs.append(list(r["context"]) + list(ch))
-                    labels.append([-100] * len(r["context"]) + list(ch))
-                    where.append((i, len(ch)))
-            res: list[list[float]] = [[] for _ in rows]
-            for (i, n), nll in zip(where, s.answer_nll(m, t, seqs, labels)):
-                res[i].append(-nll * n)
-            return res
-        raise ValueError(f"score kind: must be one of {SCORE_KINDS}, got {kind!r}")
+        return s.choice_logliks([r["context"] for r in rows], [r["choices"] for r in rows])
 
 
 @dataclass(frozen=True)
 class EngineSpec:
     """A picklable recipe each actor follows to build its model (a model object is never shipped).
 
-    backend: "transformers" or "vllm". model: embedded name, local folder or hub id.
-    engine_kwargs: for the engine (transformers: batch_size, strategy, ...; vllm: batch_size,
-    options={"tensor_parallel_size": ...}). dtype: transformers only, cast the loaded model
-    (e.g. "float64" in tests). threads: torch CPU threads per actor (0: leave as Ray sets them).
+    backend: a registered engine name (sharpset.engine.ENGINES: "transformers", "vllm", ...).
+    model: embedded name, local folder or hub id (a folder must exist on every node).
+    engine_kwargs: for the engine (batch_size, and ``options``: the config's engine_options, passed
+    as sharpset.engine.build_engine does; the transformers engine also takes strategy, ... directly).
+    dtype: engines built from a loaded model only, cast it (e.g. "float64" in tests).
+    threads: torch CPU threads per actor (0: leave as Ray sets them).
     """
 
     backend: str = "transformers"
@@ -114,30 +126,28 @@ class EngineSpec:
     threads: int = 0
 
     def build(self) -> Backend:
-        import torch
+        from sharpset.engine import build_engine, engine_class
 
         if self.threads:
-            torch.set_num_threads(self.threads)
-        from sharpset.engine import get_engine
+            import torch
 
-        if self.backend == "transformers":
-            from sharpset.engine import scoring
+            torch.set_num_threads(self.threads)
+        cls = engine_class(self.backend)
+        if getattr(cls, "LOADS_WEIGHTS", True):
             from sharpset.models import load_model
 
             model, tok = load_model(self.model, log=lambda m: None)
             if self.dtype:
+                import torch
+
                 model = model.to(getattr(torch, self.dtype))
-            b = Backend(get_engine("transformers", model=model, tokenizer=tok, **self.engine_kwargs),
-                        model.eval(), tok, scoring)
-        elif self.backend == "vllm":
-            from sharpset.engine import vllm as vscoring
+            eng = build_engine(self.backend, model=model.eval(), tokenizer=tok, **self.engine_kwargs)
+        else:
             from sharpset.models.registry import resolve_path
 
             path, _ = resolve_path(self.model)
-            eng = get_engine("vllm", model=str(path), **self.engine_kwargs)
-            b = Backend(eng, eng, eng.tokenizer, vscoring)
-        else:
-            raise ValueError(f"EngineSpec.backend: must be transformers or vllm, got {self.backend!r}")
+            eng = build_engine(self.backend, model=str(path), **self.engine_kwargs)
+        b = Backend(eng)
         b.name = self.backend
         return b
 
@@ -187,8 +197,11 @@ def connect(cluster: str = "local", *, num_cpus: int | None = None, log: Callabl
     Client to a running cluster; "auto": the cluster this process runs in. Reuses a live session."""
     try:
         import ray
+        import ray.data  # noqa: F401
     except ImportError as e:
-        raise ImportError("--cluster needs Ray Data: pip install 'sharpset[ray]' (ray[data])") from e
+        from sharpset.errors import require_extra
+
+        require_extra("ray", "--cluster (Ray Data)", exc=e)
     if ray.is_initialized():
         return ray
     if cluster == "local":
@@ -284,3 +297,93 @@ def fanout_score(kind: str, items: Iterable[tuple[str, dict]], engine: EngineSpe
                 num_cpus_per_worker=num_cpus_per_worker, ray_remote_args=ray_remote_args, progress=progress,
                 on_result=on_result, echo=echo)
     return [done[k]["value"] for k, _ in items]
+
+
+# --------------------------------------------------------------------------- as an engine
+class FanoutEngine:
+    """An `Engine`, with the scoring methods of sharpset.engine's backend contract, whose work runs
+    on Ray actors (what a stage builds for ``--cluster``).
+
+    Every request and score row is keyed by a content hash of (model, backend, its options, what is
+    asked), so identical asks run once, and results go to ``log`` (a `SampleLog` file in the run
+    folder): a rerun -- with the same cluster, another one, or none -- skips what is logged there.
+    ``generate_iter`` yields once the whole call is done (in input order): the stage logs its own
+    samples then, and a kill before that loses nothing already in ``log``.
+    """
+
+    LOADS_WEIGHTS = False
+
+    def __init__(self, spec: EngineSpec, *, log: SampleLog | str | Path, cluster: str, num_workers: int = 2,
+                 batch_size: int = 16, num_cpus_per_worker: float = 1, ray_remote_args: dict | None = None,
+                 echo: Callable[[str], None] = print):
+        from sharpset.engine import engine_class
+
+        self.spec, self.log, self.cluster, self.echo = spec, _as_log(log), cluster, echo
+        self.fan = dict(num_workers=num_workers, batch_size=batch_size, num_cpus_per_worker=num_cpus_per_worker,
+                        ray_remote_args=ray_remote_args)
+        self.SCORES = frozenset(SCORE_KINDS) & frozenset(getattr(engine_class(spec.backend), "SCORES", ()))
+        kw = {k: v for k, v in spec.engine_kwargs.items() if k != "batch_size"}  # batching changes no result
+        self._who = {"backend": spec.backend, "model": spec.model, "engine_kwargs": kw, "dtype": spec.dtype}
+
+    def _key(self, task: str, what: Any) -> str:
+        from sharpset.run import canonical_json, sha256_text
+
+        return f"{task}:" + sha256_text(canonical_json([self._who, what]))[:32]
+
+    # -- generation
+    def generate(self, requests: Sequence[GenerationRequest], *, progress: bool = True) -> list[GenerationResult]:
+        out: list[GenerationResult | None] = [None] * len(requests)
+        for i, res in self.generate_iter(requests, progress=progress):
+            out[i] = res
+        return out  # type: ignore[return-value]
+
+    def generate_iter(self, requests: Sequence[GenerationRequest], *, progress: bool = True):
+        from dataclasses import replace
+
+        keys = [self._key("gen", [list(r.prompt_ids), _params_dict(r.params)]) for r in requests]
+        unique: dict[str, GenerationRequest] = {}
+        for k, r in zip(keys, requests):
+            unique.setdefault(k, GenerationRequest(list(r.prompt_ids), r.params, key=k))
+        if not unique:
+            return
+        got = fanout_generate(list(unique.values()), self.spec, log=self.log, cluster=self.cluster,
+                              progress=progress, echo=self.echo, **self.fan)
+        by_key = dict(zip(unique, got))
+        for i, (k, r) in enumerate(zip(keys, requests)):
+            yield i, replace(by_key[k], key=r.key)
+
+    # -- scoring
+    def _score(self, kind: str, rows: list[dict]) -> list[Any]:
+        if kind not in self.SCORES:
+            raise ValueError(f"engine {self.spec.backend} on a cluster: no {kind}")
+        keys = [self._key(kind, r) for r in rows]
+        unique = dict(zip(keys, rows))
+        if not unique:
+            return []
+        vals = fanout_score(kind, list(unique.items()), self.spec, log=self.log, cluster=self.cluster,
+                            echo=self.echo, **self.fan)
+        by_key = dict(zip(unique, vals))
+        return [by_key[k] for k in keys]
+
+    def _labelled(self, kind: str, sequences, labels) -> list[Any]:
+        return self._score(kind, [{"sequence": list(s), "labels": list(lab)} for s, lab in zip(sequences, labels)])
+
+    def answer_nll(self, sequences, labels, **kw) -> list[float | None]:
+        return self._labelled("answer_nll", sequences, labels)
+
+    def answer_token_nll(self, sequences, labels, **kw) -> list[list[float] | None]:
+        return self._labelled("answer_token_nll", sequences, labels)
+
+    def answer_token_ranks(self, sequences, labels, **kw) -> list[list[int] | None]:
+        return self._labelled("answer_token_ranks", sequences, labels)
+
+    def next_token_probs(self, prompts, candidate_ids, **kw):
+        import torch
+
+        cands = [int(c) for c in candidate_ids]
+        vals = self._score("next_token_probs", [{"prompt": list(p), "candidate_ids": cands} for p in prompts])
+        return torch.tensor(vals, dtype=torch.float32).reshape(len(prompts), len(cands))
+
+    def choice_logliks(self, contexts, choices, **kw) -> list[list[float]]:
+        return self._score("choice_logliks", [{"context": list(c), "choices": [list(x) for x in ch]}
+                                              for c, ch in zip(contexts, choices)])

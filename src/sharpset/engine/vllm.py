@@ -12,6 +12,9 @@ Mapping of `SamplingParams` (one to one):
     top_p -> top_p    min_p -> min_p      seed -> seed (per request)
     stop_strings -> stop                  stop_token_ids -> stop_token_ids
     stop_at_eos=False -> ignore_eos=True
+    repetition_penalty, no_repeat_ngram_size: not mapped; a request that sets either is refused
+    (vLLM's repetition_penalty also penalises the stop tokens sharpset's exempts, and vLLM has no
+    n-gram ban), rather than decoded without it
 
 Results (`GenerationResult`) follow the transformers engine exactly: ``token_ids`` without a
 terminating stop token, ``text`` = the tokenizer's decode of ``token_ids`` (special tokens kept,
@@ -33,7 +36,11 @@ accepted for parity and unused):
 * ``next_token_probs`` -- full-vocabulary probabilities of a fixed answer set as the next token,
   from ``logprob_token_ids`` (one forward, one sampled token that is discarded);
 * ``choice_logliks`` -- multiple-choice log-likelihood, sum log p(continuation | context) per
-  choice, as lm-evaluation-harness's ``loglikelihood`` requests.
+  choice, as lm-evaluation-harness's ``loglikelihood`` requests;
+* ``answer_token_nll`` -- the per-token values ``answer_nll`` averages.
+The engine has the same methods without the first two arguments (``engine.answer_nll(sequences,
+labels)``), as every registered engine does (sharpset.engine). Token ranks
+(``answer_token_ranks``) are not offered: vLLM ranks a token among ties differently.
 All three read vLLM's default ``logprobs_mode="raw_logprobs"`` (log-softmax of the raw logits,
 before any temperature or penalty); an engine built with another mode is refused.
 """
@@ -46,16 +53,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sharpset.engine.base import FinishReason, GenerationRequest, GenerationResult, SamplingParams
+from sharpset.engine.base import (FinishReason, GenerationRequest, GenerationResult, SamplingParams, check_request,
+                                  choice_sequences)
 
 
 def _require_vllm():
     try:
         import vllm  # noqa: F401
     except ImportError as e:  # the registry imports this module lazily, so only --engine vllm gets here
-        raise ImportError(
-            "engine 'vllm' needs the vllm package: `pip install sharpset[vllm]` on a GPU machine, or the CPU "
-            f"build in its own venv (see docs/scale.md). Import failed: {e}") from e
+        from sharpset.errors import require_extra
+
+        require_extra("vllm", "engine 'vllm'", exc=e)
     return vllm
 
 
@@ -81,6 +89,10 @@ class VLLMEngine:
     options: keyword arguments for ``vllm.LLM`` (e.g. ``{"tensor_parallel_size": 4}``); ``dtype``
     defaults to "auto". llm: an already built ``vllm.LLM`` (then model/options are not used).
     """
+
+    LOADS_WEIGHTS = False  # built from a folder path or hub id (sharpset.engine: the backend contract)
+    SCORES = frozenset({"answer_nll", "answer_token_nll", "next_token_probs", "choice_logliks"})
+    UNSUPPORTED_PARAMS = ("repetition_penalty", "no_repeat_ngram_size")
 
     def __init__(self, model=None, tokenizer=None, *, batch_size: int | None = None, stop_at_eos: bool = True,
                  options: dict[str, Any] | None = None, llm=None, **ignored: Any):
@@ -131,19 +143,6 @@ class VLLMEngine:
             ignore_eos=not self.stop_at_eos, skip_special_tokens=False, spaces_between_special_tokens=False,
             include_stop_str_in_output=False, **extra)
 
-    def _check(self, i: int, request: GenerationRequest) -> None:
-        ids, p = request.prompt_ids, request.params
-        if not isinstance(p, SamplingParams):
-            raise TypeError(f"requests[{i}].params: expected SamplingParams, got {type(p).__name__}")
-        if len(ids) == 0:
-            raise ValueError(f"requests[{i}].prompt_ids: empty (a prompt needs at least one token, e.g. BOS)")
-        if min(ids) < 0 or max(ids) >= self._vocab:
-            raise ValueError(f"requests[{i}].prompt_ids: ids must be in [0, {self._vocab}), "
-                             f"got min {min(ids)} max {max(ids)}")
-        if len(ids) + p.max_new_tokens > self.max_model_len:
-            raise ValueError(f"requests[{i}]: prompt ({len(ids)}) + max_new_tokens ({p.max_new_tokens}) exceeds "
-                             f"vLLM's max_model_len ({self.max_model_len})")
-
     def generate(self, requests: Sequence[GenerationRequest], *, progress: bool = True) -> list[GenerationResult]:
         out: list[GenerationResult | None] = [None] * len(requests)
         for i, result in self.generate_iter(requests, progress=progress):
@@ -159,7 +158,8 @@ class VLLMEngine:
         from sharpset.engine.hf import _Bar
 
         for i, r in enumerate(requests):  # validate before any compute
-            self._check(i, r)
+            check_request(i, r, vocab=self._vocab, max_len=self.max_model_len, max_len_name="vLLM's max_model_len",
+                          backend="vllm", unsupported=self.UNSUPPORTED_PARAMS)
         if not requests:
             return
         engine = self.llm.llm_engine
@@ -216,6 +216,19 @@ class VLLMEngine:
                                 truncated=reason == "length", n_prompt_tokens=len(request.prompt_ids),
                                 n_new_tokens=len(raw))
 
+    # ------------------------------------------------------------------ scoring (the engine's methods)
+    def answer_nll(self, sequences, labels, **kw) -> list[float | None]:
+        return answer_nll(self, self.tokenizer, sequences, labels, **kw)
+
+    def answer_token_nll(self, sequences, labels, **kw) -> list[list[float] | None]:
+        return answer_token_nll(self, self.tokenizer, sequences, labels, **kw)
+
+    def next_token_probs(self, prompts, candidate_ids, **kw):
+        return next_token_probs(self, self.tokenizer, prompts, candidate_ids, **kw)
+
+    def choice_logliks(self, contexts, choices, **kw) -> list[list[float]]:
+        return choice_logliks(self, self.tokenizer, contexts, choices)
+
     # ------------------------------------------------------------------ scoring helpers
     def _run(self, prompts: Sequence[list[int]], params: Sequence) -> list:
         """One vLLM pass over token prompts (validated), outputs in input order."""
@@ -224,6 +237,8 @@ class VLLMEngine:
         if self.logprobs_mode != "raw_logprobs":
             raise ValueError(f"engine vllm: scoring needs logprobs_mode='raw_logprobs', this engine has "
                              f"{self.logprobs_mode!r}")
+        if not prompts:
+            return []
         for i, p in enumerate(prompts):
             if len(p) == 0:
                 raise ValueError(f"prompts[{i}]: empty")
@@ -264,6 +279,14 @@ def answer_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequenc
     """Mean NLL (nats/token) of the tokens whose label is not -100; None when a row has none.
     Same contract as engine.scoring.answer_nll; labels must equal the input token where set
     (prompt_logprobs scores the actual tokens). batch_size/max_tokens: vLLM batches itself."""
+    per_token = answer_token_nll(model, tokenizer, sequences, labels)
+    return [None if t is None else sum(t) / len(t) for t in per_token]
+
+
+def answer_token_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
+                     batch_size: int = 8, max_tokens: int = 8192) -> list[list[float] | None]:
+    """Per-token NLL (nats) of the tokens whose label is not -100, in order; None when a row has
+    none; a row's first token is never scored. Same contract as engine.scoring.answer_token_nll."""
     for i, (s, lab) in enumerate(zip(sequences, labels)):
         if len(s) != len(lab):
             raise ValueError(f"labels[{i}]: length {len(lab)} != sequence length {len(s)}")
@@ -271,10 +294,10 @@ def answer_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequenc
         if bad:
             raise ValueError(f"labels[{i}]: position {bad[0]} labels token {lab[bad[0]]} but the input has {s[bad[0]]}; "
                              "the vLLM scorer scores the input tokens (use -100 or the input id)")
-    out: list[float | None] = []
+    out: list[list[float] | None] = []
     for lab, lps in zip(labels, prompt_token_logprobs(model, sequences)):
         picked = [-lps[t] for t in range(1, len(lab)) if lab[t] != -100]
-        out.append(sum(picked) / len(picked) if picked else None)
+        out.append(picked or None)
     return out
 
 
@@ -299,15 +322,7 @@ def choice_logliks(model, tokenizer, contexts: Sequence[list[int]], choices: Seq
                    ) -> list[list[float]]:
     """Multiple-choice log-likelihood: for item i and choice j, sum_t log p(choice_j[t] | context_i,
     choice_j[<t]) (lm-evaluation-harness ``loglikelihood``; pick argmax, or normalise by length)."""
-    seqs, where = [], []
-    for i, (ctx, chs) in enumerate(zip(contexts, choices)):
-        if not ctx:
-            raise ValueError(f"contexts[{i}]: empty (needs at least a BOS)")
-        for j, ch in enumerate(chs):
-            if not ch:
-                raise ValueError(f"choices[{i}][{j}]: empty continuation")
-            seqs.append(list(ctx) + list(ch))
-            where.append((i, len(ctx)))
+    seqs, where = choice_sequences(contexts, choices)
     lps = prompt_token_logprobs(model, seqs)
     out: list[list[float]] = [[] for _ in contexts]
     for (i, start), lp in zip(where, lps):

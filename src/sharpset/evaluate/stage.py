@@ -26,13 +26,14 @@ from typing import Any, Callable
 from ..config import field
 from ..errors import UserError
 from ..invariance import HELDOUT_FAMILIES
+from ..stage import BackendFields
 
 STAGE = "eval"
 VERSION = 1
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(BackendFields):
     models: list = field([], "models to evaluate: embedded names, local HF folders or `sharpset train` run folders; "
                              "with two or more, each later one is compared with the first, paired on the same items")
     suites: list = field(["all"], "suites: all, or any of format, shape, invariance, knowledge, speech_acts, "
@@ -67,6 +68,17 @@ class EvalConfig:
             p.append(("suites", f"unknown {bad}; known: all, {', '.join(SUITES)} (or module:SUITE)"))
         return p
 
+    def scoring_needs(self) -> dict[str, str]:
+        from .suite import SUITES, resolve_suites
+
+        uses = {"knowledge": "answer_token_nll", "invariance": "answer_token_nll", "token_shift": "answer_token_ranks"}
+        needs: dict[str, list[str]] = {}
+        for name in resolve_suites(self.suites):
+            if name in SUITES and name in uses:
+                needs.setdefault(uses[name], []).append(name)
+        return {m: f"the {' and '.join(names)} suite{'s' if len(names) > 1 else ''} (--suites)"
+                for m, names in needs.items()}
+
     def input_paths(self) -> list[str]:
         paths = [resolve_model(m) for m in self.models] + ([resolve_model(self.base)] if self.base else [])
         return [p for p in paths if Path(p).exists()] + ([self.pairs] if self.pairs else [])
@@ -98,12 +110,13 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
 
     def subject(name: str):
         if name not in loaded:
-            loaded[name] = load_subject(resolve_model(name), log=log)
+            loaded[name] = load_subject(resolve_model(name), log=log, run=run, backend=cfg)
         return loaded[name]
 
     per_model: list[dict[str, list[dict]]] = []
     summary: dict[str, Any] = {"models": [], "suites": {}, "split": cfg.split, "limit": cfg.limit, "seed": cfg.seed,
-                               "decoding": {"temperature": 0.0, "max_new_tokens": cfg.max_new_tokens}}
+                               "decoding": {"temperature": 0.0, "max_new_tokens": cfg.max_new_tokens},
+                               "backend": cfg.backend_info(cluster=False)}
     t0 = time.perf_counter()
     for i, name in enumerate(cfg.models):
         s = subject(name)

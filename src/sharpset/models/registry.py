@@ -241,6 +241,19 @@ def load_model(
     return model, tok
 
 
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False,
+                   log: Callable[[str], None] = lambda m: None):
+    """``(tokenizer, model config)`` without the weights: for an engine that loads the model itself
+    (vLLM, Ray actors). An embedded GGUF is converted once, as :func:`load_model` does."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    path, spec = resolve_path(name_or_path, log)
+    if spec is not None and spec.kind != "causal-lm":
+        raise UserError(f"'{name_or_path}' is an {spec.kind}, not a causal LM; use load_embedder")
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    return tok, AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+
+
 def load_embedder(name_or_path: str = "minilm-l6", device: str = "cpu"):
     """A sentence-transformers model; the embedded one loads from site-packages, offline."""
     from sentence_transformers import SentenceTransformer

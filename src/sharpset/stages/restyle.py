@@ -13,7 +13,7 @@ arXiv:2312.01552: a fixed instruction plus a few worked examples in context, no 
     assistant: <the rewrite, generated>
 
 The prompt is rendered by the chat profile (one BOS, no appended generation header) and generated
-through the project engine (``get_engine("transformers", ...)``); each rewrite is logged with
+through the configured engine (``--engine``, ``--cluster``; the transformers engine by default); each rewrite is logged with
 ``run.log_sample`` the moment it exists, so a killed run resumes where it stopped.
 
 Content check (every drop counted by reason, and listed in ``restyle_dropped.jsonl``):
@@ -52,6 +52,7 @@ from ..config import field
 from ..errors import UserError
 from ..records import instruction_of, response_of
 from ..run import RunDir, derive_seed
+from ..stage import BackendFields
 
 STAGE = "restyle"
 VERSION = 1
@@ -64,7 +65,7 @@ REWRITE_TEMPLATE = "QUESTION:\n{instruction}\n\nASSISTANT ANSWER:\n{response}\n\
 
 
 @dataclass
-class RestyleConfig:
+class RestyleConfig(BackendFields):
     input: str = field("", "input data: SFT rows (messages) -- a file, folder or run folder")
     spec: str = field("lima-long", "response-shape spec to rewrite into (shipped name or .yaml with examples)")
     model: str = field("smollm2-135m-instruct", "aligned chat model that rewrites: embedded name, local HF folder or hub id")
@@ -158,7 +159,7 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
     from ..dataio import read_records, write_json, write_records, write_rejected
     from ..engine import GenerationRequest, SamplingParams
     from ..models.profiles import encode_prompt
-    from ..stage import load_subject
+    from ..stage import load_subject, prompt_room
     from ..records import Counts, content_id
     from ..text.spec import conformance, load_spec
 
@@ -172,17 +173,17 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
     rows = [with_id(r, "sft") for r in (res.rows[: cfg.n] if cfg.n else res.rows)]
     not_taken = len(res.rows) - len(rows)
 
-    subject = load_subject(cfg.model, log=log, run=run, role="rewriter")
-    model, tok, profile = subject.model, subject.tok, subject.profile
+    subject = load_subject(cfg.model, log=log, run=run, role="rewriter", backend=cfg)
+    tok, profile = subject.tok, subject.profile
     system_role = profile.layout is None or profile.layout.system_mode != "none"
     engine = subject.engine(cfg.batch_size)
     stops = subject.stop_ids()
 
     # the prompt must leave room for the rewrite inside the model's context
     limit = cfg.max_prompt_tokens
-    ctx = getattr(model.config, "max_position_embeddings", None)
-    if ctx:
-        limit = min(limit, ctx - cfg.max_new_tokens)
+    room = prompt_room(subject.config, cfg.max_new_tokens)
+    if room is not None:
+        limit = min(limit, room)
     done = run.done_samples()
     if done:
         log(f"resuming: {len(done)} of {len(rows)} rewrites already logged")
@@ -259,6 +260,7 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
         new.update({**c1, "restyle_spec": spec.name, "content_recall": s["content_recall"],
                     "content_jaccard": s["content_jaccard"], "restyle_cosine": s.get("cosine")})
         new["provenance"] = {"stage": STAGE, "source_id": r["id"], "spec": spec.name, "model": cfg.model,
+                             **cfg.backend_info(cluster=False),
                              "original_response": orig, "seed": s["seed"], "n_examples": cfg.n_examples,
                              "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p,
                                           "max_new_tokens": cfg.max_new_tokens},

@@ -39,6 +39,7 @@ from ..config import field
 from ..errors import UserError
 from ..records import content_id, write_records
 from ..run import RunDir, derive_seed
+from ..stage import BackendFields
 
 STAGE = "synth"
 VERSION = 2  # 2: responses decoded with repetition_penalty 1.1 by default (issue 13)
@@ -49,7 +50,7 @@ _HEADER = re.compile(r"^\s*#{1,6}\s")
 
 
 @dataclass
-class SynthConfig:
+class SynthConfig(BackendFields):
     model: str = field("smollm2-135m-instruct", "aligned chat model: embedded name, local HF folder or hub id")
     n: int = field(200, "instruction attempts (clean rows are those that survive the cleaner)")
     instruction_temperature: float = field(1.0, "instruction sampling temperature (authors: 1.0, range 0.6-1.2)")
@@ -127,6 +128,15 @@ class SynthConfig:
                         p.append(("quotas", f"{bad}: with quota_by=judge, categories must be Magpie's: {CATEGORIES}"))
         return p
 
+    def scoring_needs(self) -> dict[str, str]:
+        if self.quotas and self.quota_by == "judge":
+            return {"next_token_probs": "quota_by=judge (the judge's task category)"}
+        return {}
+
+    def decoding(self) -> dict[str, tuple[str, Any]]:
+        return {"response_repetition_penalty": ("repetition_penalty", self.response_repetition_penalty),
+                "response_no_repeat_ngram": ("no_repeat_ngram_size", self.response_no_repeat_ngram)}
+
     def steering(self) -> list[dict[str, Any]]:
         out = []
         for sp in self.system_prompts:
@@ -164,8 +174,8 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     from ..models.profiles import encode_prompt, encode_text
     from ..stage import load_subject
 
-    subject = load_subject(cfg.model, log=log, run=run, role="subject")
-    model, tok, profile = subject.model, subject.tok, subject.profile
+    subject = load_subject(cfg.model, log=log, run=run, role="subject", backend=cfg)
+    tok, profile = subject.tok, subject.profile
     engine = subject.engine(cfg.batch_size)
     stops = subject.stop_ids()
     steer = cfg.steering()
@@ -288,7 +298,7 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         need = [i for i in todo if f"cat:{i}" not in done]
         if need:
             if judge is None:
-                judge = _quota_judge(cfg, model, tok, profile, log)
+                judge = _quota_judge(cfg, subject, run, log)
             res = judge.score("category", [{"instruction": convs[i]["messages"][0]["content"]} for i in need])
             for i, r in zip(need, res):
                 run.log_sample(f"cat:{i}", r)
@@ -336,7 +346,8 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
             "truncated": any(t.get("response_truncated") for t in c["turns"]),
             "instruction_tokens": sum(t["instruction_tokens"] for t in c["turns"]),
             "response_tokens": sum(t["response_tokens"] for t in c["turns"]),
-            "provenance": {"stage": STAGE, "model": cfg.model, "attempt": i, "seed": c["seed"],
+            "provenance": {"stage": STAGE, "model": cfg.model, **cfg.backend_info(cluster=False),
+                           "attempt": i, "seed": c["seed"],
                            "system_prompt": c["system"], "sampling": sampling, "turns": c["turns"]},
         }
         if cfg.quotas:
@@ -361,17 +372,16 @@ def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     return metrics
 
 
-def _quota_judge(cfg: SynthConfig, model, tok, profile, log):
-    """The judge that classifies rows for quota_by=judge, exactly as `sharpset tag` builds it."""
+def _quota_judge(cfg: SynthConfig, subject, run: RunDir, log):
+    """The judge that classifies rows for quota_by=judge, exactly as `sharpset tag` builds it (on
+    the same backend as the synth model)."""
     from ..judge import JUDGE_BATCH_SIZE, JUDGE_MAX_LENGTH, JUDGE_MIN_MASS, Judge
     from ..stage import load_subject
 
     name = cfg.quota_judge or cfg.model
-    if name != cfg.model:
-        j = load_subject(name, log=log)
-        model, tok, profile = j.model, j.tok, j.profile
-    return Judge(model, tok, profile, batch_size=JUDGE_BATCH_SIZE, max_length=JUDGE_MAX_LENGTH,
-                 min_mass=JUDGE_MIN_MASS)
+    j = subject if name == cfg.model else load_subject(name, log=log, run=run, role="quota_judge", backend=cfg)
+    return Judge(j.scorer("next_token_probs", why="quota_by=judge"), j.tok, j.profile, batch_size=JUDGE_BATCH_SIZE,
+                 max_length=JUDGE_MAX_LENGTH, min_mass=JUDGE_MIN_MASS)
 
 
 def _query_prefix(profile: Any, system: str | None, history: list[dict]) -> str:

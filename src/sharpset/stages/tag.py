@@ -41,6 +41,7 @@ from ..judge import (CATEGORIES, JUDGE_BATCH_SIZE, JUDGE_MAX_LENGTH, JUDGE_MIN_M
                      LETTERS, PROMPTS, Judge, defuse)
 from ..records import instruction_of, response_of
 from ..run import RunDir
+from ..stage import BackendFields
 
 STAGE = "tag"
 VERSION = 2  # 2: the "lm" score set (likelihood + degeneration signals, quality_lm, flag_reason)
@@ -48,7 +49,7 @@ VERSION = 2  # 2: the "lm" score set (likelihood + degeneration signals, quality
 SCORES = ("quality", "difficulty", "input_quality", "category", "ifd", "lm", "shape")
 
 @dataclass
-class TagConfig:
+class TagConfig(BackendFields):
     input: str = field("", "input data: a file, folder or run folder of SFT rows (messages)")
     judge: str = field("smollm2-135m-instruct", "judge chat model: embedded name, local HF folder or hub id")
     scorer: str | None = field(None, "IFD and lm-signal scorer model (default: the judge)")
@@ -72,12 +73,22 @@ class TagConfig:
             p.append(("min_mass", "must be in [0, 1)"))
         return p
 
+    def scoring_needs(self) -> dict[str, str]:
+        needs = {}
+        if {"quality", "difficulty", "input_quality", "category"} & set(self.scores):
+            needs["next_token_probs"] = "the judge scores"
+        if "ifd" in self.scores:
+            needs["answer_nll"] = "ifd"
+        if "lm" in self.scores:
+            needs["answer_token_nll"] = "the lm signals"
+        return needs
+
 
 def ifd_scores(model, tok, profile, rows: list[dict], *, batch_size: int, max_length: int) -> list[dict[str, Any]]:
     """IFD by loss ratio and by perplexity ratio on the same answer tokens (see module doc)."""
     import math
 
-    from ..engine.scoring import answer_nll
+    from ..engine import scorer_for
     from ..models.profiles import encode, encode_text
 
     cond_ids, cond_lab, alone_ids, alone_lab, ok = [], [], [], [], []
@@ -95,8 +106,9 @@ def ifd_scores(model, tok, profile, rows: list[dict], *, batch_size: int, max_le
         ok.append(i)
         cond_ids.append(enc.input_ids), cond_lab.append(lab), alone_ids.append(a_ids), alone_lab.append(a_lab)
     out = [{"ifd_loss": None, "ifd_ppl": None, "ifd_status": "failed: too_long or empty response"} for _ in rows]
-    nc = answer_nll(model, tok, cond_ids, cond_lab, batch_size=batch_size)
-    na = answer_nll(model, tok, alone_ids, alone_lab, batch_size=batch_size)
+    sc = scorer_for(model, tok)  # a transformers model, or a stage's subject.scores (its backend)
+    nc = sc.answer_nll(cond_ids, cond_lab, batch_size=batch_size)
+    na = sc.answer_nll(alone_ids, alone_lab, batch_size=batch_size)
     for j, i in enumerate(ok):
         c, a = nc[j], na[j]
         if c is None or a is None or a <= 0:
@@ -150,14 +162,14 @@ def run(cfg: TagConfig, run: RunDir, log: Callable[[str], None] = print) -> dict
     rows = res.rows
     judge = scorer = None
     if any(k in cfg.scores for k in ("quality", "difficulty", "input_quality", "category", "ifd", "lm")):
-        j = load_subject(cfg.judge, log=log, run=run, role="judge")
-        model, tok, profile = j.model, j.tok, j.profile
-        judge = Judge(model, tok, profile, batch_size=cfg.batch_size, max_length=cfg.max_length,
+        # the judge and the scorer score on the configured backend (engine, cluster): subject.scores
+        j = load_subject(cfg.judge, log=log, run=run, role="judge", backend=cfg)
+        judge = Judge(j.scores, j.tok, j.profile, batch_size=cfg.batch_size, max_length=cfg.max_length,
                       min_mass=cfg.min_mass)
-        scorer = (model, tok, profile)
+        scorer = (j.scores, j.tok, j.profile)
         if cfg.scorer and cfg.scorer != cfg.judge and {"ifd", "lm"} & set(cfg.scores):
-            s = load_subject(cfg.scorer, log=log, run=run, role="ifd_scorer")
-            scorer = (s.model, s.tok, s.profile)
+            s = load_subject(cfg.scorer, log=log, run=run, role="ifd_scorer", backend=cfg)
+            scorer = (s.scores, s.tok, s.profile)
     done = run.done_samples()
     if done:
         log(f"resuming: {len(done)} of {len(rows)} rows already tagged")

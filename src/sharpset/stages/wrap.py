@@ -41,6 +41,7 @@ from ..errors import UserError
 from ..invariance import (HELDOUT_FAMILIES, QUESTIONS, _NUM, _norm_words, clean_prompt, counterfactual_messages, eligible,  # noqa: F401 -- re-exported
                           load_families, mentions, question_split, select_families, wrap_messages)
 from ..run import RunDir, derive_seed
+from ..stage import BackendFields
 
 STAGE = "wrap"
 VERSION = 2  # 2: the shipped question set's eval split is never made into pairs
@@ -49,7 +50,7 @@ DROP_REASONS = ("empty", "truncated", "wrong_answer")
 
 
 @dataclass
-class WrapConfig:
+class WrapConfig(BackendFields):
     input: str = field("", "clean prompts: SFT rows (a user turn, optionally with answer/wrong columns); "
                            "empty = the shipped known-answer question set (its train split; the eval split "
                            "is kept for `sharpset eval`)")
@@ -167,11 +168,11 @@ def run(cfg: WrapConfig, run: RunDir, log: Callable[[str], None] = print) -> dic
     heldout = set(select_families(cfg.heldout_families, fams))
     res, rows = read_clean(cfg)
     where = {r["id"]: res.where(i) for i, r in enumerate(res.rows)}
-    subject = load_subject(cfg.model, log=log, run=run, role="subject")
+    subject = load_subject(cfg.model, log=log, run=run, role="subject", backend=cfg)
     tok, profile = subject.tok, subject.profile
     engine = subject.engine(cfg.batch_size)
     stops = subject.stop_ids()
-    room = prompt_room(subject.model, cfg.max_new_tokens)
+    room = prompt_room(subject.config, cfg.max_new_tokens)
 
     done = run.done_samples()
     if done:
@@ -209,7 +210,8 @@ def run(cfg: WrapConfig, run: RunDir, log: Callable[[str], None] = print) -> dic
             continue
         got, na = make_pairs(r, s["target"], names, fams, heldout, cfg)
         for p in got:
-            p["provenance"] = {"stage": STAGE, "model": cfg.model, "target_finish_reason": s["finish_reason"],
+            p["provenance"] = {"stage": STAGE, "model": cfg.model, **cfg.backend_info(cluster=False),
+                               "target_finish_reason": s["finish_reason"],
                                "target_tokens": s["n_new_tokens"], "seed": derive_seed(cfg.seed, STAGE, r["id"]),
                                "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p,
                                             "max_new_tokens": cfg.max_new_tokens},

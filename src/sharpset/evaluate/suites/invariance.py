@@ -107,7 +107,6 @@ class InvarianceSuite(Suite):
 
     def _bias(self, ctx: Context, items: list[dict], ca: dict, wrapped: dict) -> list[Any]:
         """[biased(clean), biased(wrapped)] per item, or None when y' cannot be formed."""
-        from ...engine.scoring import answer_token_nll
         from ...invariance import biased_answer
         from ...models.profiles import encode
 
@@ -125,7 +124,8 @@ class InvarianceSuite(Suite):
                     seqs.append(enc.input_ids)
                     labs.append(enc.labels)
             where.append(j)
-        nll = answer_token_nll(s.model, s.tok, seqs, labs, batch_size=ctx.cfg.batch_size)
+        nll = s.scorer("answer_token_nll", why="the invariance suite").answer_token_nll(
+            seqs, labs, batch_size=ctx.cfg.batch_size)
         lp = [-(sum(t) if t else 0.0) for t in nll]
         for k, j in enumerate(where):
             c_y, c_y2, w_y, w_y2 = lp[4 * k:4 * k + 4]

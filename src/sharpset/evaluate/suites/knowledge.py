@@ -54,7 +54,6 @@ class KnowledgeSuite(Suite):
         return rows
 
     def _choice_scores(self, ctx: Context, items: list[dict]) -> list[dict]:
-        from ...engine.scoring import answer_token_nll
         from ...models.profiles import encode
 
         s = ctx.subject
@@ -67,7 +66,8 @@ class KnowledgeSuite(Suite):
                 seqs.append(enc.input_ids)
                 labs.append([(-100 if t in eot else lab) for t, lab in zip(enc.input_ids, enc.labels)])
                 owner.append(j)
-        nll = answer_token_nll(s.model, s.tok, seqs, labs, batch_size=ctx.cfg.batch_size)
+        nll = s.scorer("answer_token_nll", why="the knowledge suite").answer_token_nll(
+            seqs, labs, batch_size=ctx.cfg.batch_size)
         out = [{"sum": [], "mean": []} for _ in items]
         for j, t in zip(owner, nll):
             t = t or [float("inf")]

@@ -34,8 +34,6 @@ class TokenShiftSuite(Suite):
         return limit_items(load("shape", ctx.cfg.split), ctx.cfg.limit)
 
     def evaluate(self, ctx: Context, items: list[dict]) -> list[dict]:
-        from ...engine.scoring import answer_token_ranks
-
         base = ctx.base()
         if base is None or not items:
             return []
@@ -47,7 +45,8 @@ class TokenShiftSuite(Suite):
                 a = answers[items[i]["id"]]
                 seqs.append(list(a["prompt_ids"]) + list(a["token_ids"]))
                 labs.append([-100] * len(a["prompt_ids"]) + list(a["token_ids"]))
-            return answer_token_ranks(base.model, base.tok, seqs, labs, batch_size=ctx.cfg.batch_size)
+            return base.scorer("answer_token_ranks", why="the token_shift suite").answer_token_ranks(
+                seqs, labs, batch_size=ctx.cfg.batch_size)
 
         ranks = ctx.cached(self.name, [it["id"] for it in items], compute)
         rows = []
