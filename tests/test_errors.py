@@ -138,13 +138,23 @@ def test_a_wrappers_file_that_is_not_a_mapping_of_families(tmp_path, capsys, tex
 
 
 def test_a_missing_optional_dependency_is_an_install_problem(tmp_path, pool, monkeypatch, capsys, tiny_model_dir):
-    monkeypatch.setitem(sys.modules, "peft", None)  # `import peft` now raises ImportError
+    monkeypatch.setitem(sys.modules, "trl", None)  # `import trl` now raises ImportError
+    rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(pool), "--sft-backend", "trl",
+               "--out", str(tmp_path / "r")])
+    assert rc == 3
+    line = one_line_error(capsys)
+    assert line.startswith("error: broken install: ") and "trl" in line, line
+    assert "reinstall with: python -m pip install -e" in line and "[train]" in line, line
+    assert not (tmp_path / "r").exists()
+
+
+def test_peft_is_core_since_the_main_job_trains(tmp_path, pool, monkeypatch, capsys, tiny_model_dir):
+    # the README's first line installs no extra and `sharpset run quickstart` trains (issue 14)
+    monkeypatch.setitem(sys.modules, "peft", None)
     rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(pool), "--out", str(tmp_path / "r")])
     assert rc == 3
     line = one_line_error(capsys)
-    assert line.startswith("error: broken install: ") and "peft" in line, line
-    assert "reinstall with: python -m pip install -e" in line and "[train]" in line, line
-    assert not (tmp_path / "r").exists()
+    assert "peft" in line and "reinstall with: python -m pip install -e . " in line, line
 
 
 def test_a_missing_core_dependency_is_an_install_problem(tmp_path, pool, monkeypatch, capsys):

@@ -222,6 +222,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'max_grad_norm': 1.0,
         'epochs': 1,
         'max_steps': 0,
+        'min_steps': 0,
         'batch_size': 8,
         'grad_accum': 1,
         'max_length': 1024,

@@ -188,5 +188,25 @@ def test_step_budget_gives_every_set_size_the_same_steps():
         # each epoch is a fresh shuffle of every example; the last one may be cut short
         for e in range(len(steps) - 1):
             assert sorted(i for st in steps[e] for b in st for i in b) == list(range(n))
-    cfg = from_mapping(TrainConfig, {"sft": "x", "batch_size": 4, "epochs": 2})
+    cfg = from_mapping(TrainConfig, {"sft": "x", "batch_size": 4, "epochs": 2, "min_steps": 0})
     assert len(step_plan(cfg, examples(8))[1]) == 4  # no budget: epochs x ceil(8 / 4)
+
+
+def test_min_steps_extends_a_small_sets_epochs_and_leaves_a_big_one_alone():
+    from sharpset.config import from_mapping
+    from sharpset.train import TrainConfig
+    from sharpset.train.loop import step_plan
+
+    def examples(n):
+        return [{"kind": "sft", "ids": list(range(3 + i % 5))} for i in range(n)]
+
+    small = from_mapping(TrainConfig, {"sft": "x", "batch_size": 4, "epochs": 1, "min_steps": 10})
+    steps, flat = step_plan(small, examples(8))  # 1 epoch = 2 steps < 10: fresh shuffles up to 10
+    assert len(flat) == 10 and len(steps) == 5
+    assert all(sorted(i for st in steps[e] for b in st for i in b) == list(range(8)) for e in range(5))
+    big = from_mapping(TrainConfig, {"sft": "x", "batch_size": 4, "epochs": 1, "min_steps": 10})
+    assert len(step_plan(big, examples(64))[1]) == 16  # 1 epoch = 16 steps >= 10: exactly the epochs
+    budget = from_mapping(TrainConfig, {"sft": "x", "batch_size": 4, "max_steps": 3, "min_steps": 10})
+    assert len(step_plan(budget, examples(64))[1]) == 3  # a step budget wins
+    with pytest.raises(Exception, match="min_steps"):
+        from_mapping(TrainConfig, {"sft": "x", "min_steps": -1})

@@ -53,6 +53,8 @@ class TrainConfig:
     epochs: int = field(1, "passes over the data (ignored when max_steps > 0)")
     max_steps: int = field(0, "optimizer-step budget: > 0 trains exactly this many steps, cycling through the data "
                               "in fresh shuffles as needed, so sets of different sizes get the same budget (0 = epochs)")
+    min_steps: int = field(0, "without max_steps: at least this many optimizer steps, the epochs of a small "
+                              "set extended with fresh shuffles (0 = exactly `epochs`)")
     batch_size: int = field(8, "rows per micro-batch")
     grad_accum: int = field(1, "micro-batches per optimizer step (exact: equals a batch that many times bigger)")
     max_length: int = field(1024, "longer rows are skipped (counted)")
@@ -83,7 +85,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 p.append((name, "must be >= 1"))
         for name in ("act_weight", "counterfactual_weight", "lr", "warmup_ratio", "lora_dropout", "save_every",
-                     "max_steps"):
+                     "max_steps", "min_steps"):
             if getattr(self, name) < 0:
                 p.append((name, "must be >= 0"))
         if self.counterfactual_norm not in ("l1", "l2"):
@@ -205,7 +207,12 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
     if cfg.sft_backend == "trl":
         from .sft import train_trl
 
-        trainer = train_trl(cfg, model, tok, examples, run.path / "trl", log)
+        from .loop import step_plan
+
+        # the same number of optimizer steps as the sharpset loop would take (a step budget, or
+        # min_steps extending a small set's epochs); TRL counts epochs otherwise
+        budget = len(step_plan(cfg, examples)[1]) if (cfg.max_steps or cfg.min_steps) else -1
+        trainer = train_trl(cfg, model, tok, examples, run.path / "trl", log, max_steps=budget)
         hist = [h for h in trainer.state.log_history if "loss" in h]
         from ..dataio import write_records
 

@@ -170,17 +170,30 @@ def step_plan(cfg, examples: list[dict]) -> tuple[list[list[list[list[int]]]], l
 
     ``cfg.epochs`` passes, or with a step budget (``max_steps`` > 0) as many fresh shuffles as the
     budget needs, the last one cut short: sets of different sizes then get the same number of
-    optimizer steps (issue 14: 8 steps on 64 rows moved no weight by more than 7e-4).
+    optimizer steps (issue 14: 8 steps on 64 rows moved no weight by more than 7e-4). Without a
+    budget, ``min_steps`` extends the epochs of a small set with fresh shuffles up to that many steps.
     """
     max_steps = getattr(cfg, "max_steps", 0)
+    min_steps = getattr(cfg, "min_steps", 0)
     steps: list[list[list[list[int]]]] = []
     flat: list[tuple[int, int]] = []
-    while (len(steps) < cfg.epochs) if not max_steps else (len(flat) < max_steps):
+
+    def more() -> bool:
+        if max_steps:
+            return len(flat) < max_steps
+        return len(steps) < cfg.epochs or len(flat) < min_steps
+
+    while more():
         e = len(steps)
         plan = plan_batches(examples, cfg.batch_size, cfg.seed, e)
         steps.append([plan[i:i + cfg.grad_accum] for i in range(0, len(plan), cfg.grad_accum)])
         flat += [(e, k) for k in range(len(steps[e]))]
-    return steps, flat[:max_steps] if max_steps else flat
+        if not plan:
+            break
+    if max_steps:
+        return steps, flat[:max_steps]
+    epoch_steps = sum(len(s) for s in steps[:cfg.epochs])
+    return steps, flat[:max(epoch_steps, min_steps)]
 
 
 def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run_path: Path, pad_id: int,
