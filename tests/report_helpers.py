@@ -49,7 +49,7 @@ def _train_run(root: Path, name: str, n: int, seed: int, tiny_model_dir: Path) -
     (tr / "losses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steps))
     _manifest(tr, "train", {"read": n + 1, "written": n, "dropped": 1, "rejected": 0},
               {"rows_used": n, "rows_too_long": 1, "optimizer_steps": 6, "loss_first": 3.0, "loss_last": 0.98},
-              {"model": str(tiny_model_dir), "objective": "sft", "lr": 2e-4, "epochs": 3, "seed": 0,
+              {"model": str(tiny_model_dir), "objective": "sft", "lr": 2e-4, "epochs": 3, "min_steps": 0, "seed": 0,
                "sft": str(root / "synth" / "synth.jsonl")},
               ["merged/model.safetensors", "losses.jsonl"], inputs={str(root / "synth" / "synth.jsonl"): "abc"},
               models={"start": {"name": str(tiny_model_dir)}})

@@ -76,7 +76,7 @@ def test_two_cpu_processes_match_one_process(tiny_model_dir, tmp_path, objective
     env.pop("WORLD_SIZE", None)
     env.pop("SHARPSET_LAUNCHED", None)
     common = ["train", "--model", str(tiny_model_dir), *data, "--objective", objective,
-              "--epochs", "3", "--batch-size", "3", "--grad-accum", "2", "--lr", "2e-2", "--lora-r", "8",
+              "--epochs", "3", "--min-steps", "0", "--batch-size", "3", "--grad-accum", "2", "--lr", "2e-2", "--lora-r", "8",
               "--lora-dropout", "0", "--save-merged", "false", "--threads", "1"]
     one, two = tmp_path / "one", tmp_path / "two"
     _run([*common, "--out", str(one)], env)

@@ -51,7 +51,7 @@ def _losses(run: Path) -> list[dict]:
 def test_sft_lora_changes_parameters_and_loss_falls(tiny_model_dir, data, tmp_path):
     out = tmp_path / "sft"
     rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
-               "--epochs", "10", "--batch-size", "4", "--lr", "3e-2", "--lora-r", "8", "--out", str(out)])
+               "--epochs", "10", "--min-steps", "0", "--batch-size", "4", "--lr", "3e-2", "--lora-r", "8", "--out", str(out)])
     assert rc == 0
     curve = _losses(out)
     assert len(curve) == 20
@@ -72,7 +72,7 @@ def test_sft_lora_changes_parameters_and_loss_falls(tiny_model_dir, data, tmp_pa
 def test_bct_act_cf_terms_logged(tiny_model_dir, data, tmp_path, objective, extra):
     out = tmp_path / objective.replace("+", "_")
     rc = main(["train", "--model", str(tiny_model_dir), "--bct", str(data / "pairs.jsonl"), "--objective", objective,
-               "--epochs", "2", "--batch-size", "4", "--lr", "1e-3", "--act-weight", "1e-2",
+               "--epochs", "2", "--min-steps", "0", "--batch-size", "4", "--lr", "1e-3", "--act-weight", "1e-2",
                "--save-merged", "false", "--out", str(out), *extra])
     assert rc == 0
     curve = _losses(out)
@@ -88,7 +88,7 @@ def test_bct_act_cf_terms_logged(tiny_model_dir, data, tmp_path, objective, extr
 
 def _cmd(model_dir, data, out):
     return [sys.executable, "-m", "sharpset", "train", "--model", str(model_dir), "--bct", str(data / "pairs.jsonl"),
-            "--objective", "bct+act", "--epochs", "40", "--batch-size", "2", "--grad-accum", "2", "--lr", "1e-3",
+            "--objective", "bct+act", "--epochs", "40", "--min-steps", "0", "--batch-size", "2", "--grad-accum", "2", "--lr", "1e-3",
             "--save-every", "3", "--save-merged", "false", "--threads", "1", "--out", str(out)]
 
 
@@ -125,7 +125,7 @@ def test_sft_through_trl_sfttrainer_backend(tiny_model_dir, data, tmp_path):
     """--sft-backend trl: TRL's SFTTrainer on the same pre-tokenised rows (assistant-only loss)."""
     out = tmp_path / "trl"
     rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
-               "--sft-backend", "trl", "--epochs", "3", "--batch-size", "4", "--lr", "3e-2", "--lora-r", "8",
+               "--sft-backend", "trl", "--epochs", "3", "--min-steps", "0", "--batch-size", "4", "--lr", "3e-2", "--lora-r", "8",
                "--out", str(out)])
     assert rc == 0
     man = json.loads((out / "manifest.json").read_text())
