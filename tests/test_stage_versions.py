@@ -216,7 +216,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'lora_dropout': 0.05,
         'target_modules': ['all-linear'],
         'full_finetune': False,
-        'lr': 0.001,
+        'lr': 0.0002,
         'warmup_ratio': 0.03,
         'weight_decay': 0.0,
         'max_grad_norm': 1.0,
