@@ -41,3 +41,14 @@ def test_sweep_runs_cells_under_a_budget_then_completes(tiny_model_dir, tmp_path
     steps = {json.loads((out / "cells" / c / "train" / "manifest.json").read_text())["metrics"]["optimizer_steps"]
              for c in ("format-n2-s0", "format-n3-s0", "knowledge-n2-s0", "knowledge-n3-s0")}
     assert steps == {2}
+    # the plan names each cell's target and size, so `sharpset report` draws a curve per target; every
+    # cell's train folder is named `train`, so cells must be matched by path, not by folder name
+    plan = json.loads((out / "plan.json").read_text())
+    assert {(m["target"], m["n_examples"]) for m in plan["models"]} == {("format", 2), ("format", 3),
+                                                                       ("knowledge", 2), ("knowledge", 3)}
+    from sharpset.report import build_report
+
+    build_report([out], tmp_path / "report")
+    rows = json.loads((tmp_path / "report" / "effects.json").read_text())
+    assert {(r["target"], r["n_examples"]) for r in rows} == {("format", 2), ("format", 3), ("knowledge", 2),
+                                                              ("knowledge", 3)}

@@ -184,6 +184,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         done_cells.append((target, n, seed, name, (tr.manifest.get("metrics") or {}).get("rows_used")))
     result = summarize(root, baseline.path, done_cells)
     write_json(root / "sweep.json", result)
+    write_json(root / "plan.json", plan(cfg, done_cells))  # `sharpset report` names each cell's target
     (root / "sweep.md").write_text(format_markdown(result), encoding="utf-8")
     total = len(cells(cfg))
     metrics = {"cells_done": len(done_cells), "cells_total": total, "elapsed_s": round(time.perf_counter() - t0, 1),
@@ -195,6 +196,14 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         return metrics
     run.finish(outputs=["sweep.json", "sweep.md"], metrics=metrics)
     return metrics
+
+
+def plan(cfg: SweepConfig, done: list[tuple[str, int, int, str, int | None]]) -> dict[str, Any]:
+    """The report's plan (sharpset.report.collect): which train run was trained for which target, on how
+    many examples, with which seed -- so the report draws effect-vs-size curves per target."""
+    return {"title": f"sweep: {cfg.model}", "models": [
+        {"train_run": f"cells/{name}/train", "target": target, "label": f"{target} n={n} seed {seed}", "seed": seed,
+         **({"n_examples": rows} if rows else {})} for target, n, seed, name, rows in done]}
 
 
 def _samples(eval_dir: Path) -> dict[str, dict[str, dict]]:

@@ -336,9 +336,11 @@ def _cross_run(evals: list[EvalRun], trains: list[Run], entries: list[dict], by_
             mp = _model_path(ev, m)
             name = m["label"].split(":", 1)[-1]
             entry = next((e for e in entries if e.get("eval_label") == m["label"]), None)
-            if entry is None:
-                entry = next((e for e in entries if e.get("_train_path") and (
-                    (mp is not None and _inside(mp, e["_train_path"])) or e["_train_path"].name == name)), None)
+            if entry is None and mp is not None:  # by path first: a sweep's cells all name their run `train`
+                entry = next((e for e in entries if e.get("_train_path") and _inside(mp, e["_train_path"])), None)
+            if entry is None:  # folders moved since the eval: by folder name, only when unique
+                same = [e for e in entries if e.get("_train_path") and e["_train_path"].name == name]
+                entry = same[0] if len(same) == 1 else None
             train = None
             if entry and entry.get("_train_path"):
                 train = by_path.get(entry["_train_path"]) or _load_run(entry["_train_path"], entry["_train_path"].parent)
