@@ -111,7 +111,7 @@ def main(argv=None) -> int:
                 "--max-steps", str(arm["steps"]), "--batch-size", str(arm["batch_size"]), "--seed", str(arm["seed"]),
                 "--save-every", "0", "--out", str(tr)])
         trained.append((arm, tr))
-    ev = out / "eval"
+    ev = out / ("eval" if len(trained) <= 3 else f"eval-{len(trained)}")  # seeds added later: a new eval run
     _stage(["eval", args.model, *[str(t) for _, t in trained], "--suites", args.suites, "--limit", str(args.limit),
             "--max-new-tokens", str(args.max_new_tokens), "--progress", "false", "--out", str(ev)])
     summary = json.loads((ev / "summary.json").read_text())
