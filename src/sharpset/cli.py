@@ -189,7 +189,7 @@ def _add_stage(sub, name: str, module: str, cls_name: str, help_: str) -> None:
         sp.add_argument("--launch", choices=["accelerate"], default=None,
                         help="run the same training under `accelerate launch` (data parallel; docs/scale.md)")
         sp.add_argument("--accelerate-config", default=None, metavar="NAME|YAML",
-                        help="with --launch: shipped cpu-2proc | ddp | fsdp, or a config file "
+                        help="with --launch: shipped cpu-2proc | cpu-2proc-fsdp | ddp | fsdp, or a config file "
                              "(default: ddp with a GPU, else cpu-2proc)")
         sp.add_argument("--num-processes", type=int, default=None, metavar="N",
                         help="with --launch: processes (overrides the config's num_processes)")

@@ -222,9 +222,18 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
         summary: dict[str, Any] = {}
     else:
         summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log)
-        from .distributed import current
+        from .distributed import Single, current
 
-        if not current().is_main:  # under --launch accelerate only rank 0 writes the outputs
+        dist = current()
+        if dist.kind == "fsdp":
+            # the trained weights are shards on every rank: gather them (a collective) and export from
+            # a plain copy of the model rebuilt on the main rank
+            weights = dist.trainable_state(model)
+            del model
+            if dist.is_main:
+                model = prepare_model(cfg, lambda m: None)[0]
+                Single().load_state(model, None, weights, None)
+        if not dist.is_main:  # under --launch accelerate only rank 0 writes the outputs
             return summary
     outputs = save_outputs(cfg, model, tok, run.path, profile) + ["losses.jsonl"]
     metrics = {**summary, **curve_summary(run.path / "losses.jsonl"), "rows_used": counts["used"],

@@ -8,8 +8,9 @@ run key and outputs are those of the single-process command (the launch flags ar
 fields), so the same command resumes either way.
 
 Shipped configs (``--accelerate-config NAME``; or give a path to your own accelerate config):
-``cpu-2proc`` (2 CPU processes, gloo; the default without a GPU), ``ddp`` (one process per GPU;
-the default with one), ``fsdp`` (shipped, refused by the loop for now: see its header).
+``cpu-2proc`` (2 CPU processes, gloo; the default without a GPU), ``cpu-2proc-fsdp`` (the same,
+FSDP2-sharded), ``ddp`` (one process per GPU; the default with one), ``fsdp`` (FSDP2 over the GPUs;
+train/distributed.py).
 """
 
 from __future__ import annotations

@@ -78,11 +78,18 @@ def lr_at(step: int, total: int, lr: float, warmup_ratio: float) -> float:
     return lr * max(0.0, (total - step) / max(1, total - warm))
 
 
+def _device(model) -> torch.device:
+    return next(model.parameters()).device  # a DTensor shard's too (its local device)
+
+
 def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[str, int], cfg, pad_id: int,
-               autocast) -> tuple[torch.Tensor, dict[str, float], int]:
-    """Loss of one micro-batch, already divided by its optimizer step's counts (see module doc)."""
+               autocast, cf_forward: bool = False) -> tuple[torch.Tensor, dict[str, float], int]:
+    """Loss of one micro-batch, already divided by its optimizer step's counts (see module doc).
+    ``cf_forward``: make the counterfactual forward even without counterfactual rows here (under
+    FSDP a forward is a collective that every rank must join; the result is discarded)."""
     kind = exs[0]["kind"]
-    ids, labels, mask = collate(exs, pad_id)
+    dev = _device(model)
+    ids, labels, mask = (t.to(dev) for t in collate(exs, pad_id))
     terms: dict[str, float] = {}
     total = torch.zeros(())
     n_tokens = int(mask.sum())
@@ -98,8 +105,8 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
         total = total + s / max(norms["nll"], 1)
         terms["nll_sum"] = float(s.detach())
     if want_act:
-        c_ids = _pad([e["clean_ids"] for e in exs], pad_id)
-        c_mask = _pad([[1] * len(e["clean_ids"]) for e in exs], 0)
+        c_ids = _pad([e["clean_ids"] for e in exs], pad_id).to(dev)
+        c_mask = _pad([[1] * len(e["clean_ids"]) for e in exs], 0).to(dev)
         with autocast():
             h_c = frozen_blocks(inner, reference, c_ids, c_mask)
         m_w, m_c = losses.suffix_masks([e["w_end"] for e in exs], [len(e["clean_ids"]) for e in exs],
@@ -111,7 +118,7 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
         rows = [r for r, e in enumerate(exs) if "cf_ids" in e]
         if rows:
             sub = [exs[r] for r in rows]
-            cf_ids, cf_labels, cf_mask = collate(sub, pad_id, "cf_ids", "cf_labels")
+            cf_ids, cf_labels, cf_mask = (t.to(dev) for t in collate(sub, pad_id, "cf_ids", "cf_labels"))
             with torch.no_grad(), autocast():
                 # no gradient here, so the unwrapped model: a DDP forward is a collective (buffer
                 # broadcast) and only ranks holding counterfactual rows make this one
@@ -121,21 +128,21 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
                                              norm=cfg.counterfactual_norm, reduction="sum")
             total = total + cfg.counterfactual_weight * s / max(norms["cf"], 1)
             terms["cf_sum"] = float(s.detach())
+        elif cf_forward:
+            with torch.no_grad(), autocast():
+                inner(input_ids=ids[:1], attention_mask=mask[:1], logits_to_keep=1)  # join the all-gathers
     return total, terms, n_tokens
 
 
-def _trainable(model) -> dict[str, torch.nn.Parameter]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def save_checkpoint(path: Path, model, opt, state: dict) -> None:
+def save_checkpoint(path: Path, weights: dict, optim: dict, state: dict) -> None:
+    """Write full trainable weights, the name-keyed optimizer state and the step (main rank only)."""
     from safetensors.torch import save_file
 
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({n: p.detach().contiguous() for n, p in _trainable(model).items()}, str(tmp / "trainable.safetensors"))
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    save_file(weights, str(tmp / "trainable.safetensors"))
+    torch.save(optim, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps(state))
     old = path.with_name(path.name + ".old")
     if path.exists():
@@ -144,8 +151,12 @@ def save_checkpoint(path: Path, model, opt, state: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(path: Path, model, opt) -> dict | None:
+def load_checkpoint(path: Path, model, opt, dist=None) -> dict | None:
+    """Load ``checkpoints/last`` (or ``.old``, if killed between the renames) into the prepared
+    model and optimizer; every rank calls. Returns the saved state, or None without a checkpoint."""
     from safetensors.torch import load_file
+
+    from .distributed import Single
 
     if not (path / "state.json").exists():
         old = path.with_name(path.name + ".old")  # killed between the two renames
@@ -154,14 +165,11 @@ def load_checkpoint(path: Path, model, opt) -> dict | None:
         else:
             return None
     weights = load_file(str(path / "trainable.safetensors"))
-    params = _trainable(model)
-    missing = set(params) ^ set(weights)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing = names ^ set(weights)
     if missing:
         raise RuntimeError(f"{path}: checkpoint does not match the model's trainable parameters: {sorted(missing)[:5]}")
-    with torch.no_grad():
-        for n, p in params.items():
-            p.copy_(weights[n])
-    opt.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    (dist or Single()).load_state(model, opt, weights, torch.load(path / "optimizer.pt", weights_only=True))
     return json.loads((path / "state.json").read_text())
 
 
@@ -205,20 +213,19 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
     from .distributed import current
 
     dist = dist or current()
-    if dist.kind == "fsdp":
-        from ..errors import UserError
-
-        raise UserError("train: FSDP launch is not supported yet: checkpoints and the merged model are saved from "
-                        "unsharded weights; use the DDP config (accelerate/ddp.yaml) -- see docs/scale.md")
     if not dist.is_main:
         log = lambda m: None  # noqa: E731 -- one voice: rank 0 logs
-    params = list(_trainable(model).values())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if reference is not None:
+        reference.to(dist.device)
+    # wrap (DDP) or shard in place (FSDP) before the optimizer is built: FSDP replaces the parameters
+    wmodel = dist.prepare_model(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = dist.prepare_optimizer(torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
     steps, flat = step_plan(cfg, examples)
     total_steps = len(flat)
     ckpt = run_path / "checkpoints" / "last"
     curve = run_path / "losses.jsonl"
-    state = load_checkpoint(ckpt, model, opt) or {"step": 0}
+    state = load_checkpoint(ckpt, model, opt, dist) or {"step": 0}
     start = state["step"]
     if start:
         log(f"resuming from checkpoint at step {start}/{total_steps}")
@@ -226,8 +233,6 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
         kept = [r for r in iter_jsonl(curve) if r["step"] < start]  # cut the curve back to the checkpoint
         write_records(kept, curve) if curve.exists() else None
     dist.wait()
-    wmodel, opt = dist.prepare(model, opt)  # DDP wrapper (same parameters) under accelerate; else as is
-    params = [p for p in wmodel.parameters() if p.requires_grad]
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg.bf16 else contextlib.nullcontext
     model.train()
     t0, n_tok, done_here = time.perf_counter(), 0, 0
@@ -247,7 +252,8 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
             micro += 1
             mine = dist.shard(b)  # this rank's rows of the micro-batch (all of them in one process)
             with dist.no_sync(wmodel, last=j == len(batches) - 1):
-                loss, terms, nt = micro_loss(wmodel, reference, mine or b[:1], parts, norms, cfg, pad_id, autocast)
+                loss, terms, nt = micro_loss(wmodel, reference, mine or b[:1], parts, norms, cfg, pad_id, autocast,
+                                             cf_forward=dist.collective_forward and any("cf_ids" in x for x in b))
                 if not mine:  # nothing here for this rank: join the all-reduce with a zero gradient
                     # (same term names as the other ranks: the logged sums are all-reduced by name)
                     loss, terms, nt = loss * 0, {k: 0.0 for k in terms}, 0
@@ -275,8 +281,10 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
             append_jsonl(curve, rec)
         done_here += 1
         if cfg.save_every and ((g + 1) % cfg.save_every == 0 or g + 1 == total_steps):
+            weights, optim = dist.trainable_state(model), dist.optimizer_state(model, opt)  # every rank: FSDP gathers
             if dist.is_main:
-                save_checkpoint(ckpt, model, opt, {"step": g + 1, "total_steps": total_steps})
+                save_checkpoint(ckpt, weights, optim, {"step": g + 1, "total_steps": total_steps})
+            del weights, optim
             dist.wait()
         if g % max(1, total_steps // 10) == 0 or g + 1 == total_steps:
             log(f"step {g + 1}/{total_steps} loss {rec['loss']:.4f} lr {lr:.2e}")
