@@ -30,7 +30,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from sharpset.dataio import write_records  # noqa: E402
 
-pytestmark = pytest.mark.slow  # two accelerate launches (4 interpreters importing torch): > 60 s here
+# Default tier: the three tests take ~50 s on 2 cores (five accelerate launches of 2 processes each).
 
 ANSWERS = ["The tilt of the axis.", "Leaves fall, rain sings softly.", "Use reversed or slicing.",
            "Hello world.", "It is blue.", "Seven days.", "Paris is the capital."]

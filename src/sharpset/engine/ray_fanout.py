@@ -241,7 +241,8 @@ def _fan(task: str, items: list[tuple[str, dict]], factory, log, *, cluster: str
         ds = ray.data.from_items([{"key": k, "item": json.dumps({"key": k, **it})} for k, it in todo],
                                  override_num_blocks=max(1, math.ceil(len(todo) / batch_size)))
         out = ds.map_batches(_Worker, fn_constructor_kwargs={"factory": factory, "task": task},
-                             batch_size=batch_size, batch_format="numpy", concurrency=num_workers,
+                             batch_size=batch_size, batch_format="numpy",
+                             compute=ray.data.ActorPoolStrategy(size=num_workers),  # `concurrency=` is deprecated (Ray 2.51)
                              num_cpus=num_cpus_per_worker, **(ray_remote_args or {}))
         duplicates = 0
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):  # streams as batches finish
