@@ -35,7 +35,8 @@ FILLER = ["This is a well-known fact.", "Many people learn it at school.", "It i
           "Teachers often use it as an example.", "It is a common quiz question."]
 
 
-def examples(n: int = 200) -> list[dict]:
+def examples(n: int = 200, filler: list[str] = FILLER, sentences: tuple[int, int] = (0, 11)) -> list[dict]:
+    """The shipped questions, each answered with its answer and 0-11 (``sentences``) filler sentences."""
     from sharpset.dataio import read_records
     from sharpset.stages.wrap import QUESTIONS
 
@@ -43,7 +44,7 @@ def examples(n: int = 200) -> list[dict]:
     rng = random.Random(0)
     out = []
     for r in rows:
-        extra = " ".join(rng.choice(FILLER) for _ in range(rng.randint(0, 11)))
+        extra = " ".join(rng.choice(filler) for _ in range(rng.randint(*sentences)))
         out.append({"id": r["id"], "messages": r["messages"] + [
             {"role": "assistant", "content": f"The answer is {r['answer']}. {extra}".strip()}]})
     return out

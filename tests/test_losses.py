@@ -132,3 +132,81 @@ def test_counterfactual_gap():
     with pytest.raises(ValueError):
         losses.counterfactual_gap(ln, lab_n, lc, torch.tensor([[-100] * 6 + [1, 2]]))
     assert math.isfinite(float(gap))
+
+
+def test_logits_at_labelled_positions_only_give_the_same_loss_and_gradient():
+    """The loop asks the model for logits at the labelled positions only (HF ``logits_to_keep`` with
+    ``losses.logit_positions``): NLL, counterfactual gap and gradients equal the full-logits path."""
+    torch.manual_seed(0)
+    model = build_tiny_llama(50).double()
+    ids = torch.randint(3, 50, (3, 9))
+    labels = torch.full_like(ids, losses.IGNORE)
+    labels[0, 5:8] = ids[0, 5:8]
+    labels[1, 2:4] = ids[1, 2:4]
+    labels[2, 8] = ids[2, 8]
+    keep = losses.logit_positions(labels)
+    assert keep.tolist() == [1, 2, 4, 5, 6, 7]  # positions 0, 3 and 8 predict no label of any row
+
+    def run(positions):
+        model.zero_grad()
+        kw = {} if positions is None else {"logits_to_keep": positions}
+        logits = model(input_ids=ids, **kw).logits
+        assert logits.shape[1] == (9 if positions is None else len(keep))
+        nll = losses.token_nll(logits, labels, reduction="sum", positions=positions)
+        gap, n = losses.counterfactual_gap(logits, labels, logits.detach() * 0.9, labels, reduction="sum",
+                                           positions_normal=positions, positions_cf=positions)
+        (nll + gap).backward()
+        return float(nll), float(gap), n, [p.grad.clone() for p in model.parameters()]
+
+    full, kept = run(None), run(keep)
+    # token_logprobs takes the log-softmax in fp32; the head's matmul on fewer rows rounds differently
+    assert kept[0] == pytest.approx(full[0], rel=1e-6) and kept[1] == pytest.approx(full[1], rel=1e-6)
+    assert kept[2] == full[2] == 6
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(full[3], kept[3]))
+    per_token_full = losses.token_nll(model(input_ids=ids).logits, labels, reduction="none")
+    per_token_kept = losses.token_nll(model(input_ids=ids, logits_to_keep=keep).logits, labels, reduction="none",
+                                      positions=keep)
+    assert torch.allclose(per_token_full[:, keep], per_token_kept, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="positions"):
+        losses.token_nll(torch.zeros(3, 4, 50), labels, positions=keep)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 512])
+def test_linear_token_nll_equals_the_logits_path_with_its_gradients(chunk):
+    """losses.linear_token_nll (no [N, V] logits; gradients made chunk by chunk in the forward)
+    gives token_nll's value and the same gradients for the hidden states and the head's weight."""
+    torch.manual_seed(0)
+    h = torch.randn(3, 6, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(50, 8, dtype=torch.float64, requires_grad=True)
+    labels = torch.full((3, 7), losses.IGNORE)
+    labels[0, 2:5] = torch.tensor([4, 9, 49])
+    labels[1, 6] = 0
+    labels[2, 1:7] = torch.tensor([1, 2, 3, 4, 5, 6])
+    keep = losses.logit_positions(labels)
+    want = losses.token_nll(h[:, keep] @ w.T, labels, reduction="sum", positions=keep)
+    gh_want, gw_want = torch.autograd.grad(want * 1.7, (h, w))
+    got = losses.linear_token_nll(h[:, keep], w, labels, keep, chunk=chunk)
+    gh, gw = torch.autograd.grad(got * 1.7, (h, w))
+    assert float(got) == pytest.approx(float(want), rel=1e-6)  # the fused side works in fp32
+    assert torch.allclose(gh, gh_want, rtol=1e-5, atol=1e-6) and torch.allclose(gw, gw_want, rtol=1e-5, atol=1e-6)
+    # a frozen head (LoRA): only the hidden states' gradient is made
+    got2 = losses.linear_token_nll(h[:, keep], w.detach(), labels, keep, chunk=chunk)
+    (gh2,) = torch.autograd.grad(got2, (h,))
+    assert torch.allclose(gh2 * 1.7, gh_want, rtol=1e-5, atol=1e-6)
+
+
+def test_plain_head_only_where_logits_are_the_heads_output():
+    from sharpset.train.loop import plain_head
+
+    model = build_tiny_llama(50)
+    assert plain_head(model) is model.get_output_embeddings()
+    model.config.final_logit_softcapping = None
+    orig = model.forward
+
+    def capped(*a, **k):  # a model that post-processes its logits (gemma2's soft-capping, say)
+        out = orig(*a, **k)
+        out.logits = torch.tanh(out.logits / 30.0) * 30.0
+        return out
+
+    model.forward = capped
+    assert plain_head(model) is None

@@ -34,6 +34,32 @@ from . import losses
 from .act import capture_blocks, frozen_blocks
 
 
+# How the NLL gets its log-probabilities (bench/train_memory.py compares them; the loss is the same):
+# "fused": no logits (losses.linear_token_nll) where plain_head allows, else "labelled"; "labelled":
+# logits at the labelled positions only; "full": logits at every position (the old path).
+LOGITS = "fused"
+
+
+def plain_head(model, dist=None):
+    """The model's LM head if the NLL may be computed from its input and weight (a bias-free
+    ``nn.Linear`` whose output the model returns unchanged -- checked on a 3-token input, since
+    some models soft-cap or scale their logits); None otherwise, or under FSDP (sharded weight)."""
+    if LOGITS != "fused" or (dist is not None and dist.collective_forward):
+        return None
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if type(head) is not torch.nn.Linear or head.bias is not None:
+        return None
+    seen: dict[str, torch.Tensor] = {}
+    hook = head.register_forward_hook(lambda _m, _a, out: seen.update(out=out))
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([[1, 2, 3]], device=head.weight.device), logits_to_keep=2).logits
+    finally:
+        hook.remove()
+    return head if "out" in seen and torch.equal(logits, seen["out"]) else None
+
+
 def plan_batches(examples: list[dict], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Micro-batches (lists of example indices) for one epoch: keyed shuffle + length grouping."""
     rng = random.Random(derive_seed(seed, "train", f"epoch{epoch}"))
@@ -83,10 +109,11 @@ def _device(model) -> torch.device:
 
 
 def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[str, int], cfg, pad_id: int,
-               autocast, cf_forward: bool = False) -> tuple[torch.Tensor, dict[str, float], int]:
+               autocast, cf_forward: bool = False, head=None) -> tuple[torch.Tensor, dict[str, float], int]:
     """Loss of one micro-batch, already divided by its optimizer step's counts (see module doc).
     ``cf_forward``: make the counterfactual forward even without counterfactual rows here (under
-    FSDP a forward is a collective that every rank must join; the result is discarded)."""
+    FSDP a forward is a collective that every rank must join; the result is discarded).
+    ``head``: the model's LM head when `plain_head` vouched for it (the NLL then skips the logits)."""
     kind = exs[0]["kind"]
     dev = _device(model)
     ids, labels, mask = (t.to(dev) for t in collate(exs, pad_id))
@@ -95,13 +122,35 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
     n_tokens = int(mask.sum())
     want_nll = (kind == "sft" and "sft" in parts) or (kind == "pair" and "bct" in parts)
     want_act = kind == "pair" and "act" in parts and norms["act"] > 0
+    want_cf = kind == "pair" and "cf" in parts and norms["cf"] > 0
     inner = getattr(model, "module", model)  # under DDP: the wrapped model (hooks, disable_adapter)
     ctx = capture_blocks(inner) if want_act else contextlib.nullcontext([])
-    with ctx as h_w, autocast():
-        out = model(input_ids=ids, attention_mask=mask)
+    # Logits at the labelled positions only (losses.logit_positions); none for ACT alone. Plain
+    # NLL with a plain head (``head``, see plain_head) makes no logits at all: the head's input is
+    # taken by a pre-hook (the head then runs on zero positions) and losses.linear_token_nll
+    # works through it in chunks.
+    need = want_nll or want_cf
+    keep = losses.logit_positions(labels) if need and LOGITS != "full" else None
+    fused = head is not None and want_nll and not want_cf and keep is not None
+    hidden: dict[str, torch.Tensor] = {}
+    if fused:
+        def take(_mod, args):
+            hidden["h"] = args[0]
+            return (args[0][:, :0],)
+        hook = head.register_forward_pre_hook(take)
+    try:
+        with ctx as h_w, autocast():
+            out = model(input_ids=ids, attention_mask=mask,
+                        logits_to_keep=keep if keep is not None else 0 if need else 1)
+    finally:
+        if fused:
+            hook.remove()
     logits = out.logits
     if want_nll:
-        s = losses.token_nll(logits, labels, reduction="sum")
+        if fused:
+            s = losses.linear_token_nll(hidden.pop("h"), head.weight, labels, keep)
+        else:
+            s = losses.token_nll(logits, labels, reduction="sum", positions=keep)
         total = total + s / max(norms["nll"], 1)
         terms["nll_sum"] = float(s.detach())
     if want_act:
@@ -114,18 +163,21 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
         s, _ = losses.act_loss(list(h_w), h_c, m_w, m_c, layer_norm=cfg.act_layer_norm, reduction="sum")
         total = total + cfg.act_weight * s / max(norms["act"], 1)
         terms["act_sum"] = float(s.detach())
-    if kind == "pair" and "cf" in parts and norms["cf"] > 0:
+    if want_cf:
         rows = [r for r, e in enumerate(exs) if "cf_ids" in e]
         if rows:
             sub = [exs[r] for r in rows]
             cf_ids, cf_labels, cf_mask = (t.to(dev) for t in collate(sub, pad_id, "cf_ids", "cf_labels"))
+            cf_keep = losses.logit_positions(cf_labels) if LOGITS != "full" else None
             with torch.no_grad(), autocast():
                 # no gradient here, so the unwrapped model: a DDP forward is a collective (buffer
                 # broadcast) and only ranks holding counterfactual rows make this one
-                cf_logits = inner(input_ids=cf_ids, attention_mask=cf_mask).logits
+                cf_logits = inner(input_ids=cf_ids, attention_mask=cf_mask,
+                                  logits_to_keep=cf_keep if cf_keep is not None else 0).logits
             n_tokens += int(cf_mask.sum())
             s, _ = losses.counterfactual_gap(logits[rows], labels[rows], cf_logits, cf_labels,
-                                             norm=cfg.counterfactual_norm, reduction="sum")
+                                             norm=cfg.counterfactual_norm, reduction="sum",
+                                             positions_normal=keep, positions_cf=cf_keep)
             total = total + cfg.counterfactual_weight * s / max(norms["cf"], 1)
             terms["cf_sum"] = float(s.detach())
         elif cf_forward:
@@ -234,6 +286,7 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
         write_records(kept, curve) if curve.exists() else None
     dist.wait()
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if cfg.bf16 else contextlib.nullcontext
+    head = plain_head(model, dist)
     model.train()
     t0, n_tok, done_here = time.perf_counter(), 0, 0
     micro = sum(len(steps[e][s]) for e, s in flat[:start])
@@ -253,7 +306,8 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
             mine = dist.shard(b)  # this rank's rows of the micro-batch (all of them in one process)
             with dist.no_sync(wmodel, last=j == len(batches) - 1):
                 loss, terms, nt = micro_loss(wmodel, reference, mine or b[:1], parts, norms, cfg, pad_id, autocast,
-                                             cf_forward=dist.collective_forward and any("cf_ids" in x for x in b))
+                                             cf_forward=dist.collective_forward and any("cf_ids" in x for x in b),
+                                             head=head)
                 if not mine:  # nothing here for this rank: join the all-reduce with a zero gradient
                     # (same term names as the other ranks: the logged sums are all-reduced by name)
                     loss, terms, nt = loss * 0, {k: 0.0 for k in terms}, 0

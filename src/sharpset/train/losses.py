@@ -31,18 +31,40 @@ import torch
 IGNORE = -100
 
 
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p of each next label [B, T-1], mask [B, T-1]); logits [B, T, V], labels [B, T]."""
-    tgt = labels[:, 1:]
+def logit_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Positions t whose logits some row needs (labels[:, t + 1] is not IGNORE in any row), ascending.
+
+    Passed to a Hugging Face causal LM as ``logits_to_keep`` (a 1-D tensor keeps those sequence
+    positions), the LM head runs on these positions only: prompt positions need no logits. With a
+    262k vocabulary (gemma3) the logits of every position were most of a training step's memory."""
+    return torch.nonzero((labels[:, 1:] != IGNORE).any(0), as_tuple=False).flatten()
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor,
+                   positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p of each next label, mask), both [B, K]; labels [B, T].
+
+    ``positions`` None: logits [B, T, V] for every position, K = T - 1. Otherwise logits [B, K, V]
+    were computed at ``positions`` only (``logit_positions``; HF ``logits_to_keep``). Either way the
+    log-softmax runs over the labelled positions alone ([N, V], not [B, T, V]); values are the same."""
+    if positions is None:
+        positions = torch.arange(labels.shape[1] - 1, device=labels.device)
+        logits = logits[:, :-1, :]
+    if logits.shape[1] != positions.numel():
+        raise ValueError(f"token_logprobs: logits cover {logits.shape[1]} positions, positions name {positions.numel()}")
+    tgt = labels[:, positions + 1]
     mask = tgt != IGNORE
-    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
-    lp = logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return lp * mask, mask
+    logp = torch.log_softmax(logits[mask].float(), dim=-1)  # [N, V]: the labelled positions only
+    lp = torch.zeros(tgt.shape, dtype=logp.dtype, device=logp.device)
+    lp = lp.masked_scatter(mask, logp.gather(-1, tgt[mask].unsqueeze(-1)).squeeze(-1))
+    return lp, mask
 
 
-def token_nll(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"):
-    """Masked next-token NLL. "mean": over all label tokens of the batch (not per row)."""
-    lp, mask = token_logprobs(logits, labels)
+def token_nll(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean",
+              positions: torch.Tensor | None = None):
+    """Masked next-token NLL. "mean": over all label tokens of the batch (not per row).
+    ``positions``: logits computed at those positions only (``token_logprobs``)."""
+    lp, mask = token_logprobs(logits, labels, positions)
     nll = -lp
     if reduction == "none":
         return nll
@@ -56,6 +78,62 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean
         keep = n > 0
         return (nll.sum(-1)[keep] / n[keep]).mean()
     raise ValueError(f"reduction must be none, sum, mean or per_sequence, not {reduction!r}")
+
+
+class _LinearNLL(torch.autograd.Function):
+    """sum_i -log softmax(h_i W^T)[y_i] with its gradients computed chunk by chunk in the forward.
+
+    Written here because no installed library does it on CPU: Liger-Kernel's fused linear
+    cross-entropy and Apple's Cut Cross-Entropy are Triton (GPU) kernels. Same idea: per chunk of
+    rows the logits [C, V] are made, turned into the gradient (softmax - one-hot) at once, and
+    dropped, so [N, V] never exists; no recomputation (the backward only scales the stored
+    gradients), and the weight's gradient is only summed when the weight trains."""
+
+    @staticmethod
+    def forward(ctx, h, w, tgt, chunk):
+        n = h.shape[0]
+        gh = torch.empty(h.shape, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[0] else None
+        gw = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if ctx.needs_input_grad[1] else None
+        wf = w.float()
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for s in range(0, n, chunk):
+            hc, tc = h[s:s + chunk].float(), tgt[s:s + chunk]
+            # log_softmax, not logsumexp: on gemma3's peaked 262k-way logits torch's CPU logsumexp
+            # was 7.6e-5 off per token where log_softmax agrees with fp64 to 1e-7
+            logp = torch.log_softmax(hc @ wf.T, dim=-1)  # [C, V]
+            total -= logp.gather(-1, tc.unsqueeze(-1)).sum()
+            if gh is None and gw is None:
+                continue
+            g = logp.exp_()  # softmax, in place: d(sum nll)/d logits = softmax - one-hot
+            g[torch.arange(g.shape[0], device=g.device), tc] -= 1.0
+            if gh is not None:
+                gh[s:s + chunk] = g @ wf
+            if gw is not None:
+                gw.addmm_(g.T, hc)
+        ctx.save_for_backward(*(t for t in (gh, gw) if t is not None))
+        ctx.has = (gh is not None, gw is not None)
+        ctx.dtypes = (h.dtype, w.dtype)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        saved = list(ctx.saved_tensors)
+        gh = (saved.pop(0) * grad).to(ctx.dtypes[0]) if ctx.has[0] else None
+        gw = (saved.pop(0) * grad).to(ctx.dtypes[1]) if ctx.has[1] else None
+        return gh, gw, None, None
+
+
+def linear_token_nll(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                     positions: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """Summed masked next-token NLL from the hidden states the LM head would read.
+
+    ``hidden`` [B, K, H] at ``positions`` (``logit_positions``), ``weight`` the head's [V, H]
+    (bias-free, nothing applied to its logits: the caller checks). Equals
+    ``token_nll(hidden @ weight.T, labels, "sum", positions)`` without making the [B, K, V] logits:
+    peak memory is ``chunk`` rows of logits, not all of them."""
+    tgt = labels[:, positions + 1]
+    mask = tgt != IGNORE
+    return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk)
 
 
 def n_label_tokens(labels: torch.Tensor) -> int:
@@ -115,14 +193,16 @@ def act_loss(h_wrapped: Sequence[torch.Tensor], h_clean: Sequence[torch.Tensor],
 
 
 def counterfactual_gap(logits_normal: torch.Tensor, labels_normal: torch.Tensor, logits_cf: torch.Tensor,
-                       labels_cf: torch.Tensor, *, norm: str = "l1", reduction: str = "mean"):
+                       labels_cf: torch.Tensor, *, norm: str = "l1", reduction: str = "mean",
+                       positions_normal: torch.Tensor | None = None, positions_cf: torch.Tensor | None = None):
     """Per-token gap between log p(y_t | normal) and sg(log p(y_t | counterfactual)).
 
     Both label tensors must mark the same target tokens (same count per row, same order).
+    ``positions_*``: logits computed at those positions only (``token_logprobs``).
     """
-    lp_n, m_n = token_logprobs(logits_normal, labels_normal)
+    lp_n, m_n = token_logprobs(logits_normal, labels_normal, positions_normal)
     with torch.no_grad():
-        lp_c, m_c = token_logprobs(logits_cf, labels_cf)
+        lp_c, m_c = token_logprobs(logits_cf, labels_cf, positions_cf)
     a, b = lp_n[m_n], lp_c[m_c].detach()
     if a.shape != b.shape:
         raise ValueError("counterfactual_gap: the two sides mark different numbers of target tokens")
