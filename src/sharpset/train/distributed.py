@@ -42,6 +42,11 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("SHARPSET_LAUNCHED") == "accelerate"
 
 
+def trainable(model) -> dict:
+    """{name: parameter} of the weights that train (LoRA's, or all under full fine-tuning)."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
 def _env_flag(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes")
 
@@ -90,7 +95,7 @@ class Single:
     # -- state: full tensors on the CPU, named as in the unwrapped model ------------------------
     def trainable_state(self, model) -> dict:
         """{name: full CPU tensor} of the trainable weights (every rank calls; complete on the main one)."""
-        return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        return {n: p.detach().cpu().contiguous() for n, p in trainable(model).items()}
 
     def optimizer_state(self, model, opt) -> dict:
         """The optimizer state keyed by parameter name (complete on the main rank)."""
@@ -101,9 +106,8 @@ class Single:
     def load_state(self, model, opt, weights: dict, optim: dict | None) -> None:
         import torch
 
-        params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         with torch.no_grad():
-            for n, p in params.items():
+            for n, p in trainable(model).items():
                 p.copy_(weights[n])
         if optim is not None:
             _load_optimizer(model, opt, optim, full=False)
@@ -241,10 +245,9 @@ class FSDPDist(AccelerateDist):
         from torch.distributed.tensor import DTensor
 
         out = {}
-        for n, p in model.named_parameters():  # the same order on every rank: each gather is a collective
-            if p.requires_grad:
-                full = p.full_tensor() if isinstance(p, DTensor) else p
-                out[n] = full.detach().cpu().contiguous()
+        for n, p in trainable(model).items():  # the same order on every rank: each gather is a collective
+            full = p.full_tensor() if isinstance(p, DTensor) else p
+            out[n] = full.detach().cpu().contiguous()
         return out if self.is_main else {}
 
     def optimizer_state(self, model, opt) -> dict:

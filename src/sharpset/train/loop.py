@@ -208,7 +208,7 @@ def load_checkpoint(path: Path, model, opt, dist=None) -> dict | None:
     model and optimizer; every rank calls. Returns the saved state, or None without a checkpoint."""
     from safetensors.torch import load_file
 
-    from .distributed import Single
+    from .distributed import Single, trainable
 
     if not (path / "state.json").exists():
         old = path.with_name(path.name + ".old")  # killed between the two renames
@@ -217,8 +217,7 @@ def load_checkpoint(path: Path, model, opt, dist=None) -> dict | None:
         else:
             return None
     weights = load_file(str(path / "trainable.safetensors"))
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    missing = names ^ set(weights)
+    missing = set(trainable(model)) ^ set(weights)
     if missing:
         raise RuntimeError(f"{path}: checkpoint does not match the model's trainable parameters: {sorted(missing)[:5]}")
     (dist or Single()).load_state(model, opt, weights, torch.load(path / "optimizer.pt", weights_only=True))
@@ -262,7 +261,7 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
     of this call (benchmarks). ``dist``: one process or data-parallel ranks (train/distributed.py;
     default: whatever this process was launched as)."""
     from ..dataio import append_jsonl, iter_jsonl, write_records
-    from .distributed import current
+    from .distributed import current, trainable
 
     dist = dist or current()
     if not dist.is_main:
@@ -271,7 +270,7 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
         reference.to(dist.device)
     # wrap (DDP) or shard in place (FSDP) before the optimizer is built: FSDP replaces the parameters
     wmodel = dist.prepare_model(model)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(trainable(model).values())
     opt = dist.prepare_optimizer(torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
     steps, flat = step_plan(cfg, examples)
     total_steps = len(flat)

@@ -40,6 +40,12 @@ def logit_positions(labels: torch.Tensor) -> torch.Tensor:
     return torch.nonzero((labels[:, 1:] != IGNORE).any(0), as_tuple=False).flatten()
 
 
+def _targets(labels: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(next-token targets at ``positions`` [B, K], mask of the labelled ones)."""
+    tgt = labels[:, positions + 1]
+    return tgt, tgt != IGNORE
+
+
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor,
                    positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p of each next label, mask), both [B, K]; labels [B, T].
@@ -52,8 +58,7 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor,
         logits = logits[:, :-1, :]
     if logits.shape[1] != positions.numel():
         raise ValueError(f"token_logprobs: logits cover {logits.shape[1]} positions, positions name {positions.numel()}")
-    tgt = labels[:, positions + 1]
-    mask = tgt != IGNORE
+    tgt, mask = _targets(labels, positions)
     logp = torch.log_softmax(logits[mask].float(), dim=-1)  # [N, V]: the labelled positions only
     lp = torch.zeros(tgt.shape, dtype=logp.dtype, device=logp.device)
     lp = lp.masked_scatter(mask, logp.gather(-1, tgt[mask].unsqueeze(-1)).squeeze(-1))
@@ -131,8 +136,7 @@ def linear_token_nll(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.T
     (bias-free, nothing applied to its logits: the caller checks). Equals
     ``token_nll(hidden @ weight.T, labels, "sum", positions)`` without making the [B, K, V] logits:
     peak memory is ``chunk`` rows of logits, not all of them."""
-    tgt = labels[:, positions + 1]
-    mask = tgt != IGNORE
+    tgt, mask = _targets(labels, positions)
     return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk)
 
 
