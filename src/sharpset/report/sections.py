@@ -217,13 +217,19 @@ def _pick_answer(rows: list[dict]) -> dict | None:
     cand = [r for r in rows if r.get("tokens") and r.get("n_tokens")] or []
     if not cand:
         return None
-    tot = sum(r["n_tokens"] for r in cand)
-    pooled = sum(r["classes"].count("shifted") for r in cand) / tot
+    from ..evaluate.suites.token_shift import pooled_share
+
+    pooled = pooled_share(cand, "shifted")
     long_ = [r for r in cand if r["n_tokens"] >= 8] or cand
     return min(long_, key=lambda r: (abs((r.get("shifted") or 0) - pooled), r["item"]))
 
 
 def token_shift_section(col: Collection) -> str:
+    """Per tuned model: the class shares as the suite's ``extra`` has them -- share of tokens, pooled
+    over answers, the one averaging the token_shift suite uses (see its module) -- one typical
+    answer coloured by class, the shares by position and the most often shifted tokens."""
+    from ..evaluate.suites.token_shift import AVERAGING
+
     out = ['<section id="token-shift"><h2>Where the tuned answers leave the starting model</h2>',
            '<p>Token shift (URIAL): each tuned answer is fed to the starting model; a token is <b>unshifted</b> when it '
            'is the starting model\'s own top choice there, <b>marginal</b> at rank 2–3, <b>shifted</b> beyond. '
@@ -256,10 +262,11 @@ def token_shift_section(col: Collection) -> str:
                                                  [max(0.0, 1 - h["shifted"] - h["marginal"]) for h in hist])],
                                        x_label="token position in the answer", y_label="share of tokens",
                                        title="by position", counts=[h["tokens"] for h in hist]),
-                       "share of tokens per class by position; URIAL found the shift concentrated in the first tokens")
+                       f"{AVERAGING} per class by position; URIAL found the shift concentrated in the first tokens")
         top = ", ".join(f"{esc(repr(tok))}×{esc(k)}" for tok, k in (ex.get("most_shifted_tokens") or [])[:12])
         blocks.append(f'<h3>{esc(t.display)} <span class="muted">against {esc(ex.get("base") or t.base_label)}</span></h3>'
-                      f'<p class="meta">{esc(ex.get("tokens"))} tokens over {len(rows)} answers; pooled shares: {esc(pooled)}</p>'
+                      f'<p class="meta">{esc(ex.get("tokens"))} tokens over {len(rows)} answers; '
+                      f'{esc(ex.get("averaging") or AVERAGING)} (95% interval: bootstrap over answers): {esc(pooled)}</p>'
                       f'<p><b>Prompt:</b> {esc(r.get("prompt"))}</p><div class="tokens">{spans}</div>'
                       f'<div class="figs">{fig}<div><h4>most often shifted tokens</h4><p class="meta">{top or "none"}</p></div></div>')
     if not blocks:

@@ -202,6 +202,36 @@ def ends_clean(text: str) -> bool:
     return last.rstrip(_TRAILING).endswith(_FINAL)
 
 
+REPEAT_CLAUSE_MIN_WORDS = 4  # a clause this long said twice is a repeated phrase, not a common word pair
+_CLAUSE_SPLIT = re.compile(r"[.!?;:,…\n。！？；：，、]+")
+_CODE_BLOCK = re.compile(r"^\s{0,3}(```+|~~~+).*?(?:^\s{0,3}\1\s*$|\Z)", re.S | re.M)
+_LEADING = {"and", "but", "so", "or", "then", "also"}
+
+
+def repeated_clause(text: str) -> str | None:
+    """The first clause of at least REPEAT_CLAUSE_MIN_WORDS words that occurs twice in the answer,
+    or None: the phrase-level repetition ("I'd be happy to assist you further. ... I'd be happy to
+    assist you further.") that a loop's long-span rule misses when the answer is short or varied.
+
+    Clauses: the text outside fenced code blocks (code repeats lines honestly) split at . ! ? ; : ,
+    … newlines and their CJK forms; each clause normalised to its lower-cased word tokens (letters,
+    digits, inner apostrophes; punctuation dropped) with leading "and / but / so / or / then / also"
+    removed. Two clauses repeat when their normalised word lists are equal.
+    """
+    seen: set[tuple[str, ...]] = set()
+    for clause in _CLAUSE_SPLIT.split(_CODE_BLOCK.sub("\n", text)):
+        ws = [w for w in words(clause) if w[0].isalnum()]
+        while ws and ws[0] in _LEADING:
+            ws = ws[1:]
+        if len(ws) < REPEAT_CLAUSE_MIN_WORDS:
+            continue
+        key = tuple(ws)
+        if key in seen:
+            return " ".join(ws)
+        seen.add(key)
+    return None
+
+
 def is_refusal(text: str) -> bool:
     """True when one of REFUSAL_PHRASES occurs in the first REFUSAL_WINDOW characters (lower-cased,
     curly apostrophes made straight)."""

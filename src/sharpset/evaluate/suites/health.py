@@ -1,9 +1,30 @@
-"""``health``: always on, cheap -- empty, truncated, looping and length of every answer the run made.
+"""``health``: always on, cheap -- empty, truncated, looping, repeating and length of every answer the run made.
 
 Computed over all answers generated for a model in this evaluation (every generating suite), with
 :func:`sharpset.text.degeneration.health`: ``loop`` (a long repeated span, low distinct-3 or high
-compression), ``truncated`` (hit the token limit), ``empty``, ``echo`` (begins by repeating the request), ``complete`` (ended by the model and
-not empty), ``refusal`` and the answer length in words. No generation of its own.
+compression), ``repeated_sentence`` (a clause of >= 4 words said twice in one answer,
+:func:`sharpset.text.degeneration.repeated_clause`: "I'd be happy to assist you further" again and
+again, issue 20), ``truncated`` (hit the token limit), ``empty``, ``echo`` (begins by repeating the
+request), ``complete`` (ended by the model and not empty), ``refusal`` and the answer length in
+words. No generation of its own.
+
+Per generating suite, equal weight per suite. The suites generate very different answers in
+number and length (invariance ~480 answers capped at 32 tokens, the others ~40 at 192), so a mean
+over all answers would mostly describe invariance. Each row carries ``source`` (the generating
+suite: ``invariance`` for both its plain and wrapped answers), ``unit`` (``suite/item``, the row's
+own answer) and ``weight`` = 1 / (answers of its source), so the weights of each source sum to 1:
+
+- the headline metrics (the summary's means and the paired comparisons) are the **equal-weight
+  mean over generating suites** -- the weighted row mean, sum(w x) / sum(w) = the mean of the
+  per-suite means -- wherever the summary honours a row's ``weight``; the per-row columns stay
+  0/1 (or a word count) per answer, so paired comparisons still pair answers;
+- ``extra["by_suite"]``: each generating suite's own figures (mean, 95% interval, n);
+- ``extra["pooled_equal_weight"]``: the same equal-weight mean computed here, with a bootstrap
+  interval over answers (:func:`sharpset.stats.boot_stat_ci`, the mean of the per-suite means of
+  each resample), whatever the summary does with weights.
+
+Version 2: ``repeated_sentence``, per-suite figures and equal suite weights (version 1 pooled
+every answer with equal weight).
 """
 
 from __future__ import annotations
@@ -38,14 +59,21 @@ class HealthSuite(Suite):
         return [{"id": f"{g['suite']}/{g['item']}", **g} for g in ctx.generated]
 
     def evaluate(self, ctx: Context, items: list[dict]) -> list[dict]:
-        from ...text.degeneration import health
+        from ...text.degeneration import health, repeated_clause
 
+        per_source: dict[str, int] = {}
+        for g in items:
+            per_source[source(g["suite"])] = per_source.get(source(g["suite"]), 0) + 1
         rows = []
         for g in items:
             h = health(g["text"], prompt=g["prompt"], finish_reason=g["finish_reason"], token_ids=g["token_ids"])
-            rows.append({"item": g["id"], "suite": g["suite"], "prompt": g["prompt"], "answer": g["text"],
+            src = source(g["suite"])
+            rows.append({"item": g["id"], "unit": g["id"], "suite": g["suite"], "source": src,
+                         "weight": 1.0 / per_source[src], "prompt": g["prompt"], "answer": g["text"],
                          "empty": float(not g["text"].strip()), "truncated": float(bool(g["truncated"])),
-                         "loop": float(bool(h["loop"])), "complete": float(bool(h["complete"])),
+                         "loop": float(bool(h["loop"])),
+                         "repeated_sentence": float(repeated_clause(g["text"]) is not None),
+                         "complete": float(bool(h["complete"])),
                          "refusal": float(bool(h["refusal"])), "words": h["n_words"],
                          "echo": float(echoes_prompt(g["prompt"], g["text"])),
                          "repeat_share": h["repeat_share"], "distinct_3": h["distinct_3"]})
@@ -54,10 +82,52 @@ class HealthSuite(Suite):
     def extra(self, ctx: Context, rows: list[dict]) -> dict[str, Any]:
         import numpy as np
 
+        from ...stats import boot_stat_ci, mean_ci
+
+        seed = ctx.cfg.seed
+        by_source: dict[str, list[dict]] = {}
+        for r in rows:
+            by_source.setdefault(r.get("source") or source(r["suite"]), []).append(r)
+        by_suite = {}
+        for src, rs in sorted(by_source.items()):
+            w = [r["words"] for r in rs]
+            by_suite[src] = {"n": len(rs), **{m: mean_ci([r[m] for r in rs], seed) for m in self.metrics},
+                             "words_quantiles": {q: float(np.percentile(w, q)) for q in (10, 50, 90)}}
+        pooled = {}
+        for m in self.metrics:
+            point = equal_weight_mean(rows, m)
+            pooled[m] = {"mean": None if point is None else round(point, 4),
+                         "ci95": boot_stat_ci(rows, lambda rs, m=m: _nan(equal_weight_mean(rs, m)), seed),
+                         "n": len(rows), "suites": len(by_source)}
         w = [r["words"] for r in rows]
-        return {"words_quantiles": {q: float(np.percentile(w, q)) for q in (10, 50, 90)} if w else {}}
+        return {"by_suite": by_suite, "pooled_equal_weight": pooled,
+                "words_quantiles": {q: float(np.percentile(w, q)) for q in (10, 50, 90)} if w else {}}
 
 
-SUITE = HealthSuite("health", 1, "empty / truncated / looping answers and their length (all answers)",
-                    metrics=("empty", "truncated", "loop", "echo", "complete", "refusal", "words"),
-                    lower_is_better=frozenset({"empty", "truncated", "loop", "echo"}), needs_generation=False)
+def source(gen_suite: str) -> str:
+    """The generating suite of a ``ctx.generate`` tag: ``invariance/wrapped`` -> ``invariance``."""
+    return gen_suite.split("/")[0]
+
+
+def equal_weight_mean(rows: list[dict], metric: str) -> float | None:
+    """The mean over generating suites (``source``) of each suite's mean of ``metric`` over its
+    rows (None values left out; a suite with no value is left out); None when no suite has one."""
+    sums: dict[str, list[float]] = {}
+    for r in rows:
+        v = r.get(metric)
+        if v is not None:
+            sums.setdefault(r.get("source") or source(r["suite"]), []).append(float(v))
+    means = [sum(v) / len(v) for v in sums.values()]
+    return sum(means) / len(means) if means else None
+
+
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
+SUITE = HealthSuite("health", 2, "empty / truncated / looping / repeating answers and their length "
+                    "(every answer, equal weight per generating suite)",
+                    metrics=("empty", "truncated", "loop", "repeated_sentence", "echo", "complete", "refusal",
+                             "words"),
+                    lower_is_better=frozenset({"empty", "truncated", "loop", "repeated_sentence", "echo"}),
+                    needs_generation=False)

@@ -3,8 +3,17 @@
 The tuned model answers the shape prompts greedily (o_1..o_T; the same answers the ``shape`` suite
 scores). Each answer is fed, after the same prompt tokens, to the base model in ONE forward pass;
 eta_t = rank of o_t under the base given the prefix (:func:`sharpset.engine.scoring.answer_token_ranks`).
-unshifted: eta = 1; marginal: eta in {2, 3}; shifted: eta > 3. Reported pooled over tokens (interval:
-bootstrap over answers), by position (token index bins), and the most often shifted tokens.
+unshifted: eta = 1; marginal: eta in {2, 3}; shifted: eta > 3.
+
+One averaging everywhere, named **"share of tokens, pooled over answers"** (URIAL reports per-token
+shares): a class's share = (tokens of that class in all answers) / (tokens in all answers), so a long
+answer counts by its length, with a 95% interval from the bootstrap over answers (the answer is the
+unit: its tokens are resampled together) -- :func:`pooled_share` and ``extra["pooled_<class>"]``,
+also by position (token index bins). The rows keep each answer's own shares (``unshifted``,
+``marginal``, ``shifted``) for paired comparisons, and carry ``weight`` = the answer's token count:
+the weighted row mean sum(n_i s_i) / sum(n_i) is exactly the pooled share, which the summary's
+table reports wherever it honours a row's ``weight``; the report's token-shift section shows the
+pooled shares of ``extra``. Also the most often shifted tokens.
 
 The base is ``--base`` (a model name or folder) or, when several models are evaluated, the first
 one; it must share the tuned model's vocabulary (else the suite says so and scores nothing). A model
@@ -21,8 +30,18 @@ from ..suite import Context, Suite, limit_items
 BINS = (0, 5, 10, 20, 40, 80, 160, 320, 10 ** 9)
 
 
+AVERAGING = "share of tokens, pooled over answers"
+
+
 def classify(rank: int) -> str:
     return "unshifted" if rank == 1 else "marginal" if rank <= 3 else "shifted"
+
+
+def pooled_share(rows: list[dict], cls: str) -> float:
+    """Share of tokens of class ``cls``, pooled over answers: sum over rows of the tokens classed
+    ``cls`` / sum of ``n_tokens`` (NaN when there are no tokens). Rows: ``classes`` and ``n_tokens``."""
+    tot = sum(r["n_tokens"] for r in rows)
+    return sum(r["classes"].count(cls) for r in rows) / tot if tot else float("nan")
 
 
 class TokenShiftSuite(Suite):
@@ -56,8 +75,8 @@ class TokenShiftSuite(Suite):
             rk = rk or []
             classes = [classify(r) for r in rk]
             n = len(classes)
-            rows.append({"item": it["id"], "prompt": it["messages"][-1]["content"], "answer": a["text"],
-                         "n_tokens": n, "unshifted": classes.count("unshifted") / n if n else None,
+            rows.append({"item": it["id"], "unit": it["id"], "weight": float(n),
+                         "prompt": it["messages"][-1]["content"], "answer": a["text"], "n_tokens": n, "unshifted": classes.count("unshifted") / n if n else None,
                          "marginal": classes.count("marginal") / n if n else None,
                          "shifted": classes.count("shifted") / n if n else None,
                          "tokens": [tok.decode([t]) for t in a["token_ids"][:n]], "ranks": rk, "classes": classes})
@@ -69,15 +88,12 @@ class TokenShiftSuite(Suite):
         if not rows:
             return {"skipped": ctx.base_problem or "no base model"}
         seed = ctx.cfg.seed
-
-        def pooled(rs: list[dict], cls: str) -> float:
-            tot = sum(r["n_tokens"] for r in rs)
-            return sum(r["classes"].count(cls) for r in rs) / tot if tot else float("nan")
-
-        out: dict[str, Any] = {"base": ctx.base_name(), "tokens": sum(r["n_tokens"] for r in rows)}
+        out: dict[str, Any] = {"base": ctx.base_name(), "averaging": AVERAGING,
+                               "tokens": sum(r["n_tokens"] for r in rows), "answers": len(rows)}
         for cls in ("unshifted", "marginal", "shifted"):
-            out[f"pooled_{cls}"] = {"mean": round(pooled(rows, cls), 4),
-                                    "ci95": boot_stat_ci(rows, lambda rs, c=cls: pooled(rs, c), seed)}
+            out[f"pooled_{cls}"] = {"mean": round(pooled_share(rows, cls), 4),
+                                    "ci95": boot_stat_ci(rows, lambda rs, c=cls: pooled_share(rs, c), seed),
+                                    "n": len(rows)}
         hist = []
         for lo, hi in zip(BINS, BINS[1:]):
             cl = [c for r in rows for i, c in enumerate(r["classes"]) if lo <= i < hi]
@@ -91,5 +107,6 @@ class TokenShiftSuite(Suite):
         return out
 
 
-SUITE = TokenShiftSuite("token_shift", 1, "URIAL token distribution shift of a tuned model vs its base",
+SUITE = TokenShiftSuite("token_shift", 2, "URIAL token distribution shift of a tuned model vs its base "
+                        f"({AVERAGING})",
                         metrics=("unshifted", "marginal", "shifted"))
