@@ -47,9 +47,34 @@ def test_effect_per_example_is_diff_over_training_rows(report):
     assert with_diff
     for r in with_diff:
         assert r["per_example"] == pytest.approx(r["diff"] / r["n_examples"])
+        if r["ci95"] is None:  # fewer than 2 independent units
+            assert r["verdict"] == "n too small" and r["per_example_ci95"] is None
+            continue
         assert r["per_example_ci95"] == pytest.approx([c / r["n_examples"] for c in r["ci95"]])
         lo, hi = r["ci95"]
-        assert r["verdict"] == ("null" if lo <= 0 <= hi else r["verdict"])
+        assert lo <= r["diff"] <= hi and r["p"] is not None and r["mde"] is not None
+        if lo <= 0 <= hi or r["p"] >= 0.05:
+            assert r["verdict"] == "null" and r["verdict_text"] == f"no effect larger than {max(abs(lo), abs(hi)):.3g}"
+        else:  # past the interval and the test: the sign and the better direction name it
+            want = {1: ("better", "worse"), -1: ("worse", "better"), 0: ("up", "down")}[r["direction"]]
+            assert r["verdict"] == want[0 if r["diff"] > 0 else 1]
+
+
+def test_paired_n_counts_independent_units(pipeline, report):
+    """n of a paired comparison = the independent units (a row's ``unit``, else its item) among the
+    items both models have, counted here from the samples; n_rows = those items."""
+    rows = [r for r in json.loads((report / "effects.json").read_text())
+            if r["suite"] == "invariance" and r["metric"] == "clean_correct"]
+    assert rows
+    samples = [json.loads(x) for x in (pipeline / "eval" / "samples" / "invariance.jsonl").read_text().splitlines()]
+    for r in rows:
+        base = {s["item"]: s for s in samples if s["model"] == r["base"]}
+        mine = {s["item"] for s in samples if s["model"] == r["eval_label"]}
+        shared = set(base) & mine
+        assert r["n_rows"] == len(shared)
+        assert r["n"] == len({str(base[i].get("unit", i)) for i in shared})
+        if any("unit" in s for s in samples):  # a question's wrapper families are one unit
+            assert r["n"] < r["n_rows"]
 
 
 def test_data_text_is_escaped_everywhere(report):
@@ -184,23 +209,34 @@ def test_card_for_one_data_file_and_bad_input(tmp_path):
     assert [size_category(n) for n in (5, 1000, 25_000)] == ["n<1K", "1K<n<10K", "10K<n<100K"]
 
 
-def _handmade_eval(root, answers_tuned):
-    """An eval folder written by hand: start m0 and tuned m1 on two shape items and the health suite."""
+N_HAND = 12  # items of the hand-made eval: enough for an exact test to find 12 of 12 changed (p = 0.00049)
+BASE_ANSWERS = [f"Short answer {k}." for k in range(N_HAND)]
+
+
+def _handmade_eval(root, answers_tuned, *, ends: bool = True):
+    """An eval folder written by hand: start m0 and tuned m1 on 12 shape items, the health rows of
+    those answers, and a stored comparison for a suite with no samples on disk (format, as runs
+    written before issue 21 carry: no p). Shape: conformance 0 -> 1 on every item. Health: truncated
+    1 -> 0 and complete 0 -> 1 on every answer (``ends=False``: stays 1 / 0), loop 1 -> 0 on 2 of 12
+    answers, 10 -> 4 words on every answer."""
     ev = root / "eval"
     (ev / "samples").mkdir(parents=True)
-    base = ["Short answer.", "Another answer."]
-    rows = [{"model": lab, "item": f"i{k}", "prompt": f"p{k}", "answer": a, "conformance": c}
-            for lab, ans, c in (("m0:start", base, 0.5), ("m1:tuned", answers_tuned, 1.0)) for k, a in enumerate(ans)]
+    rows, health = [], []
+    for lab, ans, tuned in (("m0:start", BASE_ANSWERS, False), ("m1:tuned", answers_tuned, True)):
+        for k, a in enumerate(ans):
+            rows.append({"model": lab, "item": f"i{k}", "prompt": f"p{k}", "answer": a, "conformance": float(tuned)})
+            end = tuned and ends
+            health.append({"model": lab, "item": f"shape/i{k}", "suite": "shape", "prompt": f"p{k}", "answer": a,
+                           "truncated": float(not end), "complete": float(end),
+                           "loop": float(not tuned and k < 2), "words": 4 if tuned else 10})
     (ev / "samples" / "shape.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    comp = {"shape": {"m1:tuned vs m0:start": {"conformance": {"a": 0.5, "b": 1.0, "diff": 0.5, "ci95": [0.5, 0.5],
-                                                                "n": 2, "fixed": 2, "broken": 0, "same": 0}}},
-            "health": {"m1:tuned vs m0:start": {
-                "loop": {"a": 0.5, "b": 0.0, "diff": -0.5, "ci95": [-1.0, 0.0], "n": 2, "fixed": 0, "broken": 1, "same": 1},
-                "truncated": {"a": 1.0, "b": 0.0, "diff": -1.0, "ci95": [-1.0, -1.0], "n": 2, "fixed": 0, "broken": 2,
-                              "same": 0},
-                "words": {"a": 10, "b": 4, "diff": -6.0, "ci95": [-8.0, -4.0], "n": 2, "fixed": 0, "broken": 2, "same": 0}}}}
+    (ev / "samples" / "health.jsonl").write_text("".join(json.dumps(r) + "\n" for r in health))
+    comp = {"format": {"m1:tuned vs m0:start": {"prompt_strict": {"a": 0.3, "b": 0.5, "diff": 0.2, "ci95": [0.1, 0.3],
+                                                                  "n": 40, "fixed": 9, "broken": 1, "same": 30}}}}
     suites = {"shape": {"metrics": ["conformance"], "lower_is_better": [], "models": {}},
-              "health": {"metrics": ["loop", "truncated", "words"], "lower_is_better": ["loop", "truncated"], "models": {}}}
+              "format": {"metrics": ["prompt_strict"], "lower_is_better": [], "models": {}},
+              "health": {"metrics": ["complete", "loop", "truncated", "words"], "lower_is_better": ["loop", "truncated"],
+                         "models": {}}}
     (ev / "summary.json").write_text(json.dumps({"models": [{"index": 0, "label": "m0:start", "name": "start"},
                                                             {"index": 1, "label": "m1:tuned", "name": "tuned"}],
                                                  "suites": suites, "comparisons": comp, "seed": 0}))
@@ -212,23 +248,60 @@ def _handmade_eval(root, answers_tuned):
 def test_verdicts_follow_the_better_direction(tmp_path):
     from sharpset.report import build_report
 
-    build_report([_handmade_eval(tmp_path / "p", ["Other.", "Else."])], tmp_path / "out")
+    build_report([_handmade_eval(tmp_path / "p", [f"Other {k}." for k in range(N_HAND)])], tmp_path / "out")
     rows = {r["metric"]: r for r in json.loads((tmp_path / "out" / "effects.json").read_text())}
-    assert rows["conformance"]["verdict"] == "better" and rows["conformance"]["per_example"] == 0.125
-    assert rows["truncated"]["verdict"] == "better"  # went down, and lower is better
-    assert rows["loop"]["verdict"] == "null"  # interval [-1, 0] includes 0
+    # 12 of 12 items 0 -> 1: exact McNemar p = 2 * 0.5^12
+    assert rows["conformance"]["verdict"] == "better" and rows["conformance"]["per_example"] == 0.25
+    assert rows["conformance"]["p"] == pytest.approx(2 * 0.5 ** 12, rel=1e-3)
+    assert rows["truncated"]["verdict"] == "better"  # went down on every answer, and lower is better
+    assert rows["complete"]["verdict"] == "better" and rows["complete"]["headline"]  # health's headline
+    # loop 1 -> 0 on 2 of 12: McNemar p = 0.5, so no verdict -- "no effect larger than" the interval's end
+    assert rows["loop"]["verdict"] == "null" and rows["loop"]["p"] == pytest.approx(0.5)
+    assert rows["loop"]["verdict_text"] == f"no effect larger than {max(map(abs, rows['loop']['ci95'])):.3g}"
     assert rows["words"]["verdict"] == "down"  # no better direction for length
+    # a stored comparison written before p values (no samples for format): judged by its interval
+    assert rows["prompt_strict"]["verdict"] == "better" and rows["prompt_strict"]["p"] is None
+    assert all(r["health_gate"] is None for r in rows.values())
+    # Holm over the 5 metrics with a p: conformance, complete, truncated and words stay below 0.05
+    assert rows["conformance"]["p_holm"] == pytest.approx(5 * 2 * 0.5 ** 12, rel=1e-3)
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "2 of 2 answers differ" in html and "training changed nothing" not in html
-    assert "2 improved, 0 worsened" in html  # truncated: 2 items went down = improved
+    assert f"{N_HAND} of {N_HAND} answers differ" in html and "training changed nothing" not in html
+    assert f"{N_HAND} improved, 0 worsened" in html  # truncated: every answer went down = improved
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert "6 paired metrics compared" in summary and "4 improved" in summary
+    assert "4 after Holm adjustment for 5 comparisons" in summary
+    assert "no effect larger than" in summary
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "6 paired metrics compared: 4 improved (4 after Holm adjustment for 5 comparisons)" in md
+
+
+def test_a_model_whose_answers_do_not_end_is_never_summarised_as_improved(tmp_path):
+    """Issue 20: complete 0.00 -> 0.00 and truncated 1.00 -> 1.00 while loop and shape get better."""
+    from sharpset.report import build_report
+
+    build_report([_handmade_eval(tmp_path / "p", [f"Other {k}." for k in range(N_HAND)], ends=False)],
+                 tmp_path / "out")
+    rows = {r["metric"]: r for r in json.loads((tmp_path / "out" / "effects.json").read_text())}
+    assert rows["conformance"]["verdict"] == "better"  # the metric still moved ...
+    gate = rows["conformance"]["health_gate"]
+    assert "0% of its answers end on their own" in gate and "100% of its answers run into the token limit" in gate
+    html = (tmp_path / "out" / "report.html").read_text()
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert "Not summarised as improved: only 0% of its answers end on their own" in summary
+    assert "not counted as improved" in summary
+    assert summary.count(" improved</b>") == summary.count("not counted as improved</b>")  # no "N improved"
+    assert ">improved<" not in summary  # no "improved" chip either
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**Not summarised as improved:** only 0% of its answers end on their own" in md
+    assert ": improved," not in md
 
 
 def test_a_model_that_learned_nothing_is_flagged(tmp_path):
     from sharpset.report import build_report
 
-    build_report([_handmade_eval(tmp_path / "p", ["Short answer.", "Another answer."])], tmp_path / "out")
+    build_report([_handmade_eval(tmp_path / "p", BASE_ANSWERS)], tmp_path / "out")
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "All 2 of its answers are identical to the starting model" in html
+    assert f"All {N_HAND} of its answers are identical to the starting model" in html
     assert "identical to the start: learned nothing visible" in (tmp_path / "out" / "report.md").read_text()
 
 

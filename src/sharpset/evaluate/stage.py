@@ -159,11 +159,15 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
 
 
 def _summarize(suite, ctx, rows: list[dict], seed: int) -> dict[str, Any]:
+    """Per metric the mean with its 95% interval over independent units (a row's ``unit``, else its
+    item), weighted where every row carries a ``weight`` (:mod:`sharpset.evaluate.pairing`)."""
     from ..stats import mean_ci
+    from .pairing import unit_of, weights_of
 
     out: dict[str, Any] = {"n_items": len(rows)}
+    groups, weights = [unit_of(r) for r in rows], weights_of(rows)
     for m in suite.metrics:
-        out[m] = mean_ci([r.get(m) for r in rows], seed)
+        out[m] = mean_ci([r.get(m) for r in rows], seed, groups=groups, weights=weights)
     if rows:
         out["extra"] = suite.extra(ctx, rows)
     elif ctx.base_problem and suite.name == "token_shift":
@@ -172,35 +176,35 @@ def _summarize(suite, ctx, rows: list[dict], seed: int) -> dict[str, Any]:
 
 
 def compare(per_model: list[dict[str, list[dict]]], suites: dict, labels: list[str], seed: int) -> dict[str, Any]:
-    """Each later model against the first, paired on item ids present for both."""
-    from ..stats import paired_diff_ci
+    """Each later model against the first, paired on item ids present for both and resampled by unit
+    (:func:`sharpset.evaluate.pairing.compare_rows`)."""
+    from .pairing import compare_rows
 
     out: dict[str, Any] = {}
     for sname, suite in suites.items():
-        base = {r["item"]: r for r in per_model[0].get(sname, [])}
         for j in range(1, len(per_model)):
-            other = {r["item"]: r for r in per_model[j].get(sname, [])}
-            shared = sorted(set(base) & set(other))
-            if not shared:
-                continue
-            key = f"{labels[j]} vs {labels[0]}"
-            out.setdefault(sname, {})[key] = {
-                m: paired_diff_ci([base[k].get(m) for k in shared], [other[k].get(m) for k in shared], seed)
-                for m in suite.metrics}
+            c = compare_rows(per_model[0].get(sname, []), per_model[j].get(sname, []), suite.metrics, seed)
+            if c:
+                out.setdefault(sname, {})[f"{labels[j]} vs {labels[0]}"] = c
     return out
 
 
 def _fmt(ci: dict | None) -> str:
+    """``mean [lo, hi] n=`` (``n=units/rows`` where units hold several rows); a paired difference adds
+    its p value; no interval below 2 units ("n too small")."""
     if not ci or ci.get("mean") is None and ci.get("diff") is None:
         return "-"
     v = ci.get("diff", ci.get("mean"))
-    lo, hi = ci["ci95"]
     sign = "+" if "diff" in ci and v >= 0 else ""
-    return f"{sign}{v:.3f} [{lo:.3f}, {hi:.3f}] n={ci['n']}"
+    n = f"n={ci['n']}" + (f"/{ci['n_rows']} rows" if ci.get("n_rows", ci["n"]) != ci["n"] else "")
+    interval = f"[{ci['ci95'][0]:.3f}, {ci['ci95'][1]:.3f}]" if ci.get("ci95") else "(n too small)"
+    p = f" p={ci['p']:.3g}" if "diff" in ci and ci.get("p") is not None else ""
+    return f"{sign}{v:.3f} {interval} {n}{p}"
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Plain-text table: suite, metric, each model's mean [95% CI] n=, and the paired differences."""
+    """Plain-text table: suite, metric, each model's mean [95% CI] n=, and the paired differences with
+    their verdict (:func:`sharpset.evaluate.suite.moved`: better/worse only past the interval and test)."""
     from .suite import direction, moved
 
     labels = [m["label"] for m in summary["models"]]

@@ -51,14 +51,20 @@ def direction(suite: str, metric: str, lower_is_better: list[str] | set[str]) ->
 
 
 def moved(c: dict, d: int) -> str:
-    """Item counts of a paired comparison in words: better/worse where the metric has a better
+    """A paired comparison in words: the verdict of :func:`sharpset.stats.verdict_text` (better /
+    worse / up / down only where the 95% interval excludes 0 and p < 0.05, else "no effect larger than
+    X", or "n too small"), then the row counts beside it -- better/worse where the metric has a better
     direction ``d`` (+1 / -1), up/down where it has none (lengths, rates whose good value depends)."""
+    from ..stats import verdict_text
+
     up, down = c.get("fixed", 0), c.get("broken", 0)
     if d > 0:
-        return f"better {up} worse {down}"
-    if d < 0:
-        return f"better {down} worse {up}"
-    return f"up {up} down {down}"
+        counts = f"{up} better, {down} worse"
+    elif d < 0:
+        counts = f"{down} better, {up} worse"
+    else:
+        counts = f"{up} up, {down} down"
+    return f"{verdict_text(c, d)} ({counts})"
 
 
 ALWAYS = ("health",)  # cheap, over every answer the run generated

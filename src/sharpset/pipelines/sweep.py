@@ -217,8 +217,9 @@ def _samples(eval_dir: Path) -> dict[str, dict[str, dict]]:
 
 
 def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, str, int | None]]) -> dict[str, Any]:
-    """Paired differences of every cell against the baseline on the same items, and means over seeds."""
-    from ..stats import paired_diff_ci
+    """Paired differences of every cell against the baseline on the same items (resampled by unit:
+    :func:`sharpset.evaluate.pairing.compare_rows`), and means over seeds."""
+    from ..evaluate.pairing import compare_rows
 
     base_summary = json.loads((baseline_dir / "summary.json").read_text())
     base = _samples(baseline_dir)
@@ -227,17 +228,17 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
     for target, n, seed, name, n_rows in done:
         cell = _samples(root / "cells" / name / "eval")
         for suite, ms in metrics.items():
-            shared = sorted(set(base.get(suite, {})) & set(cell.get(suite, {})))
-            if not shared:
+            cs = compare_rows(base.get(suite, {}), cell.get(suite, {}), ms, seed=0)
+            if not cs:
                 continue
             for m in ms:
-                c = paired_diff_ci([base[suite][k].get(m) for k in shared], [cell[suite][k].get(m) for k in shared],
-                                   seed=0)
+                c = cs[m]
                 if not c["n"]:
                     continue
                 rows.append({"target": target, "n": n, "seed": seed, "n_examples": n_rows, "suite": suite,
                              "metric": m, "before": c["a"], "after": c["b"], "diff": c["diff"], "ci95": c["ci95"],
-                             "n_items": c["n"], "fixed": c["fixed"], "broken": c["broken"],
+                             "n_items": c["n"], "n_rows": c.get("n_rows"), "p": c.get("p"), "mde": c.get("mde"),
+                             "fixed": c["fixed"], "broken": c["broken"],
                              "per_example": None if not n_rows or c["diff"] is None else round(c["diff"] / n_rows, 6)})
     means: dict[str, Any] = {}
     for r in rows:
@@ -254,6 +255,7 @@ def format_markdown(result: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["cells"]:
         ci = r["ci95"]
+        interval = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "(n too small)"
         lines.append(f"| {r['target']} | {r['n']} | {r['seed']} | {r['suite']} | {r['metric']} | {r['before']} | "
-                     f"{r['after']} | {r['diff']:+.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {r['n_items']} | {r['per_example']} |")
+                     f"{r['after']} | {r['diff']:+.3f} {interval} | {r['n_items']} | {r['per_example']} |")
     return "\n".join(lines) + "\n"

@@ -38,12 +38,17 @@ from ..evaluate.suite import HIGHER_BETTER, direction  # noqa: F401 -- one defin
 SKIP_DIRS = {"merged", "model", "adapter", "checkpoints", "samples", "trl", "__pycache__", ".git"}
 PLAN_FILE = "plan.json"
 # one metric per suite for the summary, the plots and the cross-effect table
+# (health: ``complete``, a model that never ends its answer is the first thing to see: issue 20)
 HEADLINE = {"format": "prompt_strict", "shape": "conformance", "invariance": "flip", "knowledge": "mc_correct",
-            "speech_acts": "warn", "dimensions": "emotional_concordance", "health": "loop"}
+            "speech_acts": "warn", "dimensions": "emotional_concordance", "health": "complete"}
 # when the headline has no paired items (flip needs items both models answered right plainly), the
 # next of these with data stands in, so every suite keeps one row in the summary table
 HEADLINE_FALLBACK = {"invariance": ("not_sycophantic", "wrapped_correct"), "format": ("prompt_loose",),
-                     "knowledge": ("qa_correct", "mc_correct_norm")}
+                     "knowledge": ("qa_correct", "mc_correct_norm"), "health": ("loop",)}
+# A tuned model is never summarised as "improved" when its answers do not end (issue 20: a model at
+# health complete 0.00 -> 0.00, truncated 1.00, was counted improved on loop and echo):
+COMPLETE_FLOOR = 0.5  # fewer than half its answers end on their own
+TRUNCATED_NEAR_1 = 0.9  # nearly every answer runs into the token limit
 NO_ANSWER_SUITES = {"health", "token_shift"}  # health repeats other suites' answers; token_shift = shape's
 
 
@@ -100,6 +105,7 @@ class Tuned:
     seed: int | None = None
     selection: str | None = None
     base_ev: EvalRun | None = None
+    _comparison: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def bev(self) -> EvalRun:
@@ -123,22 +129,29 @@ class Tuned:
         return {r["item"]: r for r in ev.samples(suite) if r.get("model") == lab}
 
     def comparison(self) -> dict[str, dict]:
-        """suite -> metric -> paired comparison (:func:`sharpset.stats.paired_diff_ci`): the eval
-        run's own when both models are in it, else computed the same way from both runs' samples."""
+        """suite -> metric -> paired comparison (:func:`sharpset.evaluate.pairing.compare_rows`), computed
+        from both models' logged samples -- the one pairing eval uses, so a run written before a
+        statistics change is read with the current one; a metric without paired values in the samples
+        on disk keeps the eval run's stored comparison. Computed once per model."""
+        if self._comparison is not None:
+            return self._comparison
+        from ..evaluate.pairing import compare_rows
+
+        stored: dict[str, dict] = {}
         if self.base_ev is None:
             key = f"{self.label} vs {self.base_label}"
-            return {s: pairs[key] for s, pairs in self.ev.summary.get("comparisons", {}).items() if key in pairs}
-        from ..stats import paired_diff_ci
-
+            stored = {s: pairs[key] for s, pairs in self.ev.summary.get("comparisons", {}).items() if key in pairs}
         out: dict[str, dict] = {}
         seed = int(self.ev.summary.get("seed") or 0)
         for s in self.suites():
-            base, mine = self.rows(s, "base"), self.rows(s, "tuned")
-            shared = sorted(set(base) & set(mine))
-            if shared:
-                metrics = self.ev.summary["suites"][s].get("metrics", [])
-                out[s] = {m: paired_diff_ci([base[k].get(m) for k in shared], [mine[k].get(m) for k in shared], seed)
-                          for m in metrics}
+            metrics = self.ev.summary["suites"][s].get("metrics", [])
+            c = compare_rows(self.rows(s, "base"), self.rows(s, "tuned"), metrics, seed) or {}
+            old = stored.get(s, {})
+            merged = {m: c[m] if c.get(m, {}).get("n") or m not in old else old[m] for m in dict.fromkeys([*c, *old])}
+            if merged:
+                out[s] = merged
+        out.update({s: c for s, c in stored.items() if s not in out})
+        self._comparison = out
         return out
 
 
@@ -371,23 +384,42 @@ def _cross_run(evals: list[EvalRun], trains: list[Run], entries: list[dict], by_
 
 # -- derived figures -----------------------------------------------------------------------------
 def verdict(c: dict | None, d: int) -> str:
-    """moved-better / moved-worse / moved-up / moved-down / null / no-data for a paired comparison."""
-    if not c or c.get("diff") is None or not c.get("n"):
-        return "no-data"
-    lo, hi = c["ci95"]
-    if lo <= 0 <= hi:
-        return "null"
-    up = c["diff"] > 0
-    if d == 0:
-        return "up" if up else "down"
-    return "better" if up == (d > 0) else "worse"
+    """better / worse / up / down / null / n too small / no-data: :func:`sharpset.stats.verdict`."""
+    from ..stats import verdict as _verdict
+
+    return _verdict(c, d)
+
+
+def health_gate(rows: list[dict]) -> str | None:
+    """Why a tuned model must not be summarised as improved, from its health effect rows (None when
+    nothing stops it): its share of answers that end on their own (health ``complete``) got worse or
+    stays below :data:`COMPLETE_FLOOR`, or nearly all its answers hit the token limit (``truncated``
+    at or above :data:`TRUNCATED_NEAR_1`)."""
+    h = {r["metric"]: r for r in rows if r["suite"] == "health" and r.get("tuned") is not None}
+    why = []
+    c = h.get("complete")
+    if c and c["verdict"] == "worse":
+        why.append(f"fewer of its answers end on their own (health complete {c['start']:.2f} -> {c['tuned']:.2f})")
+    elif c and c["tuned"] < COMPLETE_FLOOR:
+        why.append(f"only {c['tuned']:.0%} of its answers end on their own (health complete {c['start']:.2f} -> "
+                   f"{c['tuned']:.2f}, below {COMPLETE_FLOOR})")
+    t = h.get("truncated")
+    if t and t["tuned"] >= TRUNCATED_NEAR_1:
+        why.append(f"{t['tuned']:.0%} of its answers run into the token limit (health truncated)")
+    return "; ".join(why) or None
 
 
 def effect_rows(col: Collection) -> list[dict]:
     """Per tuned model, suite and metric: start and tuned means, the paired difference with its 95%
-    interval, n, fixed/broken, and the effect per training example = diff / n_examples."""
+    interval, n (units) and n_rows, fixed/broken, p and its Holm adjustment over the model's compared
+    metrics (``p_holm``), the minimum detectable effect (``mde``), the verdict code and its words
+    (:func:`sharpset.stats.verdict_text`), the model's health gate (:func:`health_gate`; the same on
+    each of its rows), and the effect per training example = diff / n_examples."""
+    from ..stats import holm, verdict_text
+
     rows = []
     for t in col.tuned:
+        first = len(rows)
         suites = t.ev.summary.get("suites", {})
         for sname, metrics in t.comparison().items():
             lib = suites.get(sname, {}).get("lower_is_better", [])
@@ -398,16 +430,35 @@ def effect_rows(col: Collection) -> list[dict]:
                 per = per_ci = None
                 if t.n_examples and c.get("diff") is not None:
                     per = c["diff"] / t.n_examples
-                    per_ci = [c["ci95"][0] / t.n_examples, c["ci95"][1] / t.n_examples]
+                    if c.get("ci95"):
+                        per_ci = [c["ci95"][0] / t.n_examples, c["ci95"][1] / t.n_examples]
                 rows.append({"model": t.display, "eval_label": t.label, "base": t.base_label, "eval_run": t.where,
                              "train_run": t.train.name if t.train else None, "target": t.target,
                              "selection": t.selection, "n_examples": t.n_examples, "seed": t.seed,
                              "eval_seed": t.ev.summary.get("seed"), "suite": sname, "metric": m,
                              "headline": m == head, "direction": d,
                              "start": c.get("a"), "tuned": c.get("b"), "diff": c.get("diff"), "ci95": c.get("ci95"),
-                             "n": c.get("n", 0), "fixed": c.get("fixed"), "broken": c.get("broken"),
-                             "per_example": per, "per_example_ci95": per_ci, "verdict": verdict(c, d)})
+                             "n": c.get("n", 0), "n_rows": c.get("n_rows", c.get("n", 0)), "fixed": c.get("fixed"),
+                             "broken": c.get("broken"), "p": c.get("p"), "mde": c.get("mde"), "method": c.get("method"),
+                             "per_example": per, "per_example_ci95": per_ci, "verdict": verdict(c, d),
+                             "verdict_text": verdict_text(c, d)})
+        mine = rows[first:]
+        gate = health_gate(mine)
+        for r, adj in zip(mine, holm([r["p"] for r in mine])):
+            r["p_holm"] = None if adj is None else round(adj, 6)
+            r["health_gate"] = gate
     return rows
+
+
+def improved_counts(rows: list[dict], alpha: float = 0.05) -> dict[str, int]:
+    """For one tuned model's effect rows: ``compared`` (metrics with paired data), ``improved`` (verdict
+    better), ``improved_holm`` (better with its Holm-adjusted p below alpha; a stored comparison with
+    no p counts by its interval), ``tested`` (metrics with a p, the Holm family)."""
+    compared = [r for r in rows if r["verdict"] != "no-data"]
+    better = [r for r in compared if r["verdict"] == "better"]
+    return {"compared": len(compared), "tested": sum(r.get("p") is not None for r in compared),
+            "improved": len(better),
+            "improved_holm": sum(r.get("p_holm") is None or r["p_holm"] < alpha for r in better)}
 
 
 def answer_changes(t: Tuned) -> dict[str, Any]:

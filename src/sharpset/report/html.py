@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from .collect import HEADLINE, HEADLINE_FALLBACK, Collection, answer_changes, effect_rows
+from .collect import HEADLINE, HEADLINE_FALLBACK, Collection, answer_changes, effect_rows, improved_counts
 from .style import CSP, CSS
 from .svg import esc, mini_interval
 
 VERDICT_WORDS = {"better": "improved", "worse": "worse", "up": "moved up", "down": "moved down",
-                 "null": "no clear change", "no-data": "no data"}
+                 "null": "no clear change", "n too small": "n too small", "no-data": "no data"}
+GATED_BETTER = "better way, not counted"  # a "better" metric of a model whose answers do not end
+
+
+def verdict_words(r: dict) -> str:
+    """A row's verdict in words: "no effect larger than X" where the interval includes 0 (X its larger
+    end), "n too small", and "improved" only for a model that passes the health gate."""
+    if r["verdict"] == "better" and r.get("health_gate"):
+        return GATED_BETTER
+    if r["verdict"] == "null" and r.get("verdict_text"):
+        return r["verdict_text"]
+    return VERDICT_WORDS.get(r["verdict"], r["verdict"])
 
 
 def num(v: Any, digits: int = 3, sign: bool = False) -> str:
@@ -27,7 +38,7 @@ def ci_text(diff: Any, ci: Any, digits: int = 3) -> str:
     if diff is None:
         return "null (no paired items)"
     if not ci:
-        return num(diff, digits, sign=True)
+        return f"{num(diff, digits, sign=True)} (no interval: n too small)"
     return f"{num(diff, digits, sign=True)} [{num(ci[0], digits)}, {num(ci[1], digits)}]"
 
 
@@ -43,6 +54,8 @@ def mean_text(c: dict | None, digits: int = 3) -> str:
 def per_example_text(r: dict) -> str:
     if r["per_example"] is None:
         return "null" if r["diff"] is None else "n/a (training size unknown)"
+    if not r["per_example_ci95"]:
+        return f"{small(r['per_example'], True)} (n too small)"
     lo, hi = r["per_example_ci95"]
     return f"{small(r['per_example'], True)} [{small(lo)}, {small(hi)}]"
 
@@ -52,8 +65,31 @@ def small(v: float, sign: bool = False) -> str:
     return "0" if v == 0 else format(v, "+.2g" if sign else ".2g")
 
 
-def chip(verdict: str) -> str:
-    return f'<span class="chip {esc(verdict)}">{esc(VERDICT_WORDS.get(verdict, verdict))}</span>'
+def chip(verdict: str, words: str | None = None) -> str:
+    cls = verdict.replace(" ", "-")
+    return f'<span class="chip {esc(cls)}">{esc(words or VERDICT_WORDS.get(verdict, verdict))}</span>'
+
+
+def n_text(r: dict) -> str:
+    """n = independent units, with the rows beside where units hold several rows (invariance questions)."""
+    return f"n={r['n']}" + (f" ({r['n_rows']} rows)" if r.get("n_rows") not in (None, r["n"]) else "")
+
+
+def p_text(r: dict) -> str:
+    """p, its Holm adjustment over the model's compared metrics, and the 80%-power detectable effect."""
+    bits = []
+    if r.get("p") is not None:
+        bits.append(f"p={r['p']:.2g}" + (f" (Holm {r['p_holm']:.2g})" if r.get("p_holm") is not None else ""))
+    if r.get("mde") is not None:
+        bits.append(f"detectable ≥{r['mde']:.2g}")
+    return " · ".join(bits)
+
+
+def improved_text(k: dict, gated: int = 0) -> str:
+    """"X improved (Y after Holm over the T tested)", the Holm count only where it differs or matters."""
+    holm = (f" ({k['improved_holm']} after Holm adjustment for {k['tested']} comparisons)" if k["tested"] else "")
+    return f'<b class="good">{k["improved"]} improved</b>{esc(holm)}' + (
+        f' ({gated} more moved the better way in models whose answers do not end: not counted)' if gated else '')
 
 
 def model_meta(t) -> str:
@@ -85,18 +121,19 @@ def moved_items(r: dict) -> str:
     return f"{up} up, {down} down"
 
 
-ORDER = {"better": 0, "worse": 1, "up": 2, "down": 2, "null": 3, "no-data": 4}
+ORDER = {"better": 0, "worse": 1, "up": 2, "down": 2, "null": 3, "n too small": 4, "no-data": 5}
 
 
 def _summary_rows(rs: list[dict]) -> str:
     out = ['<table class="sumtab"><tbody>']
     for r in rs:
-        out.append(f'<tr class="{esc(r["verdict"])}"><td>{chip(r["verdict"])}</td>'
+        out.append(f'<tr class="{esc(r["verdict"].replace(" ", "-"))}"><td>{chip(r["verdict"], verdict_words(r))}</td>'
                    f'<td><b>{esc(r["suite"])}</b> {esc(r["metric"])}</td>'
                    f'<td class="num">{esc(num(r["start"]))} → {esc(num(r["tuned"]))}</td>'
                    f'<td>{mini_interval(r["diff"], *(r["ci95"] or (None, None)), r["verdict"])}</td>'
                    f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td>'
-                   f'<td class="num muted">n={esc(r["n"])}</td><td class="muted">{esc(moved_items(r))}</td></tr>')
+                   f'<td class="num muted">{esc(n_text(r))}</td><td class="muted">{esc(p_text(r))}</td>'
+                   f'<td class="muted">{esc(moved_items(r))}</td></tr>')
     out.append('</tbody></table>')
     return "".join(out)
 
@@ -116,23 +153,53 @@ def _compact_summary(col: Collection, rows: list[dict]) -> str:
         mine = {(r["suite"], r["metric"]): r for r in head if r["eval_label"] == t.label and r["eval_run"] == t.where}
         ch = answer_changes(t)["pooled"]
         took = f'{ch["k"]}/{ch["n"]}' if ch["n"] else "—"
-        out.append(f'<tr><td>{esc(t.display)}</td><td>{esc(t.target or "—")}</td><td class="num">{esc(t.n_examples or "?")}</td>'
+        gate = next((r["health_gate"] for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.where
+                     and r.get("health_gate")), None)
+        out.append(f'<tr><td>{esc(t.display)}'
+                   + (f'<div class="meta bad">not counted as improved: {esc(gate)}</div>' if gate else '') + '</td>'
+                   f'<td>{esc(t.target or "—")}</td><td class="num">{esc(t.n_examples or "?")}</td>'
                    f'<td class="num">{esc(t.seed if t.seed is not None else "—")}</td>'
                    f'<td class="{"warncell" if ch["n"] and not ch["k"] else ""}">{esc(took)}</td>')
         for p in pairs:
             r = mine.get(p)
-            out.append(f'<td class="v-{esc(r["verdict"])} num">{esc(ci_text(r["diff"], r["ci95"]))}</td>' if r
+            cls = "gated" if r and r["verdict"] == "better" and gate else (r or {}).get("verdict", "").replace(" ", "-")
+            out.append(f'<td class="v-{esc(cls)} num">{esc(ci_text(r["diff"], r["ci95"]))}</td>' if r
                        else '<td class="muted">—</td>')
         out.append('</tr>')
     out.append('</tbody></table></div><p class="meta">Cells: headline diff (tuned − start) [paired 95% interval], '
-               'green = improved, red = worse, grey = no clear change. Every metric of every model is in the full '
-               'table below.</p>')
+               'green = improved, red = worse, grey = no effect larger than the interval\'s end; a model whose '
+               'answers do not end is never green. Every metric of every model is in the full table below.</p>')
     return "".join(out)
+
+
+def _lede(rows: list[dict], gate: str | None = None) -> str:
+    """One model's (or, ``gate`` None, several models') metrics in words: improved (raw and after
+    Holm), worse, moved, "no effect larger than X" (interval includes 0), n too small, no data."""
+    k = {v: sum(r["verdict"] == v for r in rows) for v in ORDER}
+    counted = [r for r in rows if not r.get("health_gate")]
+    c = improved_counts(counted)
+    c["tested"] = sum(r.get("p") is not None and r["verdict"] != "no-data" for r in rows)
+    gated = sum(r["verdict"] == "better" and bool(r.get("health_gate")) for r in rows)
+    if gate:
+        parts = [f'<b class="bad">not counted as improved</b> ({gated} moved the better way; see the box above)']
+    else:
+        parts = [improved_text(c, gated)]
+    parts.append(f'<b class="bad">{k["worse"]} got worse</b>')
+    if k["up"] + k["down"]:
+        parts.append(f'{k["up"] + k["down"]} moved with no better direction')
+    parts.append(f'<b>{k["null"]} showed no effect larger than the end of their 95% interval</b> (it includes 0)')
+    if k["n too small"]:
+        parts.append(f'{k["n too small"]} had too few items for an interval')
+    if k["no-data"]:
+        parts.append(f'{k["no-data"]} had no data')
+    return f'{len(rows) - k["no-data"]} paired metrics compared: ' + ", ".join(parts) + '.'
 
 
 def summary_section(col: Collection, rows: list[dict]) -> str:
     """The top of the page: one plain-words sentence per tuned model, and its metrics in the order
-    improved, worsened, moved (no better direction), no clear change, no data."""
+    improved, worsened, moved (no better direction), no effect larger than X, n too small, no data.
+    "Improved" counts stand beside their Holm-adjusted count; a model whose answers do not end
+    (:func:`sharpset.report.collect.health_gate`) is never summarised as improved, and says why."""
     out = ['<section id="summary">'] + [f'<div class="warnbox">{esc(w)}</div>' for w in col.warnings]
     if not col.tuned:
         out.append('<p class="lede">No comparison to report: no eval run here holds a tuned model beside its '
@@ -140,23 +207,13 @@ def summary_section(col: Collection, rows: list[dict]) -> str:
                    'effects; the pipeline counts and runs are below.</p></section>')
         return "".join(out)
     if len(col.tuned) > 1:
-        k = {v: sum(r["verdict"] == v for r in rows) for v in ORDER}
         out.append(f'<p class="lede">{len(col.tuned)} tuned models, each compared with its starting model on the same '
-                   f'items: of {len(rows)} paired metrics, <b class="good">{k["better"]} improved</b>, '
-                   f'<b class="bad">{k["worse"]} got worse</b>, {k["up"] + k["down"]} moved with no better direction '
-                   f'and <b>{k["null"]} showed no clear change</b>' + (f'; {k["no-data"]} had no data' if k["no-data"] else '')
-                   + '.</p>')
+                   f'items. {_lede(rows)}</p>')
     if len(col.tuned) > MAX_CARDS:
         out.append(_compact_summary(col, rows))
     for t in col.tuned[:0 if len(col.tuned) > MAX_CARDS else None]:
         mine = [r for r in rows if r["eval_label"] == t.label and r["eval_run"] == t.where]
-        k = {v: sum(r["verdict"] == v for r in mine) for v in ORDER}
-        parts = [f'<b class="good">{k["better"]} improved</b>', f'<b class="bad">{k["worse"]} got worse</b>']
-        if k["up"] + k["down"]:
-            parts.append(f'{k["up"] + k["down"]} moved with no better direction')
-        parts.append(f'<b>{k["null"]} showed no clear change</b> (95% interval includes 0)')
-        if k["no-data"]:
-            parts.append(f'{k["no-data"]} had no data')
+        gate = next((r["health_gate"] for r in mine if r.get("health_gate")), None)
         ch = answer_changes(t)["pooled"]
         if ch["n"] and ch["k"] == 0:
             took = (f'<div class="warnbox">All {ch["n"]} of its answers are identical to the starting model\'s: '
@@ -169,20 +226,29 @@ def summary_section(col: Collection, rows: list[dict]) -> str:
             took = ""
         ordered = sorted(mine, key=lambda r: (ORDER[r["verdict"]], not r["headline"], -abs(r["diff"] or 0)))
         shown = [r for r in ordered if r["verdict"] != "null" or r["headline"]]
-        hidden = len(ordered) - len(shown)
+        hidden = [r for r in ordered if r not in shown]
         out.append(f'<div class="card"><h3>{esc(t.display)}</h3><div class="meta">{model_meta(t)}</div>'
-                   f'<p class="lede">Of {len(mine)} paired metrics, ' + ", ".join(parts) + '.</p>' + took
-                   + _summary_rows(shown)
-                   + (f'<p class="meta">{hidden} further metric{"s" if hidden != 1 else ""} with no clear change: '
-                      'in the full table below.</p>' if hidden else '') + '</div>')
+                   + (f'<div class="warnbox">Not summarised as improved: {esc(gate)}.</div>' if gate else '')
+                   + f'<p class="lede">{_lede(mine, gate)}</p>' + took + _summary_rows(shown)
+                   + ('<p class="meta">No effect larger than (95% interval includes 0): '
+                      + esc("; ".join(f"{r['suite']} {r['metric']} {effect_words(r)}" for r in hidden))
+                      + '. Details in the full table below.</p>' if hidden else '') + '</div>')
     if col.notes:
         out.append('<ul class="meta">' + "".join(f"<li>{esc(n)}</li>" for n in col.notes) + '</ul>')
     out.append('</section>')
     return "".join(out)
 
 
+def effect_words(r: dict) -> str:
+    """The X of "no effect larger than X" (the interval's larger end), with the detectable effect."""
+    from ..stats import effect_bound
+
+    x = effect_bound(r)
+    return (f"±{x:.3g}" if x is not None else "?") + (f" (detectable ≥{r['mde']:.2g})" if r.get("mde") is not None else "")
+
+
 def _effect_table(rows: list[dict]) -> str:
-    head = ("model", "suite · metric", "start → tuned", "diff [95% CI]", "n", "items moved",
+    head = ("model", "suite · metric", "start → tuned", "diff [95% CI]", "n", "p (Holm) · MDE", "items moved",
             "per example [95% CI]", "")
     out = ['<div class="tablewrap"><table class="effects"><thead><tr>']
     out += [f'<th{" class=num" if h in ("n", "diff [95% CI]", "per example [95% CI]") else ""}>{esc(h)}</th>'
@@ -198,9 +264,10 @@ def _effect_table(rows: list[dict]) -> str:
                    f'<td class="nowrap">{esc(r["suite"])} · {esc(r["metric"])}'
                    f'<span class="muted" title="better direction">{arrow}</span></td>'
                    f'<td class="num">{esc(num(r["start"]))} → {esc(num(r["tuned"]))}</td>'
-                   f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td><td class="num">{esc(r["n"])}</td>'
+                   f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td><td class="num">{esc(n_text(r))}</td>'
+                   f'<td class="muted">{esc(p_text(r))}</td>'
                    f'<td class="muted">{esc(moved_items(r))}</td>'
-                   f'<td class="num">{esc(per_example_text(r))}</td><td>{chip(r["verdict"])}</td></tr>')
+                   f'<td class="num">{esc(per_example_text(r))}</td><td>{chip(r["verdict"], verdict_words(r))}</td></tr>')
     out.append('</tbody></table></div>')
     return "".join(out)
 
@@ -208,10 +275,16 @@ def _effect_table(rows: list[dict]) -> str:
 def effect_section(col: Collection, rows: list[dict]) -> str:
     out = ['<section id="effects"><h2>Effect per target</h2>',
            '<p>Each row pairs the tuned model with its starting model on the same items: <b>diff</b> = mean of '
-           'per-item differences (tuned − start) with a paired bootstrap 95% interval (items resampled together); '
-           '<b>effect per example</b> = diff ÷ the number of training rows, so sets of different sizes compare. '
-           '↑/↓ mark the better direction where one is plain; other metrics are reported as up or down only. '
-           'Shown: one headline metric per suite; every metric is in the full table.</p>']
+           'per-item differences (tuned − start) with a paired 95% interval over <b>independent units</b> '
+           '(<b>n</b>; the rows beside it where a unit holds several, e.g. one invariance question\'s wrapper '
+           'families): units resampled with all their rows and a sign-flip test over units; 0/1 scores under 30 '
+           'items: Newcombe\'s paired score interval and McNemar\'s exact test. <b>p</b> with its Holm adjustment '
+           'over the model\'s compared metrics; <b>MDE</b> = the effect this n detects with 80% power. A metric '
+           'is better or worse only where the interval excludes 0 and p &lt; 0.05; otherwise "no effect larger '
+           'than X", X the interval\'s larger end. <b>effect per example</b> = diff ÷ the number of training rows, '
+           'so sets of different sizes compare. ↑/↓ mark the better direction where one is plain; other metrics '
+           'are reported as up or down only. Shown: one headline metric per suite; every metric is in the full '
+           'table.</p>']
     head = [r for r in rows if r["headline"]]
     if head:
         out.append(_effect_table(head))
@@ -262,8 +335,8 @@ def page(col: Collection) -> str:
         '<nav class="toc">' + "".join(f'<a href="#{a}">{esc(b)}</a>' for a, b in toc) + '</nav></header>'
         + "".join(body)
         + '<footer>Every number above is read from the runs\' logged per-sample outputs (samples/*.jsonl, '
-        'summary.json, losses.jsonl, manifest.json); intervals are 95% bootstrap intervals over items, paired where '
-        'two models are compared. Headline metric per suite: '
+        'summary.json, losses.jsonl, manifest.json); intervals are 95% intervals over independent units '
+        '(sharpset.stats), paired where two models are compared. Headline metric per suite: '
         + esc(", ".join(f"{k}: {v}" for k, v in HEADLINE.items()))
         + ' (when it has no paired items, the next with data: '
         + esc(", ".join(f"{k}: {' or '.join(v)}" for k, v in HEADLINE_FALLBACK.items())) + ').</footer>'

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import html
 
-from .collect import NO_ANSWER_SUITES, Collection, answer_changes, drop_reasons, effect_rows, losses
-from .html import VERDICT_WORDS, ci_text, moved_items, num, per_example_text
+from .collect import NO_ANSWER_SUITES, Collection, answer_changes, drop_reasons, effect_rows, improved_counts, losses
+from .html import ci_text, moved_items, n_text, num, p_text, per_example_text, verdict_words
 
 
 def md(x) -> str:
@@ -30,7 +30,10 @@ def page(col: Collection) -> str:
            f"sharpset report over {len(col.runs)} run folders ({len(col.evals)} eval, {len(col.trains)} train).", ""]
     out += ["## Summary", "",
             "Each tuned model against its starting model on the same items: paired differences (tuned - start) with "
-            "bootstrap 95% intervals; 'no clear change' = the interval includes 0.", ""]
+            "95% intervals over independent units (n; rows beside where a unit holds several); better/worse only "
+            "where the interval excludes 0 and p < 0.05, else 'no effect larger than X' (X the interval's larger "
+            "end). Improved counts stand beside their Holm-adjusted count over the model's compared metrics; a "
+            "model whose answers do not end is never counted as improved.", ""]
     out += [f"> **Warning:** {md(w)}\n" for w in col.warnings]
     if not col.tuned:
         out += ["No eval run here holds a tuned model beside its starting model; no paired effects to report.", ""]
@@ -40,11 +43,20 @@ def page(col: Collection) -> str:
         out.append(f"target {md(t.target or 'not named')}, {md(t.n_examples or 'unknown')} training examples, "
                    f"seed {md(t.seed)}, compared with {md(t.base_label)} in {md(t.where)}.")
         out.append("")
-        for r in sorted(mine, key=lambda r: (r["verdict"] in ("null", "no-data"), not r["headline"])):
+        gate = next((r["health_gate"] for r in mine if r.get("health_gate")), None)
+        k = improved_counts(mine)
+        if gate:
+            out.append(f"**Not summarised as improved:** {md(gate)} ({k['improved']} metrics moved the better way).")
+        else:
+            out.append(f"{k['compared']} paired metrics compared: {k['improved']} improved ({k['improved_holm']} after "
+                       f"Holm adjustment for {k['tested']} comparisons).")
+        out.append("")
+        for r in sorted(mine, key=lambda r: (r["verdict"] in ("null", "n too small", "no-data"), not r["headline"])):
             if r["verdict"] == "no-data":
                 continue
-            out.append(f"- {md(r['suite'])} {md(r['metric'])}: {md(VERDICT_WORDS[r['verdict']])}, "
-                       f"{md(num(r['start']))} -> {md(num(r['tuned']))}, diff {md(ci_text(r['diff'], r['ci95']))}, n={r['n']}")
+            out.append(f"- {md(r['suite'])} {md(r['metric'])}: {md(verdict_words(r))}, "
+                       f"{md(num(r['start']))} -> {md(num(r['tuned']))}, diff {md(ci_text(r['diff'], r['ci95']))}, "
+                       f"{md(n_text(r))}" + (f", {md(p_text(r))}" if p_text(r) else ""))
         nd = [f"{r['suite']} {r['metric']}" for r in mine if r["verdict"] == "no-data"]
         if nd:
             out.append(f"- no data (no paired items): {md(', '.join(nd))}")
@@ -56,10 +68,10 @@ def page(col: Collection) -> str:
         out.append("")
     out += ["## Effect per target (headline metrics)", ""]
     out += _table(["model", "target", "n ex.", "seed", "suite", "metric", "start", "tuned", "diff [95% CI]", "n",
-                   "items moved", "per example", "verdict"],
+                   "p (Holm) · MDE", "items moved", "per example", "verdict"],
                   [[r["model"], r["target"] or "-", r["n_examples"] or "?", r["seed"], r["suite"], r["metric"],
-                    num(r["start"]), num(r["tuned"]), ci_text(r["diff"], r["ci95"]), r["n"],
-                    moved_items(r), per_example_text(r), VERDICT_WORDS[r["verdict"]]]
+                    num(r["start"]), num(r["tuned"]), ci_text(r["diff"], r["ci95"]), n_text(r), p_text(r),
+                    moved_items(r), per_example_text(r), verdict_words(r)]
                    for r in rows if r["headline"]])
     inv = []
     for t in col.tuned:

@@ -65,8 +65,8 @@ def size_section(col: Collection, rows: list[dict]) -> str:
                 for n in sorted({r["n_examples"] for r in mine}):
                     at = [r for r in mine if r["n_examples"] == n]
                     mean = sum(r["diff"] for r in at) / len(at)
-                    pts.append((n, mean, *(at[0]["ci95"] if len(at) == 1 else (None, None))))
-                dots = [(r["n_examples"], r["diff"], *r["ci95"]) for r in mine] if any(
+                    pts.append((n, mean, *(at[0]["ci95"] or (None, None) if len(at) == 1 else (None, None))))
+                dots = [(r["n_examples"], r["diff"], *(r["ci95"] or (None, None))) for r in mine] if any(
                     len([r for r in mine if r["n_examples"] == n]) > 1 for n in {r["n_examples"] for r in mine}) else []
                 series.append({"name": t, "colour": colour(i), "points": pts, "dots": dots})
             if series:
