@@ -132,3 +132,32 @@ def test_echo_flags_answers_that_begin_by_repeating_the_request():
     assert not echoes_prompt(q, "Dear landlord, the heater in the living room is broken. Could you fix it?")
     assert not echoes_prompt("Hi", "Hi")  # too short to call an echo
     assert echoes_prompt("Why is the sky blue?", "Why is the sky blue? Because of Rayleigh scattering.")
+
+
+def test_comparisons_count_questions_not_rows():
+    """Constructed rows: 3 questions x 11 wrapper families; the tuned model changes one question's plain
+    answer, which moves all 11 of its rows. Paired by item and resampled by question that is 1 changed
+    unit of 3 (sign-flip p = 1, no verdict), where counting rows would call it a clear improvement."""
+    from sharpset.evaluate.stage import compare, format_table
+    from sharpset.evaluate.suite import Suite
+    from sharpset.stats import paired_diff_ci, verdict
+
+    suite = Suite("invariance", 1, "constructed", metrics=("clean_correct",))
+    base = [{"item": f"q{q}/f{f}", "unit": f"q{q}", "clean_correct": 0.0} for q in range(3) for f in range(11)]
+    tuned = [{**r, "clean_correct": float(r["unit"] == "q0")} for r in base]
+    tuned.append({"item": "q9/f0", "unit": "q9", "clean_correct": 1.0})  # only the tuned model has it: unpaired
+    comp = compare([{"invariance": base}, {"invariance": tuned}], {"invariance": suite}, ["m0", "m1"], seed=0)
+    c = comp["invariance"]["m1 vs m0"]["clean_correct"]
+    assert (c["n"], c["n_rows"], c["fixed"], c["broken"], c["same"]) == (3, 33, 11, 0, 22)
+    assert c["diff"] == pytest.approx(11 / 33, abs=1e-4)
+    # unit totals (11, 0, 0): the two sign patterns of the one non-zero total are both as extreme -> p = 1
+    assert c["p"] == 1.0 and verdict(c, 1) == "null"
+    rows = paired_diff_ci([r["clean_correct"] for r in base], [r["clean_correct"] for r in tuned[:33]], seed=0)
+    assert rows["n"] == 33 and verdict(rows, 1) == "better"  # the row count's false verdict (issue 21)
+    summary = {"models": [{"label": "m0"}, {"label": "m1"}], "comparisons": comp,
+               "suites": {"invariance": {"metrics": ["clean_correct"], "lower_is_better": [], "models": {
+                   "m0": {"clean_correct": {"mean": 0.0, "ci95": [0.0, 0.0], "n": 3, "n_rows": 33}},
+                   "m1": {"clean_correct": {"mean": 1.0, "ci95": None, "n": 1, "n_rows": 1, "note": "n too small"}}}}}}
+    table = format_table(summary)
+    assert "n=3/33 rows p=1" in table and "no effect larger than" in table and "(11 better, 0 worse)" in table
+    assert "1.000 (n too small) n=1" in table
