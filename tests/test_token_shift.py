@@ -38,8 +38,8 @@ def test_pooled_share_is_per_token_not_per_answer():
 def test_extra_reports_pooled_shares_with_intervals_over_answers():
     from types import SimpleNamespace
 
-    rows = [{**_row(c), "tokens": ["x"] * len(c)} for c in
-            (["shifted"], ["shifted", "marginal", "marginal"] + ["unshifted"] * 6, ["unshifted"] * 5)]
+    rows = [{**_row(c), "item": f"a{k}", "tokens": ["x"] * len(c)} for k, c in
+            enumerate((["shifted"], ["shifted", "marginal", "marginal"] + ["unshifted"] * 6, ["unshifted"] * 5))]
     ctx = SimpleNamespace(cfg=SimpleNamespace(seed=0), base_name=lambda: "base", base_problem=None)
     ex = SUITE.extra(ctx, rows)
     assert ex["averaging"] == AVERAGING == "share of tokens, pooled over answers"
@@ -47,6 +47,7 @@ def test_extra_reports_pooled_shares_with_intervals_over_answers():
     assert ex["pooled_shifted"]["mean"] == round(2 / 15, 4) and ex["pooled_unshifted"]["mean"] == round(11 / 15, 4)
     lo, hi = ex["pooled_shifted"]["ci95"]
     assert lo <= 2 / 15 <= hi and lo < hi
+    assert ex["pooled_shifted"]["n"] == 3  # the interval's unit is the answer
     assert AVERAGING in SUITE.description
 
 

@@ -245,9 +245,12 @@ def token_shift_section(col: Collection) -> str:
             if ex.get("skipped"):
                 blocks.append(f'<p class="muted">{esc(t.display)}: token shift not measured: {esc(ex["skipped"])}</p>')
             continue
-        pooled = "; ".join(f'{c} {num((ex.get(f"pooled_{c}") or {}).get("mean"))} '
-                           f'[{", ".join(num(v) for v in (ex.get(f"pooled_{c}") or {}).get("ci95") or [])}]'
-                           for c in ("unshifted", "marginal", "shifted"))
+        def share(c: str) -> str:
+            p = ex.get(f"pooled_{c}") or {}
+            ci = p.get("ci95")
+            return f'{c} {num(p.get("mean"))} ' + (f'[{", ".join(num(v) for v in ci)}]' if ci else "(n too small)")
+
+        pooled = "; ".join(share(c) for c in ("unshifted", "marginal", "shifted"))
         r = _pick_answer(rows)
         # a newline token shows as a visible mark before its line break, so its colour can be seen
         spans = "".join(f'<span class="tk-{esc(c)}" title="rank {esc(k)}">{esc(str(tok).replace(chr(10), "↵" + chr(10)))}</span>'

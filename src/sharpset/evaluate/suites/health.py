@@ -19,9 +19,10 @@ own answer) and ``weight`` = 1 / (answers of its source), so the weights of each
   per-suite means -- wherever the summary honours a row's ``weight``; the per-row columns stay
   0/1 (or a word count) per answer, so paired comparisons still pair answers;
 - ``extra["by_suite"]``: each generating suite's own figures (mean, 95% interval, n);
-- ``extra["pooled_equal_weight"]``: the same equal-weight mean computed here, with a bootstrap
-  interval over answers (:func:`sharpset.stats.boot_stat_ci`, the mean of the per-suite means of
-  each resample), whatever the summary does with weights.
+- ``extra["pooled_equal_weight"]``: the same equal-weight mean computed here
+  (:func:`sharpset.stats.mean_ci` with the rows' weights: :func:`equal_weight_mean` as its point,
+  a bootstrap over answers as its interval), plus the number of suites, whatever the summary does
+  with weights.
 
 Version 2: ``repeated_sentence``, per-suite figures and equal suite weights (version 1 pooled
 every answer with equal weight).
@@ -82,7 +83,7 @@ class HealthSuite(Suite):
     def extra(self, ctx: Context, rows: list[dict]) -> dict[str, Any]:
         import numpy as np
 
-        from ...stats import boot_stat_ci, mean_ci
+        from ...stats import mean_ci
 
         seed = ctx.cfg.seed
         by_source: dict[str, list[dict]] = {}
@@ -93,12 +94,9 @@ class HealthSuite(Suite):
             w = [r["words"] for r in rs]
             by_suite[src] = {"n": len(rs), **{m: mean_ci([r[m] for r in rs], seed) for m in self.metrics},
                              "words_quantiles": {q: float(np.percentile(w, q)) for q in (10, 50, 90)}}
-        pooled = {}
-        for m in self.metrics:
-            point = equal_weight_mean(rows, m)
-            pooled[m] = {"mean": None if point is None else round(point, 4),
-                         "ci95": boot_stat_ci(rows, lambda rs, m=m: _nan(equal_weight_mean(rs, m)), seed),
-                         "n": len(rows), "suites": len(by_source)}
+        units, weights = [r.get("unit") or r["item"] for r in rows], [r["weight"] for r in rows]
+        pooled = {m: {**mean_ci([r[m] for r in rows], seed, groups=units, weights=weights), "suites": len(by_source)}
+                  for m in self.metrics}
         w = [r["words"] for r in rows]
         return {"by_suite": by_suite, "pooled_equal_weight": pooled,
                 "words_quantiles": {q: float(np.percentile(w, q)) for q in (10, 50, 90)} if w else {}}
@@ -119,10 +117,6 @@ def equal_weight_mean(rows: list[dict], metric: str) -> float | None:
             sums.setdefault(r.get("source") or source(r["suite"]), []).append(float(v))
     means = [sum(v) / len(v) for v in sums.values()]
     return sum(means) / len(means) if means else None
-
-
-def _nan(x: float | None) -> float:
-    return float("nan") if x is None else x
 
 
 SUITE = HealthSuite("health", 2, "empty / truncated / looping / repeating answers and their length "

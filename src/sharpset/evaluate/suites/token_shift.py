@@ -8,8 +8,9 @@ unshifted: eta = 1; marginal: eta in {2, 3}; shifted: eta > 3.
 One averaging everywhere, named **"share of tokens, pooled over answers"** (URIAL reports per-token
 shares): a class's share = (tokens of that class in all answers) / (tokens in all answers), so a long
 answer counts by its length, with a 95% interval from the bootstrap over answers (the answer is the
-unit: its tokens are resampled together) -- :func:`pooled_share` and ``extra["pooled_<class>"]``,
-also by position (token index bins). The rows keep each answer's own shares (``unshifted``,
+unit: its tokens are resampled together) -- :func:`pooled_share`, and ``extra["pooled_<class>"]``
+(:func:`sharpset.stats.mean_ci` of the answers' shares weighted by their token counts, which is the
+same ratio), also by position (token index bins). The rows keep each answer's own shares (``unshifted``,
 ``marginal``, ``shifted``) for paired comparisons, and carry ``weight`` = the answer's token count:
 the weighted row mean sum(n_i s_i) / sum(n_i) is exactly the pooled share, which the summary's
 table reports wherever it honours a row's ``weight``; the report's token-shift section shows the
@@ -83,17 +84,17 @@ class TokenShiftSuite(Suite):
         return rows
 
     def extra(self, ctx: Context, rows: list[dict]) -> dict[str, Any]:
-        from ...stats import boot_stat_ci
+        from ...stats import mean_ci
 
         if not rows:
             return {"skipped": ctx.base_problem or "no base model"}
         seed = ctx.cfg.seed
         out: dict[str, Any] = {"base": ctx.base_name(), "averaging": AVERAGING,
                                "tokens": sum(r["n_tokens"] for r in rows), "answers": len(rows)}
+        units, weights = [r["item"] for r in rows], [r["n_tokens"] for r in rows]
         for cls in ("unshifted", "marginal", "shifted"):
-            out[f"pooled_{cls}"] = {"mean": round(pooled_share(rows, cls), 4),
-                                    "ci95": boot_stat_ci(rows, lambda rs, c=cls: pooled_share(rs, c), seed),
-                                    "n": len(rows)}
+            # the answers' shares weighted by their tokens: the pooled share, bootstrapped over answers
+            out[f"pooled_{cls}"] = mean_ci([r[cls] for r in rows], seed, groups=units, weights=weights)
         hist = []
         for lo, hi in zip(BINS, BINS[1:]):
             cl = [c for r in rows for i, c in enumerate(r["classes"]) if lo <= i < hi]
