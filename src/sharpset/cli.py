@@ -147,6 +147,8 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "curate": ("sharpset.stages.curate", "CurateConfig", "select a small set (quality-diversity, IFD, k-center, quota, baselines) "
                "or build format-vs-task control sets"),
     "restyle": ("sharpset.stages.restyle", "RestyleConfig", "rewrite responses into a response-shape spec, keeping their content"),
+    "constrain": ("sharpset.stages.constrain", "ConstrainConfig", "verified-constraint examples: attach checkable "
+                  "constraints to instructions, sample k answers, keep the ones that pass every check"),
     "wrap": ("sharpset.stages.wrap", "WrapConfig", "turn clean prompts into invariance pairs with the subject model's own targets"),
     "train": ("sharpset.train", "TrainConfig", "LoRA or full fine-tuning: SFT, BCT, ACT, counterfactual regulariser"),
     "sweep": ("sharpset.pipelines.sweep", "SweepConfig", "effect per example: for each target x size x seed, select, "

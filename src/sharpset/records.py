@@ -32,10 +32,14 @@ CONTENT_FIELDS = {
     "prompt_completion": ("prompt", "completion"),
 }
 # Fields with a schema of their own; every other key is a flat tag column and must be a scalar.
+# IFEval's own fields (``instruction_id_list``, ``kwargs``: the verifiable constraints a row's
+# prompt states, issue 20) may ride on sft and prompt/completion rows, so a `sharpset constrain`
+# row is also an IFEval-format item.
+_CONSTRAINT_FIELDS = {"instruction_id_list", "kwargs"}
 _KNOWN_FIELDS = {
-    "sft": {"id", "provenance", "messages"},
+    "sft": {"id", "provenance", "messages"} | _CONSTRAINT_FIELDS,
     "pair": {"id", "provenance", "clean", "wrapped", "family", "wrapper", "target", "split"},
-    "prompt_completion": {"id", "provenance", "prompt", "completion"},
+    "prompt_completion": {"id", "provenance", "prompt", "completion"} | _CONSTRAINT_FIELDS,
 }
 
 
@@ -205,6 +209,24 @@ def _check_prompt_completion(row: dict, require_response: bool) -> list[tuple[st
     return problems
 
 
+def _check_constraint_fields(row: dict) -> list[tuple[str, str]]:
+    """The shape of IFEval's fields: a list of ids and one kwargs object (or null) per id. Whether
+    the ids and kwargs are ones a checker knows is :mod:`sharpset.constraints`' business."""
+    ids, kws = row.get("instruction_id_list"), row.get("kwargs")
+    if "instruction_id_list" not in row:
+        return [("instruction_id_list", "missing (kwargs is given)")]
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        return [("instruction_id_list", f"expected an array of non-empty strings, got {type_name(ids)}")]
+    if kws is None and "kwargs" not in row:
+        return [("kwargs", "missing (instruction_id_list is given)")]
+    if not isinstance(kws, list):
+        return [("kwargs", f"expected an array of objects, got {type_name(kws)}")]
+    if len(kws) != len(ids):
+        return [("kwargs", f"has {len(kws)} entries for {len(ids)} instruction ids")]
+    return [(f"kwargs[{i}]", f"expected an object or null, got {type_name(k)}")
+            for i, k in enumerate(kws) if not (k is None or isinstance(k, dict))][:1]
+
+
 def validate(row, kind: str | None = None, *, require_response: bool = True,
              strict_ids: bool = False) -> list[tuple[str, str]]:
     """All problems with one row as ``[(field, problem)]``; empty when the row is valid. Pure.
@@ -247,6 +269,8 @@ def validate(row, kind: str | None = None, *, require_response: bool = True,
     else:
         problems += _check_prompt_completion(row, require_response)
 
+    if kind != "pair" and ("instruction_id_list" in row or "kwargs" in row):
+        problems += _check_constraint_fields(row)
     if row.get("provenance") is not None and not isinstance(row["provenance"], dict):
         problems.append(("provenance", f"expected an object, got {type_name(row['provenance'])}"))
     for key, value in row.items():

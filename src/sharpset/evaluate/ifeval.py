@@ -13,12 +13,15 @@ scikit-learn, sqlitedict, ...), and it also carries IFBench's out-of-distributio
 What this module adds around the classes:
 
 * **kwargs validation.** IFEval's ``build_description`` silently draws a *random* value for every
-  kwarg that is missing, None, out of range (``nth_paragraph > num_paragraphs``) or, through the
-  harness's ``if v`` filter, falsy (0, ""). A typo in a prompt file would then score the response
+  kwarg that is missing, None, out of range (``nth_paragraph > num_paragraphs``, a letter outside
+  a-z) or, through the harness's ``if v`` filter, falsy (0, ""). A typo in a prompt file would then score the response
   against a random instruction, differently on every run. Here each id has a declared kwargs list
   (:data:`KWARGS`, names exactly as in lm-eval / google/IFEval); a missing, unknown or ill-typed
   kwarg is a ``ValueError`` naming the id and the kwarg. Keys whose value is None are ignored, as
-  lm-eval does (google/IFEval stores the union of all kwargs names, mostly None).
+  lm-eval does (google/IFEval stores the union of all kwargs names, mostly None). One kwarg is
+  read more widely than upstream: ``keywords:letter_frequency``'s ``letter`` may be any single
+  non-space character (IFEval's own data has ``#`` and ``!``), counted literally instead of being
+  swapped for a random letter.
 * **loose rule** (IFEval §2.2 and lm-eval's ``test_instruction_following_loose``): an instruction
   passes loosely if it passes on any of 8 variants -- the response, the response without its first
   line, without its last line, without both, and each of those four with every ``*`` removed.
@@ -47,8 +50,8 @@ RELATIONS = ("less than", "at least")
 # id -> (kwarg name, kind), names exactly as in lm-eval's instructions_registry / google/IFEval.
 # Kinds: count (int >= 1: 0 would be dropped by lm-eval's ``if v`` and replaced by a random draw),
 # relation (one of RELATIONS), text (non-empty string), pattern (non-empty string IFEval uses as a
-# regular expression), patterns (non-empty list of such strings), letter (one ASCII letter),
-# language (an ISO 639-1 code IFEval knows).
+# regular expression), patterns (non-empty list of such strings), letter (one character that is not
+# whitespace: see _letter_frequency), language (an ISO 639-1 code IFEval knows).
 KWARGS: dict[str, tuple[tuple[str, str], ...]] = {
     "keywords:existence": (("keywords", "patterns"),),
     "keywords:frequency": (("keyword", "pattern"), ("frequency", "count"), ("relation", "relation")),
@@ -136,8 +139,12 @@ def _check_value(iid: str, name: str, kind: str, value: Any) -> Any:
             raise ValueError(f"{where} must be one of {RELATIONS}, got {value!r}")
         return value
     if kind == "letter":
-        if not (isinstance(value, str) and len(value) == 1 and "a" <= value.lower() <= "z"):
-            raise ValueError(f"{where} must be one ASCII letter, got {value!r}")
+        # IFEval's own data asks for characters such as "#" and "!" (its tweet prompts); they are
+        # counted literally (see _letter_frequency). Refused: what has no single-character reading
+        # -- "", whitespace, two or more characters -- which upstream would replace by a random letter.
+        if not (isinstance(value, str) and len(value) == 1 and not value.isspace()):
+            raise ValueError(f"{where} must be one character (a letter, or a symbol such as '#'), "
+                             f"got {value!r}")
         return value
     if kind == "language":
         codes = _registry()[1]
@@ -202,6 +209,8 @@ def check(instruction_ids: list[str], kwargs: list[dict], prompt: str, response:
     for iid, kw in zip(instruction_ids, checked):
         checker = registry[iid](iid)
         checker.build_description(**kw)
+        if iid == "keywords:letter_frequency":
+            _letter_frequency(checker, kw["letter"])
         args = checker.get_instruction_args()
         if args and "prompt" in args:  # lm-eval's rule, kept for parity; no IFEval type matches
             checker.build_description(prompt=prompt)
@@ -209,6 +218,19 @@ def check(instruction_ids: list[str], kwargs: list[dict], prompt: str, response:
         loose.append(any(v.strip() and checker.check_following(v) for v in variants))
     return {"strict": strict, "loose": loose,
             "prompt_strict": all(strict), "prompt_loose": all(loose)}
+
+
+def _letter_frequency(checker: Any, letter: str) -> None:
+    """Count ``letter`` literally, whatever it is.
+
+    Upstream's ``LetterFrequencyChecker.build_description`` keeps a letter a-z (lowercased) and
+    silently swaps anything else -- the ``#`` and ``!`` of IFEval's own published items included --
+    for a *random* ASCII letter, so those items would be scored against a different letter on every
+    run. Its ``check_following`` counts ``collections.Counter(response.lower())[letter]``, which is
+    well defined for any character; setting the letter after ``build_description`` scores the item
+    as written (a-z: exactly upstream's verdict; anything else: the literal count the item asks for).
+    """
+    checker._letter = letter.lower()
 
 
 # ---------------------------------------------------------------------------------------------
