@@ -27,6 +27,11 @@ class Cfg:
     lr: float = field(1e-3, "a learning rate")
 
 
+def _listing(out: Path) -> list[str]:
+    """A run folder's entries, less the lock an open run holds there (issue 21)."""
+    return sorted(p.name for p in out.iterdir() if p.name != RunDir.LOCK)
+
+
 def _sft(i: int) -> dict:
     return {"id": f"r{i}", "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
 
@@ -48,14 +53,15 @@ def test_force_clears_what_the_earlier_run_wrote_subfolders_included(tmp_path):
     with pytest.raises(UserError, match="holds a different run"):
         RunDir.open(out, "train", 1, Cfg(lr=5e-4))
     second = RunDir.open(out, "train", 1, Cfg(lr=5e-4), force=True)
-    left = sorted(p.name for p in out.iterdir())
+    assert (out / RunDir.LOCK).exists()  # held by the open (unfinished) run
+    left = _listing(out)
     assert left == ["NOTES.md", "config.yaml", "manifest.json", "user-data"]
     assert (out / "user-data" / "keep.jsonl").exists() and second.done_samples() == {}
     assert second.manifest["foreign"] == ["NOTES.md", "user-data"]
     # and a third forced run still knows what is foreign
     (out / "checkpoints").mkdir()
     RunDir.open(out, "train", 1, Cfg(lr=1e-4), force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["NOTES.md", "config.yaml", "manifest.json", "user-data"]
+    assert _listing(out) == ["NOTES.md", "config.yaml", "manifest.json", "user-data"]
 
 
 def test_force_on_a_folder_from_before_foreign_was_recorded(tmp_path):
@@ -68,7 +74,7 @@ def test_force_on_a_folder_from_before_foreign_was_recorded(tmp_path):
     (out / "someone-elses-folder").mkdir()
     run.finish(outputs=["adapter/adapter_model.safetensors"])
     RunDir.open(out, "train", 1, Cfg(lr=0.5), force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "manifest.json", "someone-elses-folder"]
+    assert _listing(out) == ["config.yaml", "manifest.json", "someone-elses-folder"]
 
 
 def test_a_fresh_run_that_stops_on_bad_input_leaves_nothing(tmp_path):

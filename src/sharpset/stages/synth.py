@@ -82,6 +82,13 @@ class SynthConfig(BackendFields):
     quota_judge: str | None = field(None, "judge model for quota_by=judge (default: the synth model)")
     quota_rounds: int = field(3, "at most this many extra rounds to fill the quotas")
 
+    def key_inputs(self) -> dict[str, str]:
+        """The models it runs, by fingerprint (run.config_reads): a changed model folder resynthesises."""
+        from ..run import models_read
+
+        judge = (self.quota_judge or self.model) if self.quotas and self.quota_by == "judge" else None
+        return models_read(self.model, judge)
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         if self.n < 1:

@@ -60,6 +60,15 @@ class TagConfig(BackendFields):
     chunk: int = field(32, "rows scored between log writes (resume granularity)")
     on_error: str = field("raise", "bad input rows: raise (exit 2) or skip (written to rejected.jsonl)")
 
+    def key_inputs(self) -> dict[str, str]:
+        """The judge and scorer it loads, by fingerprint (run.config_reads); none for shape-only scores."""
+        from ..run import models_read
+
+        if not set(self.scores) & {"quality", "difficulty", "input_quality", "category", "ifd", "lm"}:
+            return {}
+        scorer = self.scorer if self.scorer and self.scorer != self.judge and {"ifd", "lm"} & set(self.scores) else None
+        return models_read(self.judge, scorer)
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         if not self.input:

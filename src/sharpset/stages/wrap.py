@@ -70,6 +70,22 @@ class WrapConfig(BackendFields):
     seed: int = field(0, "base seed: paraphrase choice and sampling keyed by (seed, 'wrap', row id)")
     batch_size: int = field(16, "engine batch size")
 
+    def key_inputs(self) -> dict[str, str]:
+        """The subject model by fingerprint; the wrapper file (and, without --input, the shipped
+        questions) by content (run.config_reads)."""
+        from pathlib import Path
+
+        from ..invariance import DATA
+        from ..run import file_hash, models_read
+
+        wrappers = Path(self.wrappers_file) if self.wrappers_file else DATA / "wrappers.yaml"
+        out = {**models_read(self.model),
+               "file:wrappers_file" if self.wrappers_file else "shipped:wrappers.yaml":
+                   file_hash(wrappers) if wrappers.is_file() else f"unresolved:{wrappers}"}
+        if not self.input:
+            out["shipped:questions.jsonl"] = file_hash(QUESTIONS)
+        return out
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         if not self.families:

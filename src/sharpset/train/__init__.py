@@ -72,6 +72,12 @@ class TrainConfig:
     def input_paths(self) -> list[str]:
         return [self.sft, self.bct]
 
+    def key_inputs(self) -> dict[str, str]:
+        """The model trained, by fingerprint (run.config_reads): a changed model folder retrains."""
+        from ..run import models_read
+
+        return models_read(self.model)
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         parts = self.parts()
@@ -163,9 +169,17 @@ def prepare_model(cfg: TrainConfig, log: Callable[[str], None]):
     return get_peft_model(model, lcfg), tok, profile, None
 
 
-def save_outputs(cfg: TrainConfig, model, tok, out: Path, profile=None) -> list[str]:
-    import shutil
+EXPORTS = ("adapter", "merged", "model")  # the folders a train run exports into
 
+
+def save_outputs(cfg: TrainConfig, model, tok, out: Path, profile=None) -> list[str]:
+    """Export the trained model: ``adapter/`` + ``merged/`` (LoRA) or ``model/`` (full fine-tuning).
+
+    Each folder is written whole into a temp folder beside it and renamed into place
+    (:func:`sharpset.dataio.atomic_dir`), so a kill mid-export never leaves a ``merged/`` with a
+    ``config.json`` and no weights (issue 21; ``eval`` also refuses a train run folder whose manifest
+    is not complete). Temp folders a killed export left are removed first."""
+    from ..dataio import atomic_dir, clean_dir_temps
     from ..models.profiles import chat_template_for
 
     if profile is not None and not getattr(tok, "chat_template", None):
@@ -177,19 +191,33 @@ def save_outputs(cfg: TrainConfig, model, tok, out: Path, profile=None) -> list[
                             "give the base tokenizer a chat_template")
         tok.chat_template = template
     outputs = []
-    for d in ("adapter", "merged", "model"):
-        shutil.rmtree(out / d, ignore_errors=True)
+    for d in EXPORTS:
+        clean_dir_temps(out / d)
     if cfg.full_finetune:
-        model.save_pretrained(out / "model", safe_serialization=True)
-        tok.save_pretrained(out / "model")
-        return ["model/model.safetensors"]
-    model.save_pretrained(out / "adapter", safe_serialization=True)
+        with atomic_dir(out / "model") as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+        return _drop_other_exports(out, ["model/model.safetensors"])
+    with atomic_dir(out / "adapter") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
     outputs.append("adapter/adapter_model.safetensors")
     if cfg.save_merged:
         merged = model.merge_and_unload()
-        merged.save_pretrained(out / "merged", safe_serialization=True)
-        tok.save_pretrained(out / "merged")
+        with atomic_dir(out / "merged") as tmp:
+            merged.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
         outputs.append("merged/model.safetensors")
+    return _drop_other_exports(out, outputs)
+
+
+def _drop_other_exports(out: Path, outputs: list[str]) -> list[str]:
+    """Remove an export folder this config does not write (left there by an earlier attempt)."""
+    import shutil
+
+    written = {o.split("/")[0] for o in outputs}
+    for d in EXPORTS:
+        if d not in written:
+            shutil.rmtree(out / d, ignore_errors=True)
     return outputs
 
 

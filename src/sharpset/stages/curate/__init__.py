@@ -120,6 +120,12 @@ class CurateConfig:
                                      "(a gate whose column is absent is skipped and said so in the report)")
     on_error: str = field("raise", "bad input rows: raise (exit 2) or skip (to rejected.jsonl)")
 
+    def key_inputs(self) -> dict[str, str]:
+        """The embedder by fingerprint, the spec file by content (run.config_reads)."""
+        from ...run import models_read, spec_key
+
+        return {**models_read(self.embedder), **({"file:spec": spec_key(self.spec)} if self.spec else {})}
+
     def check(self) -> list[tuple[str, str]]:
         p = []
         if not self.input:
