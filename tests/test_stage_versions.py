@@ -37,6 +37,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'shape_spec': 'concise-plain',
         'base': '',
         'pairs': '',
+        'format_data': '',
         'invariance_families': ['sycophancy', 'jailbreak', 'noise', 'partner'],
         'heldout_families': ['sycophancy/authority', 'sycophancy/pushback', 'jailbreak/injection', 'noise/format'],
         'seed': 0,
@@ -110,7 +111,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 16,
     }),
-    'sharpset.stages.curate': ('curate', 3, {
+    'sharpset.stages.curate': ('curate', 4, {
         'input': '',
         'n': 300,
         'strategy': 'quality-diversity',
@@ -134,7 +135,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'labels': [],
         'task_column': 'task',
         'max_labels': 20,
-        'gates': ['empty', 'loop', 'incomplete'],
+        'gates': ['empty', 'loop', 'incomplete', 'pseudo_refusal'],
         'on_error': 'raise',
     }),
     'sharpset.stages.dedup': ('dedup', 1, {
@@ -193,7 +194,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'quota_judge': None,
         'quota_rounds': 3,
     }),
-    'sharpset.stages.tag': ('tag', 2, {
+    'sharpset.stages.tag': ('tag', 3, {
         'engine': 'transformers',
         'engine_options': {},
         'input': '',
@@ -224,7 +225,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 16,
     }),
-    'sharpset.train': ('train', 2, {
+    'sharpset.train': ('train', 3, {
         'model': 'smollm2-135m-instruct',
         'sft': '',
         'bct': '',
@@ -237,6 +238,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'lora_alpha': 32,
         'lora_dropout': 0.05,
         'target_modules': ['all-linear'],
+        'trainable_tokens': ['chat'],
         'full_finetune': False,
         'lr': 0.0002,
         'warmup_ratio': 0.03,

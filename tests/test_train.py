@@ -210,3 +210,38 @@ def test_min_steps_extends_a_small_sets_epochs_and_leaves_a_big_one_alone():
     assert len(step_plan(budget, examples(64))[1]) == 3  # a step budget wins
     with pytest.raises(Exception, match="min_steps"):
         from_mapping(TrainConfig, {"sft": "x", "min_steps": -1})
+
+
+def test_chat_token_rows_train_and_generation_config_ends_the_turn(tiny_model_dir, data, tmp_path):
+    """issue 20: the end-of-turn row trains beside LoRA (PEFT trainable tokens, tied head included),
+    no other embedding row moves, and the saved generation_config stops plain generate() at it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    out = tmp_path / "eot"
+    rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
+               "--epochs", "3", "--min-steps", "0", "--batch-size", "4", "--lr", "3e-2", "--out", str(out)])
+    assert rc == 0
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    eot = tok.convert_tokens_to_ids("<|im_end|>")
+    start = tok.convert_tokens_to_ids("<|im_start|>")
+    before = AutoModelForCausalLM.from_pretrained(tiny_model_dir).get_input_embeddings().weight.detach()
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    after = merged.get_input_embeddings().weight.detach()
+    moved = sorted(int(i) for i in torch.nonzero((after - before).abs().amax(1) > 0).flatten())
+    assert moved == sorted({eot, start}), moved  # the chat control rows, and only those
+    assert torch.equal(merged.get_output_embeddings().weight, after)  # still tied after the merge
+    gc = GenerationConfig.from_pretrained(out / "merged")
+    eos = [gc.eos_token_id] if isinstance(gc.eos_token_id, int) else list(gc.eos_token_id)
+    assert eos[0] == eot
+
+
+def test_trainable_tokens_off_and_bad_token(tiny_model_dir, data, tmp_path):
+    out = tmp_path / "off"
+    rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
+               "--epochs", "1", "--min-steps", "0", "--trainable-tokens", "", "--out", str(out)])
+    assert rc == 0
+    weights = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert not any("trainable_tokens" in k or "token_adapter" in k for k in weights), list(weights)[:5]
+    rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
+               "--trainable-tokens", "hello there friend", "--out", str(tmp_path / "bad")])
+    assert rc == 2

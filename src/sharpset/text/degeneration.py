@@ -25,7 +25,8 @@ Columns of :func:`health` (exact definitions in the functions' docstrings; types
 - ``compression_ratio``: UTF-8 bytes / zlib-compressed bytes;
 - ``loop``: the documented rule :func:`is_loop`;
 - ``ends_clean`` and ``complete``: :func:`ends_clean`, and the finish reason when known;
-- ``refusal``: :func:`is_refusal`;
+- ``refusal``: :func:`is_refusal`; ``pseudo_refusal``: :func:`is_pseudo_refusal` (declines or
+  disclaims, then helps anyway);
 - with a prompt: ``lang_prompt``, ``lang_response``, ``lang_match``.
 """
 
@@ -39,12 +40,12 @@ import numpy as np
 
 from sharpset.text.shape import detect_language
 
-HEALTH_VERSION = 1
+HEALTH_VERSION = 2  # 2: pseudo_refusal (issue 20)
 
 HEALTH_COLUMNS: dict[str, type] = {
     "n_words": int, "n_chars": int, "repeat_span_words": int, "repeat_share": float,
     "distinct_1": float, "distinct_2": float, "distinct_3": float, "compression_ratio": float,
-    "loop": bool, "ends_clean": bool, "complete": bool, "refusal": bool,
+    "loop": bool, "ends_clean": bool, "complete": bool, "refusal": bool, "pseudo_refusal": bool,
 }
 TOKEN_COLUMNS: dict[str, type] = {"repeat_span_tokens": int, "repeat_share_tokens": float}
 PROMPT_COLUMNS: dict[str, type] = {"lang_prompt": str, "lang_response": str, "lang_match": bool}
@@ -74,6 +75,25 @@ REFUSAL_PHRASES = (
     "it is not appropriate for me", "it's not appropriate for me", "i cannot and will not",
 )
 REFUSAL_WINDOW = 240  # characters from the start of the answer searched for a refusal phrase
+# --- pseudo-refusals (is_pseudo_refusal): the answer opens by declining or disclaiming ("I'm sorry for
+# any misunderstanding, but as an AI designed to assist with baking ... I don't have the capability
+# ...") and then helps anyway ("However, I can certainly help with that!"). Issue 20 found 4 of the
+# quickstart's 16 curated rows of this shape (2 of 16 random ones): the completeness gate enriches
+# them (such answers are short, so they end before the token limit) and the tuned base copied the
+# opening. Phrases read off those rows and SmolLM2's Magpie pool; looked for near the start only.
+DISCLAIMER_PHRASES = REFUSAL_PHRASES + (
+    "as an ai", "i'm sorry for any", "i am sorry for any", "i apologize for any", "i apologise for any",
+    "i'm sorry for the confusion", "i'm sorry, but", "i am sorry, but", "sorry for any misunderstanding",
+    "i don't have the capability", "i do not have the capability", "i don't have the ability",
+    "i do not have the ability", "i don't have access", "i do not have access", "i don't have personal",
+    "i do not have personal", "i don't have real-time", "i can't directly", "i cannot directly",
+    "i'm not capable", "i am not capable", "i'm just an ai", "i am just an ai",
+)
+# the turn to helping after the disclaimer, within a sentence: "However, I can ...", "but here's ..."
+_PIVOT = re.compile(r"\b(?:however|but|that said|nevertheless|instead|still)\b[^.!?\n]{0,80}?"
+                    r"\b(?:i can(?!'t|not| not)|i could(?!n't| not)|i'd be|i would be|i'll|i will|here(?:'s| is| are)|let me|you can|"
+                    r"we can|below|the following)", re.IGNORECASE)
+PSEUDO_REFUSAL_MIN_WORDS = 60  # a disclaimer followed by this many words is an answer, not a refusal
 
 # Language match: a detection counts only when py3langid is this sure of both texts; below it (short
 # prompts, code, lists of names) lang_match is None -- unknown, never a guess.
@@ -239,6 +259,20 @@ def is_refusal(text: str) -> bool:
     return any(p in head for p in REFUSAL_PHRASES)
 
 
+def is_pseudo_refusal(text: str) -> bool:
+    """True when the answer declines or disclaims near its start (a DISCLAIMER_PHRASES phrase in the
+    first REFUSAL_WINDOW characters) and then helps anyway: a pivot ("however, I can", "but here is")
+    within the first 3 x REFUSAL_WINDOW characters, or at least PSEUDO_REFUSAL_MIN_WORDS words in all.
+    A plain short refusal ("I'm sorry, but I can't help with that.") is not one: it does not help."""
+    t = text.replace("’", "'")
+    head = t[:REFUSAL_WINDOW].lower()
+    ends = [head.find(p) + len(p) for p in DISCLAIMER_PHRASES if p in head]
+    if not ends:
+        return False
+    after = t[min(ends): 3 * REFUSAL_WINDOW]  # the pivot comes after the disclaimer, not inside it
+    return bool(_PIVOT.search(after)) or len(words(t)) >= PSEUDO_REFUSAL_MIN_WORDS
+
+
 def language_match(prompt: str, response: str) -> dict[str, object]:
     """``lang_prompt``, ``lang_response`` (py3langid ISO 639-1 codes via sharpset.shape; ``und`` when
     too short) and ``lang_match``: whether they agree, or None when either detection is below
@@ -274,6 +308,7 @@ def health(text: str, *, prompt: str | None = None, truncated: bool | None = Non
         "distinct_1": _r(d[0]), "distinct_2": _r(d[1]), "distinct_3": _r(d[2]),
         "compression_ratio": _r(ratio), "loop": is_loop(n, span, share, d[2], ratio),
         "ends_clean": clean, "complete": complete, "refusal": is_refusal(text),
+        "pseudo_refusal": is_pseudo_refusal(text),
     }
     if token_ids is not None:
         ts, _ = longest_repeat(list(token_ids))

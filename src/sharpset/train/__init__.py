@@ -27,7 +27,8 @@ from ..config import field
 from ..errors import UserError
 
 STAGE = "train"
-VERSION = 2  # 2: small-set defaults by measurement (min_steps 32, batch 4; lr kept at 2e-4); 1: 1 epoch, batch 8
+VERSION = 3  # 3: the chat control tokens' rows train beside LoRA, every end-of-turn token in generation_config (issue 20)
+# 2: small-set defaults by measurement (min_steps 32, batch 4; lr kept at 2e-4); 1: 1 epoch, batch 8
 PARTS = ("sft", "bct", "act", "cf")
 
 
@@ -45,6 +46,10 @@ class TrainConfig:
     lora_alpha: int = field(32, "LoRA alpha")
     lora_dropout: float = field(0.05, "LoRA dropout")
     target_modules: list = field(["all-linear"], "LoRA target modules (all-linear, or names like q_proj,v_proj)")
+    trainable_tokens: list = field(["chat"], "token rows that train beside a LoRA adapter (PEFT trainable_token_indices): "
+                                             "chat = the chat profile's control tokens (end of turn, turn headers, eos), "
+                                             "or token strings; [] = none. Under LoRA alone a base model never learned to end "
+                                             "its turn (issue 20: gemma3-270m's end-of-turn stayed at p ~ 0.0006)")
     full_finetune: bool = field(False, "train every weight instead of a LoRA adapter")
     lr: float = field(2e-4, "peak learning rate (linear warm-up, linear decay); measured on small sets with "
                             "min_steps (issue 14): 2e-4 x 32 steps took hold at a smaller knowledge cost than 1e-3")
@@ -164,9 +169,57 @@ def prepare_model(cfg: TrainConfig, log: Callable[[str], None]):
 
     torch.manual_seed(derive_seed(cfg.seed, "train", "lora-init"))
     targets = cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
+    token_ids = trainable_token_ids(cfg.trainable_tokens, profile, tok)
+    if token_ids and cfg.sft_backend == "trl":
+        # TRL's SFTTrainer computes the loss from ``lm_head.weight`` directly (its fused LM head), so a
+        # trained row on the (tied) head would be ignored there -- and PEFT's wrapper breaks it
+        log(f"trainable_tokens: not applied under sft_backend trl (TRL's fused LM head reads lm_head.weight "
+            f"directly); the chat token rows stay frozen: {[tok.convert_ids_to_tokens(i) for i in token_ids]}")
+        token_ids = []
+    if token_ids:
+        log(f"token rows trained beside LoRA: {[tok.convert_ids_to_tokens(i) for i in token_ids]}")
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+                      target_modules=targets, task_type="CAUSAL_LM",
+                      trainable_token_indices=token_ids or None)
     return get_peft_model(model, lcfg), tok, profile, None
+
+
+def trainable_token_ids(names: list[str], profile, tok) -> list[int]:
+    """Token ids whose embedding rows train beside LoRA (``trainable_tokens``), sorted.
+
+    ``chat`` expands to the profile's control tokens: its end-of-turn marker and eos
+    (:func:`sharpset.models.profiles.stop_token_ids`) and every special token of its turn headers
+    (``<start_of_turn>``, ``<|im_start|>``). Why: a base model's rows of these tokens come from
+    pretraining text where they hardly occur; LoRA on the linear layers must then bend every hidden
+    state towards a frozen row to raise the end-of-turn logit, and within a small set's step budget it
+    did not (issue 20). PEFT's TrainableTokens trains only these rows (ties the output head's row
+    where the embedding is tied) and merges them into the saved model. Any other entry is a token
+    string that must be one token of the vocabulary."""
+    from ..models.profiles import stop_token_ids
+
+    # special tokens only: gemma's tokenizer also lists plain text pieces ("\n") as added tokens, and
+    # a newline's row is used everywhere -- it must not move with the turn markers
+    special = set(tok.all_special_ids) | {i for i, t in (getattr(tok, "added_tokens_decoder", {}) or {}).items()
+                                          if getattr(t, "special", False)}
+    out: set[int] = set()
+    for name in names:
+        if name == "chat":
+            out.update(stop_token_ids(profile, tok))
+            headers = [profile.assistant_header]
+            if profile.layout is not None:
+                headers += [*profile.layout.user, *profile.layout.assistant]
+            for h in headers:
+                out.update(i for i in tok(h, add_special_tokens=False)["input_ids"] if i in special)
+            continue
+        ids = tok(name, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise UserError(f"trainable_tokens: {name!r} is {len(ids)} tokens of {cfg_model_name(tok)}, not one")
+        out.add(ids[0])
+    return sorted(out)
+
+
+def cfg_model_name(tok) -> str:
+    return getattr(tok, "name_or_path", "") or "this tokenizer"
 
 
 EXPORTS = ("adapter", "merged", "model")  # the folders a train run exports into
@@ -193,6 +246,8 @@ def save_outputs(cfg: TrainConfig, model, tok, out: Path, profile=None) -> list[
     outputs = []
     for d in EXPORTS:
         clean_dir_temps(out / d)
+    if profile is not None:
+        set_turn_end(model, profile, tok)
     if cfg.full_finetune:
         with atomic_dir(out / "model") as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
@@ -203,6 +258,8 @@ def save_outputs(cfg: TrainConfig, model, tok, out: Path, profile=None) -> list[
     outputs.append("adapter/adapter_model.safetensors")
     if cfg.save_merged:
         merged = model.merge_and_unload()
+        if profile is not None:
+            set_turn_end(merged, profile, tok)
         with atomic_dir(out / "merged") as tmp:
             merged.save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)
@@ -219,6 +276,24 @@ def _drop_other_exports(out: Path, outputs: list[str]) -> list[str]:
         if d not in written:
             shutil.rmtree(out / d, ignore_errors=True)
     return outputs
+
+
+def set_turn_end(model, profile, tok) -> None:
+    """Every token that ends an assistant turn (end-of-turn marker first, then eos) becomes the saved
+    ``generation_config.json``'s ``eos_token_id``, so plain ``transformers`` ``generate()`` stops where
+    sharpset's engine stops. A base's config lists only ``<eos>``: a tuned gemma3 base that emitted
+    ``<end_of_turn>`` ran on to the token limit (issue 20)."""
+    from ..models.profiles import stop_token_ids
+
+    gc = getattr(model, "generation_config", None)
+    if gc is None:
+        return
+    stops = list(stop_token_ids(profile, tok))
+    old = gc.eos_token_id
+    old = [] if old is None else [old] if isinstance(old, int) else list(old)
+    gc.eos_token_id = stops + [i for i in old if i not in stops]
+    if gc.pad_token_id is None and tok.pad_token_id is not None:
+        gc.pad_token_id = tok.pad_token_id
 
 
 def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -81,11 +81,13 @@ from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*
 STAGE = "curate"
 VERSION = 3  # 2: the selection is the run folder's first output (was the control set; issue 10)
 # 3: degeneration / completeness gates by default (issue 13)
+VERSION = 4  # 4: the pseudo_refusal gate by default (issue 20: answers that decline, then help anyway)
 
 # degeneration / completeness gates (issue 13): gate -> (column, value that fails it)
 GATE_COLUMNS = {"empty": ("n_words", 0), "loop": ("loop", True), "incomplete": ("complete", False),
-                "refusal": ("refusal", True), "language_mismatch": ("lang_match", False)}
-GATES = ("empty", "loop", "incomplete")
+                "refusal": ("refusal", True), "pseudo_refusal": ("pseudo_refusal", True),
+                "language_mismatch": ("lang_match", False)}
+GATES = ("empty", "loop", "incomplete", "pseudo_refusal")
 STRATEGY_NAMES = ("quality-diversity", "ifd", "k-center", "quota", "random", "longest", "all")
 EMBED_FIELDS = ("instruction", "response", "conversation")
 
