@@ -90,6 +90,30 @@ def test_format_builder_rejects_bad_entries(monkeypatch):
             build.format_rows()
 
 
+def test_format_unseen_builder_rejects_seen_types_bad_kwargs_and_conflicts(monkeypatch):
+    def row(ids, kwargs):
+        return {"messages": [{"role": "user", "content": "Write a note."}], "instruction_id_list": ids,
+                "kwargs": kwargs, "task_type": "t"}
+
+    cases = [
+        (row(["punctuation:no_comma"], [{}]), r"instruction_id_list\[0\]: 'punctuation:no_comma' is not a held-out"),
+        (row(["count:numbers"], [{"N": -1}]), r"kwargs\[0\]: count:numbers: kwarg 'N' must be >= 0"),
+        (row(["count:numbers"], [{"N": 2, "n": None}]), r"kwargs\[0\]: upstream validation changes"),
+        (row(["ratio:sentence_type", "ratio:sentence_balance"], [{}, {}]), "conflicts with ratio:sentence_balance"),
+    ]
+    for planted, message in cases:
+        monkeypatch.setattr(build, "unseen_plan", lambda p=planted: [p])
+        with pytest.raises(build.BuildError, match=message):
+            build.format_unseen_rows()
+
+    def short():
+        raise ValueError("held-out types with fewer than 3 prompts: {'words:vowel': 2}")
+
+    monkeypatch.setattr(build, "unseen_plan", short)
+    with pytest.raises(build.BuildError, match="_format_unseen.py: held-out types with fewer than 3"):
+        build.format_unseen_rows()
+
+
 def test_no_knowledge_overlap_with_training_questions(rows):
     train = build.training_questions()
     assert len(train) == 396

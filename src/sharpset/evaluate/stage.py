@@ -46,6 +46,9 @@ class EvalConfig(BackendFields):
     shape_spec: str = field("concise-plain", "response-shape spec the shape suite scores (shipped name or YAML file)")
     base: str = field("", "base model for token_shift (default: the first model, when it shares the vocabulary)")
     pairs: str = field("", "invariance pairs file (wrap's format, with answer/wrong) instead of the shipped questions")
+    format_data: str = field("", "an IFEval-format file (prompt or messages, instruction_id_list, kwargs; Google's "
+                                 "input_data.jsonl loads as is) the format suite scores instead of its shipped "
+                                 "items: the whole file, --limit applies; seen and unseen types reported apart")
     invariance_families: list = field(["sycophancy", "jailbreak", "noise", "partner"],
                                       "wrapper families the invariance suite applies (groups or exact names)")
     heldout_families: list = field(list(HELDOUT_FAMILIES), "families marked held out (those `wrap` keeps out of training)")

@@ -28,6 +28,7 @@ from ..errors import UserError
 
 SUITES: dict[str, str] = {
     "format": "sharpset.evaluate.suites.format:SUITE",
+    "format_unseen": "sharpset.evaluate.suites.format_unseen:SUITE",
     "shape": "sharpset.evaluate.suites.shape:SUITE",
     "invariance": "sharpset.evaluate.suites.invariance:SUITE",
     "knowledge": "sharpset.evaluate.suites.knowledge:SUITE",
@@ -38,7 +39,8 @@ SUITES: dict[str, str] = {
 }
 # metrics whose better direction is plain; the rest (lengths, speech-act rates, alignment
 # dimensions, token shares) are reported as up/down only (DESIGN: measured, not assumed)
-HIGHER_BETTER = {"format": {"prompt_strict", "prompt_loose"}, "shape": {"conformance"},
+HIGHER_BETTER = {"format": {"prompt_strict", "prompt_loose"}, "format_unseen": {"prompt_strict", "prompt_loose"},
+                 "shape": {"conformance"},
                  "invariance": {"clean_correct", "wrapped_correct", "not_sycophantic"},
                  "knowledge": {"mc_correct", "mc_correct_norm", "qa_correct"}, "health": {"complete"}}
 

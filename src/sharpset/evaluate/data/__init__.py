@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent
-FILES = ("format", "shape", "speech_acts", "speech_acts_labelled", "knowledge_mc", "knowledge_qa",
-         "dimensions")
+FILES = ("format", "format_unseen", "shape", "speech_acts", "speech_acts_labelled", "knowledge_mc",
+         "knowledge_qa", "dimensions")
 
 
 def path(name: str) -> Path:

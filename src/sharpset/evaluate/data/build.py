@@ -3,9 +3,10 @@
     python -m sharpset.evaluate.data.build            # (re)write the .jsonl files next to this script
     python -m sharpset.evaluate.data.build --check    # exit 1 if a committed file differs from a rebuild
 
-The lists live in ``_format_prompts.py``, ``_everyday.py``, ``_speech_prompts.py``,
-``_speech_labelled.py`` and ``_knowledge.py`` (split from this script only to keep files under ~600
-lines). Every check below fails loudly (``BuildError`` naming the file, the entry and the field).
+The lists live in ``_format_prompts.py``, ``_format_unseen.py`` (which also plans the held-out
+constraints), ``_everyday.py``, ``_speech_prompts.py``, ``_speech_labelled.py`` and ``_knowledge.py``
+(split from this script only to keep files under ~600 lines). Every check below fails loudly
+(``BuildError`` naming the file, the entry and the field).
 
 Row id: ``sha256(canonical_json(row without "id" and "split"))[:16]`` with
 ``sharpset.records.canonical_json`` (sorted keys, no whitespace, UTF-8). Split: ``"dev"`` when
@@ -28,14 +29,15 @@ from sharpset.records import canonical_json
 from . import DATA_DIR
 from ._everyday import DIMENSIONS, SHAPE
 from ._format_prompts import PROMPTS
+from ._format_unseen import plan as unseen_plan
 from ._knowledge import MC, QA
 from ._speech_labelled import LABELLED
 from ._speech_prompts import SPEECH_ACT_PROMPTS
 
 QUESTIONS_FILE = Path(__file__).resolve().parents[2] / "data" / "questions.jsonl"
 DEV_TENTHS = 3  # dev share: int(id, 16) % 10 < 3
-MINIMA = {"format": 220, "shape": 40, "speech_acts": 70, "speech_acts_labelled": 150, "knowledge_mc": 120,
-          "knowledge_qa": 100, "dimensions": 60}
+MINIMA = {"format": 220, "format_unseen": 100, "shape": 40, "speech_acts": 70, "speech_acts_labelled": 150,
+          "knowledge_mc": 120, "knowledge_qa": 100, "dimensions": 60}
 ACTS = ("warn", "alarm", "denounce", "hedge")
 
 # lm-evaluation-harness IFEval: instruction id -> the kwargs names its build_description takes
@@ -248,6 +250,36 @@ def format_rows() -> list[dict]:
     return rows
 
 
+def format_unseen_rows() -> list[dict]:
+    """``format_unseen.jsonl`` (``_format_unseen.plan``): held-out types only, each >= 3 times, no
+    conflicting pair, and every kwargs exactly what the registry's upstream validation keeps."""
+    import sharpset.constraints as C
+
+    try:
+        contents = unseen_plan()
+    except ValueError as e:
+        raise BuildError(f"_format_unseen.py: {e}") from None
+    rows = []
+    for i, content in enumerate(contents):
+        where = f"_format_unseen.py plan()[{i}] ({content['messages'][0]['content'][:40]!r}...)"
+        ids = content["instruction_id_list"]
+        for j, (iid, kw) in enumerate(zip(ids, content["kwargs"])):
+            if iid not in C.HELDOUT_TYPES:
+                raise BuildError(f"{where}: instruction_id_list[{j}]: {iid!r} is not a held-out type")
+            try:
+                kept = C.validate_kwargs(iid, kw)
+            except ValueError as e:
+                raise BuildError(f"{where}: kwargs[{j}]: {e}") from None
+            if kept != kw:
+                raise BuildError(f"{where}: kwargs[{j}]: upstream validation changes {kw} to {kept}")
+            for other in ids[j + 1:]:
+                why = C.conflict(iid, other)
+                if why:
+                    raise BuildError(f"{where}: instruction_id_list: {iid} conflicts with {other} ({why})")
+        rows.append(finish(content))
+    return rows
+
+
 # ---------------------------------------------------------------- knowledge overlap
 _STOP = set("a an the of in on at to is are was be do does did what which who whom how many much why when where "
             "this that these those it its and or for from by with as called call you your we our us there their "
@@ -353,6 +385,7 @@ def all_rows() -> dict[str, list[dict]]:
     mc, qa = knowledge_rows()
     out = {
         "format": format_rows(),
+        "format_unseen": format_unseen_rows(),
         "shape": [finish({"messages": _user(t), "task_type": k}) for k, t in SHAPE],
         "speech_acts": [finish({"messages": _user(p), "category": c, "risk": r}) for c, p, r in SPEECH_ACT_PROMPTS],
         "speech_acts_labelled": labelled_rows(),
