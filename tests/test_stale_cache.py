@@ -252,6 +252,19 @@ def test_eval_pairs_file(tmp_path):
     assert not cached(out, ev, cfg)
 
 
+def test_eval_format_data_file(tmp_path):
+    from sharpset.evaluate import stage as ev
+
+    f = tmp_path / "mine.jsonl"
+    f.write_text('{"prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}\n')
+    cfg = ev.EvalConfig(models=["smollm2-135m-instruct"], suites=["format"], format_data=str(f))
+    out = tmp_path / "e"
+    finished(out, ev, cfg)
+    assert cached(out, ev, cfg)
+    f.write_text('{"prompt": "Say hello.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}\n')
+    assert not cached(out, ev, cfg)
+
+
 def test_eval_shipped_data(tmp_path, monkeypatch):
     from sharpset.evaluate import data
     from sharpset.evaluate import stage as ev

@@ -83,9 +83,10 @@ class EvalConfig(BackendFields):
                 for m, names in needs.items()}
 
     def input_paths(self) -> list[str]:
-        """Data read whole into the key: the pairs file. Models are in :meth:`key_inputs` (a cheap
-        fingerprint: hashing their weights on every cache hit read whole model folders)."""
-        return [self.pairs] if self.pairs else []
+        """Data read whole into the key: the pairs file and a user's format file. Models are in
+        :meth:`key_inputs` (a cheap fingerprint: hashing their weights on every cache hit read whole
+        model folders)."""
+        return [p for p in (self.pairs, self.format_data) if p]
 
     def key_inputs(self) -> dict[str, str]:
         """What else an evaluation depends on (run.config_reads): each model (train run folders
