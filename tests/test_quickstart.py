@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from sharpset.cli import main
-from sharpset.dataio import write_records
+from sharpset.dataio import read_records, write_records
 from sharpset.records import with_id
 
 TOPICS = ["tea", "bread", "rain", "maps", "chess", "bees", "glass", "clocks", "rivers", "salt", "ink", "kites"]
@@ -19,16 +19,21 @@ def _pool(path):
     return path
 
 
+def _argv(tiny_model_dir, pool, out, overrides: str, *more: str) -> list[str]:
+    return ["run", "quickstart", "--out", str(out), "--set", f"aligned_model={tiny_model_dir}",
+            "--set", f"base_model={tiny_model_dir}", "--set", f"pool={pool}", "--set", "n_select=4",
+            "--set", "train_steps=2", "--set", "eval_limit=2", "--set", "eval_max_new_tokens=6",
+            "--set", "wrap_questions=3", "--set", f"overrides={overrides}", "--set", "report=false", *more]
+
+
 def test_quickstart_runs_end_to_end_and_is_a_cache_hit_after(tiny_model_dir, tmp_path, capsys):
+    """constraint_share 0: the arm is the curated Magpie set alone, as before VERSION 4 (no constrain step)."""
     pool = _pool(tmp_path / "pool.jsonl")
     out = tmp_path / "qs"
     overrides = ("{select-curated: {min_quality: null, gates: []}, select-random: {gates: []}, eval-base: {suites: [shape, knowledge, token_shift]}, "
                  "eval-aligned: {suites: [invariance]}, wrap: {families: [sycophancy], heldout_families: "
                  "[sycophancy/authority]}}")
-    argv = ["run", "quickstart", "--out", str(out), "--set", f"aligned_model={tiny_model_dir}",
-            "--set", f"base_model={tiny_model_dir}", "--set", f"pool={pool}", "--set", "n_select=4",
-            "--set", "train_steps=2", "--set", "eval_limit=2", "--set", "eval_max_new_tokens=6",
-            "--set", "wrap_questions=3", "--set", f"overrides={overrides}", "--set", "report=false"]
+    argv = _argv(tiny_model_dir, pool, out, overrides, "--set", "constraint_share=0")
     assert main(argv) == 0
     printed = capsys.readouterr().out
     for step in ("tag", "dedup", "select-curated", "select-random", "train-base-curated", "train-base-random",
@@ -36,8 +41,15 @@ def test_quickstart_runs_end_to_end_and_is_a_cache_hit_after(tiny_model_dir, tmp
         man = json.loads((out / step / "manifest.json").read_text())
         assert man["status"] == "complete", step
         assert f"== {step}" in printed
+    assert not (out / "constrain").exists() and not (out / "select-targeted").exists()
     plan = json.loads((out / "plan.json").read_text())
     assert [m["train_run"] for m in plan["models"]] == ["train-base-curated", "train-base-random"]
+    assert "constrain" not in plan and plan["targeted"]["constraint_rows"] == 0
+    assert plan["targeted"]["magpie_rows"] == 4 and plan["targeted"]["set"] == "select-curated/selected.jsonl"
+    # the previous arm: all n_select rows from curate's quality-diversity selection, trained as they are
+    train_cfg = (out / "train-base-curated" / "config.yaml").read_text()
+    assert f"sft: {out / 'select-curated' / 'selected.jsonl'}" in train_cfg
+    assert "n: 4" in (out / "select-curated" / "config.yaml").read_text()
     # a random tiny model answers no question right, so wrap keeps no pair: BCT is skipped, and says why
     assert "no training pair" in plan["skipped"]["train-aligned-bct"]
     assert not (out / "train-aligned-bct").exists()
@@ -54,3 +66,81 @@ def test_quickstart_runs_end_to_end_and_is_a_cache_hit_after(tiny_model_dir, tmp
     # a rerun is a cache hit at the top
     assert main(argv) == 0
     assert "up to date (cached)" in capsys.readouterr().out
+
+
+def _scripted_constrain(monkeypatch):
+    """`constrain` (only it) answers through test_constrain's scripted engine, so some candidates pass
+    every check; the other stages keep the tiny model's engine."""
+    from test_constrain import ScriptedEngine
+
+    from sharpset.stage import Subject
+    from sharpset.stages import constrain
+
+    real = constrain.run
+
+    def scripted(cfg, run, log=print):
+        with monkeypatch.context() as m:
+            m.setattr(Subject, "engine", lambda self, batch_size=16, **kw: ScriptedEngine(self.tok))
+            return real(cfg, run, log)
+
+    monkeypatch.setattr(constrain, "run", scripted)
+
+
+def test_the_targeted_arm_mixes_constraint_rows_at_the_stated_share(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    from test_constrain import TYPES
+
+    _scripted_constrain(monkeypatch)
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "qs"
+    overrides = ("{select-curated: {min_quality: null, gates: []}, select-random: {gates: []}, "
+                 f"constrain: {{types: [{', '.join(TYPES)}], count_weights: [0, 0, 1], tie_break: shortest}}, "
+                 "eval-base: {suites: [shape]}, wrap: {families: [sycophancy], heldout_families: "
+                 "[sycophancy/authority]}}")
+    argv = _argv(tiny_model_dir, pool, out, overrides, "--set", "constraint_share=0.5",
+                 "--set", "constrain_prompts=6", "--set", "constrain_k=2")
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for step in ("constrain", "select-curated", "select-targeted", "train-base-targeted", "train-base-random"):
+        assert json.loads((out / step / "manifest.json").read_text())["status"] == "complete", step
+        assert f"== {step}" in printed
+    con = json.loads((out / "constrain" / "manifest.json").read_text())
+    assert con["metrics"]["attempted"] == 6 and con["metrics"]["kept"] >= 2  # 6 prompts x k=2
+    kept = {r["id"] for r in read_records(out / "constrain" / "constrain.jsonl", "sft").rows}
+    magpie = {r["id"] for r in read_records(out / "select-curated" / "selected.jsonl", "sft").rows}
+    assert len(magpie) == 2  # n_select - the constraint rows
+    rows = read_records(out / "select-targeted" / "selected.jsonl", "sft").rows
+    parts = {p: [r for r in rows if r["part"] == p] for p in ("constraints", "magpie")}
+    assert len(rows) == 4 and len(parts["constraints"]) == len(parts["magpie"]) == 2  # share 0.5 of 4
+    assert {r["id"] for r in parts["constraints"]} <= kept and {r["id"] for r in parts["magpie"]} == magpie
+    assert all(r["instruction_id_list"] and r["kwargs"] for r in parts["constraints"])
+    # the targeted arm trains on the mix; the random arm on n_select Magpie rows; same step budget
+    tr = {a: json.loads((out / f"train-base-{a}" / "manifest.json").read_text()) for a in ("targeted", "random")}
+    assert str(out / "select-targeted" / "selected.jsonl") in tr["targeted"]["inputs"]
+    assert tr["targeted"]["metrics"]["optimizer_steps"] == tr["random"]["metrics"]["optimizer_steps"] == 2
+    assert len(read_records(out / "select-random" / "selected.jsonl", "sft").rows) == 4
+    plan = json.loads((out / "plan.json").read_text())
+    assert [m["train_run"] for m in plan["models"]] == ["train-base-targeted", "train-base-random"]
+    assert plan["models"][0]["label"] == "base + targeted" and "2 verified-constraint rows" in plan["models"][0]["selection"]
+    assert plan["targeted"] == {"constraint_share": 0.5, "rows": 4, "constraint_rows": 2, "magpie_rows": 2,
+                                "share_realised": 0.5, "set": "select-targeted/selected.jsonl",
+                                "magpie_run": "select-curated", "constrain_run": "constrain"}
+    assert plan["constrain"]["run"] == "constrain" and plan["constrain"]["prompts"] == 6 and plan["constrain"]["k"] == 2
+    assert plan["constrain"]["kept"] == con["metrics"]["kept"]
+    summary = json.loads((out / "eval-base" / "summary.json").read_text())
+    assert "m1:train-base-targeted vs m0:" in next(iter(summary["comparisons"]["shape"]))
+
+
+def test_the_size_dial_sizes_the_constrain_step_to_the_share():
+    from sharpset.pipelines.quickstart import QuickstartConfig, draw_part
+
+    z = QuickstartConfig().resolved()
+    assert (z["n_constraint"], z["constrain_prompts"], z["constrain_k"]) == (8, 24, 4)  # small: half of 16, 1 in 3
+    z = QuickstartConfig(constraint_share=0.25, constrain_k=6).resolved()
+    assert (z["n_constraint"], z["constrain_prompts"], z["constrain_k"]) == (4, 12, 6)
+    z = QuickstartConfig(constraint_share=0).resolved()
+    assert z["n_constraint"] == z["constrain_prompts"] == 0  # no constrain step
+    assert QuickstartConfig(constrain_prompts=5).resolved()["constrain_prompts"] == 5
+    assert [p for p, _ in QuickstartConfig(constraint_share=1.5).check()] == ["constraint_share"]
+    rows = [{"id": f"r{i}"} for i in range(10)]
+    assert draw_part(rows, 3, 0, "c") == draw_part(rows[::-1], 3, 0, "c") and len(draw_part(rows, 3, 0, "c")) == 3
+    assert draw_part(rows, 0, 0, "c") == draw_part(rows, 99, 0, "c") == rows

@@ -400,3 +400,41 @@ def test_identical_selections_are_a_warning_at_the_top(pipeline, tmp_path):
     pf.write_text(json.dumps(plan))
     build_report([pipeline], tmp_path / "out2", plan=pf)
     assert "selections are the same" not in (tmp_path / "out2" / "report.html").read_text()
+
+
+# -- verified-constraint data ---------------------------------------------------------------------
+BULLETS = "detectable_format:number_bullet_lists"  # the scripted answers have no bullets: never met
+
+
+def test_a_constrain_run_gets_a_section_listing_every_type(tiny_model_dir, tmp_path, monkeypatch, report):
+    from test_constrain import TYPES, _scripted_run
+
+    from sharpset.report import build_report
+    from sharpset.report.cards import write_card
+
+    _, m, out, _ = _scripted_run(tmp_path, monkeypatch, tiny_model_dir, "constrain", types=[*TYPES, BULLETS],
+                             max_new_tokens=64)
+    assert BULLETS in m["types_zero_kept"] and m["kept"] > 0
+    build_report([out], tmp_path / "rep")
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert '<a href="#constrain">' in html
+    sec = html.split('<section id="constrain">')[1].split("</section>")[0]
+    rows = sec.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert len(rows) == len(m["per_type"])  # every drawn type, the one with 0 kept rows included
+    for t, s in m["per_type"].items():
+        row = next(r for r in rows if r.startswith(f"<td>{t}</td>"))
+        for key in ("pass@1", "pass@k", "kept"):  # rate [Wilson 95%] k/n
+            w = s[key]
+            assert f"{w['rate']:.2f} [{w['ci95'][0]:.2f}, {w['ci95'][1]:.2f}] {w['k']}/{w['n']}" in row
+    bullets = next(r for r in rows if r.startswith(f"<td>{BULLETS}</td>"))
+    assert "never met by any candidate" in bullets and "warncell" in bullets
+    assert rows[0].startswith(f"<td>{BULLETS}</td>")  # hardest first
+    assert f"Never met by any candidate (1 type; the bar was not lowered): {BULLETS}" in sec
+    assert f"{m['attempted']} prompts attempted with 2 candidates each" in sec
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Verified-constraint data: constrain" in md and BULLETS.replace("_", "\\_") in md
+    # its dataset gets a card, tagged synthetic: a model wrote the rows
+    card = write_card(out).read_text()
+    assert "- synthetic" in card and "Written by `sharpset constrain`" in card
+    # a report without a constrain run has no such section
+    assert 'id="constrain"' not in (report / "report.html").read_text()

@@ -52,3 +52,58 @@ def test_sweep_runs_cells_under_a_budget_then_completes(tiny_model_dir, tmp_path
     rows = json.loads((tmp_path / "report" / "effects.json").read_text())
     assert {(r["target"], r["n_examples"]) for r in rows} == {("format", 2), ("format", 3), ("knowledge", 2),
                                                               ("knowledge", 3)}
+
+
+def _ifeval_pool(path, n: int = 8):
+    """SFT rows that carry IFEval's fields: `constrain` uses their constraints as given (test_constrain's
+    types, which its scripted engine's answers meet or miss by seed)."""
+    from test_constrain import TYPES
+
+    from sharpset.dataio import write_records
+
+    rows = [{"messages": [{"role": "user", "content": f"Describe walk {i} in a few words."},
+                          {"role": "assistant", "content": "A walk."}],
+             "instruction_id_list": TYPES[:3] if i % 2 else TYPES[1:], "kwargs": [{}, {}, {}]} for i in range(n)]
+    write_records(rows, path)
+    return path
+
+
+def test_the_constraints_target_trains_cells_on_constrain_rows(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    from test_quickstart import _scripted_constrain
+
+    from sharpset.dataio import read_records
+
+    _scripted_constrain(monkeypatch)
+    pool = _ifeval_pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "sw"
+    argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "constraints", "--sizes", "[2]", "--seeds", "1",
+            "--pool", str(pool), "--constrain-prompts", "6", "--constrain-k", "2", "--steps", "2",
+            "--eval-limit", "2", "--eval-max-new-tokens", "6", "--suites", "shape", "--out", str(out)]
+    assert main(argv) == 0
+    con = json.loads((out / "constraints" / "manifest.json").read_text())
+    assert con["stage"] == "constrain" and con["metrics"]["attempted"] == 6 and con["metrics"]["kept"] >= 2
+    kept = {r["id"]: r for r in read_records(out / "constraints" / "constrain.jsonl", "sft").rows}
+    cell = read_records(out / "cells" / "constraints-n2-s0" / "sft.jsonl", "sft").rows
+    assert len(cell) == 2 and all(r["id"] in kept and r["instruction_id_list"] for r in cell)
+    res = json.loads((out / "sweep.json").read_text())
+    assert {(r["target"], r["n"]) for r in res["cells"]} == {("constraints", 2)}
+    assert res["candidates"]["constraints"].startswith(f"{len(kept)} verified-constraint rows kept of 6 prompts")
+    for r in res["cells"]:
+        assert r["per_example"] == round(r["diff"] / r["n_examples"], 6) and r["n_examples"] == 2
+    md = (out / "sweep.md").read_text()
+    assert "- constraints: " in md and "| constraints | 2 | 0 | shape |" in md and "diff/example" in md
+
+
+def test_mixed_is_constraint_rows_plus_invariance_pairs():
+    from sharpset.pipelines.sweep import cell_data
+
+    cand = {"constraints": [{"id": f"c{i}"} for i in range(10)], "invariance": [{"id": f"p{i}"} for i in range(10)],
+            "format": [{"id": f"f{i}"} for i in range(10)]}
+    sft, pairs, objective = cell_data("mixed", 5, 0, "mixed-n5-s0", cand)
+    assert len(sft) == 3 and len(pairs) == 2 and objective == "sft+bct"
+    assert all(r["id"].startswith("c") for r in sft) and all(r["id"].startswith("p") for r in pairs)
+    assert cell_data("mixed", 1, 0, "m", cand)[1:] == ([], "sft")
+    sft, pairs, objective = cell_data("constraints", 4, 1, "constraints-n4-s1", cand)
+    assert len(sft) == 4 and not pairs and objective == "sft" and all(r["id"].startswith("c") for r in sft)
+    sft, pairs, objective = cell_data("invariance", 3, 0, "i", cand)
+    assert not sft and len(pairs) == 3 and objective == "bct"

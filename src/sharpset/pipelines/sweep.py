@@ -10,7 +10,16 @@ fixed items, and compare with the untrained model paired per item. Targets:
   train families), n drawn at random; BCT;
 - ``knowledge``: closed-book QA rows built from the shipped knowledge data's DEV split (the eval
   scores the TEST split), n drawn at random; SFT;
-- ``mixed``: n/2 format rows + n/2 invariance pairs; SFT + BCT.
+- ``constraints``: verified-constraint rows (METHODS §9b; issue 20): ``constrain`` run over the
+  sweep's pool (the first ``constrain_prompts`` instructions, 1-3 train-type constraints each,
+  ``constrain_k`` candidates from the model, a row kept only when one passes every check), n drawn
+  at random from the kept rows; SFT. The model trains on its own verified answers (rejection-
+  sampled self-distillation);
+- ``mixed``: n - n/2 constraint rows + n/2 invariance pairs; SFT + BCT. (Until VERSION 2, ``mixed``
+  was n - n/2 *format* rows + n/2 invariance pairs.)
+
+A target with fewer candidate rows than a size trains that size's cells on all of them; the cell's
+``n_examples`` (and so its effect per example) counts the rows it trained on.
 
 Outputs: ``cells/<target>-n<n>-s<seed>/`` (select, train, eval run folders), ``baseline/`` (the
 untrained model's eval), ``sweep.json``: per cell and suite metric, the paired difference against
@@ -35,8 +44,10 @@ from ..run import RunDir, derive_seed
 from .quickstart import stage_run
 
 STAGE = "sweep"
-VERSION = 1
-TARGETS = ("format", "invariance", "knowledge", "mixed")
+VERSION = 2  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
+# invariance), constrain in the run key (issue 20)
+TARGETS = ("format", "invariance", "knowledge", "constraints", "mixed")
+POOL_TARGETS = {"format", "constraints", "mixed"}  # targets whose rows come from the pool
 
 
 @dataclass
@@ -45,11 +56,14 @@ class SweepConfig:
     targets: list = field(list(TARGETS), f"targets, any of {', '.join(TARGETS)}")
     sizes: list = field([8, 16, 32, 64], "training-set sizes n")
     seeds: int = field(2, "seeds per (target, size): selection draw and training order")
-    pool: str = field("", "SFT pool for the format target (file, folder or run folder); empty = synthesise "
-                          "`pool_size` rows with the model")
+    pool: str = field("", "SFT pool for the format, constraints and mixed targets (file, folder or run folder); "
+                          "empty = synthesise `pool_size` rows with the model")
     pool_size: int = field(120, "synth attempts when no pool is given")
     spec: str = field("concise-plain", "format target: response-shape spec the selected answers conform to")
     min_conformance: float = field(0.75, "format target: minimum conformance of a selected answer")
+    constrain_prompts: int = field(0, "constraints/mixed targets: pool instructions `constrain` attempts (0 = every "
+                                      "pool row; about 1 in 3 is kept at a plausible yield)")
+    constrain_k: int = field(8, "constraints/mixed targets: candidates per constrained instruction")
     steps: int = field(24, "optimizer steps per cell, the same for every size")
     lr: float = field(1e-3, "LoRA learning rate")
     batch_size: int = field(4, "training micro-batch rows")
@@ -83,9 +97,11 @@ class SweepConfig:
             p.append(("targets", f"unknown {bad}; choose from {', '.join(TARGETS)}"))
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             p.append(("sizes", "give positive integers"))
-        for name in ("seeds", "steps", "batch_size"):
+        for name in ("seeds", "steps", "batch_size", "constrain_k"):
             if getattr(self, name) < 1:
                 p.append((name, "must be >= 1"))
+        if self.constrain_prompts < 0:
+            p.append(("constrain_prompts", "must be >= 0 (0 = every pool row)"))
         if self.order not in ("size", "target", "shuffled"):
             p.append(("order", "must be size, target or shuffled"))
         if self.max_cells < 0:
@@ -124,18 +140,32 @@ def draw(rows: list[dict], n: int, seed: int, key: str) -> list[dict]:
     return rng.sample(rows, min(n, len(rows)))
 
 
+def cell_data(target: str, n: int, seed: int, name: str, cand: dict[str, list[dict]]
+              ) -> tuple[list[dict], list[dict], str]:
+    """(SFT rows, invariance pairs, objective) of one cell: n examples drawn for ``target`` from its
+    candidates (``mixed``: n - n/2 constraint rows and n/2 pairs, each drawn under its own key)."""
+    if target in ("format", "knowledge", "constraints"):
+        return draw(cand[target], n, seed, name), [], "sft"
+    if target == "invariance":
+        return [], draw(cand["invariance"], n, seed, name), "bct"
+    sft = draw(cand["constraints"], n - n // 2, seed, name + "/constraints")
+    pairs = draw(cand["invariance"], n // 2, seed, name + "/inv")
+    return sft, pairs, "sft+bct" if pairs else "sft"
+
+
 def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
     from .. import train
     from ..dataio import read_records, write_json, write_records, write_text
     from ..evaluate import stage as eval_stage
-    from ..stages import curate, dedup, synth, tag, wrap
+    from ..stages import constrain, curate, dedup, synth, tag, wrap
 
     root = run.path
     t0 = time.perf_counter()
     ev = {"limit": cfg.eval_limit, "max_new_tokens": cfg.eval_max_new_tokens, "suites": cfg.suites, "seed": 0}
     baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log)
     cand: dict[str, list[dict]] = {}
-    if {"format", "mixed"} & set(cfg.targets):
+    about: dict[str, str] = {}  # where each target's candidates came from (sweep.json, sweep.md)
+    if POOL_TARGETS & set(cfg.targets):
         pool = cfg.pool
         if not pool:
             s = stage_run(synth, {"model": cfg.model, "n": cfg.pool_size}, "SynthConfig", root / "pool-synth", log)
@@ -144,17 +174,37 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
             d = stage_run(dedup, {"input": str(t.path)}, "DedupConfig", root / "pool-dedup", log,
                           inputs=[str(t.path / "tagged.jsonl")])
             pool = str(d.path / "deduped.jsonl")
+    if "format" in cfg.targets:
         c = stage_run(curate, {"input": pool, "strategy": "all", "n": 1, "spec": cfg.spec,
                                "min_conformance": cfg.min_conformance, "min_quality": None},
                       "CurateConfig", root / "format-candidates", log, inputs=[pool])
         cand["format"] = read_records(c.path / "selected.jsonl", "sft").rows
-        log(f"format candidates: {len(cand['format'])} rows conform to {cfg.spec} >= {cfg.min_conformance}")
+        about["format"] = f"{len(cand['format'])} pool rows conforming to {cfg.spec} >= {cfg.min_conformance}"
+        log(f"format candidates: {about['format']}")
+    if {"constraints", "mixed"} & set(cfg.targets):
+        c = stage_run(constrain, {"input": pool, "model": cfg.model, "k": cfg.constrain_k,
+                                  "limit": cfg.constrain_prompts, "seed": 0}, "ConstrainConfig",
+                      root / "constraints", log, inputs=[pool])
+        cand["constraints"] = read_records(c.path / "constrain.jsonl", "sft").rows
+        m = c.manifest.get("metrics") or {}
+        about["constraints"] = (f"{len(cand['constraints'])} verified-constraint rows kept of {m.get('attempted')} "
+                                f"prompts (constrain, k={cfg.constrain_k})")
+        log(f"constraints candidates: {about['constraints']}")
     if {"invariance", "mixed"} & set(cfg.targets):
         w = stage_run(wrap, {"model": cfg.model}, "WrapConfig", root / "pairs", log)
         cand["invariance"] = [r for r in read_records(w.path / "pairs.jsonl", "pair").rows if r["split"] == "train"]
-        log(f"invariance candidates: {len(cand['invariance'])} train pairs")
+        about["invariance"] = f"{len(cand['invariance'])} train pairs (wrap)"
+        log(f"invariance candidates: {about['invariance']}")
     if "knowledge" in cfg.targets:
         cand["knowledge"] = knowledge_rows()
+        about["knowledge"] = f"{len(cand['knowledge'])} closed-book QA rows (shipped dev split)"
+    if "mixed" in cfg.targets:
+        about["mixed"] = "n - n/2 constraint rows + n/2 invariance pairs (SFT + BCT)"
+    biggest = max(cfg.sizes)
+    for k, v in cand.items():
+        if v and len(v) < biggest:
+            log(f"WARNING: {k}: {len(v)} candidate examples, fewer than the largest size {biggest}: those cells "
+                "train on all of them (their n_examples says how many)")
     for k, v in cand.items():
         if not v:
             raise UserError(f"sweep: no candidate examples for target {k} (see the run folders under {root})")
@@ -173,26 +223,21 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         cell.mkdir(parents=True, exist_ok=True)
         tcfg: dict[str, Any] = {"model": cfg.model, "max_steps": cfg.steps, "lr": cfg.lr, "seed": seed,
                                 "batch_size": cfg.batch_size, "max_length": 512, "save_every": 0, "warmup_ratio": 0.0}
+        sft, pairs, objective = cell_data(target, n, seed, name, cand)
         inputs = []
-        if target in ("format", "knowledge"):
-            rows = draw(cand[target], n, seed, name)
-            write_records(rows, cell / "sft.jsonl")
-            tcfg.update(sft=str(cell / "sft.jsonl"), objective="sft")
-            inputs = [str(cell / "sft.jsonl")]
-        elif target == "invariance":
-            write_records(draw(cand["invariance"], n, seed, name), cell / "pairs.jsonl")
-            tcfg.update(bct=str(cell / "pairs.jsonl"), objective="bct")
-            inputs = [str(cell / "pairs.jsonl")]
-        else:  # mixed
-            write_records(draw(cand["format"], n - n // 2, seed, name + "/format"), cell / "sft.jsonl")
-            write_records(draw(cand["invariance"], n // 2, seed, name + "/inv"), cell / "pairs.jsonl")
-            tcfg.update(sft=str(cell / "sft.jsonl"), bct=str(cell / "pairs.jsonl"),
-                        objective="sft+bct" if n // 2 else "sft")
-            inputs = [str(cell / "sft.jsonl"), str(cell / "pairs.jsonl")]
+        if sft:
+            write_records(sft, cell / "sft.jsonl")
+            tcfg["sft"] = str(cell / "sft.jsonl")
+            inputs.append(str(cell / "sft.jsonl"))
+        if pairs or objective == "bct":
+            write_records(pairs, cell / "pairs.jsonl")
+            tcfg["bct"] = str(cell / "pairs.jsonl")
+            inputs.append(str(cell / "pairs.jsonl"))
+        tcfg["objective"] = objective
         tr = stage_run(train, tcfg, "TrainConfig", cell / "train", log, inputs=inputs, seed=seed)
         stage_run(eval_stage, {"models": [str(tr.path)], **ev}, "EvalConfig", ev_dir, log)  # model by fingerprint
         done_cells.append((target, n, seed, name, (tr.manifest.get("metrics") or {}).get("rows_used")))
-    result = summarize(root, baseline.path, done_cells)
+    result = {"candidates": about, **summarize(root, baseline.path, done_cells)}
     write_json(root / "sweep.json", result)
     write_json(root / "plan.json", plan(cfg, done_cells))  # `sharpset report` names each cell's target
     write_text(root / "sweep.md", format_markdown(result))  # atomic, as every output (issue 21)
@@ -261,7 +306,10 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
 
 
 def format_markdown(result: dict[str, Any]) -> str:
-    lines = ["| target | n | seed | suite | metric | before | after | diff [95% CI] | items | diff/example |",
+    about = result.get("candidates") or {}
+    lines = (["Candidate examples per target:", ""] + [f"- {t}: {v}" for t, v in about.items()] + [""]
+             if about else [])
+    lines += ["| target | n | seed | suite | metric | before | after | diff [95% CI] | items | diff/example |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["cells"]:
         ci = r["ci95"]

@@ -28,6 +28,10 @@ HF_LICENSE = {"Apache-2.0": "apache-2.0", "MIT": "mit", "Gemma terms of use": "g
 DATA_SUFFIXES = (".jsonl", ".parquet")
 NOT_DATA = {"samples.partial.jsonl", "rejected.jsonl", "losses.jsonl"}
 MODEL_KEYS = ("model", "judge", "scorer", "aligned_model", "base_model", "base")  # config fields naming a generator
+# stages whose rows a model wrote: a dataset with one of them in its lineage is tagged synthetic
+SYNTHETIC_STAGES = ("synth", "wrap", "restyle", "constrain", "eval", "quickstart")
+# run folders a pipeline writes that no `sharpset` command of their name writes
+PIPELINE_STEPS = {"mix": "the `mix` step of `sharpset run quickstart` (the targeted set: its parts joined)"}
 SIZE_BOUNDS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
 
@@ -231,7 +235,7 @@ def write_card(path: str | Path, *, pretty_name: str | None = None, license: str
         summaries.append({"name": name, "file": rel, "rows": n, "bytes": f.stat().st_size,
                           "columns": columns(sample)})
     stage = man.get("stage") or "data"
-    synthetic = any(s["stage"] in ("synth", "wrap", "restyle", "eval", "quickstart") for s in lin)
+    synthetic = any(s["stage"] in SYNTHETIC_STAGES for s in lin)
     data = DatasetCardData(
         pretty_name=pretty_name or f"sharpset {stage}: {folder.name}",
         license=license or (hub_ids[0] if len(hub_ids) == 1 else hub_ids),
@@ -243,7 +247,8 @@ def write_card(path: str | Path, *, pretty_name: str | None = None, license: str
     body = [f"# {_cell(data.pretty_name, 200)}", ""]
     if description:
         body += [description, ""]
-    body += [f"Written by `sharpset {stage}`" + (f" (transform version {man.get('transform_version')})" if man else "")
+    by = PIPELINE_STEPS.get(str(stage), f"`sharpset {stage}`")
+    body += [f"Written by {by}" + (f" (transform version {man.get('transform_version')})" if man else "")
              + ". Load with `datasets.load_dataset(\"<this folder>\")` (default config: "
              f"`{configs[0]['config_name']}`) or `datasets.load_dataset(\"json\", data_files=...)`.", "",
              "## Sizes", "", "| config | file | rows | bytes |", "|---|---|---|---|"]

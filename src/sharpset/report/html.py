@@ -316,11 +316,13 @@ def page(col: Collection) -> str:
         sections.token_shift_section(col),
         sections.training_section(col),
         sections.answers_section(col),
+        sections.constrain_section(col),  # only when a constrain run is here
         sections.pipeline_section(col),
     ]
     toc = [("summary", "Summary"), ("effects", "Effect per target"), ("size", "Effect vs examples"),
            ("invariance", "Invariance"), ("shape", "Answer shape"), ("token-shift", "Token shift"),
-           ("training", "Training"), ("answers", "Answers"), ("pipeline", "Pipeline")]
+           ("training", "Training"), ("answers", "Answers"),
+           *([("constrain", "Constraint data")] if sections.constrain_runs(col) else []), ("pipeline", "Pipeline")]
     roots = ", ".join(r.name for r in col.roots)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -1,6 +1,7 @@
 """``report.md``: the report's numbers as Markdown (summary, effect table, invariance by family,
-training, pipeline counts, a few answers). Data text is escaped for Markdown *and* HTML (GitHub and
-most viewers render inline HTML in Markdown), and table cells lose their pipes and newlines."""
+training, verified-constraint data per type, pipeline counts, a few answers). Data text is escaped
+for Markdown *and* HTML (GitHub and most viewers render inline HTML in Markdown), and table cells
+lose their pipes and newlines."""
 
 from __future__ import annotations
 
@@ -94,6 +95,14 @@ def page(col: Collection) -> str:
             tr_rows.append([tr.name, tr.config.get("model"), tr.counts.get("written"), len(curve),
                             num(curve[0]["loss"]) if curve else "-", num(curve[-1]["loss"]) if curve else "-", diff])
         out += _table(["train run", "model", "rows", "steps", "first loss", "last loss", "answers differing"], tr_rows)
+    from .sections import constrain_lines, constrain_rows, constrain_runs, rate_text
+
+    for r in constrain_runs(col):
+        k = r.config.get("k", "k")
+        out += [f"## Verified-constraint data: {md(r.name)}", ""] + [md(x) for x in constrain_lines(r)] + [""]
+        out += _table(["type", "split", "prompts", "pass@1", f"pass@{k}", "kept", "note"],
+                      [[t["type"], t["split"], t["n"], rate_text(t["pass@1"]), rate_text(t["pass@k"]),
+                        rate_text(t["kept"]), t["note"] or "-"] for t in constrain_rows(r)])
     out += ["## Pipeline counts", ""]
     out += _table(["run", "stage", "status", "read", "written", "dropped", "rejected", "drop reasons"],
                   [[r.name, r.stage, r.manifest.get("status"), r.counts.get("read", "-"), r.counts.get("written", "-"),

@@ -1,5 +1,6 @@
 """Report sections after the summary: effect vs size, invariance per family, answer shape, token
-shift, training curves, answers side by side, pipeline counts and manifests. All data text escaped."""
+shift, training curves, answers side by side, verified-constraint data (when a ``constrain`` run is
+present), pipeline counts and manifests. All data text escaped."""
 
 from __future__ import annotations
 
@@ -354,6 +355,93 @@ def answers_section(col: Collection) -> str:
     if not any_:
         out.append('<p class="muted">No eval run here holds a start and tuned model answering the same items.</p>')
     out.append(note + '</section>')
+    return "".join(out)
+
+
+# -- verified-constraint data (sharpset constrain) -----------------------------------------------
+def constrain_runs(col: Collection) -> list:
+    """The ``constrain`` runs under the report's roots that finished with their per-type figures."""
+    return [r for r in col.runs if r.stage == "constrain" and isinstance(r.metrics.get("per_type"), dict)]
+
+
+def rate_text(w: dict | None) -> str:
+    """A Wilson rate as "0.25 [0.10, 0.49] 3/12"; "—" when no prompt held it."""
+    if not w or w.get("rate") is None:
+        return "—"
+    lo, hi = w["ci95"]
+    return f"{w['rate']:.2f} [{lo:.2f}, {hi:.2f}] {w['k']}/{w['n']}"
+
+
+def constrain_rows(run) -> list[dict]:
+    """Per drawn type of one constrain run: split (seen by training: train; held out for eval),
+    prompts holding it, pass@1, pass@k and kept (Wilson 95%), and a note for a type the model never
+    met or that kept no row -- listed, never hidden. Hardest first (pass@k, then kept)."""
+    try:
+        from ..constraints import HELDOUT_TYPES
+    except Exception:  # noqa: BLE001 -- the report reads logged figures; the registry only names the split
+        HELDOUT_TYPES = ()
+    m = run.metrics
+    never, zero = set(m.get("types_never_met") or []), set(m.get("types_zero_kept") or [])
+    out = []
+    for t, v in m["per_type"].items():
+        note = ("never met by any candidate" if t in never else "0 rows kept" if t in zero or
+                not (v.get("kept") or {}).get("k") else "")
+        out.append({"type": t, "split": "held-out" if t in HELDOUT_TYPES else "train", "n": v.get("n"),
+                    "pass@1": v.get("pass@1"), "pass@k": v.get("pass@k"), "kept": v.get("kept"), "note": note})
+    return sorted(out, key=lambda r: ((r["pass@k"] or {}).get("rate") or 0, (r["kept"] or {}).get("rate") or 0,
+                                      r["type"]))
+
+
+def constrain_lines(run) -> list[str]:
+    """The run's headline figures in words (shared by the HTML and the Markdown report)."""
+    m, c = run.metrics, run.config
+    k = c.get("k", "?")
+    lines = [f"{m.get('attempted', '?')} prompts attempted with {k} candidates each by {c.get('model', '?')}; "
+             f"{m.get('kept', '?')} rows kept (a candidate passed every constraint): {rate_text(m.get('kept_rate'))}.",
+             f"Prompt level: pass@1 {rate_text(m.get('prompt_pass@1'))}, pass@{k} {rate_text(m.get('prompt_pass@k'))}; "
+             f"{m.get('truncated_candidates', 0)} of {m.get('candidates', '?')} candidates cut at the token limit "
+             "(they never win)" + (f"; {m['rows_per_min']} prompts/min" if m.get("rows_per_min") else "") + "."]
+    def n_types(ts: list) -> str:
+        return f"{len(ts)} type{'s' if len(ts) != 1 else ''}"
+
+    if m.get("types_never_met"):
+        lines.append(f"Never met by any candidate ({n_types(m['types_never_met'])}; the bar was not lowered): "
+                     + ", ".join(m["types_never_met"]) + ".")
+    if m.get("types_zero_kept"):
+        lines.append(f"0 rows kept ({n_types(m['types_zero_kept'])}): " + ", ".join(m["types_zero_kept"]) + ".")
+    if m.get("types_not_drawn"):
+        lines.append(f"Not drawn for any prompt ({n_types(m['types_not_drawn'])} of the run's `types`): "
+                     + ", ".join(m["types_not_drawn"]) + ".")
+    if isinstance(m.get("repairs"), dict):
+        lines.append(f"Repairs: {m['repairs'].get('passed')} of {m['repairs'].get('tried')} rewrites passed.")
+    return lines
+
+
+def constrain_section(col: Collection) -> str:
+    """Per constrain run: what share of prompts the model could satisfy, per constraint type, with
+    Wilson 95% intervals over the prompts holding the type; the types it never met, those with 0
+    kept rows and those never drawn named. Empty when no constrain run is here."""
+    runs = constrain_runs(col)
+    if not runs:
+        return ""
+    out = ['<section id="constrain"><h2>Verified-constraint data: what the model could satisfy</h2>',
+           '<p>Each prompt of the pool got 1–3 checkable constraints; the model wrote <b>k</b> candidates and a row was '
+           'kept only when one candidate passed <b>every</b> check. Per type, over the prompts holding it: '
+           '<b>pass@1</b> = the first candidate met it, <b>pass@k</b> = some candidate met it, <b>kept</b> = the '
+           'prompt became a row; Wilson 95% intervals. Hardest types first; a type with 0 kept rows is listed.</p>']
+    for r in runs:
+        out.append(f'<h3>{esc(r.name)}</h3>' + "".join(f'<p class="meta">{esc(x)}</p>' for x in constrain_lines(r)))
+        k = r.config.get("k", "k")
+        out.append('<div class="tablewrap"><table class="constrain"><thead><tr><th>type</th><th>split</th>'
+                   f'<th class="num">prompts</th><th class="num">pass@1</th><th class="num">pass@{esc(k)}</th>'
+                   '<th class="num">kept</th><th></th></tr></thead><tbody>')
+        for t in constrain_rows(r):
+            out.append(f'<tr><td>{esc(t["type"])}</td><td>{esc(t["split"])}</td><td class="num">{esc(t["n"])}</td>'
+                       f'<td class="num">{esc(rate_text(t["pass@1"]))}</td><td class="num">{esc(rate_text(t["pass@k"]))}</td>'
+                       f'<td class="num{" warncell" if t["note"] else ""}">{esc(rate_text(t["kept"]))}</td>'
+                       f'<td>{esc(t["note"])}</td></tr>')
+        out.append('</tbody></table></div>')
+    out.append('</section>')
     return "".join(out)
 
 
