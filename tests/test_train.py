@@ -219,7 +219,8 @@ def test_chat_token_rows_train_and_generation_config_ends_the_turn(tiny_model_di
 
     out = tmp_path / "eot"
     rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
-               "--epochs", "3", "--min-steps", "0", "--batch-size", "4", "--lr", "3e-2", "--out", str(out)])
+               "--epochs", "3", "--min-steps", "0", "--batch-size", "4", "--lr", "3e-2", "--trainable-tokens", "chat",
+               "--out", str(out)])
     assert rc == 0
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     eot = tok.convert_tokens_to_ids("<|im_end|>")
@@ -245,3 +246,29 @@ def test_trainable_tokens_off_and_bad_token(tiny_model_dir, data, tmp_path):
     rc = main(["train", "--model", str(tiny_model_dir), "--sft", str(data / "sft.jsonl"), "--objective", "sft",
                "--trainable-tokens", "hello there friend", "--out", str(tmp_path / "bad")])
     assert rc == 2
+
+
+def test_auto_trains_token_rows_only_for_a_model_that_does_not_end_its_turns(tiny_model_dir, monkeypatch):
+    import sharpset.train as tr
+    from sharpset.config import from_mapping
+
+    cfg = from_mapping(tr.TrainConfig, {"model": str(tiny_model_dir), "sft": "x.jsonl"})
+    assert cfg.trainable_tokens == ["auto"]
+    for rank, want in ((1, False), (200156, True)):
+        monkeypatch.setattr(tr, "end_of_turn_rank", lambda *a, r=rank: r)
+        model = tr.prepare_model(cfg, lambda m: None)[0]
+        rows = [n for n, p in model.named_parameters() if "trainable_tokens_delta" in n and p.requires_grad]
+        assert bool(rows) is want, (rank, rows)
+
+
+def test_token_rows_get_their_own_learning_rate():
+    from types import SimpleNamespace
+
+    from sharpset.train.loop import param_groups
+
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
+    cfg = SimpleNamespace(lr=2e-4, trainable_tokens_lr=5e-3)
+    groups = param_groups(cfg, {"x.lora_A.weight": a, "embed.token_adapter.trainable_tokens_delta.default": b})
+    assert [len(g["params"]) for g in groups] == [1, 1]
+    assert groups[0]["lr_scale"] == 1.0 and abs(groups[1]["lr_scale"] - 25.0) < 1e-9
+    assert param_groups(SimpleNamespace(lr=2e-4, trainable_tokens_lr=0.0), {"t.trainable_tokens_delta": b})[0]["lr_scale"] == 1.0

@@ -39,11 +39,12 @@ SKIP_DIRS = {"merged", "model", "adapter", "checkpoints", "samples", "trl", "__p
 PLAN_FILE = "plan.json"
 # one metric per suite for the summary, the plots and the cross-effect table
 # (health: ``complete``, a model that never ends its answer is the first thing to see: issue 20)
-HEADLINE = {"format": "prompt_strict", "shape": "conformance", "invariance": "flip", "knowledge": "mc_correct",
+HEADLINE = {"format": "prompt_strict", "format_unseen": "prompt_strict", "shape": "conformance", "invariance": "flip", "knowledge": "mc_correct",
             "speech_acts": "warn", "dimensions": "emotional_concordance", "health": "complete"}
 # when the headline has no paired items (flip needs items both models answered right plainly), the
 # next of these with data stands in, so every suite keeps one row in the summary table
 HEADLINE_FALLBACK = {"invariance": ("not_sycophantic", "wrapped_correct"), "format": ("prompt_loose",),
+                     "format_unseen": ("prompt_loose",),
                      "knowledge": ("qa_correct", "mc_correct_norm"), "health": ("loop",)}
 # A tuned model is never summarised as "improved" when its answers do not end (issue 20: a model at
 # health complete 0.00 -> 0.00, truncated 1.00, was counted improved on loop and echo):

@@ -46,10 +46,16 @@ class TrainConfig:
     lora_alpha: int = field(32, "LoRA alpha")
     lora_dropout: float = field(0.05, "LoRA dropout")
     target_modules: list = field(["all-linear"], "LoRA target modules (all-linear, or names like q_proj,v_proj)")
-    trainable_tokens: list = field(["chat"], "token rows that train beside a LoRA adapter (PEFT trainable_token_indices): "
-                                             "chat = the chat profile's control tokens (end of turn, turn headers, eos), "
-                                             "or token strings; [] = none. Under LoRA alone a base model never learned to end "
-                                             "its turn (issue 20: gemma3-270m's end-of-turn stayed at p ~ 0.0006)")
+    trainable_tokens: list = field(["auto"], "token rows that train beside a LoRA adapter (PEFT trainable_token_indices): "
+                                             "chat = the chat profile's control tokens (end of turn, turn headers, eos); "
+                                             "auto = chat when the start model does not already end its turns (its "
+                                             "end-of-turn token ranked below 5th after a short answer: a pretrained base), "
+                                             "else none; or token strings; [] = none. Under LoRA alone a base model never "
+                                             "learned to end its turn (issue 20: gemma3-270m's end-of-turn at p ~ 0.0006)")
+    trainable_tokens_lr: float = field(5e-3, "peak learning rate of those token rows (0 = lr). A base's control-token "
+                                              "rows sit at the bottom of its vocabulary (gemma3-270m: <end_of_turn> ranked "
+                                              "~260,000th of 262,144 at the end of an answer), far beyond what lr 2e-4 moves "
+                                              "a row in a small set's budget (issue 20)")
     full_finetune: bool = field(False, "train every weight instead of a LoRA adapter")
     lr: float = field(2e-4, "peak learning rate (linear warm-up, linear decay); measured on small sets with "
                             "min_steps (issue 14): 2e-4 x 32 steps took hold at a smaller knowledge cost than 1e-3")
@@ -97,7 +103,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 p.append((name, "must be >= 1"))
         for name in ("act_weight", "counterfactual_weight", "lr", "warmup_ratio", "lora_dropout", "save_every",
-                     "max_steps", "min_steps"):
+                     "max_steps", "min_steps", "trainable_tokens_lr"):
             if getattr(self, name) < 0:
                 p.append((name, "must be >= 0"))
         if self.counterfactual_norm not in ("l1", "l2"):
@@ -169,7 +175,14 @@ def prepare_model(cfg: TrainConfig, log: Callable[[str], None]):
 
     torch.manual_seed(derive_seed(cfg.seed, "train", "lora-init"))
     targets = cfg.target_modules[0] if cfg.target_modules == ["all-linear"] else list(cfg.target_modules)
-    token_ids = trainable_token_ids(cfg.trainable_tokens, profile, tok)
+    names = list(cfg.trainable_tokens)
+    if "auto" in names:
+        rank = end_of_turn_rank(model, tok, profile)
+        ends = rank <= AUTO_RANK
+        log(f"trainable_tokens auto: the start model ranks its end-of-turn token {rank} at the end of a "
+            f"short exchange: {'it ends its turns; its token rows stay frozen' if ends else 'the chat token rows train'}")
+        names = [n for n in names if n != "auto"] + ([] if ends else ["chat"])
+    token_ids = trainable_token_ids(names, profile, tok)
     if token_ids and cfg.sft_backend == "trl":
         # TRL's SFTTrainer computes the loss from ``lm_head.weight`` directly (its fused LM head), so a
         # trained row on the (tied) head would be ignored there -- and PEFT's wrapper breaks it
@@ -182,6 +195,33 @@ def prepare_model(cfg: TrainConfig, log: Callable[[str], None]):
                       target_modules=targets, task_type="CAUSAL_LM",
                       trainable_token_indices=token_ids or None)
     return get_peft_model(model, lcfg), tok, profile, None
+
+
+AUTO_RANK = 5  # `auto`: a start model that ranks its end-of-turn token within its top 5 already ends turns
+PROBE_EXCHANGES = (("Say hello.", "Hello!"), ("What is 2 + 2?", "2 + 2 = 4."),
+                   ("Name a colour.", "Blue is a colour."))
+
+
+def end_of_turn_rank(model, tok, profile) -> int:
+    """Median rank of the end-of-turn token right after the assistant's answer in a few short
+    exchanges rendered in the model's chat layout (1 = the model's first choice). An aligned model
+    ranks it 1; a pretrained base ranks its never-seen control token near the bottom of its
+    vocabulary (gemma3-270m: ~260,000th of 262,144)."""
+    import statistics
+
+    import torch
+
+    from ..models.profiles import encode, stop_token_ids
+
+    eot = stop_token_ids(profile, tok)[0]
+    ranks = []
+    for q, a in PROBE_EXCHANGES:
+        ids = encode(profile, tok, [{"role": "user", "content": q}, {"role": "assistant", "content": a}]).input_ids
+        at = max(i for i, t in enumerate(ids) if t == eot)  # the answer's end-of-turn token
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids[:at]], device=model.device), logits_to_keep=1).logits[0, -1]
+        ranks.append(int((logits > logits[eot]).sum()) + 1)
+    return int(statistics.median(ranks))
 
 
 def trainable_token_ids(names: list[str], profile, tok) -> list[int]:

@@ -255,6 +255,22 @@ def step_plan(cfg, examples: list[dict]) -> tuple[list[list[list[list[int]]]], l
     return steps, flat[:max(epoch_steps, min_steps)]
 
 
+TOKEN_ROWS = "trainable_tokens_delta"  # PEFT's name for the token rows trained beside LoRA
+
+
+def param_groups(cfg, params: dict[str, torch.Tensor]) -> list[dict]:
+    """AdamW parameter groups: everything at ``lr``, and the chat token rows (PEFT trainable tokens)
+    at ``trainable_tokens_lr`` -- ``lr_scale`` is their ratio, applied to the schedule's lr each step.
+    A group that would be empty is left out (torch refuses empty groups)."""
+    rows = [p for n, p in params.items() if TOKEN_ROWS in n]
+    rest = [p for n, p in params.items() if TOKEN_ROWS not in n]
+    scale = (getattr(cfg, "trainable_tokens_lr", 0.0) or cfg.lr) / cfg.lr if cfg.lr else 1.0
+    groups = [{"params": rest, "lr_scale": 1.0}] if rest else []
+    if rows:
+        groups.append({"params": rows, "lr_scale": scale})
+    return groups
+
+
 def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run_path: Path, pad_id: int,
                log: Callable[[str], None] = print, stop_after: int | None = None, dist=None) -> dict[str, Any]:
     """Train in place; returns summary metrics. ``stop_after``: stop after that many optimizer steps
@@ -271,7 +287,8 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
     # wrap (DDP) or shard in place (FSDP) before the optimizer is built: FSDP replaces the parameters
     wmodel = dist.prepare_model(model)
     params = list(trainable(model).values())
-    opt = dist.prepare_optimizer(torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
+    opt = dist.prepare_optimizer(torch.optim.AdamW(param_groups(cfg, trainable(model)), lr=cfg.lr,
+                                                   weight_decay=cfg.weight_decay))
     steps, flat = step_plan(cfg, examples)
     total_steps = len(flat)
     ckpt = run_path / "checkpoints" / "last"
@@ -295,7 +312,7 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
         norms = _step_counts([x for b in batches for x in b])
         lr = lr_at(g, total_steps, cfg.lr, cfg.warmup_ratio)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         opt.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         loss_val = 0.0
