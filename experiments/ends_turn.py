@@ -124,6 +124,10 @@ def main(argv=None) -> int:
             fig["p_end_median"] = round(statistics.median(p for p, _ in pe), 4)
             fig["rank_median"] = statistics.median(r for _, r in pe)
             fig["n_train_rows"] = len(pe)
+        if not prompts:  # --n 0: the training rows' p_end only
+            report[path] = fig
+            print(f"== {path}\n{json.dumps(fig, indent=1)}")
+            continue
         gens, eos = generate_all(model, tok, prompts, a.max_new_tokens, [end_id] if a.eos_too else [])
         k_cfg = sum(g["stop"] == "config" for g in gens)
         k_any = sum(g["stop"] is not None for g in gens)
