@@ -367,6 +367,22 @@ def _fsync_tree(folder: Path) -> None:
     _fsync_dir(folder)
 
 
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Put the finished folder ``tmp`` at ``path``. Two renames when ``path`` exists: between them
+    ``path`` is briefly absent and the old data sits in a ``.old`` sibling, put back on failure."""
+    if path.exists():
+        old = _tmp_sibling(path, "old")
+        os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, path)
+
+
 @contextmanager
 def atomic_dir(path):
     """Write a folder atomically: yields a temp folder beside ``path`` (``.NAME.PID.HEX.tmp``) to
@@ -381,17 +397,7 @@ def atomic_dir(path):
     try:
         yield tmp
         _fsync_tree(tmp)
-        if path.exists():
-            old = _tmp_sibling(path, "old")
-            os.rename(path, old)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                os.rename(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -444,17 +450,7 @@ def _write_datasets_dir(table, meta: dict, path: Path) -> Path:
         # an empty dataset saved in 0 shards cannot be loaded back (datasets 5.2): force one
         datasets.Dataset(table).save_to_disk(str(tmp), num_shards=1 if not table.num_rows else None)
         (tmp / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
-        if path.exists():  # two renames: between them `path` is briefly absent, old data in .old
-            old = _tmp_sibling(path, "old")
-            os.rename(path, old)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                os.rename(old, path)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        _swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
