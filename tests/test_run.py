@@ -152,3 +152,13 @@ def test_list_and_dict_fields_from_flags():
     assert from_mapping(TagConfig, {"input": "x", "scores": "[quality, ifd]"}).scores == ["quality", "ifd"]
     with pytest.raises(UserError, match="quotas: expected dict"):
         from_mapping(SynthConfig, {"system_prompts": sp, "quotas": "{math: 2"})
+
+
+def test_a_one_item_list_flag_is_a_list():
+    """`sharpset sweep --sizes 16` arrives as the number 16 (flag values are read as YAML scalars)."""
+    from sharpset.pipelines.sweep import SweepConfig
+
+    assert from_mapping(SweepConfig, {"sizes": "16"}).sizes in (["16"], [16])
+    assert from_mapping(SweepConfig, {"sizes": 16}).sizes == [16]
+    with pytest.raises(UserError, match=r"sizes: expected list"):
+        from_mapping(SweepConfig, {"sizes": {"a": 1}})

@@ -88,6 +88,8 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
         if base in (list, tuple):
             if isinstance(value, str):  # from a flag: "a,b,c" (a YAML flow list "[a, b]" parsed above)
                 value = [v.strip() for v in value.split(",") if v.strip()]
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = [value]  # a one-item flag ("--sizes 16") arrives parsed as a number
             if not isinstance(value, (list, tuple)):
                 raise TypeError
             return list(value)
