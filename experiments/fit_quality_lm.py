@@ -4,7 +4,8 @@ Data: ``sharpset/data/judge_pairs.jsonl`` (experiments/judge_fixture.py), dev ha
 answers (label 1) and their 200 corruptions (label 0). Each answer is scored once by
 ``lm_signals(..., composite=False)`` with the scorer model (default: the embedded SmolLM2).
 
-Model: logistic regression (scikit-learn, L2, C=1, standardised features), one per candidate
+Model: logistic regression (L2, C=1, standardised features: ``sharpset.signals.fit_quality_lm``,
+the one fit, which ``judge-check`` also uses for its leave-one-kind-out AUC), one per candidate
 feature set in CANDIDATES. The set is chosen by ROC AUC under item-grouped 5-fold cross-validation
 on the dev half (a good answer and its corruptions stay in one fold); ties go to the smaller set.
 The chosen model is refitted on the whole dev half, its weights are folded back to raw feature
@@ -12,6 +13,7 @@ units, and the threshold maximising Youden's J (TPR - FPR) on the dev half is pr
 The test half is never read here.
 
 Run: OMP_NUM_THREADS=1 PYTHONPATH=src python experiments/fit_quality_lm.py [--model NAME]
+(needs scikit-learn, the ``experiments`` extra, for GroupKFold only)
 Paste the printed block into src/sharpset/signals.py.
 """
 
@@ -66,11 +68,10 @@ def dev_table(model_name: str, batch_size: int):
 
 
 def main(argv=None) -> int:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+
+    from sharpset.signals import fit_quality_lm
+    from sharpset.stats import auc
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -86,21 +87,25 @@ def main(argv=None) -> int:
     def X(cands):
         return np.array([[f[c] for c in cands] for f in feats], dtype=float)
 
+    def fit(cands, idx):
+        wd, b = fit_quality_lm([feats[i] for i in idx], list(y[idx]), tuple(cands), C=1.0)
+        return np.array([wd[c] for c in cands]), b
+
+    def roc(y_true, score):
+        return auc(score[y_true == 1], score[y_true == 0])
+
     results = []
     for cands in CANDIDATES:
         pred = np.zeros(len(y))
         for tr, te in GroupKFold(n_splits=5).split(X(cands), y, g):
-            clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(X(cands)[tr], y[tr])
-            pred[te] = clf.predict_proba(X(cands)[te])[:, 1]
-        results.append((roc_auc_score(y, pred), -len(cands), cands))
+            w, b = fit(cands, tr)
+            pred[te] = X(cands)[te] @ w + b  # the AUC needs only the order: no sigmoid
+        results.append((roc(y, pred), -len(cands), cands))
         print(f"dev CV AUC {results[-1][0]:.4f}  {', '.join(cands)}")
     cv_auc, _, best = max(results)
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(X(best), y)
-    sc, lr = clf[0], clf[1]
-    w = lr.coef_[0] / sc.scale_
-    b = float(lr.intercept_[0] - np.sum(lr.coef_[0] * sc.mean_ / sc.scale_))
+    w, b = fit(best, np.arange(len(y)))
     p = 1 / (1 + np.exp(-(X(best) @ w + b)))
-    dev_auc = roc_auc_score(y, p)
+    dev_auc = roc(y, p)
     # Youden's J over the observed scores
     cut = max(sorted(set(p)), key=lambda t: np.mean(p[y == 1] >= t) - np.mean(p[y == 0] >= t))
     print(f"\nchosen: {best} (dev CV AUC {cv_auc:.4f}, dev in-sample AUC {dev_auc:.4f}, n={len(y)})")

@@ -438,3 +438,90 @@ def test_a_constrain_run_gets_a_section_listing_every_type(tiny_model_dir, tmp_p
     assert "- synthetic" in card and "Written by `sharpset constrain`" in card
     # a report without a constrain run has no such section
     assert 'id="constrain"' not in (report / "report.html").read_text()
+
+
+# -- training sets: gates and pseudo-refusals (issue 20) ------------------------------------------
+PSEUDO = ("I'm sorry for any misunderstanding, but as an AI designed to assist with baking, I don't have the "
+          "capability to taste food. However, I can certainly help with that! Here is a simple recipe.")
+
+
+def _sft(path, answers, parts=None):
+    rows = [{"id": f"{path.parent.name}-{i}", "messages": [{"role": "user", "content": f"question {i}"},
+                                                           {"role": "assistant", "content": a}],
+             **({"part": parts[i]} if parts else {})} for i, a in enumerate(answers)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _selection_runs(root):
+    """select-curated (gated, 4 pseudo-refusals dropped), select-random (no gates), select-targeted (a
+    mix with parts), an older curate run whose pool had no pseudo_refusal column, and three train runs:
+    on the targeted file, on the random run folder, and on a file of their own."""
+    from report_helpers import _manifest
+
+    gates = ["empty", "loop", "incomplete", "pseudo_refusal"]
+    ok = "Here is a simple recipe: mix, knead, rest and bake for forty minutes."
+    for name, cfg_gates, got, answers in (
+            ("select-curated", gates, {"empty": 1, "loop": 2, "incomplete": 33, "pseudo_refusal": 4}, [ok] * 3),
+            ("select-random", [], {}, [PSEUDO, ok, PSEUDO, ok]),
+            ("select-old", gates, {"empty": 0, "loop": 0, "incomplete": 5,
+                                   "pseudo_refusal": "skipped: no 'pseudo_refusal' column (tag with scores including lm)"},
+             [PSEUDO, ok])):
+        run = root / name
+        _sft(run / "selected.jsonl", answers)
+        (run / "curate_report.json").write_text(json.dumps({"gates": got, "sets": {}}))
+        _manifest(run, "curate", {"read": 53, "written": len(answers), "dropped": 53 - len(answers), "rejected": 0},
+                  {"report": "curate_report.json"}, {"gates": cfg_gates, "strategy": "random"},
+                  ["selected.jsonl", "curate_report.json"])
+    mix = root / "select-targeted"
+    _sft(mix / "selected.jsonl", [PSEUDO, ok, ok, ok], ["constraints", "constraints", "magpie", "magpie"])
+    _manifest(mix, "mix", {"read": 8, "written": 4, "dropped": 4, "rejected": 0}, {"parts": {}}, {"parts": []},
+              ["selected.jsonl"])
+    own = _sft(root / "data" / "own.jsonl", [PSEUDO, ok])
+    for name, sft in (("train-base-targeted", mix / "selected.jsonl"), ("train-base-random", root / "select-random"),
+                      ("train-own", own)):
+        _manifest(root / name, "train", {"read": 4, "written": 4, "dropped": 0, "rejected": 0}, {},
+                  {"model": "m", "sft": str(sft)}, ["losses.jsonl"])
+
+
+def test_report_counts_gate_drops_and_pseudo_refusals_per_training_set(tmp_path):
+    from sharpset.report import build_report
+    from sharpset.report.collect import collect
+    from sharpset.report.selections import gate_rows, set_rows
+
+    _selection_runs(tmp_path / "p")
+    col = collect([tmp_path / "p"])
+    g = {r["run"]: r for r in gate_rows(col)}
+    assert g["select-curated"]["gates"] == {"empty": 1, "loop": 2, "incomplete": 33, "pseudo_refusal": 4}
+    assert g["select-random"]["gates"] == dict.fromkeys(["empty", "loop", "incomplete", "pseudo_refusal"], "off")
+    assert g["select-old"]["gates"]["pseudo_refusal"].startswith("skipped")
+    s = {r["set"]: r for r in set_rows(col)}
+    assert set(s) == {"select-curated", "select-random", "select-old", "select-targeted", "train-own: own.jsonl"}
+    assert s["select-random"]["pseudo_refusal"]["k"] == 2 and s["select-random"]["n"] == 4
+    assert s["select-random"]["trained_by"] == ["train-base-random"]  # named by its run folder
+    assert s["select-curated"]["pseudo_refusal"]["k"] == 0 and s["select-curated"]["trained_by"] == []
+    assert s["select-targeted"]["trained_by"] == ["train-base-targeted"]
+    assert s["select-targeted"]["by_part"] == {"constraints": [1, 2], "magpie": [0, 2]}
+    assert s["train-own: own.jsonl"]["pseudo_refusal"]["k"] == 1
+    build_report([tmp_path / "p"], tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert '<a href="#selections">' in html
+    sec = html.split('<section id="selections">')[1].split("</section>")[0]
+    head = sec.split("<thead>")[1].split("</thead>")[0]
+    assert [h for h in ("empty", "loop", "incomplete", "pseudo_refusal") if f">{h}</th>" in head] == [
+        "empty", "loop", "incomplete", "pseudo_refusal"]
+    curated = next(r for r in sec.split("<tr>") if r.startswith("<td>select-curated</td>") and "33" in r)
+    assert re.findall(r'<td class="num">(\d+)</td>', curated) == ["53", "1", "2", "33", "4", "3"]
+    assert "skipped" in next(r for r in sec.split("<tr>") if r.startswith("<td>select-old</td>"))
+    assert "2 of 4 (50%, 95%" in sec and "constraints 1/2, magpie 0/2" in sec
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Training sets: gates and pseudo-refusals" in md
+    assert "| select-curated | 53 | 1 | 2 | 33 | 4 | 3 | - |" in md
+    assert "| select-random | curate | train-base-random | 4 | 2 of 4 (50%, 95%" in md
+    # a report with no curate run and no training set has no such section
+    run = tmp_path / "synth"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"stage": "synth", "counts": {"read": 3, "written": 3}}))
+    build_report([run], tmp_path / "out2")
+    assert 'id="selections"' not in (tmp_path / "out2" / "report.html").read_text()

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from sharpset.errors import UserError
-from sharpset.judge_check import INJECTION, auc, evaluate, first_items, inject, load_pairs, texts_to_score
+from sharpset.judge_check import (INJECTION, auc, check, evaluate, first_items, format_report, inject,
+                                  leave_one_kind_out, load_pairs, texts_to_score)
 from sharpset.text import degeneration as D
 
 LOOP = "A placebo is a substance with no effect. " + "A placebo is a placebo is a placebo is " * 30
@@ -262,6 +263,107 @@ def test_evaluate_perfect_inverted_and_injection():
     failed[("Q0", "OK.")] = None
     r = evaluate(pairs, failed, n_boot=50)
     assert r["n_failed"] == 1 and r["by_kind"]["empty"]["n_bad"] == 1
+
+
+def test_fit_quality_lm_matches_scikit_learn():
+    """The numpy/scipy fit is scikit-learn's StandardScaler + LogisticRegression(C=1), folded back to
+    raw units, as experiments/fit_quality_lm.py fitted the shipped constants."""
+    np = pytest.importorskip("numpy")
+    sk = pytest.importorskip("sklearn.linear_model")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sharpset.signals import fit_quality_lm, linear
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(150, 3)) * [1.0, 5.0, 0.1] + [0.0, 3.0, 1.0]
+    X[:, 2] = np.round(X[:, 2])  # a 0/1-like column, as ends_clean
+    y = (X[:, 0] + 0.2 * X[:, 1] + rng.normal(size=150) > 0.5).astype(int)
+    clf = make_pipeline(StandardScaler(), sk.LogisticRegression(C=1.0, tol=1e-10, max_iter=10000)).fit(X, y)
+    sc, lr = clf[0], clf[1]
+    rows = [dict(zip("abc", r)) for r in X]
+    w, b = fit_quality_lm(rows, list(y), ("a", "b", "c"))
+    assert [w[f] for f in "abc"] == pytest.approx(list(lr.coef_[0] / sc.scale_), rel=1e-5)
+    assert b == pytest.approx(lr.intercept_[0] - np.sum(lr.coef_[0] * sc.mean_ / sc.scale_), rel=1e-5)
+    assert [linear(r, w, b) for r in rows[:5]] == pytest.approx(list(clf.decision_function(X[:5])), rel=1e-5)
+    with pytest.raises(ValueError, match="good"):
+        fit_quality_lm(rows, [1] * len(rows), ("a", "b", "c"))
+
+
+def _kind_rows(seed=0, n=40):
+    """Pairs of four kinds over feature rows: cut/noise/shuffled bad answers are low in ``a`` (b as the
+    good answers'); ``odd`` bad answers are high in ``b`` only (a as the good answers')."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pairs, feats = [], {}
+    for i in range(n):
+        ins, good = f"q{i}", f"good {i}"
+        feats[(ins, good)] = {"a": rng.normal(), "b": rng.normal()}
+        for k in ("cut", "noise", "shuffled", "odd"):
+            bad = f"{k} {i}"
+            feats[(ins, bad)] = {"a": rng.normal() - (0 if k == "odd" else 3), "b": rng.normal() + (3 if k == "odd" else 0)}
+            pairs.append({"id": f"{i}{k}", "kind": k, "split": None, "instruction": ins, "good": good, "bad": bad})
+    return pairs, feats
+
+
+def test_leave_one_kind_out_finds_the_kind_the_others_do_not_teach():
+    """A kind separable only by a feature no other kind uses: high in-sample, near chance held out."""
+    pairs, feats = _kind_rows()
+    lo = leave_one_kind_out(pairs, feats, names=("a", "b"), n_boot=200)
+    odd = lo["by_kind"]["odd"]
+    assert odd["n_bad"] == 40 and odd["n_good"] == 40
+    assert odd["in_sample"]["auc"] > 0.85 and odd["in_sample"]["ci95"][0] > 0.75
+    assert 0.3 < odd["held_out"]["auc"] < 0.7
+    lo95, hi95 = odd["held_out"]["ci95"]
+    assert lo95 <= 0.5 <= hi95 and odd["near_chance"]
+    for k in ("cut", "noise", "shuffled"):  # each is taught by the other two: held out ~ in-sample
+        e = lo["by_kind"][k]
+        assert e["held_out"]["auc"] > 0.9 and not e["near_chance"]
+        assert e["held_out"]["auc"] == pytest.approx(e["in_sample"]["auc"], abs=0.05)
+    assert lo["near_chance"] == ["odd"] and lo["below_chance"] == []
+    # the same figures by hand: fit on the goods and the other kinds' bads, AUC on odd's pairs
+    from sharpset.signals import fit_quality_lm, linear
+
+    goods = sorted({(p["instruction"], p["good"]) for p in pairs})
+    neg = sorted({(p["instruction"], p["bad"]) for p in pairs if p["kind"] != "odd"})
+    w, b = fit_quality_lm([feats[g] for g in goods] + [feats[x] for x in neg], [1] * 40 + [0] * 120, ("a", "b"))
+    want = auc([linear(feats[g], w, b) for g in goods],
+               [linear(feats[(p["instruction"], p["bad"])], w, b) for p in pairs if p["kind"] == "odd"])
+    assert odd["held_out"]["auc"] == pytest.approx(want, abs=1e-4)
+
+
+def test_leave_one_kind_out_in_judge_check_output():
+    import numpy as np
+
+    from sharpset.signals import QUALITY_FEATURES
+
+    pairs, ab = _kind_rows(seed=1, n=30)
+    rng = np.random.default_rng(2)  # quality_lm's feature rows: a, b in two of them, noise in the rest
+    feats = {t: {**{f: rng.normal() for f in QUALITY_FEATURES}, "lm_pmi": v["a"], "lm_nll_std": v["b"]}
+             for t, v in ab.items()}
+    feats[(pairs[0]["instruction"], pairs[0]["bad"])] = None  # the LM failed on one bad answer: left out
+
+    def scorer(texts):  # scores like a fitted combination, and hands its feature rows over
+        return [None if feats.get(t) is None else feats[t]["lm_pmi"] - feats[t]["lm_nll_std"] for t in texts]
+
+    got: dict = {}
+    res, _ = check(pairs, lambda texts: (got.update({t: feats.get(t) for t in texts}), scorer(texts))[1],
+                   injection=False, n_boot=100, features=got)
+    lo = res["leave_one_kind_out"]
+    assert lo["by_kind"][pairs[0]["kind"]]["n_bad"] == 29 and lo["near_chance"] == ["odd"]
+    text = format_report(res, "quality_lm")
+    assert "leave-one-kind-out" in text and "held out" in text
+    assert re.search(r"^  odd .* near chance$", text, re.M)
+    assert "NEAR CHANCE when held out (95% CI includes 0.5 or AUC within 0.1 of it): odd" in text
+    # one kind: nothing to hold out, said so
+    one = [dict(p, kind="bad") for p in pairs]
+    lo1 = leave_one_kind_out(one, feats, names=("a", "b"), n_boot=10)
+    assert "nothing to hold out" in lo1["skipped"] and "skipped" in "\n".join(
+        format_report({**res, "leave_one_kind_out": lo1}).splitlines()[-3:])
+    # a score that is not a fitted combination gets no such block
+    res2, _ = check(pairs, scorer, injection=False, n_boot=20)
+    assert "leave_one_kind_out" not in res2 and "leave-one-kind-out" not in format_report(res2)
 
 
 def test_inject_appends_the_line():

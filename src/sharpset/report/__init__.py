@@ -8,8 +8,9 @@ them, and writes into DIR:
   script): a plain-words summary of what moved and what did not, the per-target effect table
   (paired 95% intervals, n, seeds, effect per training example), effect vs number of examples,
   invariance per wrapper family (trained vs held-out), answer-shape distributions, a token-shift
-  view, loss curves with the share of answers that changed, answers side by side, the pipeline's
-  counts with drop reasons, and each run's manifest. All text from data is escaped.
+  view, loss curves with the share of answers that changed, answers side by side, the rows each
+  curate gate dropped and the pseudo-refusals in each training set (:mod:`sharpset.report.selections`),
+  the pipeline's counts with drop reasons, and each run's manifest. All text from data is escaped.
 - ``report.md``: the same numbers as Markdown;
 - ``effects.json``: the effect table's rows (for notes and scripts).
 

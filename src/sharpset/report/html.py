@@ -301,12 +301,13 @@ def effect_section(col: Collection, rows: list[dict]) -> str:
 
 
 def page(col: Collection) -> str:
-    from . import sections
+    from . import sections, selections
 
     rows = effect_rows(col)
     title = col.title or "What the examples bought"
     shas = sorted({(r.manifest.get("git") or {}).get("sha") or "" for r in col.runs} - {""})
     dirty = any((r.manifest.get("git") or {}).get("dirty") for r in col.runs)
+    sel = selections.selections_section(col)  # gates and pseudo-refusals: only with a curate run or a training set
     body = [
         summary_section(col, rows),
         effect_section(col, rows),
@@ -317,12 +318,14 @@ def page(col: Collection) -> str:
         sections.training_section(col),
         sections.answers_section(col),
         sections.constrain_section(col),  # only when a constrain run is here
+        sel,
         sections.pipeline_section(col),
     ]
     toc = [("summary", "Summary"), ("effects", "Effect per target"), ("size", "Effect vs examples"),
            ("invariance", "Invariance"), ("shape", "Answer shape"), ("token-shift", "Token shift"),
            ("training", "Training"), ("answers", "Answers"),
-           *([("constrain", "Constraint data")] if sections.constrain_runs(col) else []), ("pipeline", "Pipeline")]
+           *([("constrain", "Constraint data")] if sections.constrain_runs(col) else []),
+           *([("selections", "Training sets")] if sel else []), ("pipeline", "Pipeline")]
     roots = ", ".join(r.name for r in col.roots)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -103,6 +103,9 @@ def page(col: Collection) -> str:
         out += _table(["type", "split", "prompts", "pass@1", f"pass@{k}", "kept", "note"],
                       [[t["type"], t["split"], t["n"], rate_text(t["pass@1"]), rate_text(t["pass@k"]),
                         rate_text(t["kept"]), t["note"] or "-"] for t in constrain_rows(r)])
+    from .selections import selections_md
+
+    out += selections_md(col)
     out += ["## Pipeline counts", ""]
     out += _table(["run", "stage", "status", "read", "written", "dropped", "rejected", "drop reasons"],
                   [[r.name, r.stage, r.manifest.get("status"), r.counts.get("read", "-"), r.counts.get("written", "-"),
