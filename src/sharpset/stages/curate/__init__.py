@@ -79,9 +79,9 @@ from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*
     s_quota, s_random)
 
 STAGE = "curate"
-VERSION = 3  # 2: the selection is the run folder's first output (was the control set; issue 10)
-# 3: degeneration / completeness gates by default (issue 13)
 VERSION = 4  # 4: the pseudo_refusal gate by default (issue 20: answers that decline, then help anyway)
+# 3: degeneration / completeness gates by default (issue 13)
+# 2: the selection is the run folder's first output (was the control set; issue 10)
 
 # degeneration / completeness gates (issue 13): gate -> (column, value that fails it)
 GATE_COLUMNS = {"empty": ("n_words", 0), "loop": ("loop", True), "incomplete": ("complete", False),
