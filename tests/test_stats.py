@@ -70,7 +70,7 @@ def test_four_fixed_none_broken_at_n10_is_not_better():
     c = paired_diff_ci(a, b, seed=0)
     assert c["method"] == "mcnemar-exact/newcombe" and c["p"] == pytest.approx(0.125)
     assert (c["fixed"], c["broken"], c["same"], c["n"]) == (4, 0, 6, 10)
-    assert verdict(c, 1) == "null" and verdict_text(c, 1).startswith("no effect larger than ")
+    assert verdict(c, 1) == "null" and verdict_text(c, 1).startswith("unclear (interval excludes 0, p = 0.125)")
     # the bootstrap called this "improved" before (issue 21): every resample of four +1s and six 0s is >= 0
     # 12 fixed / 0 broken at n = 20: p = 2 * 0.5^12 = 0.00049 -> better, and worse for a lower-is-better metric
     c = paired_diff_ci([0] * 20, [1] * 12 + [0] * 8, seed=0)
@@ -198,3 +198,12 @@ def test_cluster_bootstrap_keeps_nominal_coverage_where_rows_do_not():
     res = _coverage_module().simulate(draws=150, questions=40, rows=11, seed=1, n_boot=500)
     assert res["cluster"]["coverage"] >= 0.9 and res["cluster"]["false_verdict"] <= 0.08
     assert res["row"]["coverage"] <= 0.7 and res["row"]["false_verdict"] >= 0.3
+
+
+def test_interval_and_test_disagreeing_reads_unclear_not_an_effect():
+    from sharpset.stats import verdict, verdict_text
+
+    c = {"diff": -0.089, "ci95": [-0.167, -0.022], "n": 10, "p": 0.125}
+    assert verdict(c, +1) == "null"
+    assert verdict_text(c, +1).startswith("unclear (interval excludes 0, p = 0.125)")
+    assert verdict_text({"diff": 0.0, "ci95": [-0.2, 0.2], "n": 10, "p": 1.0}, +1) == "no effect larger than 0.2"

@@ -360,9 +360,13 @@ def _g3(x: float) -> str:
 
 def verdict_text(c: dict | None, direction: int, alpha: float = ALPHA) -> str:
     """:func:`verdict` in words: "better" / "worse" / "up" / "down" / "no effect larger than X" (X =
-    :func:`effect_bound`) / "n too small" / "no data"."""
+    :func:`effect_bound`; prefixed "unclear (interval excludes 0, p = ...)" where the 95% interval
+    excludes 0 but the test's p does not pass) / "n too small" / "no data"."""
     v = verdict(c, direction, alpha)
     if v == "null":
+        lo, hi = c["ci95"]
+        if not lo <= 0 <= hi:  # the interval and the test disagree (small n): say so, call nothing
+            return f"unclear (interval excludes 0, p = {_g3(c['p'])}): no effect larger than {_g3(effect_bound(c))}"
         return f"no effect larger than {_g3(effect_bound(c))}"
     return "no data" if v == "no-data" else v
 
