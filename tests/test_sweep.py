@@ -69,6 +69,8 @@ def _ifeval_pool(path, n: int = 8):
 
 
 def test_the_constraints_target_trains_cells_on_constrain_rows(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """...and the random target draws from the pool, and every cell is compared with the random cell of
+    its n and seed, paired (sweep VERSION 3)."""
     from test_quickstart import _scripted_constrain
 
     from sharpset.dataio import read_records
@@ -76,8 +78,9 @@ def test_the_constraints_target_trains_cells_on_constrain_rows(tiny_model_dir, t
     _scripted_constrain(monkeypatch)
     pool = _ifeval_pool(tmp_path / "pool.jsonl")
     out = tmp_path / "sw"
-    argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "constraints", "--sizes", "[2]", "--seeds", "1",
-            "--pool", str(pool), "--constrain-prompts", "6", "--constrain-k", "2", "--steps", "2",
+    argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "constraints,random", "--sizes", "[2]", "--seeds",
+            "1", "--pool", str(pool), "--constrain-prompts", "6", "--constrain-k", "2", "--steps", "2",
+            "--constrain-model", str(tiny_model_dir),
             "--eval-limit", "2", "--eval-max-new-tokens", "6", "--suites", "shape", "--out", str(out)]
     assert main(argv) == 0
     con = json.loads((out / "constraints" / "manifest.json").read_text())
@@ -86,12 +89,21 @@ def test_the_constraints_target_trains_cells_on_constrain_rows(tiny_model_dir, t
     cell = read_records(out / "cells" / "constraints-n2-s0" / "sft.jsonl", "sft").rows
     assert len(cell) == 2 and all(r["id"] in kept and r["instruction_id_list"] for r in cell)
     res = json.loads((out / "sweep.json").read_text())
-    assert {(r["target"], r["n"]) for r in res["cells"]} == {("constraints", 2)}
+    assert {(r["target"], r["n"]) for r in res["cells"]} == {("constraints", 2), ("random", 2)}
+    pool_ids = {r["id"] for r in read_records(pool, "sft").rows}
+    rnd = read_records(out / "cells" / "random-n2-s0" / "sft.jsonl", "sft").rows
+    assert len(rnd) == 2 and {r["id"] for r in rnd} <= pool_ids
+    vs = res["vs_random"]
+    assert vs and {(r["target"], r["n"], r["seed"]) for r in vs} == {("constraints", 2, 0)}
+    by_metric = {(r["suite"], r["metric"]): r for r in res["cells"] if r["target"] == "random"}
+    for r in vs:  # before = the random cell's score, after = the constraints cell's, on the same items
+        assert r["before"] == by_metric[r["suite"], r["metric"]]["after"]
     assert res["candidates"]["constraints"].startswith(f"{len(kept)} verified-constraint rows kept of 6 prompts")
     for r in res["cells"]:
         assert r["per_example"] == round(r["diff"] / r["n_examples"], 6) and r["n_examples"] == 2
     md = (out / "sweep.md").read_text()
     assert "- constraints: " in md and "| constraints | 2 | 0 | shape |" in md and "diff/example" in md
+    assert "against the `random` cell" in md and "- random: 8 pool rows" in md
 
 
 def test_mixed_is_constraint_rows_plus_invariance_pairs():

@@ -17,6 +17,12 @@ fixed items, and compare with the untrained model paired per item. Targets:
   sampled self-distillation);
 - ``mixed``: n - n/2 constraint rows + n/2 invariance pairs; SFT + BCT. (Until VERSION 2, ``mixed``
   was n - n/2 *format* rows + n/2 invariance pairs.)
+- ``random``: n pool rows drawn at random (seeded), no selection and no gate; SFT. The baseline every
+  targeted set must beat: each other cell is also compared, paired per item, with the ``random`` cell
+  of the same n and seed (``vs_random`` in sweep.json, the second table of sweep.md).
+
+``constrain_model`` writes the constraint candidates when the swept model is a base that cannot
+(default: the swept model itself, i.e. self-distillation).
 
 A target with fewer candidate rows than a size trains that size's cells on all of them; the cell's
 ``n_examples`` (and so its effect per example) counts the rows it trained on.
@@ -44,10 +50,10 @@ from ..run import RunDir, derive_seed
 from .quickstart import stage_run
 
 STAGE = "sweep"
-VERSION = 2  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
-# invariance), constrain in the run key (issue 20)
-TARGETS = ("format", "invariance", "knowledge", "constraints", "mixed")
-POOL_TARGETS = {"format", "constraints", "mixed"}  # targets whose rows come from the pool
+VERSION = 3  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
+# invariance), constrain in the run key (issue 20). 3: the random target and every cell vs random; constrain_model
+TARGETS = ("format", "invariance", "knowledge", "constraints", "mixed", "random")
+POOL_TARGETS = {"format", "constraints", "mixed", "random"}  # targets whose rows come from the pool
 
 
 @dataclass
@@ -64,6 +70,8 @@ class SweepConfig:
     constrain_prompts: int = field(0, "constraints/mixed targets: pool instructions `constrain` attempts (0 = every "
                                       "pool row; about 1 in 3 is kept at a plausible yield)")
     constrain_k: int = field(8, "constraints/mixed targets: candidates per constrained instruction")
+    constrain_model: str = field("", "constraints/mixed targets: the aligned model that writes the candidates "
+                                     "(empty = the swept model: self-distillation)")
     steps: int = field(24, "optimizer steps per cell, the same for every size")
     lr: float = field(1e-3, "LoRA learning rate")
     batch_size: int = field(4, "training micro-batch rows")
@@ -88,7 +96,8 @@ class SweepConfig:
         so its own cache hit is never stale (issue 21; quickstart.pipeline_reads)."""
         from .quickstart import pipeline_reads
 
-        return pipeline_reads([self.model], self.suites, spec=self.spec)
+        models = [self.model] + ([self.constrain_model] if self.constrain_model else [])
+        return pipeline_reads(models, self.suites, spec=self.spec)
 
     def check(self) -> list[tuple[str, str]]:
         p = []
@@ -144,7 +153,7 @@ def cell_data(target: str, n: int, seed: int, name: str, cand: dict[str, list[di
               ) -> tuple[list[dict], list[dict], str]:
     """(SFT rows, invariance pairs, objective) of one cell: n examples drawn for ``target`` from its
     candidates (``mixed``: n - n/2 constraint rows and n/2 pairs, each drawn under its own key)."""
-    if target in ("format", "knowledge", "constraints"):
+    if target in ("format", "knowledge", "constraints", "random"):
         return draw(cand[target], n, seed, name), [], "sft"
     if target == "invariance":
         return [], draw(cand["invariance"], n, seed, name), "bct"
@@ -182,7 +191,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         about["format"] = f"{len(cand['format'])} pool rows conforming to {cfg.spec} >= {cfg.min_conformance}"
         log(f"format candidates: {about['format']}")
     if {"constraints", "mixed"} & set(cfg.targets):
-        c = stage_run(constrain, {"input": pool, "model": cfg.model, "k": cfg.constrain_k,
+        c = stage_run(constrain, {"input": pool, "model": cfg.constrain_model or cfg.model, "k": cfg.constrain_k,
                                   "limit": cfg.constrain_prompts, "seed": 0}, "ConstrainConfig",
                       root / "constraints", log, inputs=[pool])
         cand["constraints"] = read_records(c.path / "constrain.jsonl", "sft").rows
@@ -190,6 +199,10 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         about["constraints"] = (f"{len(cand['constraints'])} verified-constraint rows kept of {m.get('attempted')} "
                                 f"prompts (constrain, k={cfg.constrain_k})")
         log(f"constraints candidates: {about['constraints']}")
+    if "random" in cfg.targets:
+        cand["random"] = read_records(pool, "sft").rows
+        about["random"] = f"{len(cand['random'])} pool rows, drawn at random (no selection, no gate)"
+        log(f"random candidates: {about['random']}")
     if {"invariance", "mixed"} & set(cfg.targets):
         w = stage_run(wrap, {"model": cfg.model}, "WrapConfig", root / "pairs", log)
         cand["invariance"] = [r for r in read_records(w.path / "pairs.jsonl", "pair").rows if r["split"] == "train"]
@@ -279,22 +292,30 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
     base_summary = json.loads((baseline_dir / "summary.json").read_text())
     base = _samples(baseline_dir)
     metrics = {s: e["metrics"] for s, e in base_summary["suites"].items()}
-    rows = []
-    for target, n, seed, name, n_rows in done:
-        cell = _samples(root / "cells" / name / "eval")
+
+    def paired(a: dict, b: dict, head: dict, n_rows: int | None) -> list[dict]:
+        out = []
         for suite, ms in metrics.items():
-            cs = compare_rows(base.get(suite, {}), cell.get(suite, {}), ms, seed=0)
-            if not cs:
-                continue
-            for m in ms:
+            cs = compare_rows(a.get(suite, {}), b.get(suite, {}), ms, seed=0)
+            for m in ms if cs else ():
                 c = cs[m]
                 if not c["n"]:
                     continue
-                rows.append({"target": target, "n": n, "seed": seed, "n_examples": n_rows, "suite": suite,
-                             "metric": m, "before": c["a"], "after": c["b"], "diff": c["diff"], "ci95": c["ci95"],
-                             "n_items": c["n"], "n_rows": c.get("n_rows"), "p": c.get("p"), "mde": c.get("mde"),
-                             "fixed": c["fixed"], "broken": c["broken"],
-                             "per_example": None if not n_rows or c["diff"] is None else round(c["diff"] / n_rows, 6)})
+                out.append({**head, "suite": suite, "metric": m, "before": c["a"], "after": c["b"], "diff": c["diff"],
+                            "ci95": c["ci95"], "n_items": c["n"], "n_rows": c.get("n_rows"), "p": c.get("p"),
+                            "mde": c.get("mde"), "fixed": c["fixed"], "broken": c["broken"],
+                            "per_example": None if not n_rows or c["diff"] is None else round(c["diff"] / n_rows, 6)})
+        return out
+
+    samples = {name: _samples(root / "cells" / name / "eval") for *_, name, _ in done}
+    rows, vs_random = [], []
+    for target, n, seed, name, n_rows in done:
+        rows += paired(base, samples[name], {"target": target, "n": n, "seed": seed, "n_examples": n_rows}, n_rows)
+    randoms = {(n, seed): name for target, n, seed, name, _ in done if target == "random"}
+    for target, n, seed, name, n_rows in done:  # the question a targeted set must answer: does it beat random?
+        if target != "random" and (n, seed) in randoms:
+            vs_random += paired(samples[randoms[n, seed]], samples[name],
+                                {"target": target, "n": n, "seed": seed, "n_examples": n_rows}, None)
     means: dict[str, Any] = {}
     for r in rows:
         key = f"{r['target']}|{r['n']}|{r['suite']}|{r['metric']}"
@@ -302,18 +323,29 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
     mean_rows = [{"target": k.split("|")[0], "n": int(k.split("|")[1]), "suite": k.split("|")[2],
                   "metric": k.split("|")[3], "mean_diff": round(sum(v) / len(v), 4), "seeds": len(v)}
                  for k, v in sorted(means.items())]
-    return {"baseline": str(baseline_dir), "cells": rows, "means_over_seeds": mean_rows}
+    return {"baseline": str(baseline_dir), "cells": rows, "means_over_seeds": mean_rows, "vs_random": vs_random}
 
 
 def format_markdown(result: dict[str, Any]) -> str:
     about = result.get("candidates") or {}
     lines = (["Candidate examples per target:", ""] + [f"- {t}: {v}" for t, v in about.items()] + [""]
              if about else [])
-    lines += ["| target | n | seed | suite | metric | before | after | diff [95% CI] | items | diff/example |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in result["cells"]:
-        ci = r["ci95"]
-        interval = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "(n too small)"
-        lines.append(f"| {r['target']} | {r['n']} | {r['seed']} | {r['suite']} | {r['metric']} | {r['before']} | "
-                     f"{r['after']} | {r['diff']:+.3f} {interval} | {r['n_items']} | {r['per_example']} |")
+    lines += ["Each cell against the untrained model, paired per item:", "",
+              "| target | n | seed | suite | metric | before | after | diff [95% CI] | p | items | diff/example |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [_md_row(r, r["per_example"]) for r in result["cells"]]
+    if result.get("vs_random"):
+        lines += ["", "Each cell against the `random` cell of the same n and seed (before = random, after = the "
+                      "target), paired per item:", "",
+                  "| target | n | seed | suite | metric | random | target | diff [95% CI] | p | items | mde |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [_md_row(r, r.get("mde")) for r in result["vs_random"]]
     return "\n".join(lines) + "\n"
+
+
+def _md_row(r: dict, last: Any) -> str:
+    ci = r["ci95"]
+    interval = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "(n too small)"
+    p = "" if r.get("p") is None else f"{r['p']:.3g}"
+    return (f"| {r['target']} | {r['n']} | {r['seed']} | {r['suite']} | {r['metric']} | {r['before']} | "
+            f"{r['after']} | {r['diff']:+.3f} {interval} | {p} | {r['n_items']} | {last} |")
