@@ -119,3 +119,29 @@ def test_mixed_is_constraint_rows_plus_invariance_pairs():
     assert len(sft) == 4 and not pairs and objective == "sft" and all(r["id"].startswith("c") for r in sft)
     sft, pairs, objective = cell_data("invariance", 3, 0, "i", cand)
     assert not sft and len(pairs) == 3 and objective == "bct"
+
+
+def test_constraint_rows_from_an_earlier_constrain_run_need_no_pool(tiny_model_dir, tmp_path, monkeypatch):
+    """`constraint_rows` reuses a constrain run (no pool, no synth, no constrain in the sweep), and
+    `order size-desc` runs the largest size first."""
+    from sharpset.dataio import read_records, write_records
+    from sharpset.pipelines.sweep import SweepConfig, cells
+
+    rows = [{"messages": [{"role": "user", "content": f"Name colour {i} in lowercase."},
+                          {"role": "assistant", "content": f"colour {i}"}],
+             "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]} for i in range(5)]
+    con = tmp_path / "con"
+    con.mkdir()
+    write_records(rows, con / "constrain.jsonl")
+    out = tmp_path / "sw"
+    argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "constraints", "--sizes", "[3]", "--seeds", "1",
+            "--constraint-rows", str(con), "--steps", "1", "--eval-limit", "2", "--eval-max-new-tokens", "4",
+            "--suites", "shape", "--out", str(out)]
+    assert main(argv) == 0
+    assert not (out / "pool-synth").exists() and not (out / "constraints").exists()
+    ids = {r["id"] for r in read_records(con / "constrain.jsonl", "sft").rows}
+    assert {r["id"] for r in read_records(out / "cells" / "constraints-n3-s0" / "sft.jsonl", "sft").rows} <= ids
+    res = json.loads((out / "sweep.json").read_text())
+    assert res["candidates"]["constraints"].startswith("5 verified-constraint rows from")
+    order = cells(SweepConfig(targets=["random", "constraints"], sizes=[16, 64], seeds=2, order="size-desc"))
+    assert [c[1] for c in order] == [64, 64, 64, 64, 16, 16, 16, 16] and order[0] == ("constraints", 64, 0)

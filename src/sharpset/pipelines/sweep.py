@@ -72,13 +72,16 @@ class SweepConfig:
     constrain_k: int = field(8, "constraints/mixed targets: candidates per constrained instruction")
     constrain_model: str = field("", "constraints/mixed targets: the aligned model that writes the candidates "
                                      "(empty = the swept model: self-distillation)")
+    constraint_rows: str = field("", "constraints/mixed targets: verified-constraint rows already made (a constrain "
+                                     "run folder or its constrain.jsonl) instead of running constrain over the pool")
     steps: int = field(24, "optimizer steps per cell, the same for every size")
     lr: float = field(1e-3, "LoRA learning rate")
     batch_size: int = field(4, "training micro-batch rows")
     eval_limit: int = field(12, "eval items per suite (the same fixed items for every cell)")
     eval_max_new_tokens: int = field(96, "eval answer length limit")
     suites: list = field(["all"], "eval suites")
-    order: str = field("size", "cell order: size (small first), target, or shuffled", in_key=False)
+    order: str = field("size", "cell order: size (small first), size-desc (large first), target, or shuffled",
+                       in_key=False)
     max_cells: int = field(0, "run at most this many new cells in this call (0 = all): the budget flag", in_key=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +92,7 @@ class SweepConfig:
 
     def input_paths(self) -> list[str]:
         """The sweep's own data, hashed into its top-level run key: an edited pool is a new sweep."""
-        return [self.pool] if self.pool else []
+        return [p for p in (self.pool, self.constraint_rows) if p]
 
     def key_inputs(self) -> dict[str, str]:
         """What else the sweep reads (its model, the spec, stage and suite versions, shipped data),
@@ -111,8 +114,8 @@ class SweepConfig:
                 p.append((name, "must be >= 1"))
         if self.constrain_prompts < 0:
             p.append(("constrain_prompts", "must be >= 0 (0 = every pool row)"))
-        if self.order not in ("size", "target", "shuffled"):
-            p.append(("order", "must be size, target or shuffled"))
+        if self.order not in ("size", "size-desc", "target", "shuffled"):
+            p.append(("order", "must be size, size-desc, target or shuffled"))
         if self.max_cells < 0:
             p.append(("max_cells", "must be >= 0"))
         return p
@@ -120,8 +123,9 @@ class SweepConfig:
 
 def cells(cfg: SweepConfig) -> list[tuple[str, int, int]]:
     out = [(t, n, s) for t in cfg.targets for n in cfg.sizes for s in range(cfg.seeds)]
-    if cfg.order == "size":
-        out.sort(key=lambda c: (c[1], c[2], TARGETS.index(c[0])))
+    if cfg.order in ("size", "size-desc"):
+        sign = 1 if cfg.order == "size" else -1
+        out.sort(key=lambda c: (sign * c[1], c[2], TARGETS.index(c[0])))
     elif cfg.order == "shuffled":
         random.Random(derive_seed(0, STAGE, "order")).shuffle(out)
     return out
@@ -174,7 +178,8 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log)
     cand: dict[str, list[dict]] = {}
     about: dict[str, str] = {}  # where each target's candidates came from (sweep.json, sweep.md)
-    if POOL_TARGETS & set(cfg.targets):
+    needs_pool = POOL_TARGETS - ({"constraints", "mixed"} if cfg.constraint_rows else set())
+    if needs_pool & set(cfg.targets):
         pool = cfg.pool
         if not pool:
             s = stage_run(synth, {"model": cfg.model, "n": cfg.pool_size}, "SynthConfig", root / "pool-synth", log)
@@ -190,7 +195,13 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         cand["format"] = read_records(c.path / "selected.jsonl", "sft").rows
         about["format"] = f"{len(cand['format'])} pool rows conforming to {cfg.spec} >= {cfg.min_conformance}"
         log(f"format candidates: {about['format']}")
-    if {"constraints", "mixed"} & set(cfg.targets):
+    if {"constraints", "mixed"} & set(cfg.targets) and cfg.constraint_rows:
+        rows_path = Path(cfg.constraint_rows)
+        cand["constraints"] = read_records(rows_path / "constrain.jsonl" if rows_path.is_dir() else rows_path,
+                                           "sft").rows
+        about["constraints"] = f"{len(cand['constraints'])} verified-constraint rows from {cfg.constraint_rows}"
+        log(f"constraints candidates: {about['constraints']}")
+    elif {"constraints", "mixed"} & set(cfg.targets):
         c = stage_run(constrain, {"input": pool, "model": cfg.constrain_model or cfg.model, "k": cfg.constrain_k,
                                   "limit": cfg.constrain_prompts, "seed": 0}, "ConstrainConfig",
                       root / "constraints", log, inputs=[pool])
