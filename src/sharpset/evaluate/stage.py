@@ -26,6 +26,7 @@ from typing import Any, Callable
 from ..config import field
 from ..errors import UserError
 from ..invariance import HELDOUT_FAMILIES
+from ..models.registry import resolve_model  # noqa: F401 -- defined here before issue 22; still importable from here
 from ..stage import BackendFields
 
 STAGE = "eval"
@@ -111,38 +112,6 @@ class EvalConfig(BackendFields):
         return out
 
 
-def resolve_model(name: str) -> str:
-    """A `sharpset train` run folder -> its merged (or fully trained) model folder; anything else as is.
-
-    A train run folder whose manifest is not ``complete`` is refused (a UserError naming it): its
-    export may be missing or from an attempt that was killed (issue 21). So is a model folder inside
-    such a run (``runs/train-x/merged``)."""
-    p = Path(name)
-    if (p / "manifest.json").exists() and not (p / "config.json").exists():
-        _refuse_unfinished(p, name)
-        for sub in ("merged", "model"):
-            if (p / sub / "config.json").exists():
-                return str(p / sub)
-        raise UserError(f"{name}: a run folder without a merged/ or model/ folder (train with save_merged: true)")
-    if (p / "config.json").exists() and (p.parent / "manifest.json").exists():
-        _refuse_unfinished(p.parent, name)
-    return name
-
-
-def _refuse_unfinished(run_dir: Path, name: str) -> None:
-    import json
-
-    try:
-        man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        man = None
-    if not isinstance(man, dict) or man.get("stage") != "train" or man.get("status") == "complete":
-        return
-    raise UserError(f"{name}: the train run in {run_dir} has not finished (manifest status "
-                    f"{man.get('status')!r}): its model may be missing or half-written. Run its `sharpset "
-                    "train` command again to finish it (it resumes), then evaluate it")
-
-
 def _label(i: int, name: str) -> str:
     return f"m{i}:{Path(name).name if Path(name).exists() else name}"
 
@@ -156,10 +125,15 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
     suites = {n: get_suite(n) for n in names}
     loaded: dict[str, Any] = {}
 
-    def subject(name: str):
-        if name not in loaded:
-            loaded[name] = load_subject(resolve_model(name), log=log, run=run, backend=cfg)
-        return loaded[name]
+    proxy = cfg.backend_info(cluster=False).get(cfg.engine) if cfg.engine == "proxy" else None
+
+    def subject(name: str, plain: bool = False):
+        # plain: the token-shift base of a proxy-tuned model is the base itself, without the proxy
+        # (URIAL's ranks of the steered model's tokens under the untuned base; METHODS §4, §7)
+        if (name, plain) not in loaded:
+            loaded[(name, plain)] = load_subject(resolve_model(name), log=log, run=run,
+                                                 backend=None if plain else cfg)
+        return loaded[(name, plain)]
 
     per_model: list[dict[str, list[dict]]] = []
     summary: dict[str, Any] = {"models": [], "suites": {}, "split": cfg.split, "limit": cfg.limit, "seed": cfg.seed,
@@ -169,10 +143,12 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
     for i, name in enumerate(cfg.models):
         s = subject(name)
         run.record_model(_label(i, name), {**s.info(), "path": resolve_model(name)})
-        summary["models"].append({"index": i, "name": name, "label": _label(i, name), "path": resolve_model(name)})
-        base_name = cfg.base or (cfg.models[0] if i > 0 else "")
+        summary["models"].append({"index": i, "name": name, "label": _label(i, name), "path": resolve_model(name),
+                                  **({"proxy": proxy} if proxy else {})})
+        base_name = cfg.base or (cfg.models[0] if i > 0 else name if proxy else "")
         ctx = Context(cfg=cfg, model_index=i, model_name=name, subject=s, run=run, log=log,
-                      base_loader=(lambda b=base_name: subject(b)) if base_name else None, base_label=base_name or None)
+                      base_loader=(lambda b=base_name: subject(b, plain=bool(proxy))) if base_name else None,
+                      base_label=base_name or None)
         if not base_name:
             ctx.base_problem = "no base model (give --base, or evaluate a base and its tuned model together)"
         rows_by_suite: dict[str, list[dict]] = {}
@@ -181,7 +157,8 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
             items = suite.items(ctx)
             log(f"[{_label(i, name)}] {sname}: {len(items)} items")
             rows = suite.evaluate(ctx, items) if items else []
-            rows_by_suite[sname] = [{"model": _label(i, name), "model_index": i, **r} for r in rows]
+            rows_by_suite[sname] = [{"model": _label(i, name), "model_index": i, **({"proxy": proxy} if proxy else {}),
+                                     **r} for r in rows]
             entry = summary["suites"].setdefault(sname, {"version": suite.version, "description": suite.description,
                                                         "metrics": list(suite.metrics),
                                                         "lower_is_better": sorted(suite.lower_is_better),

@@ -316,3 +316,34 @@ def load_embedder(name_or_path: str = "minilm-l6", device: str = "cpu"):
 def chat_family(name_or_path: str) -> str | None:
     spec = EMBEDDED.get(name_or_path)
     return spec.chat_family if spec else None
+
+
+def resolve_model(name: str) -> str:
+    """(Here since issue 22: eval and the proxy engine's expert both take train run folders.)
+    A `sharpset train` run folder -> its merged (or fully trained) model folder; anything else as is.
+
+    A train run folder whose manifest is not ``complete`` is refused (a UserError naming it): its
+    export may be missing or from an attempt that was killed (issue 21). So is a model folder inside
+    such a run (``runs/train-x/merged``)."""
+    p = Path(name)
+    if (p / "manifest.json").exists() and not (p / "config.json").exists():
+        _refuse_unfinished(p, name)
+        for sub in ("merged", "model"):
+            if (p / sub / "config.json").exists():
+                return str(p / sub)
+        raise UserError(f"{name}: a run folder without a merged/ or model/ folder (train with save_merged: true)")
+    if (p / "config.json").exists() and (p.parent / "manifest.json").exists():
+        _refuse_unfinished(p.parent, name)
+    return name
+
+
+def _refuse_unfinished(run_dir: Path, name: str) -> None:
+    try:
+        man = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        man = None
+    if not isinstance(man, dict) or man.get("stage") != "train" or man.get("status") == "complete":
+        return
+    raise UserError(f"{name}: the train run in {run_dir} has not finished (manifest status "
+                    f"{man.get('status')!r}): its model may be missing or half-written. Run its `sharpset "
+                    "train` command again to finish it (it resumes), then use its model")
