@@ -98,7 +98,7 @@ def _requests(prompts, **kw):
 
 def test_registry():
     assert engine_class("transformers") is TransformersEngine
-    assert set(ENGINES) == {"transformers", "vllm"}
+    assert set(ENGINES) == {"transformers", "vllm", "proxy"}
     with pytest.raises(ValueError, match="unknown name"):
         get_engine("nope")
 

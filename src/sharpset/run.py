@@ -185,7 +185,11 @@ def config_reads(config: Any) -> dict[str, str]:
     ``file:spec``, ``shipped:eval-data``, ``suite:format``). :meth:`RunDir.open` adds these to the
     input hashes, so a changed model folder, spec or shipped file is never served from cache."""
     fn = getattr(config, "key_inputs", None)
-    return {str(k): str(v) for k, v in fn().items()} if callable(fn) else {}
+    out = {str(k): str(v) for k, v in fn().items()} if callable(fn) else {}
+    reads = getattr(config, "backend_reads", None)  # models an engine's options name (the proxy's expert)
+    if callable(reads):
+        out.update(reads())
+    return out
 
 
 def model_key(name: str) -> str:

@@ -47,9 +47,10 @@ class BackendFields:
     run is what it always was (the transformers engine in this process) and its run key is
     unchanged (run keys hash only fields that differ from their defaults).
 
-    - ``engine``: a registered engine (sharpset.engine.ENGINES): transformers | vllm;
+    - ``engine``: a registered engine (sharpset.engine.ENGINES): transformers | vllm | proxy;
     - ``engine_options``: passed to it unchanged (vllm: ``vllm.LLM`` arguments such as
-      ``tensor_parallel_size``; transformers: ``strategy``, ``linear_kernel``);
+      ``tensor_parallel_size``; transformers: ``strategy``, ``linear_kernel``; proxy: ``expert``,
+      ``antiexpert``, ``alpha``, ``chat_template``, ``plain_format`` -- engine/proxy.py);
     - ``cluster``: "" (none), ``local``, ``auto`` or ``ray://HOST:PORT``: fan the engine's work out
       over Ray actors (engine/ray_fanout.py). Out of the run key: the same run resumes on any
       cluster or none (results are logged by content hash in the run folder's fanout log);
@@ -61,8 +62,10 @@ class BackendFields:
     field, a combination the chosen engine cannot run -- never a silent fallback to transformers.
     """
 
-    engine: str = field("transformers", "generation/scoring engine: transformers (in this process) or vllm "
-                                        "(pip install 'sharpset[vllm]'); docs/scale.md")
+    engine: str = field("transformers", "generation/scoring engine: transformers (in this process), vllm "
+                                        "(pip install 'sharpset[vllm]'; docs/scale.md) or proxy (the model "
+                                        "steered by a small expert: base + alpha * (expert - antiexpert), "
+                                        "arXiv:2401.08565; engine_options {expert: E, antiexpert: A, alpha: 1.0})")
     engine_options: dict = field({}, "options passed to the engine unchanged, e.g. {tensor_parallel_size: 2} "
                                      "for vllm, {strategy: bucket} for transformers")
     cluster: str = field("", "run the engine on Ray actors: '' (no), local, auto or ray://HOST:PORT "
@@ -85,9 +88,28 @@ class BackendFields:
         info: dict[str, Any] = {"engine": self.engine}
         if self.engine_options:
             info["engine_options"] = self.engine_options
+        describe = self._engine_hook("describe_options")
+        if describe is not None:  # e.g. the proxy: base's steering models and alpha, defaults filled
+            info[self.engine] = describe(dict(self.engine_options))
         if cluster and self.cluster:
             info["cluster"] = self.cluster
         return info
+
+    def _engine_hook(self, name: str):
+        """The engine class's optional static hook ``name`` (sharpset.engine: the backend contract)."""
+        from .engine import ENGINES, engine_class
+
+        return getattr(engine_class(self.engine), name, None) if self.engine in ENGINES else None
+
+    def backend_reads(self) -> dict[str, str]:
+        """Models the engine's options name (the proxy's expert and anti-expert), by fingerprint, for
+        the run key (run.config_reads); {} for an engine whose options name none."""
+        reads = self._engine_hook("models_read")
+        if reads is None:
+            return {}
+        from .run import models_read
+
+        return {f"engine:{k}": v for k, v in models_read(*reads(dict(self.engine_options))).items()}
 
     def check_backend(self) -> list[tuple[str, str]]:
         from .engine import ENGINES, SamplingParams, engine_class
@@ -102,6 +124,9 @@ class BackendFields:
             p.append(("engine", f"unknown {self.engine!r}; known: {', '.join(ENGINES)}"))
             return p
         cls = engine_class(self.engine)
+        check = getattr(cls, "check_options", None)
+        if check is not None:
+            p += check(dict(self.engine_options))
         where = f"engine {self.engine}" + (" on a cluster" if self.cluster else "")
         have = set(getattr(cls, "SCORES", ()))
         if self.cluster:
@@ -264,6 +289,10 @@ def load_subject(name: str, *, log: Callable[[str], None] = print, run: Any = No
     from .models.registry import chat_family, load_tokenizer
 
     resolve_backend(backend, run=run)
+    if backend is not None:
+        check = backend._engine_hook("check_model")
+        if check is not None:  # e.g. the proxy's one-vocabulary check, before any weights load
+            check(name, dict(backend.engine_options), log=log)
     model_config = None
     if backend is None or _loads_weights_here(backend):
         model, tok = load_model(name, log=log, **load_kwargs)

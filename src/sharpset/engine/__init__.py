@@ -16,6 +16,11 @@ user may register another class under a new name):
 - ``SCORES`` (class attribute): which of :data:`SCORE_METHODS` it has as methods, with
   engine/scoring.py's signatures minus ``(model, tokenizer)`` (e.g. ``engine.answer_nll(sequences,
   labels)``). A stage that needs a score the engine lacks refuses the config, naming ``engine``.
+- optional static hooks on ``engine_options``, asked before any model loads (sharpset.stage):
+  ``check_options(options) -> [(field, problem)]``; ``check_model(model_name, options, log)``
+  (raises a UserError, e.g. the proxy's tokenizer check); ``describe_options(options) -> dict``
+  (the settings with defaults, for provenance); ``models_read(options) -> [model names]`` (more
+  models the run reads, fingerprinted into its run key).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sharpset.engine.base import (
 ENGINES: dict[str, str] = {
     "transformers": "sharpset.engine.hf:TransformersEngine",
     "vllm": "sharpset.engine.vllm:VLLMEngine",  # optional: needs the vllm package (docs/scale.md)
+    "proxy": "sharpset.engine.proxy:ProxyEngine",  # base + alpha * (expert - antiexpert), arXiv:2401.08565
 }
 # engine name -> the optional package (a key of sharpset.errors.EXTRAS) it needs
 ENGINE_EXTRAS: dict[str, str] = {"vllm": "vllm"}
