@@ -68,6 +68,15 @@ def _models_show(name: str | None, con) -> int:
     return 0
 
 
+# -- derive -----------------------------------------------------------------------------------
+def cmd_derive(args: argparse.Namespace) -> int:
+    from .models.derive import derive
+
+    derive(args.model, args.keep_layers, args.out, force=args.force)
+    print(f"done: {args.out}")
+    return 0
+
+
 # -- validate ---------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
     from .records import read_records
@@ -271,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--prompts-only", action="store_true", help="rows may end with a user turn (prompt sets)")
     v.add_argument("--max-errors", type=int, default=20, help="how many errors to print (default 20)")
     v.set_defaults(fn=cmd_validate)
+
+    d = sub.add_parser("derive", help="write a smaller model of the same family: the first K decoder layers, "
+                                      "final norm and head (a proxy-tuning expert/anti-expert; trains like any model)",
+                       description="Write a smaller model of the same family and vocabulary: its token embeddings, "
+                                   "first K decoder layers, final norm and output head, unchanged (recorded in "
+                                   "config.json and a README.md card). For proxy-tuning (--engine proxy): untrained, "
+                                   "the anti-expert; tuned with `sharpset train`, the expert.")
+    d.add_argument("model", help="source model: embedded name, local HF folder or `sharpset train` run folder")
+    d.add_argument("--keep-layers", type=int, required=True, metavar="K", help="decoder layers to keep (1..N-1)")
+    d.add_argument("--out", required=True, help="model folder to write (atomically)")
+    d.add_argument("--force", action="store_true", help="replace a model folder that holds something else")
+    d.set_defaults(fn=cmd_derive)
 
     r = sub.add_parser("run", help="run a recipe end to end: a shipped name (quickstart) or a .yaml file")
     r.add_argument("recipe", help="recipe name (see 'sharpset recipes ls') or path to a recipe .yaml")

@@ -1,0 +1,308 @@
+"""Proxy-tuning (issue 22): engine/proxy.py on tiny in-process models, and `sharpset derive`.
+
+The triple: base = the tiny ChatML llama, expert and anti-expert = other random inits of the same
+shape and tokenizer (the expert's logits scaled up so that steering changes what is decoded).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import build_chatml_tokenizer, build_tiny_llama
+from sharpset.cli import main
+from sharpset.engine.base import GenerationRequest, SamplingParams
+from sharpset.engine.hf import TransformersEngine
+from sharpset.engine.proxy import ProxyEngine, combine
+
+
+def _expert(vocab: int, seed: int, scale: float = 1.0):
+    """A tiny llama like the base but with its own output head (a tied random head mostly repeats the
+    last token, so base and experts would agree), its logits scaled by ``scale``."""
+    from transformers import LlamaForCausalLM
+
+    cfg = build_tiny_llama(vocab, seed=seed).config
+    cfg.tie_word_embeddings = False
+    torch.manual_seed(seed)
+    m = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        m.lm_head.weight.mul_(scale)
+    return m
+
+
+@pytest.fixture(scope="module")
+def triple():
+    tok = build_chatml_tokenizer()
+    return tok, build_tiny_llama(len(tok), seed=0), _expert(len(tok), 1, 4.0), _expert(len(tok), 2)
+
+
+@pytest.fixture(scope="module")
+def triple_dirs(tmp_path_factory, tiny_model_dir):
+    """Saved folders: the tiny base (conftest), an expert, an anti-expert, and a model whose
+    tokenizer has one extra token (a different vocabulary)."""
+    out = {"base": tiny_model_dir}
+    tok = build_chatml_tokenizer()
+    for name, seed, scale in (("expert", 1, 4.0), ("antiexpert", 2, 1.0)):
+        d = tmp_path_factory.mktemp(name)
+        _expert(len(tok), seed, scale).save_pretrained(d, safe_serialization=True)
+        tok.save_pretrained(d)
+        out[name] = d
+    other = build_chatml_tokenizer()
+    other.add_tokens(["<|odd|>"], special_tokens=True)
+    d = tmp_path_factory.mktemp("other-vocab")
+    build_tiny_llama(len(other), seed=3).save_pretrained(d, safe_serialization=True)
+    other.save_pretrained(d)
+    out["other"] = d
+    return out
+
+
+def _requests(tok, n: int = 7, max_new: int = 9):
+    """Prompts of different lengths and token limits, so rows finish apart and refills merge."""
+    texts = ["What causes the seasons", "Write a haiku about autumn rain.", "hello", "How do I reverse a list",
+             "the a of and to in is it that", "You are a helpful assistant", "Leaves fall, rain sings"]
+    return [GenerationRequest(tok(texts[i % len(texts)])["input_ids"],
+                              SamplingParams(max_new_tokens=max_new - (i % 3) * 2)) for i in range(n)]
+
+
+def _ids(results):
+    return [r.token_ids for r in results]
+
+
+def _reference(models, alpha, prompt, max_new, stop, width=None):
+    """Proxy decoding the plain way: three models, no cache, one full forward per step, one row."""
+    ids, out = list(prompt), []
+    for _ in range(max_new):
+        with torch.no_grad():
+            b, e, a = (m(torch.tensor([ids])).logits[0, -1, :width].float() for m in models)
+        t = int((b + alpha * (e - a)).argmax())
+        if t in stop:
+            break
+        out.append(t)
+        ids.append(t)
+    return out
+
+
+# --------------------------------------------------------------------------- the combination
+def test_combined_logits_are_base_plus_alpha_times_expert_minus_antiexpert(triple):
+    tok, b, e, a = triple
+    eng = ProxyEngine(b, tok, expert=e, antiexpert=a, alpha=0.7)
+    seqs = [r.prompt_ids for r in _requests(tok, 3)]
+    from sharpset.engine.scoring import _left_pad
+
+    ids, mask = _left_pad(seqs, eng.pad_token_id)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    got = eng.combined_model()(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+    with torch.no_grad():
+        lb, le, la = (m(input_ids=ids, attention_mask=mask, position_ids=pos).logits for m in (b, e, a))
+    torch.testing.assert_close(got, lb + 0.7 * (le - la), rtol=0, atol=1e-5)
+    # scores read the same distribution: next-token probabilities = softmax of the combination
+    cands = [5, 9, 30]
+    probs = eng.next_token_probs(seqs, cands, batch_size=2)
+    for i, s in enumerate(seqs):
+        with torch.no_grad():
+            lb, le, la = (m(torch.tensor([s])).logits[0, -1] for m in (b, e, a))
+        want = torch.softmax(lb + 0.7 * (le - la), -1)[cands]
+        torch.testing.assert_close(probs[i], want, rtol=1e-4, atol=1e-6)
+    # and the combination is what the engine samples from (first generated token)
+    first = eng.generate([GenerationRequest(seqs[0], SamplingParams(max_new_tokens=1))], progress=False)[0]
+    with torch.no_grad():
+        lb, le, la = (m(torch.tensor([seqs[0]])).logits[0, -1] for m in (b, e, a))
+    assert first.token_ids in ([int((lb + 0.7 * (le - la)).argmax())], [])
+
+
+def test_combine_trims_vocab_padding_and_is_exact_when_the_difference_is_zero():
+    base, exp = torch.randn(2, 70), torch.randn(2, 64)
+    out = combine(base, exp, exp, 1.5, 64)
+    assert out.shape == (2, 64) and torch.equal(out, base[:, :64])
+
+
+def test_alpha_zero_reproduces_the_base_greedy_output_exactly(triple):
+    tok, b, e, a = triple
+    reqs = _requests(tok)
+    want = _ids(TransformersEngine(b, tok, batch_size=3).generate(reqs, progress=False))
+    eng = ProxyEngine(b, tok, expert=e, antiexpert=a, alpha=0.0, batch_size=3)
+    assert _ids(eng.generate(reqs, progress=False)) == want
+    assert eng.stats["merges"] > 0  # the refill schedule merged batches on the way
+
+
+def test_expert_equal_to_antiexpert_reproduces_the_base(triple):
+    tok, b, e, _ = triple
+    reqs = _requests(tok)
+    want = _ids(TransformersEngine(b, tok, batch_size=3).generate(reqs, progress=False))
+    assert _ids(ProxyEngine(b, tok, expert=e, antiexpert=e, alpha=1.5, batch_size=3).generate(reqs, progress=False)) \
+        == want
+
+
+@pytest.mark.parametrize("strategy", ["refill", "bucket"])
+def test_batched_greedy_output_equals_a_plain_reference(triple, strategy):
+    tok, b, e, a = triple
+    reqs = _requests(tok)
+    eng = ProxyEngine(b, tok, expert=e, antiexpert=a, alpha=1.0, batch_size=3, strategy=strategy)
+    got = _ids(eng.generate(reqs, progress=False))
+    want = [_reference((b, e, a), 1.0, r.prompt_ids, r.params.max_new_tokens, eng.eos_token_ids) for r in reqs]
+    assert got == want
+    base = _ids(TransformersEngine(b, tok, batch_size=3).generate(reqs, progress=False))
+    assert got != base  # the steering changed what was decoded: the comparison above is not vacuous
+
+
+def test_expert_sees_its_chat_template_and_the_base_the_plain_prompt(triple):
+    from sharpset.models.profiles import encode_prompt, encode_text, profile_for
+
+    tok, b, e, a = triple
+    prof = profile_for(tok)
+    msgs = [{"role": "user", "content": "Write a haiku about autumn rain."}]
+    prompt = encode_prompt(prof, tok, msgs)
+    eng = ProxyEngine(b, tok, expert=e, antiexpert=a, chat_template="expert", plain_format="Q: {prompt}\nA:")
+    (plain, chat, anti), head, split = eng.views.views(prompt + [40, 41])
+    assert split and head == len(prompt)
+    assert chat == prompt + [40, 41] and anti == plain
+    assert plain == encode_text(prof, tok, "Q: Write a haiku about autumn rain.\nA:") + [40, 41]
+    # generation: each model decodes from its own view
+    req = GenerationRequest(prompt, SamplingParams(max_new_tokens=6))
+    got = eng.generate([req], progress=False)[0].token_ids
+    (pv, cv, _), _, _ = eng.views.views(prompt)
+    ids_b, ids_e, out = list(pv), list(cv), []
+    for _ in range(6):
+        with torch.no_grad():
+            lb, la = (m(torch.tensor([ids_b])).logits[0, -1] for m in (b, a))
+            le = e(torch.tensor([ids_e])).logits[0, -1]
+        t = int((lb + le - la).argmax())
+        if t in eng.eos_token_ids:
+            break
+        out.append(t)
+        ids_b.append(t)
+        ids_e.append(t)
+    assert got == out
+    # scoring lines the answer tokens up across the views; a prompt that is not one user turn is as is
+    nll = eng.answer_token_nll([prompt + out], [[-100] * len(prompt) + out])[0]
+    assert nll is not None and all(x == x for x in nll) and len(nll) == len(out)
+    assert eng.views.views([5, 6, 7])[2] is False
+
+
+# --------------------------------------------------------------------------- through the CLI
+def _opts(d, **kw):
+    o = {"expert": str(d["expert"]), "antiexpert": str(d["antiexpert"]), **kw}
+    return "{" + ", ".join(f"{k}: {v}" for k, v in o.items()) + "}"
+
+
+def test_a_tokenizer_mismatch_is_refused_with_exit_2_before_anything_runs(triple_dirs, tmp_path, capsys):
+    bad = dict(triple_dirs, expert=triple_dirs["other"])
+    out = tmp_path / "ev"
+    code = main(["eval", str(triple_dirs["base"]), "--suites", "knowledge", "--limit", "1", "--progress", "false",
+                 "--engine", "proxy", "--engine-options", _opts(bad), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "engine_options.expert" in err and "at id 400: base None, expert '<|odd|>'" in err
+    assert not out.exists()  # nothing half-written
+
+
+def test_bad_proxy_options_name_the_field(triple_dirs, tmp_path, capsys):
+    for opts, field in (("{expert: x}", "engine_options.antiexpert"),
+                        (_opts(triple_dirs, alpha="lots"), "engine_options.alpha"),
+                        (_opts(triple_dirs, chat_template="base"), "engine_options.chat_template"),
+                        (_opts(triple_dirs, temperature=1), "engine_options.temperature")):
+        code = main(["eval", str(triple_dirs["base"]), "--suites", "knowledge", "--progress", "false",
+                     "--engine", "proxy", "--engine-options", opts, "--out", str(tmp_path / "x")])
+        assert code == 2 and field in capsys.readouterr().err, field
+
+
+SUITES = "knowledge,token_shift,shape"
+
+
+def _eval(out, d, **opts):
+    return main(["eval", str(d["base"]), "--suites", SUITES, "--limit", "2", "--max-new-tokens", "6",
+                 "--progress", "false", "--engine", "proxy", "--engine-options", _opts(d, **opts), "--out", str(out)])
+
+
+def test_proxy_eval_names_the_triple_and_a_killed_run_resumes(triple_dirs, tmp_path, monkeypatch):
+    from sharpset.run import RunDir
+
+    assert _eval(tmp_path / "full", triple_dirs, alpha=0.5) == 0
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    proxy = summary["models"][0]["proxy"]
+    assert proxy["expert"] == str(triple_dirs["expert"]) and proxy["antiexpert"] == str(triple_dirs["antiexpert"])
+    assert proxy["alpha"] == 0.5 and summary["backend"]["proxy"] == proxy
+    row = json.loads((tmp_path / "full" / "samples" / "knowledge.jsonl").read_text().splitlines()[0])
+    assert row["proxy"] == proxy
+    # token shift: the proxy's tokens ranked under the plain base
+    ts = summary["suites"]["token_shift"]["models"]
+    assert next(iter(ts.values()))["n_items"] > 0
+
+    real = RunDir.log_sample
+    calls = {"n": 0}
+
+    def dying(self, key, payload):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(self, key, payload)
+
+    monkeypatch.setattr(RunDir, "log_sample", dying)
+    assert _eval(tmp_path / "killed", triple_dirs, alpha=0.5) == 130
+    monkeypatch.setattr(RunDir, "log_sample", real)
+    assert len((tmp_path / "killed" / RunDir.SAMPLES).read_text().splitlines()) == 4
+    assert _eval(tmp_path / "killed", triple_dirs, alpha=0.5) == 0
+    for f in ("knowledge", "token_shift", "shape"):
+        assert (tmp_path / "killed" / "samples" / f"{f}.jsonl").read_text() == \
+            (tmp_path / "full" / "samples" / f"{f}.jsonl").read_text()
+
+
+def test_run_keys_see_alpha_and_the_expert(triple_dirs, tmp_path):
+    from sharpset.evaluate.stage import EvalConfig
+    from sharpset.run import input_hashes, run_key
+
+    def key(**opts):
+        cfg = EvalConfig(models=[str(triple_dirs["base"])], engine="proxy",
+                         engine_options={"expert": str(triple_dirs["expert"]),
+                                         "antiexpert": str(triple_dirs["antiexpert"]), **opts})
+        return run_key("eval", 2, cfg, input_hashes(cfg)), input_hashes(cfg)
+
+    k1, reads = key(alpha=1.0)
+    assert reads[f"engine:{triple_dirs['expert']}"].startswith("folder:")
+    assert key(alpha=0.5)[0] != k1
+    cfg_json = triple_dirs["expert"] / "generation_config.json"
+    old = cfg_json.read_text()
+    try:
+        cfg_json.write_text(json.dumps({**json.loads(old), "temperature": 0.3}))
+        assert key(alpha=1.0)[0] != k1  # an edited expert folder is a new run
+    finally:
+        cfg_json.write_text(old)
+
+
+# --------------------------------------------------------------------------- derive
+def test_derive_writes_a_loadable_k_layer_model_with_the_sources_first_layers(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from sharpset.models import load_model
+    from sharpset.models.derive import layer_of
+
+    out = tmp_path / "small"
+    assert main(["derive", str(tiny_model_dir), "--keep-layers", "1", "--out", str(out)]) == 0
+    small, tok = load_model(str(out))
+    assert small.config.num_hidden_layers == 1 and len(small.model.layers) == 1
+    rec = json.loads((out / "config.json").read_text())["sharpset_derived"]
+    assert rec["keep_layers"] == 1 and rec["source_layers"] == 2 and rec["source"] == str(tiny_model_dir)
+    assert "1-layer derivative" in (out / "README.md").read_text()
+    src = load_file(str(tiny_model_dir / "model.safetensors"))
+    got = small.state_dict()
+    kept = {k: v for k, v in src.items() if layer_of(k) is None or layer_of(k) < 1}
+    assert kept and all(torch.equal(got[k], v) for k, v in kept.items())
+    assert not any(layer_of(k) == 1 for k in got)
+    assert tok.get_vocab() == build_chatml_tokenizer().get_vocab()  # same vocabulary: a proxy anti-expert
+    # the same command again is up to date; a different K into the same folder is refused
+    assert main(["derive", str(tiny_model_dir), "--keep-layers", "1", "--out", str(out)]) == 0
+    assert main(["derive", str(tiny_model_dir), "--keep-layers", "5", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_derived_model_steers_its_source_through_the_proxy(tiny_model_dir, tmp_path):
+    from sharpset.models import load_model
+
+    out = tmp_path / "small"
+    assert main(["derive", str(tiny_model_dir), "--keep-layers", "1", "--out", str(out)]) == 0
+    base, tok = load_model(str(tiny_model_dir))
+    eng = ProxyEngine(base, tok, expert=str(out), antiexpert=str(out), alpha=1.0, batch_size=2)
+    reqs = _requests(tok, 3, 5)
+    assert _ids(eng.generate(reqs, progress=False)) == _ids(TransformersEngine(base, tok).generate(reqs, progress=False))
