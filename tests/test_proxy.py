@@ -306,3 +306,35 @@ def test_a_derived_model_steers_its_source_through_the_proxy(tiny_model_dir, tmp
     eng = ProxyEngine(base, tok, expert=str(out), antiexpert=str(out), alpha=1.0, batch_size=2)
     reqs = _requests(tok, 3, 5)
     assert _ids(eng.generate(reqs, progress=False)) == _ids(TransformersEngine(base, tok).generate(reqs, progress=False))
+
+
+def test_derive_cuts_gemma3_layer_types_and_the_derivative_runs_in_the_proxy(tmp_path):
+    """A Gemma 3 shaped model (mixed sliding/full layers, tied head, the embedded base's family):
+    derive cuts ``layer_types`` with the layers and the result decodes beside its source."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from sharpset.models import load_model
+
+    tok = build_chatml_tokenizer()
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=7,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
+                           max_position_embeddings=256, pad_token_id=2, eos_token_id=2, bos_token_id=1)
+    src = tmp_path / "g3"
+    Gemma3ForCausalLM(cfg).eval().save_pretrained(src, safe_serialization=True)
+    tok.save_pretrained(src)
+    out = tmp_path / "g3-small"
+    assert main(["derive", str(src), "--keep-layers", "6", "--out", str(out)]) == 0
+    small, _ = load_model(str(out))
+    assert small.config.layer_types == cfg.layer_types[:6] and "full_attention" in small.config.layer_types
+    assert json.loads((out / "config.json").read_text())["sharpset_derived"]["per_layer_config_cut"] == ["layer_types"]
+    base, _ = load_model(str(src))
+    reqs = _requests(tok, 4, 8)  # prompts longer than the sliding window
+    want = _ids(TransformersEngine(base, tok, batch_size=2).generate(reqs, progress=False))
+    eng = ProxyEngine(base, tok, expert=small, antiexpert=small, alpha=1.0, batch_size=2)
+    assert _ids(eng.generate(reqs, progress=False)) == want
+    eng = ProxyEngine(base, tok, expert=small, antiexpert=_expert(len(tok), 5), alpha=1.0, batch_size=2)
+    got = _ids(eng.generate(reqs, progress=False))
+    ref = [_reference((base, small, eng.lanes["antiexpert"].model), 1.0, r.prompt_ids, r.params.max_new_tokens,
+                      eng.eos_token_ids) for r in reqs]
+    assert got == ref
