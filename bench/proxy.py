@@ -50,9 +50,10 @@ def load_triple(args):
 
     base, tok = load_model(args.base)
     if args.derive:
-        d = Path(tempfile.mkdtemp(prefix="proxy-bench-")) / f"derived-{args.derive}"
-        derive(args.base, args.derive, d)
-        small, _ = load_model(str(d))
+        with tempfile.TemporaryDirectory(prefix="proxy-bench-") as tmp:
+            d = Path(tmp) / f"derived-{args.derive}"
+            derive(args.base, args.derive, d)
+            small, _ = load_model(str(d))  # weights now in memory: the folder may go
         return base, small, small, tok
     if not (args.expert and args.antiexpert):
         sys.exit("give --expert and --antiexpert, or --derive K, or --tiny")
