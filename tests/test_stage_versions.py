@@ -76,9 +76,9 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 8,
     }),
-    'sharpset.pipelines.sweep': ('sweep', 2, {
+    'sharpset.pipelines.sweep': ('sweep', 3, {
         'model': 'smollm2-135m-instruct',
-        'targets': ['format', 'invariance', 'knowledge', 'constraints', 'mixed'],
+        'targets': ['format', 'invariance', 'knowledge', 'constraints', 'mixed', 'random'],
         'sizes': [8, 16, 32, 64],
         'seeds': 2,
         'pool': '',
@@ -87,6 +87,8 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'min_conformance': 0.75,
         'constrain_prompts': 0,
         'constrain_k': 8,
+        'constrain_model': '',
+        'constraint_rows': '',
         'steps': 24,
         'lr': 0.001,
         'batch_size': 4,
@@ -230,7 +232,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 16,
     }),
-    'sharpset.train': ('train', 3, {
+    'sharpset.train': ('train', 4, {
         'model': 'smollm2-135m-instruct',
         'sft': '',
         'bct': '',

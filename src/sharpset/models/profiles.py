@@ -388,16 +388,21 @@ def _bos_prefix(profile: ChatProfile, tokenizer, text: str, ids: list[int]) -> l
 
 
 def encode(profile: ChatProfile, tokenizer, messages, add_generation_prompt: bool = False,
-           train_on: str = "assistant") -> Encoded:
+           train_on: str = "assistant", end_last_turn: bool = True) -> Encoded:
     """Render once, tokenize once (no special tokens added), exactly one BOS, labels from offsets.
 
     train_on="assistant": every assistant turn is a target; "last": only the last assistant turn.
+    end_last_turn=False leaves the last assistant turn's end-of-turn unlabelled: for an answer cut at a
+    token limit, which must not teach the model to stop mid-sentence (issue 20).
     """
     if train_on not in ("assistant", "last"):
         raise ValueError(f"train_on must be 'assistant' or 'last', not {train_on!r}")
     text, spans = profile._render(messages, add_generation_prompt)
     if train_on == "last":
         spans = spans[-1:]
+    if spans and not end_last_turn:
+        c0, c1, e0, _ = spans[-1]
+        spans = spans[:-1] + [(c0, c1, e0, e0)]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
     labels = [-100] * len(ids)

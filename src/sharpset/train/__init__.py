@@ -27,7 +27,8 @@ from ..config import field
 from ..errors import UserError
 
 STAGE = "train"
-VERSION = 3  # 3: the chat control tokens' rows train beside LoRA, every end-of-turn token in generation_config (issue 20)
+VERSION = 4  # 4: a truncated row's last end-of-turn is not a target (issue 20)
+# 3: the chat control tokens' rows train beside LoRA, every end-of-turn token in generation_config (issue 20)
 # 2: small-set defaults by measurement (min_steps 32, batch 4; lr kept at 2e-4); 1: 1 epoch, batch 8
 PARTS = ("sft", "bct", "act", "cf")
 

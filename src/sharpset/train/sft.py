@@ -20,7 +20,9 @@ from typing import Any, Callable
 def sft_example(row: dict, profile, tok, max_length: int) -> dict | None:
     from ..models.profiles import encode
 
-    enc = encode(profile, tok, row["messages"], train_on="assistant")
+    # a row whose answer hit the writer's token limit (synth's `truncated`) is a prefix, not an answer:
+    # its end-of-turn is not a target (the model must not learn to stop mid-sentence)
+    enc = encode(profile, tok, row["messages"], train_on="assistant", end_last_turn=not row.get("truncated"))
     if len(enc.input_ids) > max_length or all(l == -100 for l in enc.labels):
         return None
     return {"kind": "sft", "id": row["id"], "ids": enc.input_ids, "labels": enc.labels,
