@@ -25,6 +25,11 @@ the rows' content and the seed only, never on input order.
   remainder; a category short of rows gives its remainder to the others in proportion. Category
   from tag's ``category`` or synth's ``steer_category`` (``category_column: auto`` takes the first
   that any row fills). Within a category: ``quota_within`` = random | score | longest.
+- ``less`` (LESS, arXiv:2402.04333; :mod:`.less`): target-aware. ``--target FILE`` holds a few rows
+  showing the wanted behaviour; a LoRA warm-up of the ``--selector`` model on a random 5% of the
+  pool, per-row Adam-preconditioned LoRA gradients projected to 8192 dims (the pool: a gradient
+  datastore reused across targets), plain gradients for the target rows; score = max over target
+  rows of the learning-rate-weighted cosine over warm-up checkpoints; the top n.
 - baselines: ``random`` (seeded), ``longest`` (response characters, "Long is More",
   arXiv:2402.04833), ``all``.
 
@@ -73,6 +78,7 @@ from ...stats import mean_ci  # noqa: F401 -- re-exported (sharpset.curate.mean_
 from ...records import canonical_json, content_id, with_id
 from ...records import instruction_of, response_of
 from .controls import CONTROLS, build_control, label_baselines, label_spaces
+from .less import LessContext, LessFields
 from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*)
     STRATEGIES, Selection, _deita_scores, _greedy_diverse, _num, _rand_key, _require_column, allot,
     category_column, greedy_diverse, k_center, s_all, s_ifd, s_k_center, s_longest, s_quality_diversity,
@@ -88,12 +94,14 @@ GATE_COLUMNS = {"empty": ("n_words", 0), "loop": ("loop", True), "incomplete": (
                 "refusal": ("refusal", True), "pseudo_refusal": ("pseudo_refusal", True),
                 "language_mismatch": ("lang_match", False)}
 GATES = ("empty", "loop", "incomplete", "pseudo_refusal")
-STRATEGY_NAMES = ("quality-diversity", "ifd", "k-center", "quota", "random", "longest", "all")
+STRATEGY_NAMES = ("quality-diversity", "ifd", "k-center", "quota", "less", "random", "longest", "all")
 EMBED_FIELDS = ("instruction", "response", "conversation")
 
 
 @dataclass
-class CurateConfig:
+class CurateFields:
+    """curate's own fields (``CurateConfig`` adds ``--strategy less``'s after them)."""
+
     input: str = field("", "input records (a tagged pool): .jsonl, .parquet, a datasets folder or a run folder")
     n: int = field(300, "rows to select")
     strategy: str = field("quality-diversity", f"selection strategy: {', '.join(STRATEGY_NAMES)}")
@@ -166,6 +174,17 @@ class CurateConfig:
         if self.on_error not in ("raise", "skip"):
             p.append(("on_error", "must be raise or skip"))
         return p
+
+
+@dataclass
+class CurateConfig(LessFields, CurateFields):
+    """curate's config: its own fields, then ``--strategy less``'s (less.LessFields)."""
+
+    def key_inputs(self) -> dict[str, str]:
+        return {**CurateFields.key_inputs(self), **(self.less_reads() if self.strategy == "less" else {})}
+
+    def check(self) -> list[tuple[str, str]]:
+        return CurateFields.check(self) + self.less_check()
 
 
 # ---------------------------------------------------------------- pool
@@ -270,8 +289,10 @@ def apply_gates(rows: list[dict], gates: Sequence[str]) -> tuple[list[dict], dic
 
 
 def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
-                embed: Callable[[list[str]], np.ndarray] | None = None) -> CurateResult:
-    """Select from ``rows`` (pure apart from loading the default embedder when ``embed`` is None)."""
+                embed: Callable[[list[str]], np.ndarray] | None = None,
+                less: LessContext | None = None) -> CurateResult:
+    """Select from ``rows`` (pure apart from loading the default embedder when ``embed`` is None;
+    ``--strategy less`` reads and writes its gradient datastore and target features where ``less`` says)."""
     problems = [p for p in cfg.check() if p[0] not in ("input", "on_error")]
     if problems:
         raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
@@ -293,7 +314,8 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
 
         embed = default_embedder(cfg.embedder, cfg.batch_size)
     x = embed_rows(cand, cfg.embed_field, embed) if cand else np.zeros((0, 1))
-    sel = STRATEGIES[cfg.strategy](cand, x, cfg)
+    fn = STRATEGIES[cfg.strategy]
+    sel = fn(cand, x, cfg, less) if getattr(fn, "needs_context", False) else fn(cand, x, cfg)
     assert len(set(sel.idx)) == len(sel.idx), "a strategy selected a row twice"
     selected = []
     for rank, (i, s) in enumerate(zip(sel.idx, sel.scores), 1):
@@ -394,11 +416,20 @@ def run(cfg: CurateConfig, run, log: Callable[[str], None] = print,
     from ...records import Counts
 
     res = read_records(cfg.input, "sft", on_error=cfg.on_error)
+    less = None
+    if cfg.strategy == "less":
+        from pathlib import Path
+
+        from .less import read_target
+
+        read_target(cfg.target)  # a bad target file stops here, before any model loads (file:line: field)
+        less = LessContext(Path(cfg.datastore) if cfg.datastore else run.path.parent / "less-datastores",
+                           run.path, log)
     if embed is None:
 
         embed = default_embedder(cfg.embedder, cfg.batch_size)
         run.record_model("embedder", {"name": cfg.embedder})
-    out = curate_rows(res.rows, cfg, embed=embed)
+    out = curate_rows(res.rows, cfg, embed=embed, less=less)
     counts = Counts(read=res.n_read, written=len(out.selected), dropped=len(res.rows) - len(out.selected),
                     rejected=len(res.rejected)).check()
     report = {**out.report, "input": cfg.input, "counts": counts.as_dict()}

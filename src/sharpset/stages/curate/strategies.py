@@ -13,6 +13,7 @@ import numpy as np
 from ...errors import UserError
 from ...records import response_of
 from ...run import derive_seed
+from .less import s_less
 
 if TYPE_CHECKING:
     from . import CurateConfig
@@ -291,5 +292,6 @@ def s_all(rows, x, cfg) -> Selection:
 
 STRATEGIES: dict[str, Callable[[list[dict], np.ndarray, "CurateConfig"], Selection]] = {
     "quality-diversity": s_quality_diversity, "ifd": s_ifd, "k-center": s_k_center, "quota": s_quota,
+    "less": s_less,  # target-aware (arXiv:2402.04333): less.py; takes the run's LessContext too
     "random": s_random, "longest": s_longest, "all": s_all,
 }

@@ -1,0 +1,213 @@
+"""curate --strategy less (LESS, arXiv:2402.04333) on a tiny random llama built in-process:
+a row's features are its LoRA gradient (Adam-preconditioned for the pool, plain for the target)
+projected and normalised, computed here directly with torch.autograd; a pool row identical to the
+target row ranks first; a build killed after m rows resumes to the same datastore; a second target
+on the same pool reuses the datastore; the CLI refuses a missing or invalid --target (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sharpset.dataio import read_records, write_records
+from sharpset.stages.curate import CurateConfig, canonical_order
+from sharpset.stages.curate.less import LessContext, Stopped, open_datastore, s_less
+
+TOPICS = [s.split() for s in ("What causes the seasons on Earth tilt axis",
+                              "Write a haiku about autumn rain leaves fall sings softly",
+                              "How do I reverse a list in Python use reversed slicing",
+                              "system user assistant hello world")]
+
+
+def row(rng: random.Random, words: list[str]) -> dict:
+    return {"messages": [{"role": "user", "content": " ".join(rng.choices(words, k=6))},
+                         {"role": "assistant", "content": " ".join(rng.choices(words, k=rng.randint(3, 20)))}]}
+
+
+def pool_and_target(seed: int = 0, n: int = 36) -> tuple[list[dict], dict]:
+    """n pool rows over three topics, and a target row of a fourth topic that is also in the pool."""
+    rng = random.Random(seed)
+    t = row(rng, TOPICS[3])
+    return canonical_order([row(rng, TOPICS[i % 3]) for i in range(n)] + [t]), t
+
+
+def config(model_dir: Path, target: Path, **kw) -> CurateConfig:
+    base = dict(input="x", strategy="less", target=str(target), selector=str(model_dir), proj_dim=300,
+                chunk_rows=8, n=5, gates=[])
+    return CurateConfig(**{**base, **kw})
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path):
+    """Pool row: Adam's direction m'/(sqrt(v')+eps) from the checkpoint's moments; target row: the
+    plain gradient; both through trak's projector (seed 0) to unit length. Recomputed here from the
+    logits with torch.autograd.grad, outside sharpset's loss and loop."""
+    import torch
+    import torch.nn.functional as F
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+    from trak.projectors import BasicProjector, ProjectionType
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sharpset.models.profiles import encode, profile_for
+
+    rows, t = pool_and_target()
+    write_records([t], tmp_path / "target.jsonl")
+    cfg = config(tiny_model_dir, tmp_path / "target.jsonl")
+    sel = s_less(rows, None, cfg, LessContext(tmp_path / "ds", tmp_path / "work", quiet))
+    ds = Path(sel.info["datastore"])
+    index = json.loads((ds / "index.json").read_text())
+    assert index["projection"]["seed"] == 0 and index["projection"]["proj_dim"] == 300
+    assert [c["name"] for c in index["checkpoints"]] == [f"epoch-{e}" for e in range(1, 5)]
+    assert abs(sum(c["weight"] for c in index["checkpoints"]) - 1) < 1e-9
+    lrs = [c["weight"] for c in index["checkpoints"]]
+    assert lrs == sorted(lrs, reverse=True)  # linear decay: earlier epochs weigh more (mean lr of the epoch)
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    profile = profile_for(tok)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=cfg.selector_lora_r, lora_alpha=cfg.selector_lora_alpha,
+                                      target_modules=list(cfg.selector_modules), task_type="CAUSAL_LM")).eval()
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    proj = BasicProjector(grad_dim=sum(p.numel() for p in params.values()), proj_dim=300, seed=0,
+                          proj_type=ProjectionType.rademacher, device=torch.device("cpu"), block_size=128)
+
+    def direct(messages, ckpt: Path, adam: bool):
+        weights = load_file(str(ckpt / "trainable.safetensors"))
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(weights[n])
+        enc = encode(profile, tok, messages, train_on="assistant")
+        ids, labels = torch.tensor([enc.input_ids]), torch.tensor(enc.labels)
+        logits = model(input_ids=ids).logits[0, :-1]
+        keep = labels[1:] != -100
+        loss = F.cross_entropy(logits[keep], labels[1:][keep])  # mean over the answer tokens
+        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(loss, list(params.values()))])
+        if adam:
+            opt = torch.load(ckpt / "optimizer.pt", weights_only=True)
+            (b1, b2), eps = opt["param_groups"][0]["betas"], opt["param_groups"][0]["eps"]
+            m = torch.cat([opt["state"][n]["exp_avg"].reshape(-1) for n in params])
+            v = torch.cat([opt["state"][n]["exp_avg_sq"].reshape(-1) for n in params])
+            g = (b1 * m + (1 - b1) * g) / ((b2 * v + (1 - b2) * g * g).sqrt() + eps)
+        return F.normalize(proj.project(g[None], model_id=0)[0], dim=0)
+
+    i = 10  # a pool row in the second chunk
+    chunk = load_file(str(ds / index["chunks"][i // 8]["file"]))["features"]
+    assert index["chunks"][i // 8]["ids"][i % 8] == rows[i]["id"]
+    target = load_file(str(tmp_path / "work" / "less_target" / "chunks" / "00000.safetensors"))["features"]
+    for c, ck in enumerate(index["checkpoints"]):
+        path = ds / "warmup" / "checkpoints" / ck["name"]
+        assert torch.allclose(chunk[i % 8, c], direct(rows[i]["messages"], path, adam=True), atol=2e-5)
+        assert torch.allclose(target[0, c], direct(t["messages"], path, adam=False), atol=2e-5)
+    assert torch.allclose(chunk.norm(dim=-1), torch.ones(chunk.shape[:2]), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_pool_row_identical_to_the_target_ranks_first(tiny_model_dir, tmp_path, seed):
+    rows, t = pool_and_target(seed)
+    write_records([t], tmp_path / "target.jsonl")
+    sel = s_less(rows, None, config(tiny_model_dir, tmp_path / "target.jsonl", seed=seed, n=len(rows)),
+                 LessContext(tmp_path / "ds", tmp_path / "work", quiet))
+    same = [r["messages"] for r in rows].index(t["messages"])
+    assert sel.idx[0] == same and sel.scores[0] > sel.scores[1]
+    assert sel.scores == sorted(sel.scores, reverse=True) and len(sel.idx) == len(rows)
+    assert sel.info["selected_per_group"] == {rows[same]["id"]: len(rows)}
+
+
+def test_resume_after_a_kill_gives_the_same_datastore(tiny_model_dir, tmp_path):
+    rows, t = pool_and_target(n=20)
+    write_records([t], tmp_path / "target.jsonl")
+    cfg = config(tiny_model_dir, tmp_path / "target.jsonl")
+    whole, _ = open_datastore(cfg, rows, tmp_path / "a", quiet)
+    # 4 checkpoints x 8 rows = 32 row gradients per chunk: 45 = chunk 0 written, 13 spilled of chunk 1
+    with pytest.raises(Stopped):
+        open_datastore(cfg, rows, tmp_path / "b", quiet, stop_after_rows=45)
+    killed = next((tmp_path / "b").iterdir())
+    assert (killed / "chunks" / "00000.safetensors").exists() and not (killed / "chunks" / "00001.safetensors").exists()
+    assert len(list((killed / "spill").rglob("*.safetensors"))) == 13
+    assert json.loads((killed / "manifest.json").read_text())["status"] == "running"
+    logs: list[str] = []
+    resumed, _ = open_datastore(cfg, rows, tmp_path / "b", logs.append)
+    assert not any("warm-up: epoch" in m for m in logs)  # the warm-up's checkpoints were kept
+    assert resumed.key == whole.key and resumed.path.name == whole.path.name
+    assert resumed.index == whole.index
+    for c in whole.index["chunks"]:
+        assert (resumed.path / c["file"]).read_bytes() == (whole.path / c["file"]).read_bytes()
+    logged = [json.loads(l)["key"] for l in (resumed.path / "samples.partial.jsonl").read_text().splitlines()]
+    assert sorted(logged) == sorted(r["id"] for r in rows) and not (resumed.path / "spill").exists()
+
+
+def test_second_target_reuses_the_datastore(tiny_model_dir, tmp_path):
+    from sharpset.run import RunDir
+    from sharpset.stages import curate
+
+    rows, t = pool_and_target(n=16)
+    write_records(rows, tmp_path / "pool.jsonl")
+    write_records([t], tmp_path / "t1.jsonl")
+    write_records([rows[3], rows[4]], tmp_path / "t2.jsonl")
+
+    def emb(texts):  # the report's embeddings only; LESS does not use them
+        v = np.random.default_rng(0).standard_normal((len(texts), 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    out = {}
+    for name in ("t1", "t2"):
+        cfg = config(tiny_model_dir, tmp_path / f"{name}.jsonl", input=str(tmp_path / "pool.jsonl"))
+        run = RunDir.open(tmp_path / "runs" / name, "curate", curate.VERSION, cfg, inputs=[cfg.input])
+        logs: list[str] = []
+        curate.run(cfg, run, log=logs.append, embed=emb)
+        out[name] = (logs, json.loads((run.path / "curate_report.json").read_text()))
+    logs1, rep1 = out["t1"]
+    logs2, rep2 = out["t2"]
+    assert any("warm-up: epoch 1" in m for m in logs1) and any("adam features" in m for m in logs1)
+    assert any("(cached)" in m for m in logs2) and not any("adam features" in m or "warm-up" in m for m in logs2)
+    assert any("sgd features: 2/2" in m for m in logs2)
+    info1, info2 = rep1["strategy_info"], rep2["strategy_info"]
+    assert info1["datastore"] == info2["datastore"] and Path(info1["datastore"]).parent == tmp_path / "runs" / "less-datastores"
+    assert rep2["n_selected"] == 5 and info2["target_rows"] == 2 and info2["groups"] == 2
+    assert sum(info2["selected_per_group"].values()) == 5 and set(info2["selected_per_group"]) <= {rows[3]["id"], rows[4]["id"]}
+    assert [r["curate_strategy"] for r in read_records(tmp_path / "runs" / "t2", "sft").rows] == ["less"] * 5
+
+
+def test_cli_refuses_a_missing_or_invalid_target(tiny_model_dir, tmp_path, capsys):
+    from sharpset.cli import main
+
+    write_records(pool_and_target(n=8)[0], tmp_path / "pool.jsonl")
+    args = ["curate", str(tmp_path / "pool.jsonl"), "--strategy", "less", "--selector", str(tiny_model_dir), "--n", "2"]
+    assert main([*args, "--out", str(tmp_path / "o1")]) == 2
+    assert "target: required with --strategy less" in capsys.readouterr().err
+    assert main([*args, "--target", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "target:" in err and "nope.jsonl: no such file or folder" in err
+    bad = tmp_path / "bad.jsonl"
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
+    bad.write_text(good + "\n" + json.dumps({"messages": [{"role": "user", "content": "only a question"}]}) + "\n")
+    assert main([*args, "--target", str(bad), "--out", str(tmp_path / "o3")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: messages[0].role:" in err
+    assert not (tmp_path / "o3").exists() and not (tmp_path / "less-datastores").exists()  # nothing half-written
+    assert main([*args, "--target", str(bad), "--warmup-fraction", "0", "--out", str(tmp_path / "o4")]) == 2
+    assert "warmup_fraction: must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_the_target_file_and_selector_enter_the_run_key(tiny_model_dir, tmp_path):
+    """An edited target file (same path) or another selector is a new curate run, never a cache hit;
+    the datastore's location is not part of it."""
+    from sharpset.run import input_hashes, run_key
+
+    target = tmp_path / "t.jsonl"
+    write_records([pool_and_target(n=1)[1]], target)
+    key = lambda cfg: run_key("curate", 4, cfg, input_hashes(cfg))  # noqa: E731
+    cfg = config(tiny_model_dir, target)
+    first = key(cfg)
+    assert key(config(tiny_model_dir, target, datastore=str(tmp_path / "elsewhere"))) == first
+    assert key(config(tiny_model_dir, target, selector="smollm2-135m-instruct")) != first
+    target.write_text(target.read_text().replace("assistant", "assistant", 1) + "\n")
+    assert key(cfg) != first
