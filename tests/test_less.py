@@ -211,3 +211,27 @@ def test_the_target_file_and_selector_enter_the_run_key(tiny_model_dir, tmp_path
     assert key(config(tiny_model_dir, target, selector="smollm2-135m-instruct")) != first
     target.write_text(target.read_text().replace("assistant", "assistant", 1) + "\n")
     assert key(cfg) != first
+
+
+def test_sweep_selection_less_selects_from_the_pool_and_compares_with_random(tiny_model_dir, tmp_path, capsys):
+    """sweep --selection less: the format cells take their rows from the whole pool by LESS (target:
+    a few format candidates), one datastore per seed under the sweep folder, each compared with the
+    random cell of the same n and seed; the plan labels the cells as LESS."""
+    from test_quickstart import _pool
+
+    from sharpset.cli import main
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "sw"
+    argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "format,random", "--sizes", "[3]", "--seeds", "1",
+            "--pool", str(pool), "--min-conformance", "0", "--steps", "1", "--eval-limit", "2",
+            "--eval-max-new-tokens", "4", "--suites", "shape", "--selection", "less", "--less-target-rows", "2",
+            "--out", str(out)]
+    assert main(argv) == 0
+    rep = json.loads((out / "cells" / "format-n3-s0" / "select" / "curate_report.json").read_text())
+    assert rep["strategy"] == "less" and rep["n_selected"] == 3 and rep["strategy_info"]["target_rows"] == 2
+    assert Path(rep["strategy_info"]["datastore"]).parent == out / "less-datastores"
+    res = json.loads((out / "sweep.json").read_text())
+    assert {r["target"] for r in res["vs_random"]} == {"format"} and "LESS" in res["candidates"]["format"]
+    plan = json.loads((out / "plan.json").read_text())
+    assert {m["label"] for m in plan["models"]} == {"format (less) n=3 seed 0", "random n=3 seed 0"}

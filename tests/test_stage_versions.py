@@ -95,6 +95,9 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'eval_limit': 12,
         'eval_max_new_tokens': 96,
         'suites': ['all'],
+        'selection': 'draw',
+        'less_target_rows': 8,
+        'selector': '',
     }),
     'sharpset.stages.constrain': ('constrain', 1, {
         'engine': 'transformers',

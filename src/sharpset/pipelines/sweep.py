@@ -20,6 +20,16 @@ fixed items, and compare with the untrained model paired per item. Targets:
 - ``random``: n pool rows drawn at random (seeded), no selection and no gate; SFT. The baseline every
   targeted set must beat: each other cell is also compared, paired per item, with the ``random`` cell
   of the same n and seed (``vs_random`` in sweep.json, the second table of sweep.md).
+- ``quality-diversity`` (not in the default targets; needs a pool tagged with quality and difficulty):
+  n pool rows by ``curate --strategy quality-diversity`` (DEITA); SFT. The target-blind selection a
+  targeted one must also beat: cells are compared with it as with random (``vs_quality_diversity``).
+
+``selection: less`` (issue 25): the format and constraints cells take their n rows from the whole
+pool by ``curate --strategy less`` (LESS, arXiv:2402.04333), with ``less_target_rows`` of the
+target's candidates (drawn once, seed 0) as the target examples and ``selector`` (default: the
+swept model) computing the gradients; one gradient datastore per seed (``less-datastores/``), shared
+by every target and size. With ``targets: [format, constraints, quality-diversity, random]`` the
+report shows, per target, LESS vs quality-diversity vs random at the same n and seed.
 
 ``constrain_model`` writes the constraint candidates when the swept model is a base that cannot
 (default: the swept model itself, i.e. self-distillation).
@@ -53,7 +63,10 @@ STAGE = "sweep"
 VERSION = 3  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
 # invariance), constrain in the run key (issue 20). 3: the random target and every cell vs random; constrain_model
 TARGETS = ("format", "invariance", "knowledge", "constraints", "mixed", "random")
-POOL_TARGETS = {"format", "constraints", "mixed", "random"}  # targets whose rows come from the pool
+KNOWN_TARGETS = TARGETS + ("quality-diversity",)  # the default targets stay TARGETS
+POOL_TARGETS = {"format", "constraints", "mixed", "random", "quality-diversity"}  # rows come from the pool
+LESS_TARGETS = ("format", "constraints")  # selection: less picks these cells' rows from the pool
+BASELINES = ("random", "quality-diversity")  # every other cell is compared with these, paired per item
 
 
 @dataclass
@@ -83,6 +96,10 @@ class SweepConfig:
     order: str = field("size", "cell order: size (small first), size-desc (large first), target, or shuffled",
                        in_key=False)
     max_cells: int = field(0, "run at most this many new cells in this call (0 = all): the budget flag", in_key=False)
+    selection: str = field("draw", "format/constraints cells: draw (n at random from the target's candidates) or "
+                                   "less (n from the whole pool by curate --strategy less toward the target; issue 25)")
+    less_target_rows: int = field(8, "selection less: target examples, drawn once from the target's candidates")
+    selector: str = field("", "selection less: the model whose gradients select (empty = the swept model)")
 
     def __post_init__(self) -> None:
         try:  # from a flag, "8,16" arrives as strings
@@ -104,9 +121,13 @@ class SweepConfig:
 
     def check(self) -> list[tuple[str, str]]:
         p = []
-        bad = [t for t in self.targets if t not in TARGETS]
+        bad = [t for t in self.targets if t not in KNOWN_TARGETS]
         if bad or not self.targets:
-            p.append(("targets", f"unknown {bad}; choose from {', '.join(TARGETS)}"))
+            p.append(("targets", f"unknown {bad}; choose from {', '.join(KNOWN_TARGETS)}"))
+        if self.selection not in ("draw", "less"):
+            p.append(("selection", "must be draw or less"))
+        if self.less_target_rows < 1:
+            p.append(("less_target_rows", "must be >= 1"))
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             p.append(("sizes", "give positive integers"))
         for name in ("seeds", "steps", "batch_size", "constrain_k"):
@@ -125,7 +146,7 @@ def cells(cfg: SweepConfig) -> list[tuple[str, int, int]]:
     out = [(t, n, s) for t in cfg.targets for n in cfg.sizes for s in range(cfg.seeds)]
     if cfg.order in ("size", "size-desc"):
         sign = 1 if cfg.order == "size" else -1
-        out.sort(key=lambda c: (sign * c[1], c[2], TARGETS.index(c[0])))
+        out.sort(key=lambda c: (sign * c[1], c[2], KNOWN_TARGETS.index(c[0])))
     elif cfg.order == "shuffled":
         random.Random(derive_seed(0, STAGE, "order")).shuffle(out)
     return out
@@ -178,7 +199,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log)
     cand: dict[str, list[dict]] = {}
     about: dict[str, str] = {}  # where each target's candidates came from (sweep.json, sweep.md)
-    needs_pool = POOL_TARGETS - ({"constraints", "mixed"} if cfg.constraint_rows else set())
+    needs_pool = POOL_TARGETS - ({"constraints", "mixed"} if cfg.constraint_rows and cfg.selection != "less" else set())
     if needs_pool & set(cfg.targets):
         pool = cfg.pool
         if not pool:
@@ -214,6 +235,17 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         cand["random"] = read_records(pool, "sft").rows
         about["random"] = f"{len(cand['random'])} pool rows, drawn at random (no selection, no gate)"
         log(f"random candidates: {about['random']}")
+    if "quality-diversity" in cfg.targets:
+        cand["quality-diversity"] = read_records(pool, "sft").rows
+        about["quality-diversity"] = f"{len(cand['quality-diversity'])} pool rows, curate --strategy quality-diversity"
+    less_targets: dict[str, str] = {}
+    if cfg.selection == "less":
+        for t in LESS_TARGETS:
+            if t in cfg.targets:
+                less_targets[t] = str(root / "less-targets" / f"{t}.jsonl")
+                write_records([{"messages": r["messages"]} for r in draw(cand[t], cfg.less_target_rows, 0, f"{t}/less")],
+                              less_targets[t])
+                about[t] += f"; cells select from the pool by LESS toward {cfg.less_target_rows} of them"
     if {"invariance", "mixed"} & set(cfg.targets):
         w = stage_run(wrap, {"model": cfg.model}, "WrapConfig", root / "pairs", log)
         cand["invariance"] = [r for r in read_records(w.path / "pairs.jsonl", "pair").rows if r["split"] == "train"]
@@ -247,7 +279,15 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         cell.mkdir(parents=True, exist_ok=True)
         tcfg: dict[str, Any] = {"model": cfg.model, "max_steps": cfg.steps, "lr": cfg.lr, "seed": seed,
                                 "batch_size": cfg.batch_size, "max_length": 512, "save_every": 0, "warmup_ratio": 0.0}
-        sft, pairs, objective = cell_data(target, n, seed, name, cand)
+        if target in less_targets or target == "quality-diversity":  # a selection from the whole pool
+            sel = {"strategy": "less", "target": less_targets.get(target), "selector": cfg.selector or cfg.model,
+                   "datastore": str(root / "less-datastores")} if target in less_targets else {
+                "strategy": "quality-diversity"}
+            c = stage_run(curate, {"input": pool, "n": n, "seed": seed, **sel}, "CurateConfig", cell / "select", log,
+                          inputs=[pool], seed=seed)
+            sft, pairs, objective = read_records(c.path / "selected.jsonl", "sft").rows, [], "sft"
+        else:
+            sft, pairs, objective = cell_data(target, n, seed, name, cand)
         inputs = []
         if sft:
             write_records(sft, cell / "sft.jsonl")
@@ -281,7 +321,8 @@ def plan(cfg: SweepConfig, done: list[tuple[str, int, int, str, int | None]]) ->
     """The report's plan (sharpset.report.collect): which train run was trained for which target, on how
     many examples, with which seed -- so the report draws effect-vs-size curves per target."""
     return {"title": f"sweep: {cfg.model}", "models": [
-        {"train_run": f"cells/{name}/train", "target": target, "label": f"{target} n={n} seed {seed}", "seed": seed,
+        {"train_run": f"cells/{name}/train", "target": target, "seed": seed,
+         "label": f"{target}{' (less)' if cfg.selection == 'less' and target in LESS_TARGETS else ''} n={n} seed {seed}",
          **({"n_examples": rows} if rows else {})} for target, n, seed, name, rows in done]}
 
 
@@ -319,13 +360,16 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
         return out
 
     samples = {name: _samples(root / "cells" / name / "eval") for *_, name, _ in done}
-    rows, vs_random = [], []
+    rows = []
     for target, n, seed, name, n_rows in done:
         rows += paired(base, samples[name], {"target": target, "n": n, "seed": seed, "n_examples": n_rows}, n_rows)
-    randoms = {(n, seed): name for target, n, seed, name, _ in done if target == "random"}
-    for target, n, seed, name, n_rows in done:  # the question a targeted set must answer: does it beat random?
-        if target != "random" and (n, seed) in randoms:
-            vs_random += paired(samples[randoms[n, seed]], samples[name],
+    vs: dict[str, list[dict]] = {b: [] for b in BASELINES}
+    vs_random = vs["random"]
+    for b in BASELINES:  # the question a targeted set must answer: does it beat random (and a target-blind pick)?
+        bases = {(n, seed): name for target, n, seed, name, _ in done if target == b}
+        for target, n, seed, name, n_rows in done:
+            if target != b and (n, seed) in bases:
+                vs[b] += paired(samples[bases[n, seed]], samples[name],
                                 {"target": target, "n": n, "seed": seed, "n_examples": n_rows}, None)
     means: dict[str, Any] = {}
     for r in rows:
@@ -334,7 +378,8 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
     mean_rows = [{"target": k.split("|")[0], "n": int(k.split("|")[1]), "suite": k.split("|")[2],
                   "metric": k.split("|")[3], "mean_diff": round(sum(v) / len(v), 4), "seeds": len(v)}
                  for k, v in sorted(means.items())]
-    return {"baseline": str(baseline_dir), "cells": rows, "means_over_seeds": mean_rows, "vs_random": vs_random}
+    return {"baseline": str(baseline_dir), "cells": rows, "means_over_seeds": mean_rows, "vs_random": vs_random,
+            **({"vs_quality_diversity": vs["quality-diversity"]} if vs["quality-diversity"] else {})}
 
 
 def format_markdown(result: dict[str, Any]) -> str:
@@ -351,6 +396,11 @@ def format_markdown(result: dict[str, Any]) -> str:
                   "| target | n | seed | suite | metric | random | target | diff [95% CI] | p | items | mde |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [_md_row(r, r.get("mde")) for r in result["vs_random"]]
+    if result.get("vs_quality_diversity"):
+        lines += ["", "Each cell against the `quality-diversity` cell of the same n and seed, paired per item:", "",
+                  "| target | n | seed | suite | metric | quality-diversity | target | diff [95% CI] | p | items | mde |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [_md_row(r, r.get("mde")) for r in result["vs_quality_diversity"]]
     return "\n".join(lines) + "\n"
 
 
