@@ -35,7 +35,8 @@ folder, ``less_target/``). Rows are processed in chunks of ``chunk_rows`` (memor
 checkpoints x gradient dims`` floats at once); each row's raw gradient is spilled to disk as soon as
 it is computed, so a killed build resumes per row; a chunk is projected when all its rows are in,
 always padded to ``chunk_rows`` rows (the same matrix shapes every time, so a resumed chunk is the
-same bits as an uninterrupted one).
+same bits as an uninterrupted one -- on the same machine and torch thread count: BLAS sums in an
+order that may depend on them).
 """
 
 from __future__ import annotations
@@ -268,7 +269,8 @@ def load_selector(cfg: LessFields, folder: Path, rows: Sequence[dict], log: Call
     sel.warmup_ids = [e["id"] for e in warm]
     wdir = folder / "warmup"
     wdir.mkdir(parents=True, exist_ok=True)
-    write_records([{"id": i} for i in sel.warmup_ids], wdir / "warmup_ids.jsonl")
+    if not (wdir / "warmup_ids.jsonl").exists():
+        write_records([{"id": i} for i in sel.warmup_ids], wdir / "warmup_ids.jsonl")
     _, flat = step_plan(tcfg, warm)
     total = len(flat)
     ends = [max(g for g, (e, _) in enumerate(flat) if e == ep) + 1 for ep in range(cfg.warmup_epochs)]
@@ -475,11 +477,6 @@ def projection_info(cfg: LessFields, grad_dim: int) -> dict[str, Any]:
             "proj_dim": cfg.proj_dim, "grad_dim": grad_dim, "normalised": "unit length per row and checkpoint"}
 
 
-def selector_for(cfg: LessFields, ds: Datastore, rows: Sequence[dict], log: Callable[[str], None]) -> Selector:
-    """The selector over a finished datastore (its warm-up checkpoints are there: nothing retrains)."""
-    return load_selector(cfg, ds.path, rows, log)
-
-
 # ---------------------------------------------------------------- scoring
 
 
@@ -534,8 +531,8 @@ def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selecti
     if not rows:
         return Selection([], [], {"target": cfg.target})
     ds, sel = open_datastore(cfg, rows, ctx.datastore_root, ctx.log, ctx.stop_after_rows)
-    if sel is None:
-        sel = selector_for(cfg, ds, rows, ctx.log)
+    if sel is None:  # a finished datastore: its warm-up checkpoints are there, nothing retrains
+        sel = load_selector(cfg, ds.path, rows, ctx.log)
     t_examples, t_skipped = sel.examples(target)
     if not t_examples:
         raise UserError(f"{cfg.target}: target: no row fits selector_max_length {cfg.selector_max_length} with an answer")
