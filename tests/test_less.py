@@ -66,9 +66,11 @@ def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path):
     index = json.loads((ds / "index.json").read_text())
     assert index["projection"]["seed"] == 0 and index["projection"]["proj_dim"] == 300
     assert [c["name"] for c in index["checkpoints"]] == [f"epoch-{e}" for e in range(1, 5)]
-    assert abs(sum(c["weight"] for c in index["checkpoints"]) - 1) < 1e-9
-    lrs = [c["weight"] for c in index["checkpoints"]]
-    assert lrs == sorted(lrs, reverse=True)  # linear decay: earlier epochs weigh more (mean lr of the epoch)
+    used = sel.info["checkpoints"]
+    assert abs(sum(c["weight"] for c in used) - 1) < 1e-9
+    weights = [c["weight"] for c in used]
+    assert weights == sorted(weights, reverse=True)  # linear decay: earlier epochs weigh more (mean lr of the epoch)
+    assert [c["mean_lr"] for c in used] == [c["mean_lr"] for c in index["checkpoints"]]
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     profile = profile_for(tok)

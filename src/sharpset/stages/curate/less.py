@@ -199,7 +199,8 @@ class Checkpoint:
     name: str  # epoch-1, epoch-2, ...
     path: Path
     step: int  # optimizer steps done when it was saved
-    weight: float  # normalised score weight
+    mean_lr: float  # the mean learning rate of its epoch
+    weight: float  # its normalised weight in the score (checkpoint_weights: a scoring field, not the datastore's)
 
 
 @dataclass
@@ -289,9 +290,10 @@ def load_selector(cfg: LessFields, folder: Path, rows: Sequence[dict], log: Call
         tmp.rename(dst)
     lrs = [[lr_at(g, total, tcfg.lr, tcfg.warmup_ratio) for g in range(s, e)]
            for s, e in zip([0] + ends[:-1], ends)]
-    raw = [sum(l) / len(l) if cfg.checkpoint_weights == "lr" else 1.0 for l in lrs]
-    sel.checkpoints = [Checkpoint(f"epoch-{ep}", wdir / "checkpoints" / f"epoch-{ep}", end, w / sum(raw))
-                       for ep, (end, w) in enumerate(zip(ends, raw), 1)]
+    mean_lrs = [sum(l) / len(l) for l in lrs]
+    raw = mean_lrs if cfg.checkpoint_weights == "lr" else [1.0] * len(lrs)
+    sel.checkpoints = [Checkpoint(f"epoch-{ep}", wdir / "checkpoints" / f"epoch-{ep}", end, lr, w / sum(raw))
+                       for ep, (end, lr, w) in enumerate(zip(ends, mean_lrs, raw), 1)]
     model.eval()  # gradients without dropout: a row's features are a function of the row
     sel.head = plain_head(model)
     return sel
@@ -457,7 +459,7 @@ def open_datastore(cfg: LessFields, rows: Sequence[dict], root: Path, log: Calla
         chunks = featurize(sel, examples, "adam", run.path, cfg.chunk_rows, proj, log, on_chunk, stop_after_rows)
         index = {"ids_order": "candidate rows in canonical order", "chunks": chunks, "rows": len(examples),
                  "left_out_too_long": skipped, "warmup_ids": sel.warmup_ids, "grad_dim": sel.grad_dim,
-                 "checkpoints": [{"name": c.name, "step": c.step, "weight": c.weight} for c in sel.checkpoints],
+                 "checkpoints": [{"name": c.name, "step": c.step, "mean_lr": c.mean_lr} for c in sel.checkpoints],
                  "projection": projection_info(cfg, sel.grad_dim), "selector": cfg.selector}
         write_json(run.path / "index.json", index)
         run.finish(counts={"read": len(rows), "written": len(examples), "dropped": len(skipped), "rejected": 0},
@@ -541,7 +543,7 @@ def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selecti
     t_feats = torch.cat([f for _, f in read_features(tdir, t_index)])
     t_rows = [t for t in target if t["id"] in {e["id"] for e in t_examples}]
     labels, groups = groups_of(t_rows, cfg.target_task_column)
-    weights = [c["weight"] for c in ds.index["checkpoints"]]
+    weights = [c.weight for c in sel.checkpoints]
     ids, scores, best = score_pool(ds, t_feats, weights, groups)
     pos = {r["id"]: i for i, r in enumerate(rows)}
     order = sorted(range(len(ids)), key=lambda j: (-scores[j], pos[ids[j]]))[: cfg.n]
@@ -552,7 +554,9 @@ def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selecti
             "groups": len(groups), "group_column": cfg.target_task_column or None,
             "selected_per_group": dict(sorted(matched.items())),
             "datastore": str(ds.path), "datastore_key": ds.key, "selector": cfg.selector,
-            "checkpoints": ds.index["checkpoints"], "projection": ds.index["projection"],
+            "checkpoints": [{"name": c.name, "step": c.step, "mean_lr": c.mean_lr, "weight": c.weight}
+                            for c in sel.checkpoints], "checkpoint_weights": cfg.checkpoint_weights,
+            "projection": ds.index["projection"],
             "warmup_rows": len(ds.index["warmup_ids"]), "excluded_too_long": len(ds.index["left_out_too_long"]),
             "score": "max over target groups of the group-mean, checkpoint-weighted cosine (arXiv:2402.04333)",
             "score_pool": {"min": min(scores), "max": max(scores), "mean": sum(scores) / len(scores)}}
