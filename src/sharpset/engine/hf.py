@@ -206,12 +206,16 @@ class TransformersEngine(TransformersScoring):
     else tokenizer.eos_token_id), as `model.generate` does.
     linear_kernel: "auto" (oneDNN on prepacked weights for a CPU model in fp32/bf16, else torch),
     "onednn" (required; error if unavailable) or "torch" (plain `F.linear`); see engine/linear.py.
+    weights: None (default: the model's own dtype) | "bf16" | "int8": opt-in lower-precision
+    weights for the linear layers (engine/linear.py; refused on a CPU without avx512_bf16/AMX or
+    VNNI). fuse_projections: q/k/v and gate/up as one GEMM each (on the engine's own kernels).
     """
 
     LOADS_WEIGHTS = True  # built from a loaded model object (sharpset.engine: the backend contract)
 
     def __init__(self, model, tokenizer, *, batch_size: int = 16, strategy: str = "refill",
-                 pad_token_id: int | None = None, stop_at_eos: bool = True, linear_kernel: str = "auto"):
+                 pad_token_id: int | None = None, stop_at_eos: bool = True, linear_kernel: str = "auto",
+                 weights: str | None = None, fuse_projections: bool = True):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {STRATEGIES}, got {strategy!r}")
         if batch_size < 1:
@@ -245,8 +249,10 @@ class TransformersEngine(TransformersScoring):
         self.refill_min_free = max(1, batch_size // 8)
         self.max_prefill_tokens = 8192
         self.linear_kernel = linear_kernel
-        self.linear_kernel_used = resolve_kernel(linear_kernel, model)  # also raises early for "onednn"
-        self._linears = PrepackedLinears(model, batch_size)
+        self.weights = weights
+        # also raises early for "onednn" or `weights` the machine cannot serve
+        self.linear_kernel_used = resolve_kernel(linear_kernel, model, weights)
+        self._linears = PrepackedLinears(model, batch_size, weights=weights, fuse=fuse_projections)
         self.stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ public API
@@ -267,11 +273,8 @@ class TransformersEngine(TransformersScoring):
         was_training = self.model.training
         self.model.eval()
         bar = _Bar(len(rows), progress)
-        # Resolved per call: the model may have moved device or dtype since __init__.
-        self.linear_kernel_used = resolve_kernel(self.linear_kernel, self.model)
-        linears = self._linears.active() if self.linear_kernel_used == "onednn" else contextlib.nullcontext()
         try:
-            with linears:
+            with self._kernels():
                 schedule = self._refill if self.strategy == "refill" else self._bucket
                 for item in schedule(rows, bar):
                     yield item
@@ -279,6 +282,12 @@ class TransformersEngine(TransformersScoring):
             bar.close()
             self.model.train(was_training)
             self.stats["seconds"] = time.perf_counter() - t0
+
+    def _kernels(self):
+        """Context in which the model's linear layers run on the engine's kernels (engine/linear.py),
+        resolved per call: the model may have moved device or dtype since __init__."""
+        self.linear_kernel_used = resolve_kernel(self.linear_kernel, self.model, self.weights)
+        return self._linears.active() if self.linear_kernel_used == "onednn" else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ schedules
     def _refill(self, rows: list[_Row], bar: _Bar) -> Iterator[tuple[int, GenerationResult]]:

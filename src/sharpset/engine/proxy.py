@@ -464,15 +464,11 @@ def _forward(model, ids, mask, pos, logits_to_keep: int) -> torch.Tensor:
 def _lane_ready(lane: TransformersEngine):
     """What TransformersEngine.generate_iter does around a run, for a lane the proxy drives: eval
     mode and the lane's oneDNN kernels (engine/linear.py); a model shared by two lanes is patched once."""
-    from sharpset.engine.linear import resolve_kernel
-
     was_training = lane.model.training
     lane.model.eval()
-    lane.linear_kernel_used = resolve_kernel(lane.linear_kernel, lane.model)
-    ctx = lane._linears.active() if lane.linear_kernel_used == "onednn" else contextlib.nullcontext()
     t0 = time.perf_counter()
     try:
-        with ctx:
+        with lane._kernels():
             yield
     finally:
         lane.model.train(was_training)
