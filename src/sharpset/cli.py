@@ -126,12 +126,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     recipe = recipes.load(args.recipe)
     fn, _ = recipes.pipeline(recipe.pipeline)
-    cfg = recipe.build_config(parse_set(args.set))
+    sets = parse_set(args.set)
+    if args.claims is not None:  # `--claims 1,3`: the audit's claims field
+        sets["claims"] = args.claims
+    cfg = recipe.build_config(sets)
     mod = sys.modules[fn.__module__]
     inputs = data_inputs(cfg)  # the pipeline's own data (a pool file): an edited one is a new run
     for p in inputs:
         if not Path(p).exists():
             raise UserError(f"{p}: no such file or folder")
+    if args.dry_run:  # the plan, without running anything (pipelines that offer one: audit)
+        if not hasattr(mod, "dry_run"):
+            raise UserError(f"--dry-run: pipeline '{recipe.pipeline}' has no plan to print")
+        from .run import input_hashes, run_key
+
+        key = run_key(mod.STAGE, mod.VERSION, cfg, input_hashes(cfg, inputs))
+        print(mod.dry_run(cfg, Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{key[:10]}"), end="")
+        return 0
     run = RunDir.open(args.out, mod.STAGE, mod.VERSION, cfg, seeds={"seed": getattr(cfg, "seed", 0)},
                       inputs=inputs, name=recipe.name, force=args.force)
     if run.complete:
@@ -298,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     r.add_argument("--out", default=None, help="run folder (default runs/<recipe>-<key>; same command -> same folder)")
     r.add_argument("--force", action="store_true", help="replace a run folder that holds a different or finished run")
+    r.add_argument("--claims", default=None, metavar="1,3", help="audit: the claims to run (= --set claims=1,3)")
+    r.add_argument("--dry-run", action="store_true", help="print the plan (audit: claims, arms, stage runs, "
+                                                          "estimated cost) without running")
     r.set_defaults(fn=cmd_run)
 
     c = sub.add_parser("recipes", help="ls | show NAME | validate NAME_OR_FILE")

@@ -22,6 +22,7 @@ PIPELINES: dict[str, tuple[str, str]] = {
     # name: (run function, config dataclass)
     "quickstart": ("sharpset.pipelines.quickstart:run", "sharpset.pipelines.quickstart:QuickstartConfig"),
     "smoke": ("sharpset.pipelines.smoke:run", "sharpset.pipelines.smoke:SmokeConfig"),
+    "audit": ("sharpset.pipelines.audit:run", "sharpset.pipelines.audit:AuditConfig"),
 }
 HERE = Path(__file__).parent
 TOP_KEYS = {"name", "pipeline", "description", "config"}

@@ -1,0 +1,182 @@
+"""`sharpset run audit`: the plan, the verdict rules on constructed effects, shared arms, resume after a
+kill -- on tiny in-process models (the real audit is the README's command)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sharpset.cli import main
+from sharpset.pipelines import audit
+from sharpset.stats import paired_diff_ci
+
+from test_quickstart import _pool
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["run", "audit", "--dry-run", "--claims", "1,3", "--out", str(out)]) == 0
+    plan = capsys.readouterr().out
+    assert "1. Small curated sets suffice (LIMA)" in plan and "3. Aligned models write" in plan
+    assert "2. Format" not in plan and "base-simplified" not in plan and "aligned-bct" not in plan
+    folders = re.findall(r"^  (\S+) +(?:~[\d.]+ min|cached)", plan, re.M)
+    # shared arms once: base-pool serves claims 1 and 3, base-curated only claim 1, two seeds each
+    assert folders.count("train-base-pool-s0") == 1 and "train-base-pool-epochs-s1" in folders
+    assert {"synth", "tag", "dedup", "select-curated", "eval-base"} <= set(folders)
+    assert "estimated cost" in plan and not out.exists()
+    # a claim whose parts are missing is listed, never run
+    assert main(["run", "audit", "--dry-run", "--claims", "9", "--out", str(out)]) == 0
+    assert "9. Proxy-tuning closes most of the gap and keeps knowledge: not run: needs --engine proxy" in \
+        capsys.readouterr().out
+
+
+def test_an_unknown_claim_exits_2_naming_the_field(capsys):
+    assert main(["run", "audit", "--dry-run", "--claims", "1,42"]) == 2
+    err = capsys.readouterr().err
+    assert "claims" in err and "'42'" in err and "known: 1, 2" in err
+
+
+def test_arms_and_data_of_a_claim_subset():
+    cfg = audit.AuditConfig(claims=["4"])
+    arms = [a.name for a in audit.arms_needed(audit.chosen(cfg))]
+    assert arms == ["aligned", "aligned-bct", "aligned-bct-mix"]
+    assert audit.data_needed(audit.arms_needed(audit.chosen(cfg))) == ["pool", "random", "pairs"]
+    assert audit.AuditConfig(claims=[3]).claims == ["3"]  # a one-item flag arrives as a number
+
+
+# -- the verdict rules on constructed effects -----------------------------------------------------
+def _c(a, b):
+    return paired_diff_ci(a, b, seed=0)
+
+
+def test_verdicts_on_constructed_effects():
+    clear = _c([0] * 40, [1] * 40)
+    assert audit.judge(clear, 1, "superiority", 0.1, clear["p"]) == ("holds", "holds")
+    opposite = _c([1] * 40, [0] * 40)
+    assert audit.judge(opposite, 1, "superiority", 0.1, opposite["p"])[0] == "does not hold"
+    # lower is better (a flip rate): fewer flips is the effect
+    assert audit.judge(opposite, -1, "superiority", 0.1, opposite["p"])[0] == "holds"
+    noise = _c([0, 1, 0, 1, 1, 0, 0, 1, 0, 1], [1, 0, 0, 1, 0, 1, 0, 1, 1, 0])
+    v, text = audit.judge(noise, 1, "superiority", 0.1, noise["p"])
+    assert v == "inconclusive" and text == f"inconclusive at this power (MDE {noise['mde']:.3g})"
+    # Holm: an effect that passes alone but not after adjustment is inconclusive
+    assert audit.judge(clear, 1, "superiority", 0.1, 0.2)[0] == "inconclusive"
+    # non-inferiority: the interval read against -margin
+    same = _c([1] * 60 + [0] * 40, [1] * 60 + [0] * 40)  # no change, n = 100: interval +-0.037
+    assert audit.judge(same, 1, "non-inferiority", 0.1, None)[0] == "holds"
+    assert audit.judge(same, 1, "non-inferiority", 0.01, None)[0] == "inconclusive"
+    assert audit.judge(opposite, 1, "non-inferiority", 0.1, None)[0] == "does not hold"
+    small = _c([1, 0, 1], [1, 0, 1])
+    assert audit.judge(small, 1, "non-inferiority", 0.1, None)[0] == "inconclusive"
+    assert audit.combine(["holds", "holds"]) == "holds"
+    assert audit.combine(["holds", "inconclusive"]) == "inconclusive"
+    assert audit.combine(["holds", "not run"]) == "inconclusive"
+    assert audit.combine(["inconclusive", "does not hold"]) == "does not hold"
+    assert audit.combine(["not run"]) == "not run"
+
+
+def _eval(values: dict[str, list[int]]) -> dict:
+    return {suite: {"rows": {f"i{k}": {"item": f"i{k}", metric: v} for k, v in enumerate(vs)}, "lower": set()}
+            for (suite, metric), vs in ((tuple(key.split("/")), vs) for key, vs in values.items())}
+
+
+def test_claim_verdicts_from_constructed_arms():
+    """Claim 1 from constructed per-item rows (two seeds): the rule, Holm across the audit, the claim's row."""
+    n = 60
+    same = {"format/prompt_loose": [1] * 30 + [0] * 30, "health/complete": [1] * n,
+            "knowledge/mc_correct": [0] * n, "format_unseen/prompt_loose": [0] * n}
+    worse = dict(same, **{"format/prompt_loose": [0] * n})
+    cfg = audit.AuditConfig(claims=["1", "6"])
+    for curated, expect in ((same, "holds"), (worse, "does not hold")):
+        evals = {arm: {s: _eval(same) for s in (0, 1)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
+        evals["base-curated"] = {s: _eval(curated) for s in (0, 1)}
+        res = audit.summarize(cfg, evals, [0, 1], {}, None)
+        one, six = res["claims"]
+        assert one["verdict"] == expect and one["seeds"] == 2 and one["n"] == n and one["n_rows"] == 2 * n
+        assert one["paper"]["arxiv"] == "2305.11206" and "non-inferiority" in one["lead"]
+        assert len(one["checks"]) == 6 and all(c["p_holm"] >= c["comparison"]["p"] for c in one["checks"])
+        assert six["verdict"] == "not run" and six["verdict_text"].startswith("not run: needs benign controls")
+    assert one["verdict_text"] == "does not hold" and one["diff"] == -0.5
+    md = audit.format_markdown(res, cfg)
+    assert "| 1. Small curated sets suffice (LIMA) | 2305.11206 |" in md and "not run: needs" in md
+
+
+# -- end to end on tiny models ------------------------------------------------------------------
+def _argv(model, pool, out, claims: str, *more: str) -> list[str]:
+    return ["run", "audit", "--out", str(out), "--claims", claims, "--set", f"aligned_model={model}",
+            "--set", f"base_model={model}", "--set", f"pool={pool}", "--set", "n=4", "--set", "pool_factor=2",
+            "--set", "steps=2", "--set", "eval_limit=2", "--set", "eval_max_new_tokens=4", "--set", "cards=false",
+            "--set", "overrides={select-curated: {min_quality: null, gates: []}}", *more]
+
+
+def _started(printed: str) -> list[str]:
+    return re.findall(r"^== (\S+) \(\w+\)$", printed, re.M)
+
+
+def test_subsets_share_arms_and_a_killed_audit_resumes(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    from sharpset import train
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    real, calls = train.run, []
+
+    def dies_on_the_third(cfg, run, log=print):
+        calls.append(run.path.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(cfg, run, log)
+
+    monkeypatch.setattr(train, "run", dies_on_the_third)
+    assert main(_argv(tiny_model_dir, pool, out, "2", "--set", "seeds=1")) == 130  # killed mid-audit
+    first = _started(capsys.readouterr().out)
+    monkeypatch.setattr(train, "run", real)
+    assert main(_argv(tiny_model_dir, pool, out, "2", "--set", "seeds=1")) == 0
+    second = _started(capsys.readouterr().out)
+    killed = calls[2]
+    # control-delusive stops on its input each time (no closed-label rows: its arm is not run), so never finishes
+    finished_before = [f for f in first if f not in (killed, "control-delusive")]
+    assert finished_before and not set(finished_before) & set(second)  # nothing finished runs again
+    assert killed in second
+    res = json.loads((out / "audit.json").read_text())
+    (two,) = res["claims"]
+    assert two["claim"] == "2" and two["verdict"] in ("holds", "does not hold", "inconclusive")
+    delusive = next(c for c in two["checks"] if c["b"] == "base-delusive")
+    assert delusive["verdict"] == "not run" and "closed-label" in delusive["verdict_text"]
+    assert res["arms"]["base-delusive"]["not_run"]
+    # claims 1 and 2 in the same folder: base-curated (shared with claim 2) is not trained again
+    assert main(_argv(tiny_model_dir, pool, out, "1,2", "--set", "seeds=1")) == 0
+    third = _started(capsys.readouterr().out)
+    assert "train-base-curated-s0" not in third and "train-base-pool-epochs-s0" in third
+    assert third.count("train-base-pool-s0") == 1
+    res = json.loads((out / "audit.json").read_text())
+    assert [c["claim"] for c in res["claims"]] == ["1", "2"]
+    epochs = json.loads((out / "train-base-pool-epochs-s0" / "manifest.json").read_text())
+    assert epochs["metrics"]["optimizer_steps"] == 4  # the pool (8 rows) at the curated set's (4 rows) epochs
+    assert "| 1. Small curated sets suffice (LIMA) |" in (out / "audit.md").read_text()
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "running"  # a subset: the folder stays open to the other claims
+
+
+def test_two_seeds_pool_into_one_comparison(tiny_model_dir, tmp_path, capsys):
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    assert main(_argv(tiny_model_dir, pool, out, "3")) == 0
+    started = _started(capsys.readouterr().out)
+    assert started.count("eval-base") == 1 and {"train-base-pool-s0", "train-base-pool-s1"} <= set(started)
+    (three,) = json.loads((out / "audit.json").read_text())["claims"]
+    assert three["seeds"] == 2 and three["n_rows"] == 2 * three["n"]
+    assert three["pool_yield"] is None and "Pool yield: not measured" in (out / "audit.md").read_text()
+
+
+def test_invariance_claims_say_why_they_did_not_run(tiny_model_dir, tmp_path, capsys):
+    """A random tiny model answers no question right: wrap keeps no pair, so no BCT arm trains and
+    claims 4 and 5 read "not run" with that reason -- never a verdict."""
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    assert main(_argv(tiny_model_dir, pool, out, "4,5", "--set", "seeds=1", "--set", "wrap_questions=3")) == 0
+    started = _started(capsys.readouterr().out)
+    assert "eval-aligned" in started and not [f for f in started if f.startswith("train-")]
+    four, five = json.loads((out / "audit.json").read_text())["claims"]
+    for c in (four, five):
+        assert c["verdict"] == "not run" and "wrap kept no training pair" in c["verdict_text"]
