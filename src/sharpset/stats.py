@@ -11,6 +11,8 @@
 - :func:`verdict` / :func:`verdict_text`: the one rule turning a comparison into better / worse /
   up / down / "no effect larger than X" / "n too small".
 - :func:`holm`: Holm step-down adjusted p values for the metrics a report compares.
+- :func:`gap_share_ci`: proxy-tuning's "share of the gap closed", (proxy - base) / (tuned - base),
+  with the three models' units resampled jointly; undefined where the gap itself is not shown.
 - :func:`boot_stat_ci`: percentile interval of any statistic of resampled items (AUC, rates).
 - :func:`auc`: Mann-Whitney ROC AUC, P(pos > neg) + P(tie)/2.
 - :func:`wilson` / :func:`newcombe_paired` / :func:`mcnemar_exact`: the small-sample building blocks.
@@ -321,6 +323,67 @@ def paired_diff_ci(a: Sequence[float | None], b: Sequence[float | None], seed: i
     else:
         ci = _boot_ratio(s, m, seed, n_boot)
     return {**out, "ci95": [round(ci[0], 4), round(ci[1], 4)]}
+
+
+def gap_share_ci(base: Sequence[float | None], proxy: Sequence[float | None], tuned: Sequence[float | None],
+                 seed: int, n_boot: int = N_BOOT, groups: Sequence[Hashable] | None = None,
+                 weights: Sequence[float] | None = None) -> dict[str, Any]:
+    """Share of the gap closed (proxy-tuning, arXiv:2401.08565: 88-91% reported): how far a steered
+    model moved from its base toward the base tuned directly, over the same rows (``base[i]``,
+    ``proxy[i]``, ``tuned[i]`` one row; rows missing any of the three are left out):
+
+        share = mean_i(proxy_i - base_i) / mean_i(tuned_i - base_i)
+
+    = (proxy - base) / (tuned - base) of the row means (weighted means where ``weights``: the weights
+    cancel into the unit totals). Per unit g (``groups``, as :func:`paired_diff_ci`) with
+    P_g = sum of w_i (proxy_i - base_i) and T_g = sum of w_i (tuned_i - base_i) over its rows,
+    share = sum P_g / sum T_g. Its 95% interval is the percentile interval of sum P*_g / sum T*_g over
+    ``n_boot`` resamples of the units drawn **jointly** for the three models (one draw of units serves
+    numerator and denominator, so their correlation is kept); resamples whose gap sums to 0 are left
+    out, and where more than 2.5% are, an end of the interval is unbounded: ``ci95`` None.
+
+    **Undefined** -- ``share`` and ``ci95`` None, ``note`` saying why -- unless the gap itself is
+    shown: :func:`verdict` of tuned vs base (``gap``) must be up or down (its 95% interval excludes 0
+    and p < 0.05). A ratio over a gap that may be 0 is any number, not a finding.
+
+    Returns ``share``, ``ci95``, ``n`` (units), ``n_rows``, ``gap`` (:func:`paired_diff_ci` tuned vs
+    base), ``moved`` (proxy vs base), ``method`` and, where it applies, ``note`` and
+    ``undefined_resamples``. Rounded to 4 decimals.
+    """
+    if not len(base) == len(proxy) == len(tuned):
+        raise ValueError(f"gap_share_ci: {len(base)}, {len(proxy)}, {len(tuned)} values; rows must line up")
+    if groups is not None and len(groups) != len(base):
+        raise ValueError(f"gap_share_ci: {len(groups)} group labels for {len(base)} rows; one per row")
+    keep = [i for i in range(len(base)) if _ok(base[i]) and _ok(proxy[i]) and _ok(tuned[i])]
+    pick = (lambda xs: None if xs is None else [xs[i] for i in keep])
+    b, p, t = pick(base), pick(proxy), pick(tuned)
+    g_, w_ = pick(groups), pick(weights)
+    gap = paired_diff_ci(b, t, seed, n_boot, groups=g_, weights=w_)
+    moved = paired_diff_ci(b, p, seed, n_boot, groups=g_, weights=w_)
+    out: dict[str, Any] = {"share": None, "ci95": None, "n": gap["n"], "n_rows": gap["n_rows"], "gap": gap,
+                           "moved": moved, "method": "bootstrap of units, the three models resampled jointly"}
+    v = verdict(gap, 0)
+    if v not in ("up", "down"):
+        why = {"no-data": "no rows with all three models", TOO_SMALL: "n too small"}.get(
+            v, f"the tuned - base gap is not shown (diff {gap['diff']}, 95% interval {gap['ci95']}, p {gap['p']})")
+        return {**out, "note": f"undefined: {why}"}
+    u = _units(g_, len(keep))
+    w = _weights(w_, len(keep), list(range(len(keep))), "gap_share_ci")
+    bv = np.asarray(b, dtype=np.float64)
+    sp, _ = _unit_sums(np.asarray(p, dtype=np.float64) - bv, u, w)
+    st, _ = _unit_sums(np.asarray(t, dtype=np.float64) - bv, u, w)
+    out["share"] = round(float(sp.sum() / st.sum()), 4) + 0.0  # + 0.0: no "-0.0"
+    idx = np.random.default_rng(seed).integers(0, len(st), (n_boot, len(st)))
+    num, den = sp[idx].sum(axis=1), st[idx].sum(axis=1)
+    ok = den != 0
+    if (~ok).sum():
+        out["undefined_resamples"] = int((~ok).sum())
+    if (~ok).mean() > 0.025:
+        return {**out, "note": f"interval unbounded: the resampled gap is 0 in {int((~ok).sum())} of {n_boot} "
+                               "resamples"}
+    r = num[ok] / den[ok]
+    out["ci95"] = [round(float(np.percentile(r, 2.5)), 4) + 0.0, round(float(np.percentile(r, 97.5)), 4) + 0.0]
+    return out
 
 
 def verdict(c: dict | None, direction: int, alpha: float = ALPHA) -> str:

@@ -6,6 +6,10 @@ one question hang on one plain answer). Without it a row is its own unit. The co
 units, not rows (:func:`sharpset.stats.paired_diff_ci` with ``groups``), so its ``n`` counts units
 and ``n_rows`` the rows. A row MAY also carry ``"weight"`` (> 0; health: 1 / answers of its
 generating suite, so each suite counts once): where every row has one, means are weighted.
+
+Three models (proxy-tuning, issue 22): :func:`common_items` gives the items every model has a value
+for, :func:`gap_share_rows` the share of the base -> tuned gap a proxy closed over them
+(:func:`sharpset.stats.gap_share_ci`), grouped and weighted by the base's rows as above.
 """
 
 from __future__ import annotations
@@ -46,3 +50,35 @@ def compare_rows(base: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, A
     weights = weights_of([b[k] for k in shared])
     return {m: paired_diff_ci([b[k].get(m) for k in shared], [o[k].get(m) for k in shared], seed, groups=groups,
                               weights=weights) for m in metrics}
+
+
+def common_items(*row_sets: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+                 metric: str | None = None) -> list[str]:
+    """The item ids every row set has (rows, or item id -> row), sorted; with ``metric``, only those
+    where every set's row has a value for it (``flip`` is missing where the plain answer was wrong)."""
+    sets = [_by_item(rs) for rs in row_sets]
+    if not sets:
+        return []
+    shared = set(sets[0]).intersection(*sets[1:])
+    if metric is not None:
+        shared = {k for k in shared if all(s[k].get(metric) is not None for s in sets)}
+    return sorted(shared)
+
+
+def gap_share_rows(base: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+                   proxy: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+                   tuned: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+                   metrics: Sequence[str], seed: int) -> dict[str, dict] | None:
+    """metric -> :func:`sharpset.stats.gap_share_ci`: (proxy - base) / (tuned - base) over the items all
+    three have, the three models' units resampled jointly, grouped by :func:`unit_of` the base row and
+    weighted by its ``weight``; None when no item is shared."""
+    from ..stats import gap_share_ci
+
+    b, p, t = _by_item(base), _by_item(proxy), _by_item(tuned)
+    shared = common_items(b, p, t)
+    if not shared:
+        return None
+    groups = [unit_of(b[k]) for k in shared]
+    weights = weights_of([b[k] for k in shared])
+    return {m: gap_share_ci([b[k].get(m) for k in shared], [p[k].get(m) for k in shared],
+                            [t[k].get(m) for k in shared], seed, groups=groups, weights=weights) for m in metrics}

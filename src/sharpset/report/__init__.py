@@ -12,7 +12,10 @@ them, and writes into DIR:
   curate gate dropped and the pseudo-refusals in each training set (:mod:`sharpset.report.selections`),
   the pipeline's counts with drop reasons, and each run's manifest. All text from data is escaped.
 - ``report.md``: the same numbers as Markdown;
-- ``effects.json``: the effect table's rows (for notes and scripts).
+- ``effects.json``: the effect table's rows (for notes and scripts);
+- ``proxy.json``: where eval runs here used ``--engine proxy``, the proxy-tuning table -- base, expert
+  alone, proxy per alpha, the base tuned directly, paired on the same items, with the share of the
+  gap closed and knowledge kept (:mod:`sharpset.report.proxy`).
 
 Which eval model was trained on which train run: see :mod:`sharpset.report.collect` (``plan.json``).
 Dataset cards: :func:`sharpset.report.cards.write_card` / :func:`~sharpset.report.cards.card_all`.
@@ -31,7 +34,7 @@ def build_report(runs: list[str | Path], out: str | Path, *, plan: str | Path | 
                  title: str | None = None) -> dict[str, Any]:
     """Write report.html, report.md and effects.json into ``out``; return their paths and figures."""
     from ..dataio import write_json, write_text
-    from . import html, markdown
+    from . import html, markdown, proxy
     from .collect import collect, effect_rows
 
     col = collect(list(runs), plan)
@@ -39,11 +42,15 @@ def build_report(runs: list[str | Path], out: str | Path, *, plan: str | Path | 
         col.title = title
     out = Path(out)
     rows = effect_rows(col)
-    write_text(out / "report.html", html.page(col))
-    write_text(out / "report.md", markdown.page(col))
+    proxy_tables = proxy.tables(col)  # computed once for the three files
+    write_text(out / "report.html", html.page(col, proxy_tables))
+    write_text(out / "report.md", markdown.page(col, proxy_tables))
     write_json(out / "effects.json", rows)
-    return {"html": str(out / "report.html"), "markdown": str(out / "report.md"), "effects": str(out / "effects.json"),
-            "runs": len(col.runs), "tuned_models": len(col.tuned),
+    res = {"html": str(out / "report.html"), "markdown": str(out / "report.md"), "effects": str(out / "effects.json")}
+    if proxy_tables:
+        write_json(out / "proxy.json", proxy_tables)
+        res["proxy"] = str(out / "proxy.json")
+    return {**res, "proxy_tables": len(proxy_tables), "runs": len(col.runs), "tuned_models": len(col.tuned),
             "moved": sum(r["verdict"] in ("better", "worse", "up", "down") for r in rows),
             "null": sum(r["verdict"] == "null" for r in rows)}
 
@@ -52,6 +59,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     res = build_report(args.runs, args.out, plan=args.plan, title=args.title)
     print(f"{res['runs']} run folders, {res['tuned_models']} tuned models: {res['moved']} paired metrics moved, "
           f"{res['null']} null")
+    if res.get("proxy"):
+        print(f"proxy-tuning: {res['proxy_tables']} table(s) (base, expert, proxy per alpha, tuned directly; "
+              f"share of the gap closed, knowledge kept) in report.md and {res['proxy']}")
     if args.screenshot:
         print(f"screenshot: {screenshot(res['html'], Path(args.out) / 'report.png')}")
     print(f"report: {res['html']}")

@@ -300,17 +300,20 @@ def effect_section(col: Collection, rows: list[dict]) -> str:
     return "".join(out)
 
 
-def page(col: Collection) -> str:
-    from . import sections, selections
+def page(col: Collection, proxy_tables: list[dict] | None = None) -> str:
+    """``proxy_tables``: :func:`sharpset.report.proxy.tables` of ``col`` where the caller has them."""
+    from . import proxy, sections, selections
 
     rows = effect_rows(col)
     title = col.title or "What the examples bought"
     shas = sorted({(r.manifest.get("git") or {}).get("sha") or "" for r in col.runs} - {""})
     dirty = any((r.manifest.get("git") or {}).get("dirty") for r in col.runs)
     sel = selections.selections_section(col)  # gates and pseudo-refusals: only with a curate run or a training set
+    prox = proxy.proxy_section(col, proxy_tables)  # only where an eval run used --engine proxy
     body = [
         summary_section(col, rows),
         effect_section(col, rows),
+        prox,
         sections.size_section(col, rows),
         sections.invariance_section(col),
         sections.shape_section(col),
@@ -321,7 +324,8 @@ def page(col: Collection) -> str:
         sel,
         sections.pipeline_section(col),
     ]
-    toc = [("summary", "Summary"), ("effects", "Effect per target"), ("size", "Effect vs examples"),
+    toc = [("summary", "Summary"), ("effects", "Effect per target"), *([("proxy", "Proxy-tuning")] if prox else []),
+           ("size", "Effect vs examples"),
            ("invariance", "Invariance"), ("shape", "Answer shape"), ("token-shift", "Token shift"),
            ("training", "Training"), ("answers", "Answers"),
            *([("constrain", "Constraint data")] if sections.constrain_runs(col) else []),

@@ -25,7 +25,8 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
     return out + [""]
 
 
-def page(col: Collection) -> str:
+def page(col: Collection, proxy_tables: list[dict] | None = None) -> str:
+    """``proxy_tables``: :func:`sharpset.report.proxy.tables` of ``col`` where the caller has them."""
     rows = effect_rows(col)
     out = [f"# {md(col.title or 'What the examples bought')}", "",
            f"sharpset report over {len(col.runs)} run folders ({len(col.evals)} eval, {len(col.trains)} train).", ""]
@@ -74,6 +75,9 @@ def page(col: Collection) -> str:
                     num(r["start"]), num(r["tuned"]), ci_text(r["diff"], r["ci95"]), n_text(r), p_text(r),
                     moved_items(r), per_example_text(r), verdict_words(r)]
                    for r in rows if r["headline"]])
+    from .proxy import proxy_md
+
+    out += proxy_md(col, proxy_tables)
     inv = []
     for t in col.tuned:
         for which, who in (("base", "start"), ("tuned", "tuned")):
