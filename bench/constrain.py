@@ -49,7 +49,7 @@ def main() -> None:
             rows = [r for r in read_records(QUESTIONS, "sft", require_response=False).rows
                     if question_split(r["id"]) == "train"][: args.n]
             pool = str(Path(tmp) / "pool.jsonl")
-            write_records([{"id": r["id"], "messages": r["messages"]} for r in rows], pool)
+            write_records([{"id": r["id"], "messages": r["messages"], "answer": r["answer"]} for r in rows], pool)
         cfg = from_mapping(ConstrainConfig, {"input": pool, "model": args.model, "k": args.k, "limit": args.n,
                                              "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
                                              "tie_break": args.tie_break})

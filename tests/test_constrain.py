@@ -60,7 +60,7 @@ def _pool(tmp_path: Path, n: int = 10) -> Path:
     return path
 
 
-def _scripted_run(tmp_path, monkeypatch, model, name, **over):
+def _scripted_run(tmp_path, monkeypatch, model, name, pool=None, **over):
     from sharpset.stage import Subject
     from sharpset.stages.constrain import run as constrain_run
 
@@ -71,7 +71,7 @@ def _scripted_run(tmp_path, monkeypatch, model, name, **over):
         return engines[-1]
 
     monkeypatch.setattr(Subject, "engine", engine)
-    cfg = from_mapping(ConstrainConfig, {"input": str(_pool(tmp_path)), "model": str(model), "types": TYPES,
+    cfg = from_mapping(ConstrainConfig, {"input": str(pool or _pool(tmp_path)), "model": str(model), "types": TYPES,
                                          "count_weights": [0, 0, 1], "k": K, "tie_break": "shortest",
                                          "pairs": True, **over})
     out = tmp_path / name
@@ -141,6 +141,27 @@ def test_repair_rewrites_the_best_failing_candidate(tiny_model_dir, tmp_path, mo
             assert C.render(t, r["kwargs"][i], r["provenance"]["constraints"][i]["phrasing"]) in rep["request"]
     asked = [p for e in engines for p in e.prompts if "Rewrite your answer" in p]
     assert len(asked) == len(fixed)
+
+
+def test_a_known_answer_must_be_stated(tiny_model_dir, tmp_path, monkeypatch):
+    """answer_check: a pool row with a known ``answer`` keeps only a passing candidate that states it
+    (TEXTS[0] says "river", TEXTS[2] does not); answer_check off lets the shorter one win again."""
+    pool = tmp_path / "qa.jsonl"
+    write_records([{"messages": [{"role": "user", "content": f"Where did walk {i} go?"}], "answer": "the river"}
+                   for i in range(10)], pool)
+    _, m, out, _ = _scripted_run(tmp_path, monkeypatch, tiny_model_dir, "on", pool=pool)
+    rows = read_records(out / "constrain.jsonl", "sft").rows
+    assert rows and all(r["messages"][-1]["content"] == TEXTS[0] for r in rows)
+    _, m_off, out_off, _ = _scripted_run(tmp_path, monkeypatch, tiny_model_dir, "off", pool=pool, answer_check=False)
+    off = read_records(out_off / "constrain.jsonl", "sft").rows
+    assert any(r["messages"][-1]["content"] == TEXTS[2] for r in off)
+    wrong = m["drop_reasons"]["wrong_answer"]
+    assert wrong > 0 and m["kept"] + wrong == m_off["kept"]  # the rows whose only passing answer was "we rest"
+    kept_on = {r["source_id"] for r in rows}
+    assert {r["source_id"] for r in off if r["source_id"] not in kept_on} == {
+        r["source_id"] for r in off if r["messages"][-1]["content"] == TEXTS[2]
+        and r["source_id"] not in kept_on}  # what answer_check dropped is exactly rows won by "we rest" alone
+    assert len({r["source_id"] for r in off} - kept_on) == wrong
 
 
 def test_given_constraints_are_used_as_written(tiny_model_dir, tmp_path, monkeypatch):

@@ -120,7 +120,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'less_target_rows': 8,
         'selector': '',
     }),
-    'sharpset.stages.constrain': ('constrain', 1, {
+    'sharpset.stages.constrain': ('constrain', 2, {
         'engine': 'transformers',
         'engine_options': {},
         'input': '',
@@ -135,6 +135,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'max_new_tokens': 256,
         'repetition_penalty': 1.1,
         'keep_truncated': False,
+        'answer_check': True,
         'tie_break': 'quality_lm',
         'repair': False,
         'pairs': False,

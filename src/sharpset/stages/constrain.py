@@ -24,6 +24,11 @@ IFEval-format file):
    compared at 4 decimals), then the shortest (fewest generated tokens), then the lowest index;
    ``tie_break: shortest`` skips quality_lm. AutoIF also gates on a relevance judge; a checker can
    be met by an answer that ignores the task, which ``quality_lm`` only partly catches.
+   With ``answer_check`` (default), a pool row that carries a known ``answer`` (the shipped
+   questions; a user's QA file) also needs the answer stated in the candidate
+   (:func:`sharpset.invariance.mentions`, whole words, number words as digits): the checkers verify
+   the form, this the content. Without it the embedded SmolLM2's kept rows on the shipped questions
+   were 4 of 11 right (7 format-valid but wrong or nonsense, e.g. "A) Toronto" for Canada's capital).
 5. ``repair`` (optional): for a row with no passing candidate, the candidate meeting the most
    constraints is sent back to the model with the unmet constraints restated, once; the rewrite is
    checked against all constraints and, if it passes, kept with ``repaired: true``.
@@ -58,9 +63,9 @@ from ..run import RunDir, derive_seed
 from ..stage import BackendFields
 
 STAGE = "constrain"
-VERSION = 1
+VERSION = 2  # 2: answer_check (a row with a known answer keeps only a candidate that states it)
 
-DROP_REASONS = ("no_constraint", "no_pass", "only_truncated")
+DROP_REASONS = ("no_constraint", "no_pass", "only_truncated", "wrong_answer")
 TIE_BREAKS = ("quality_lm", "shortest")
 REPAIR_TEXT = ("Rewrite your answer so that it also follows {these}: {rules} Keep what it says otherwise, "
                "and reply with the rewritten answer only.")
@@ -83,6 +88,8 @@ class ConstrainConfig(BackendFields):
     max_new_tokens: int = field(256, "max tokens of a candidate")
     repetition_penalty: float = field(1.1, "candidate repetition penalty (1.0 = off; synth's default, issue 13)")
     keep_truncated: bool = field(False, "let a candidate cut at max_new_tokens win (default: it cannot)")
+    answer_check: bool = field(True, "a pool row with a known `answer` keeps only a candidate that states it "
+                                     "(the constraints check the form, this the content)")
     tie_break: str = field("quality_lm", "among passing candidates: quality_lm (then shortest) or shortest")
     repair: bool = field(False, "rewrite the best failing candidate once with the unmet constraints restated")
     pairs: bool = field(False, "also write pairs.jsonl: chosen (passing) / rejected (failing) in TRL's preference format")
@@ -198,6 +205,14 @@ def pick_winner(passing: list[int], cands: list[dict], quality: dict[int, float 
     best = min(passing, key=lambda j: (-q[j] if j in q else float("inf"), cands[j]["n_new_tokens"], j))
     unique = best in q and list(q.values()).count(q[best]) == 1
     return best, "quality_lm" if unique else "shortest"
+
+
+def right_answer(cfg: ConstrainConfig, row: dict, text: str) -> bool:
+    """True unless ``answer_check`` is on, the pool row has a known ``answer`` and ``text`` does not state it."""
+    from ..invariance import mentions
+
+    answer = row.get("answer")
+    return not (cfg.answer_check and isinstance(answer, str) and answer.strip()) or mentions(text, answer)
 
 
 def repair_prompt(constraints: list[dict], unmet: list[int]) -> str:
@@ -321,8 +336,8 @@ def run(cfg: ConstrainConfig, run: RunDir, log: Callable[[str], None] = print) -
         pl["cands"] = [done[f"cand:{rid}:{j}"] for j in range(cfg.k)] if pl["constraints"] else []
         pl["verdicts"] = [verdicts(pl["constraints"], pl["prompt"], c["text"]) for c in pl["cands"]]
         pl["pass_all"] = [all(v) for v in pl["verdicts"]]
-        pl["eligible"] = [j for j, c in enumerate(pl["cands"])
-                          if pl["pass_all"][j] and (cfg.keep_truncated or not c["truncated"])]
+        pl["eligible"] = [j for j, c in enumerate(pl["cands"]) if pl["pass_all"][j] and
+                          (cfg.keep_truncated or not c["truncated"]) and right_answer(cfg, pl["row"], c["text"])]
 
     # quality_lm for rows with two or more eligible candidates (logged: a resumed run reuses it)
     need = [pl for pl in plans if len(pl["eligible"]) > 1 and f"qlm:{pl['row']['id']}" not in done]
@@ -388,14 +403,15 @@ def run(cfg: ConstrainConfig, run: RunDir, log: Callable[[str], None] = print) -
             n_repair += 1
             rep = done[f"rep:{rid}"]
             ok = all(verdicts(pl["constraints"], pl["prompt"], rep["text"])) and \
-                (cfg.keep_truncated or not rep["truncated"])
+                (cfg.keep_truncated or not rep["truncated"]) and right_answer(cfg, pl["row"], rep["text"])
             pl["repair"].update(text=rep["text"], passed=ok, n_new_tokens=rep["n_new_tokens"],
                                 truncated=rep["truncated"], seed=rep["seed"])
             if ok:
                 n_repaired += 1
                 winner, how, text = -1, "repair", rep["text"]
         if text is None:
-            drops["only_truncated" if any(pl["pass_all"]) else "no_pass"] += 1
+            whole = [j for j, c in enumerate(cands) if pl["pass_all"][j] and (cfg.keep_truncated or not c["truncated"])]
+            drops["wrong_answer" if whole else "only_truncated" if any(pl["pass_all"]) else "no_pass"] += 1
             continue
         pl["kept"] = True
         hows[how] += 1
