@@ -232,3 +232,17 @@ def test_eval_of_tiny_models_then_report_writes_the_proxy_table(tiny_model_dir, 
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Proxy-tuning" in md and "Share of the gap closed" in md and "Knowledge kept" in md
     assert 'id="proxy"' in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_a_derived_folder_has_its_embedded_sources_chat_family(tmp_path):
+    """`sharpset derive gemma3-270m` writes a folder whose tokenizer, like gemma3-270m's, has no chat
+    template: its family comes from the source it records, so train and eval load it (the table's
+    expert is trained from it, its anti-expert column evaluates it)."""
+    from sharpset.models.registry import chat_family
+
+    for name, source, want in (("g3", "gemma3-270m", "gemma"), ("other", "not-embedded", None)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"sharpset_derived": {"source": source, "keep_layers": 9}}))
+        assert chat_family(str(d)) == want
+    assert chat_family(str(tmp_path / "missing")) is None and chat_family("gemma3-270m") == "gemma"

@@ -314,8 +314,21 @@ def load_embedder(name_or_path: str = "minilm-l6", device: str = "cpu"):
 
 
 def chat_family(name_or_path: str) -> str | None:
+    """The chat family of an embedded model, or of a folder ``sharpset derive`` wrote from one (its
+    config's ``sharpset_derived.source``): a derivative keeps its source's tokenizer, so it renders the
+    same turns. Without this a derivative of a template-less embedded base (gemma3-270m's tokenizer
+    carries no chat template; its derivative's neither) had no chat profile, and `train` and `eval`
+    refused it (issue 22: the anti-expert evaluated alone, the expert trained from it)."""
     spec = EMBEDDED.get(name_or_path)
-    return spec.chat_family if spec else None
+    if spec is not None:
+        return spec.chat_family
+    from .derive import CONFIG_KEY
+
+    try:
+        source = json.loads((Path(name_or_path) / "config.json").read_text(encoding="utf-8"))[CONFIG_KEY]["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return chat_family(source) if isinstance(source, str) and source != name_or_path else None
 
 
 def resolve_model(name: str) -> str:
