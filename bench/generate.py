@@ -283,6 +283,13 @@ def main(argv=None) -> None:
     ap.add_argument("--no-ablations", action="store_true",
                     help="skip the two kernel ablation rows (engine on torch linear, HF generate on oneDNN linear)")
     ap.add_argument("--quick", action="store_true", help="smoke run: n=24, max-new-tokens=48, single-n=2")
+    ap.add_argument("--weights", default="bf16,int8",
+                    help="opt-in lower-precision weight rows of the default strategy (engine_options weights), each "
+                         "with its greedy agreement with the fp32 engine; '' for none; skipped where the CPU lacks "
+                         "the feature")
+    ap.add_argument("--roofline", action="store_true",
+                    help="then bench/roofline.py's tables: bandwidth, GEMM peaks, decode step per lever, batch sweep, "
+                         "scoring forward")
     ap.add_argument("--vllm", action="store_true",
                     help="add a vLLM row (needs vllm importable, e.g. the CPU build's venv; docs/scale.md)")
     args = ap.parse_args(argv)
@@ -293,7 +300,7 @@ def main(argv=None) -> None:
 
     from sharpset.engine import GenerationRequest, SamplingParams
     from sharpset.engine.hf import TransformersEngine
-    from sharpset.engine.linear import PrepackedLinears
+    from sharpset.engine.linear import PrepackedLinears, weights_unavailable
 
     hf_logging.set_verbosity_error()
     if args.threads:
@@ -313,6 +320,9 @@ def main(argv=None) -> None:
 
     peak = matmul_peak()
     log(f"fp32 matmul peak (2048^3, best of 8): {peak:.1f} GFLOP/s")
+    import roofline  # bench/roofline.py, beside this file
+
+    peaks_lp = roofline.peaks()  # bf16 / int8 GEMM peaks, for the rows with lower-precision weights
 
     rows = {}  # name -> (n_prompts, useful tokens, wall seconds, cpu seconds)
     outputs, useful, stats = {}, {}, {}
@@ -330,11 +340,11 @@ def main(argv=None) -> None:
         with PrepackedLinears(model, bs).active():
             return hf_batched()
 
-    def engine(strategy, kernel="auto", label=None):
+    def engine(strategy, kernel="auto", label=None, **kw):
         def run():
-            eng = TransformersEngine(model, tok, batch_size=bs, strategy=strategy, linear_kernel=kernel)
+            eng = TransformersEngine(model, tok, batch_size=bs, strategy=strategy, linear_kernel=kernel, **kw)
             res = eng.generate(reqs, progress=sys.stderr.isatty())
-            stats[label or strategy] = dict(eng.stats, kernel=eng.linear_kernel_used)
+            stats[label or strategy] = dict(eng.stats, kernel=eng.linear_kernel_used, weights=eng.weights)
             return [(r.token_ids, r.n_new_tokens) for r in res]
         return run
 
@@ -347,6 +357,16 @@ def main(argv=None) -> None:
         label = f"{strategies[0]}[torch-linear]"
         methods[f"engine_{label}"] = engine(strategies[0], "torch", label)
         methods["hf_batched[onednn-linear]"] = hf_batched_onednn
+        # the engine as it was before issue 24 (oneDNN, q/k/v and gate/up as separate GEMMs)
+        label = f"{strategies[0]}[unfused]"
+        methods[f"engine_{label}"] = engine(strategies[0], "auto", label, fuse_projections=False)
+    for w in filter(None, args.weights.split(",")):
+        why = weights_unavailable(w, model)
+        if why is not None:
+            log(f"engine_{strategies[0]}[weights={w}]: row skipped ({why})")
+            continue
+        label = f"{strategies[0]}[weights={w}]"
+        methods[f"engine_{label}"] = engine(strategies[0], "auto", label, weights=w)
     hf_generate(model, prompts[:2], 4, stop, pad)  # warm-up
 
     def timed(name, fn, n):
@@ -397,6 +417,20 @@ def main(argv=None) -> None:
         f"{'vs hf_batched':>13s}")
     for name, (n, tokens, sec, cpu) in rows.items():
         log(f"{name:38s} {n:7d} {tokens:7d} {sec:7.1f} {cpu:7.1f} {tokens / sec:7.1f} {tokens / sec / base:12.2f}x")
+    bw = roofline.bandwidth()["copy"]
+    shape = roofline.model_shape(model)
+    ctx_mean = statistics.mean(len(p) for p in prompts) + statistics.mean(useful["hf_batched"]) / 2
+    log(f"decode-step roofline: floor = max(weights + KV bytes / {bw:.1f} GB/s copy bandwidth, FLOPs / the fp32 "
+        f"matmul peak {peak:.0f} GFLOP/s), at the mean rows per step and mean context {ctx_mean:.0f}")
+    for strategy, st in stats.items():
+        steps = max(st["decode_steps"], 1)
+        ms = 1000 * st["decode_seconds"] / steps
+        nbytes, flops = roofline.step_cost(shape, st["decode_rows"] / steps, ctx_mean, st["weights"])
+        pk = peaks_lp.get(st["weights"], peak) if st["weights"] else peak
+        floor = 1000 * max(nbytes / (bw * 1e9), flops / (pk * 1e9))
+        log(f"  engine_{strategy}: {ms:.0f} ms/step at {st['decode_rows'] / steps:.1f} rows, floor {floor:.0f} ms "
+            f"= {floor / ms:.0%} of the roofline, {flops / ms / 1e6:.0f} GFLOP/s = {flops / ms / 1e6 / pk:.0%} of "
+            f"the {st['weights'] or 'fp32'} peak")
     for strategy, st in stats.items():
         util = st["decode_rows"] / max(st["decode_steps"] * bs, 1)
         log(f"engine_{strategy} ({st['kernel']} linear): {st['decode_steps']} decode steps, slot use {util:.0%}, "
@@ -408,7 +442,11 @@ def main(argv=None) -> None:
         f"{1000 * rows['hf_batched'][2] / hf_steps:.0f} ms/step (wall, prefill included)")
 
     log("\nagreement with HF greedy (token ids):")
-    for strategy in stats:
+    for strategy, st in stats.items():
+        if st["weights"]:  # lower-precision weights: against the fp32 engine (not expected to be identical)
+            agreement(f"engine_{strategy} vs engine_{strategies[0]} (fp32)", model, prompts,
+                      outputs[f"engine_{strategy}"], outputs[f"engine_{strategies[0]}"], stop, log)
+    for strategy in (s for s in stats if not stats[s]["weights"]):
         got = outputs[f"engine_{strategy}"]
         agreement(f"engine_{strategy} vs hf_batched", model, prompts, got, outputs["hf_batched"], stop, log)
         agreement(f"engine_{strategy} vs hf_single", model, prompts, got[:k], outputs["hf_single"], stop, log)
@@ -448,6 +486,10 @@ def main(argv=None) -> None:
             f"{tps[f'engine_{default}'] / tps['hf_batched[onednn-linear]']:.2f}")
         log(f"kernels alone (HF generate): hf_batched[onednn-linear]/hf_batched = "
             f"{tps['hf_batched[onednn-linear]'] / base:.2f}")
+    if args.roofline:
+        roofline.run(model, tok, render, INSTRUCTIONS, batch=bs, ctx=256, steps=24, rounds=max(2, args.repeats + 1),
+                     log=log)
+        roofline.scoring(model, tok, render, INSTRUCTIONS, batch=bs, peak=peak, log=log)
     print(f"engine/hf_batched = {eng[1] / eng[2] / base:.2f}")
 
 
