@@ -18,9 +18,12 @@ the same run. The last line is `engine/hf_batched = R` for the default strategy.
 usage: python bench/generate.py [--n 64] [--batch-size 16] [--max-new-tokens 384] [--quick]
                                 [--repeats 1] [--threads N] [--vllm]
 
-Rows `engine_refill[torch-linear]` and `hf_batched[onednn-linear]` are ablations (skip them with
---no-ablations): they separate what the schedule buys (fewer decode steps) from what the engine's
-CPU linear kernels buy (oneDNN on prepacked weights, engine/linear.py).
+Rows `engine_refill[torch-linear]`, `hf_batched[onednn-linear]` and `engine_refill[unfused]` are
+ablations (skip them with --no-ablations): they separate what the schedule buys (fewer decode steps)
+from what the engine's CPU linear kernels buy (oneDNN on prepacked weights, engine/linear.py) and
+from the fused q/k/v and gate/up projections. `engine_refill[weights=bf16|int8]` (--weights) are the
+opt-in lower-precision weights, with their greedy agreement with the fp32 engine. Each engine's
+decode step is printed against its roofline (bench/roofline.py; --roofline adds its tables).
 
 Quiet machine, 2026-11-30 (2 EPYC cores, 2 threads, SmolLM2 fp32, n=64, batch 16, max_new_tokens
 384 = `synth`'s response limit; answers 8-384 tokens, median 222, 25/64 at the limit):
@@ -43,6 +46,20 @@ final drain (the last rows admitted run alone to their end).
 Per-step cost still grows with KV width in the refill layout (81 ms/step vs bucket's 68): a merged
 row is left-padded to the batch's width and each finished row compacts the cache; ragged per-row
 attention and in-place slot reuse are the next levers.
+
+Issue 24 (2026-12-06, shared machine, load 2-3 from another job, 1 thread; `python bench/generate.py
+--n 32 --max-new-tokens 128 --threads 1 --single-n 2 --strategies refill`):
+  hf_batched                    69.8 tok/s  161 ms/step (wall)        1.00x
+  engine_refill[unfused]       111.9 tok/s   84 ms/step               1.60x   the engine before issue 24
+  engine_refill                115.5 tok/s   80 ms/step, 40% of roof  1.66x   + fused q/k/v and gate/up
+  engine_refill[weights=bf16]  158.2 tok/s   58 ms/step               2.27x   greedy = fp32 on 9/32 prompts
+  engine_refill[weights=int8]  161.5 tok/s   61 ms/step               2.32x   greedy = fp32 on 2/32 prompts
+fp32 rows 32/32 identical to HF greedy. bench/roofline.py (same day, 1 thread, batch 16, context 256-328,
+variants interleaved): torch linear 152.6 ms/step, oneDNN 107.6, + fused 105.7 (50% of its 52.6 ms floor:
+compute-bound at 1 thread, 88 GFLOP/s peak), bf16 81.8, int8 81.6; where the rest goes (torch.profiler,
+fp32, context ~280): linears 59%, sdpa attention 29% (0.9 ms a layer, ~2.5x its KV-read floor),
+everything else 12% (~1000 small ops a step); cache copies on refill 0.4 s of 20 s. With bf16/int8
+weights the linears halve and attention + per-op overhead are most of the step.
 
 The machine is often shared: the run prints the load average, wall and process-CPU seconds; on a
 busy machine use --repeats 2 (best of each) or --threads 1 (2-thread GEMMs stall badly when another

@@ -126,7 +126,7 @@ def test_lower_precision_weights_close_to_fp32(weights, tol):
 
 def test_weights_option_validated(tok, monkeypatch):
     model = _llama()
-    with pytest.raises(ValueError, match="weights: must be one of"):
+    with pytest.raises(lin.WeightsRefused, match="weights: must be one of"):
         TransformersEngine(model, tok, weights="int4")
     with pytest.raises(ValueError, match="needs linear_kernel 'auto' or 'onednn'"):
         TransformersEngine(model, tok, weights="bf16", linear_kernel="torch")

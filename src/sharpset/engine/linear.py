@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sharpset.errors import UserError
+
 KERNELS = ("auto", "onednn", "torch")
 WEIGHTS = ("bf16", "int8")  # opt-in lower-precision weights; None = the model's own dtype
 _DTYPES = (torch.float32, torch.bfloat16)
@@ -59,6 +61,11 @@ _DTYPES = (torch.float32, torch.bfloat16)
 FUSE_GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 # CPU features that make each `weights` option pay (any one of them)
 _NEEDS = {"bf16": ("avx512_bf16", "amx_bf16"), "int8": ("avx512_vnni", "avx_vnni", "amx_int8")}
+
+
+class WeightsRefused(UserError, ValueError):
+    """engine_options weights that this machine or configuration cannot serve: a config error for
+    the CLI (exit 2, the message only), a ValueError for library callers."""
 
 
 def cpu_flags() -> frozenset[str] | None:
@@ -134,11 +141,11 @@ def resolve_kernel(kernel: str, model: nn.Module, weights: str | None = None) ->
         raise ValueError(f"linear_kernel: must be one of {KERNELS}, got {kernel!r}")
     if weights is not None:
         if kernel == "torch":
-            raise ValueError(f"weights={weights!r} runs on the engine's own kernels; it needs linear_kernel "
+            raise WeightsRefused(f"weights={weights!r} runs on the engine's own kernels; it needs linear_kernel "
                              "'auto' or 'onednn', not 'torch'")
         why = weights_unavailable(weights, model)
         if why is not None:
-            raise ValueError(f"weights: {why}")
+            raise WeightsRefused(f"engine_options weights: {why}")
         return "onednn"  # asked for explicitly: the smaller packed copies are used whatever memory says
     if kernel == "torch":
         return "torch"
