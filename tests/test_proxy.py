@@ -338,3 +338,23 @@ def test_derive_cuts_gemma3_layer_types_and_the_derivative_runs_in_the_proxy(tmp
     ref = [_reference((base, small, eng.lanes["antiexpert"].model), 1.0, r.prompt_ids, r.params.max_new_tokens,
                       eng.eos_token_ids) for r in reqs]
     assert got == ref
+
+
+def test_a_template_less_base_renders_as_its_expert(triple):
+    """chat_template: expert on a base whose tokenizer has no chat template (gemma3-270m's): the
+    tokenizers were checked equal, so the base takes the expert's family; with neither, a clear refusal."""
+    import copy
+
+    from sharpset.errors import UserError
+    from sharpset.models.profiles import profile_for
+
+    tok, b, e, _ = triple
+    bare = copy.deepcopy(tok)
+    bare.chat_template = None
+    base_prof, expert_prof = ProxyEngine._profiles("expert", {"base": (b, bare), "expert": (e, tok)})
+    assert base_prof.family == expert_prof.family == profile_for(tok).family
+    msgs = [{"role": "user", "content": "Hi"}]
+    # the same turn markers (the template-less side has no default system turn, as train renders such a base)
+    assert expert_prof.render(msgs, add_generation_prompt=True).endswith(base_prof.render(msgs, add_generation_prompt=True))
+    with pytest.raises(UserError, match="engine_options.chat_template: expert: the expert's chat template"):
+        ProxyEngine._profiles("expert", {"base": (b, bare), "expert": (e, bare)})

@@ -308,14 +308,19 @@ class ProxyEngine(TransformersEngine):
             return None, None
         from sharpset.models.profiles import ProfileError, profile_for
 
-        out = []
-        for role in ("base", "expert"):
+        out: dict[str, Any] = {}
+        for role in ("expert", "base"):
             try:
-                out.append(profile_for(models[role][1]))
+                out[role] = profile_for(models[role][1])
             except ProfileError as e:
+                # a template-less base (gemma3-270m's tokenizer has none) renders its turns as the expert
+                # does: the two tokenizers were checked equal, so the expert's family is the base's
+                if role == "base" and getattr(out.get("expert"), "family", None):
+                    out[role] = profile_for(models[role][1], out["expert"].family)
+                    continue
                 raise UserError(f"engine_options.chat_template: expert: the {role}'s chat template: "
                                 f"{str(e).splitlines()[0]}") from None
-        return out[0], out[1]
+        return out["base"], out["expert"]
 
     # ------------------------------------------------------------------ generation
     def generate_iter(self, requests: Sequence[GenerationRequest], *,
