@@ -231,12 +231,13 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         about["constraints"] = (f"{len(cand['constraints'])} verified-constraint rows kept of {m.get('attempted')} "
                                 f"prompts (constrain, k={cfg.constrain_k})")
         log(f"constraints candidates: {about['constraints']}")
+    pool_rows = read_records(pool, "sft").rows if {"random", "quality-diversity"} & set(cfg.targets) else []
     if "random" in cfg.targets:
-        cand["random"] = read_records(pool, "sft").rows
+        cand["random"] = pool_rows
         about["random"] = f"{len(cand['random'])} pool rows, drawn at random (no selection, no gate)"
         log(f"random candidates: {about['random']}")
     if "quality-diversity" in cfg.targets:
-        cand["quality-diversity"] = read_records(pool, "sft").rows
+        cand["quality-diversity"] = pool_rows
         about["quality-diversity"] = f"{len(cand['quality-diversity'])} pool rows, curate --strategy quality-diversity"
     less_targets: dict[str, str] = {}
     if cfg.selection == "less":
