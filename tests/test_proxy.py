@@ -358,3 +358,39 @@ def test_a_template_less_base_renders_as_its_expert(triple):
     assert expert_prof.render(msgs, add_generation_prompt=True).endswith(base_prof.render(msgs, add_generation_prompt=True))
     with pytest.raises(UserError, match="engine_options.chat_template: expert: the expert's chat template"):
         ProxyEngine._profiles("expert", {"base": (b, bare), "expert": (e, bare)})
+
+
+def test_the_expert_and_antiexpert_load_once_per_process_while_an_engine_holds_them(triple_dirs, monkeypatch):
+    """A stage asking two batch sizes builds two proxy engines (stage.Subject.engine), and an eval of two
+    models one per model: the expert and anti-expert are loaded once and shared, as the transformers
+    engine's engines share their Subject's one model; released with the last engine, loaded again after."""
+    import gc
+
+    import sharpset.models as models
+    from sharpset.evaluate.stage import EvalConfig
+    from sharpset.stage import load_subject
+
+    loads: list[str] = []
+    real = models.load_model
+
+    def counting(name, **kw):
+        loads.append(str(name))
+        return real(name, **kw)
+
+    monkeypatch.setattr(models, "load_model", counting)
+    ex, an = str(triple_dirs["expert"]), str(triple_dirs["antiexpert"])
+    backend = EvalConfig(models=[str(triple_dirs["base"])], engine="proxy",
+                         engine_options={"expert": ex, "antiexpert": an, "alpha": 1.0})
+    one = load_subject(str(triple_dirs["base"]), backend=backend, log=lambda m: None)
+    e4, e8 = one.engine(4), one.engine(8)
+    assert e4 is not e8 and e4.lanes["expert"].model is e8.lanes["expert"].model
+    two = load_subject(str(triple_dirs["base"]), backend=backend, log=lambda m: None)
+    assert two.engine(4).lanes["antiexpert"].model is e4.lanes["antiexpert"].model
+    assert loads.count(ex) == loads.count(an) == 1 and loads.count(str(triple_dirs["base"])) == 2
+    reqs = _requests(e4.tokenizer, 3, 5)
+    assert _ids(e4.generate(reqs, progress=False)) == _ids(e8.generate(reqs, progress=False))
+    del one, two, e4, e8
+    gc.collect()
+    again = load_subject(str(triple_dirs["base"]), backend=backend, log=lambda m: None)
+    again.engine(4)
+    assert loads.count(ex) == loads.count(an) == 2  # the weights went with the last engine holding them

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -277,14 +278,8 @@ class ProxyEngine(TransformersEngine):
         self.alpha = float(alpha)
         self.options = resolved(named)
         models = {"base": (model, tokenizer)}
-        loaded: dict[str, tuple] = {}
         for role, m in (("expert", expert), ("antiexpert", antiexpert)):
-            if isinstance(m, str):
-                if m not in loaded:
-                    loaded[m] = _load(m, role, model)
-                models[role] = loaded[m]
-            else:
-                models[role] = (m, tokenizer)
+            models[role] = _load(m, role, model) if isinstance(m, str) else (m, tokenizer)
         for role in ("expert", "antiexpert"):
             problem = tokenizer_problem(tokenizer, models[role][1], role)
             if problem:
@@ -480,13 +475,33 @@ def _lane_ready(lane: TransformersEngine):
         lane.stats["seconds"] = time.perf_counter() - t0
 
 
+# (model folder, its fingerprint, dtype, device) -> (a weak reference to the loaded model, its tokenizer).
+# A stage that asks two batch sizes builds two proxy engines (stage.Subject.engine: one per batch size,
+# as for the transformers engine, which shares the Subject's one loaded model), and an eval of several
+# models builds one per model: each would load the expert and anti-expert again. A model still held by
+# a lane is shared instead -- loaded once per process while in use; the reference is weak, so the
+# weights go when the last engine holding them does. The fingerprint (model_fingerprint: config and
+# tokenizer contents, weight files' size and mtime) keeps a model retrained in place from being served.
+_LOADED: dict[tuple, tuple[weakref.ref, Any]] = {}
+
+
 def _load(name: str, role: str, like) -> tuple[Any, Any]:
-    """(model, tokenizer) of an expert or anti-expert, in the base's dtype and device."""
+    """(model, tokenizer) of an expert or anti-expert, in the base's dtype and device: the one already
+    loaded in this process when a lane still holds it (:data:`_LOADED`), else loaded now."""
     from sharpset.models import load_model
-    from sharpset.models.registry import resolve_model
+    from sharpset.models.registry import model_fingerprint, resolve_model
 
     try:
-        model, tok = load_model(resolve_model(name), dtype=like.dtype, device=str(like.device))
+        path = resolve_model(name)
+        key = (path, model_fingerprint(path), str(like.dtype), str(like.device))
+        hit = _LOADED.get(key)
+        model = hit[0]() if hit else None
+        if model is not None:
+            return model, hit[1]
+        model, tok = load_model(path, dtype=like.dtype, device=str(like.device))
     except UserError as e:
         raise UserError(f"engine_options.{role}: {e}") from None
+    for k in [k for k, (ref, _) in _LOADED.items() if ref() is None]:
+        del _LOADED[k]
+    _LOADED[key] = (weakref.ref(model), tok)
     return model, tok
