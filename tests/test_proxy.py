@@ -272,7 +272,7 @@ def test_run_keys_see_alpha_and_the_expert(triple_dirs, tmp_path):
 
 
 # --------------------------------------------------------------------------- derive
-def test_derive_writes_a_loadable_k_layer_model_with_the_sources_first_layers(tiny_model_dir, tmp_path):
+def test_derive_writes_a_loadable_k_layer_model_with_the_sources_first_layers(tiny_model_dir, tmp_path, capsys):
     from safetensors.torch import load_file
 
     from sharpset.models import load_model
@@ -284,7 +284,12 @@ def test_derive_writes_a_loadable_k_layer_model_with_the_sources_first_layers(ti
     assert small.config.num_hidden_layers == 1 and len(small.model.layers) == 1
     rec = json.loads((out / "config.json").read_text())["sharpset_derived"]
     assert rec["keep_layers"] == 1 and rec["source_layers"] == 2 and rec["source"] == str(tiny_model_dir)
-    assert "1-layer derivative" in (out / "README.md").read_text()
+    n_small, n_src = sum(p.numel() for p in small.parameters()), sum(v.numel() for v in load_file(
+        str(tiny_model_dir / "model.safetensors")).values())
+    assert rec["parameters"] == n_small and rec["source_parameters"] == n_src > n_small  # tied head: once each
+    card = (out / "README.md").read_text()
+    assert "1-layer derivative" in card and f"{n_small:,} parameters (source: {n_src:,})" in card
+    assert f"1 of 2 decoder layers of {tiny_model_dir}, {n_small:,} parameters" in capsys.readouterr().out
     src = load_file(str(tiny_model_dir / "model.safetensors"))
     got = small.state_dict()
     kept = {k: v for k, v in src.items() if layer_of(k) is None or layer_of(k) < 1}

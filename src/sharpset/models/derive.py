@@ -13,18 +13,50 @@ it was never trained on, so it is expected to be much worse than the source unti
 the anti-expert's role; the expert is it after ``sharpset train``). Written atomically
 (dataio.atomic_dir): a kill leaves no half-written folder. Deterministic: the same source and K
 give the same weights.
+
+As a stage run (:func:`run`, ``DeriveConfig``; what ``sharpset sweep``'s proxy arms use): the model
+goes to ``<run>/model``, which is where :func:`sharpset.models.registry.resolve_model` finds it from
+the run folder, and the manifest's metrics carry the layer and parameter counts.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..config import field
 from ..errors import UserError
 
 _LAYER = re.compile(r"(^|\.)layers\.(\d+)\.")
 CONFIG_KEY = "sharpset_derived"
+STAGE = "derive"
+VERSION = 1
+
+
+@dataclass
+class DeriveConfig:
+    model: str = field("gemma3-270m", "source model: embedded name, local HF folder or `sharpset train` run folder")
+    keep_layers: int = field(0, "decoder layers to keep (1..N-1)")
+
+    def key_inputs(self) -> dict[str, str]:
+        """The source by fingerprint (run.config_reads): a changed source folder derives again."""
+        from ..run import models_read
+
+        return models_read(self.model)
+
+    def check(self) -> list[tuple[str, str]]:
+        return [] if self.keep_layers >= 1 else [("keep_layers", "must be >= 1")]
+
+
+def run(cfg: DeriveConfig, run: Any, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The stage: :func:`derive` into ``<run>/model`` (resumable: an existing folder of the same
+    derivation is up to date)."""
+    info = derive(cfg.model, cfg.keep_layers, run.path / "model", log=log)
+    metrics = {k: info.get(k) for k in ("keep_layers", "source_layers", "parameters", "source_parameters")}
+    run.finish(outputs=["model"], metrics=metrics)
+    return metrics
 
 
 def layer_of(param_name: str) -> int | None:
@@ -66,7 +98,7 @@ def derive(source: str, keep_layers: int, out: str | Path, *, force: bool = Fals
     if (out / "config.json").exists() and not force:
         have = _recorded(out)
         if have and have.get("source_fingerprint") == model_fingerprint(src) and have.get("keep_layers") == keep_layers:
-            log(f"up to date: {out} (layers 0..{keep_layers - 1} of {have.get('source')})")
+            log(f"up to date: {out} ({_size(have)})")
             return have
         raise UserError(f"--out: {out} already holds a model ({'derived from ' + str(have.get('source')) if have else 'not this derivation'}); "
                         "give another folder or --force")
@@ -88,17 +120,24 @@ def derive(source: str, keep_layers: int, out: str | Path, *, force: bool = Fals
     if missing or unexpected:
         raise UserError(f"{source}: cannot derive: parameters missing {missing[:5]}, unexpected {unexpected[:5]}")
     small.generation_config = model.generation_config
-    n_params = sum(p.numel() for p in small.parameters())
-    info["parameters"] = n_params
+    info["parameters"] = sum(p.numel() for p in small.parameters())
+    info["source_parameters"] = sum(p.numel() for p in model.parameters())
     setattr(small.config, CONFIG_KEY, info)
     clean_dir_temps(out)
     with atomic_dir(out) as tmp:
         small.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        (tmp / "README.md").write_text(_card(info, n_params, sum(p.numel() for p in model.parameters())),
-                                       encoding="utf-8")
-    log(f"derived {out}: {keep_layers} of {n} decoder layers of {source}, {n_params:,} parameters")
+        (tmp / "README.md").write_text(_card(info), encoding="utf-8")
+    log(f"derived {out}: {_size(info)}")
     return info
+
+
+def _size(info: dict) -> str:
+    """'K of N decoder layers of SOURCE, P parameters (source: Q)' from a recorded block (a folder
+    derived before source_parameters was recorded lacks it)."""
+    src = f" (source: {info['source_parameters']:,})" if info.get("source_parameters") else ""
+    params = f", {info['parameters']:,} parameters{src}" if info.get("parameters") else ""
+    return f"{info.get('keep_layers')} of {info.get('source_layers')} decoder layers of {info.get('source')}{params}"
 
 
 def _tied(model, name: str) -> bool:
@@ -115,11 +154,12 @@ def _recorded(path: Path) -> dict | None:
         return None
 
 
-def _card(info: dict, n_params: int, n_source: int) -> str:
+def _card(info: dict) -> str:
     return (f"# {info['keep_layers']}-layer derivative of {info['source']}\n\n"
             f"Written by `sharpset derive {info['source']} --keep-layers {info['keep_layers']}`: "
             f"{info['kept']} of {info['source']} ({info['source_layers']} decoder layers; source fingerprint "
-            f"`{info['source_fingerprint']}`). {n_params:,} parameters (source: {n_source:,}). Per-layer "
+            f"`{info['source_fingerprint']}`). {info['parameters']:,} parameters (source: "
+            f"{info['source_parameters']:,}). Per-layer "
             f"config lists cut to {info['keep_layers']}: {', '.join(info['per_layer_config_cut']) or 'none'}.\n\n"
             "Not a trained small model: the head reads hidden states of a depth it was never trained on. "
             "Its use is proxy-tuning (arXiv:2401.08565): untrained, the anti-expert; tuned with `sharpset "
