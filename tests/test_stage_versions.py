@@ -119,6 +119,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'selection': 'draw',
         'less_target_rows': 8,
         'selector': '',
+        'proxy': {},
     }),
     'sharpset.stages.constrain': ('constrain', 2, {
         'engine': 'transformers',

@@ -145,3 +145,107 @@ def test_constraint_rows_from_an_earlier_constrain_run_need_no_pool(tiny_model_d
     assert res["candidates"]["constraints"].startswith("5 verified-constraint rows from")
     order = cells(SweepConfig(targets=["random", "constraints"], sizes=[16, 64], seeds=2, order="size-desc"))
     assert [c[1] for c in order] == [64, 64, 64, 64, 16, 16, 16, 16] and order[0] == ("constraints", 64, 0)
+
+
+def test_proxy_arms_give_each_cell_the_paired_proxy_table(tiny_model_dir, tmp_path, capsys):
+    """`proxy: {antiexpert: K, alphas}` (issue 22): one derived anti-expert per sweep, per cell an expert
+    trained from it on the cell's rows with the cell's budget and the proxy at each alpha, every step a
+    cached, resumable stage run; sweep.json's proxy table pairs base, anti-expert, expert alone, proxy per alpha and
+    the cell's direct tuning, as `sharpset report` finds it; alpha 0 scores exactly as the base."""
+    from sharpset.report import build_report
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "sw"
+    argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "format,knowledge", "--sizes", "[2]",
+            "--seeds", "1", "--pool", str(pool), "--min-conformance", "0", "--steps", "2", "--eval-limit", "2",
+            "--eval-max-new-tokens", "6", "--suites", "shape,knowledge", "--out", str(out),
+            "--proxy", "{antiexpert: 1, alphas: [0, 1.5], targets: [format]}"]
+    assert main([*argv, "--max-cells", "1"]) == 0  # the format cell with its arms, then stop
+    assert "1 of 2 cells done" in capsys.readouterr().out
+    assert main(argv) == 0  # resumed: the format cell's steps are cache hits, the knowledge cell runs
+    again = capsys.readouterr().out
+    for step in ("proxy-antiexpert", "proxy-antiexpert-eval", "expert", "expert-eval", "alpha-0", "alpha-1.5"):
+        assert f"== {step}: up to date (cached)" in again
+    derive = json.loads((out / "proxy-antiexpert" / "manifest.json").read_text())
+    assert derive["stage"] == "derive" and derive["metrics"]["keep_layers"] == 1
+    assert derive["metrics"]["source_layers"] == 2 and derive["metrics"]["parameters"] > 0
+    anti = str(out / "proxy-antiexpert" / "model")
+    cell = out / "cells" / "format-n2-s0"
+    expert = json.loads((cell / "proxy" / "expert" / "manifest.json").read_text())
+    direct = json.loads((cell / "train" / "manifest.json").read_text())
+    assert expert["metrics"]["optimizer_steps"] == direct["metrics"]["optimizer_steps"] == 2
+    assert {k: v for k, v in expert["inputs"].items() if k.endswith("sft.jsonl")} == \
+        {k: v for k, v in direct["inputs"].items() if k.endswith("sft.jsonl")}  # the cell's rows
+    assert not (out / "cells" / "knowledge-n2-s0" / "proxy").exists()  # proxy.targets: format only
+    res = json.loads((out / "sweep.json").read_text())
+    p = res["proxy"]
+    assert (p["antiexpert"], p["keep_layers"], p["alphas"], p["targets"]) == (anti, 1, [0.0, 1.5], ["format"])
+    (t,) = p["cells"]
+    assert (t["target"], t["n"], t["seed"], t["cell"]) == ("format", 2, 0, "format-n2-s0")
+    assert [c["key"] for c in t["columns"]] == ["base", "antiexpert", "expert", "proxy@0", "proxy@1.5", "tuned"]
+    cols = {c["key"]: c["eval_run"] for c in t["columns"]}
+    assert cols == {"base": "baseline", "antiexpert": "proxy-antiexpert-eval",
+                    "expert": "cells/format-n2-s0/proxy/expert-eval", "proxy@0": "cells/format-n2-s0/proxy/alpha-0",
+                    "proxy@1.5": "cells/format-n2-s0/proxy/alpha-1.5", "tuned": "cells/format-n2-s0/eval"}
+    rows = {(r["suite"], r["metric"]): r for r in t["rows"]}
+    assert {"shape", "knowledge"} <= {s for s, _ in rows} and all(r["n"] >= 1 for r in rows.values())
+    assert all(set(r["gap_share"]) == {"proxy@0", "proxy@1.5"} for r in rows.values())
+    assert all(set(r["kept"]) == {"proxy@0", "proxy@1.5"} for (s, _), r in rows.items() if s == "knowledge")
+    for r in rows.values():  # alpha 0 is the base alone: the same mean, a paired difference of exactly 0
+        assert r["cells"]["proxy@0"]["mean"]["mean"] == r["cells"]["base"]["mean"]["mean"]
+        assert r["cells"]["proxy@0"]["vs_base"]["diff"] == 0
+    for suite in ("shape", "knowledge"):  # item by item, every score the base's
+        def scores(d):
+            return {(r["item"], k): v for line in (d / "samples" / f"{suite}.jsonl").read_text().splitlines()
+                    for r in [json.loads(line)] for k, v in r.items() if k not in ("model", "model_index", "proxy")}
+        assert scores(cell / "proxy" / "alpha-0") == scores(out / "baseline")
+    md = (out / "sweep.md").read_text()
+    assert "### format-n2-s0: proxy-tuning (format, n=2, seed 0)" in md and "Share of the gap closed" in md
+    assert "Knowledge kept" in md and "first 1 decoder layers" in md
+    # `sharpset report` over the sweep finds the same table
+    build_report([out], tmp_path / "report")
+    (rt,) = json.loads((tmp_path / "report" / "proxy.json").read_text())
+    assert rt["columns"] == t["columns"] and rt["rows"] == t["rows"]
+
+
+def test_bad_proxy_settings_name_the_field(tiny_model_dir, tmp_path, capsys):
+    from conftest import build_chatml_tokenizer, build_tiny_llama
+
+    base = ["sweep", "--model", str(tiny_model_dir), "--targets", "knowledge", "--out", str(tmp_path / "sw")]
+    for value, field in (("{alphas: [1]}", "proxy.antiexpert"), ("{antiexpert: 0}", "proxy.antiexpert"),
+                         ("{antiexpert: 1, alphas: []}", "proxy.alphas"),
+                         ("{antiexpert: 1, alphas: [1, 1.0]}", "proxy.alphas"),
+                         ("{antiexpert: 1, chat_template: plain}", "proxy.chat_template"),
+                         ("{antiexpert: 1, targets: [format]}", "proxy.targets"),
+                         ("{antiexpert: 1, alpha: 1}", "proxy.alpha"), ("[1]", "proxy")):
+        assert main([*base, "--proxy", value]) == 2, value
+        assert field in capsys.readouterr().err, value
+    assert not (tmp_path / "sw").exists()
+    # K past the model's depth: refused by derive, naming the field
+    assert main([*base, "--sizes", "[1]", "--seeds", "1", "--steps", "1", "--eval-limit", "1",
+                 "--eval-max-new-tokens", "2", "--suites", "shape", "--proxy", "{antiexpert: 5}"]) == 2
+    err = capsys.readouterr().err
+    assert "proxy.antiexpert: --keep-layers: must be in [1, 1]" in err
+    assert not (tmp_path / "sw" / "baseline").exists()  # refused before the baseline's eval
+    # a given anti-expert of another vocabulary: refused before anything runs, naming the token
+    other = tmp_path / "other-vocab"
+    tok = build_chatml_tokenizer()
+    tok.add_tokens(["<|odd|>"], special_tokens=True)
+    build_tiny_llama(len(tok), seed=3).save_pretrained(other, safe_serialization=True)
+    tok.save_pretrained(other)
+    assert main([*base, "--out", str(tmp_path / "sw2"), "--proxy", f"{{antiexpert: {other}}}"]) == 2
+    err = capsys.readouterr().err
+    assert "proxy.antiexpert: engine_options.antiexpert: the antiexpert's tokenizer differs" in err and "<|odd|>" in err
+    assert not (tmp_path / "sw2" / "baseline").exists()
+
+
+def test_a_cell_whose_proxy_evals_are_missing_says_so(tmp_path):
+    from sharpset.pipelines import sweep_proxy
+
+    s = sweep_proxy.settings({"antiexpert": 2}, ["format"])
+    assert s == {"antiexpert": 2, "alphas": [0.5, 1.0, 1.5], "chat_template": "all", "targets": ["format"]}
+    p = sweep_proxy.summarize(tmp_path, "base-model", s, "anti", [("format", 2, 0, "format-n2-s0", 2)])
+    (c,) = p["cells"]
+    assert c["cell"] == "format-n2-s0" and not c["rows"] and "no proxy eval run" in c["notes"][0]
+    md = "\n".join(sweep_proxy.markdown(p))
+    assert "### format-n2-s0" in md and "no proxy eval run" in md

@@ -31,6 +31,12 @@ swept model) computing the gradients; one gradient datastore per seed (``less-da
 by every target and size. With ``targets: [format, constraints, quality-diversity, random]`` the
 report shows, per target, LESS vs quality-diversity vs random at the same n and seed.
 
+``proxy`` (issue 22): proxy-tuning arms per cell -- an expert (a small same-vocabulary model, by
+default derived from the swept model, trained on the cell's rows with the cell's budget), its eval
+alone and the swept model steered by it at each alpha, on the same items; sweep.json's ``proxy`` and
+sweep.md's proxy tables pair base, expert alone, proxy per alpha and the cell's direct tuning
+(:mod:`sharpset.pipelines.sweep_proxy`).
+
 ``constrain_model`` writes the constraint candidates when the swept model is a base that cannot
 (default: the swept model itself, i.e. self-distillation).
 
@@ -57,6 +63,7 @@ from typing import Any, Callable
 from ..config import field
 from ..errors import UserError
 from ..run import RunDir, derive_seed
+from . import sweep_proxy
 from .quickstart import stage_run
 
 STAGE = "sweep"
@@ -100,6 +107,7 @@ class SweepConfig:
                                    "less (n from the whole pool by curate --strategy less toward the target; issue 25)")
     less_target_rows: int = field(8, "selection less: target examples, drawn once from the target's candidates")
     selector: str = field("", "selection less: the model whose gradients select (empty = the swept model)")
+    proxy: dict = field({}, sweep_proxy.HELP)
 
     def __post_init__(self) -> None:
         try:  # from a flag, "8,16" arrives as strings
@@ -117,7 +125,7 @@ class SweepConfig:
         from .quickstart import pipeline_reads
 
         models = [self.model] + ([self.constrain_model] if self.constrain_model else [])
-        return pipeline_reads(models, self.suites, spec=self.spec)
+        return {**pipeline_reads(models, self.suites, spec=self.spec), **sweep_proxy.key_inputs(self.proxy)}
 
     def check(self) -> list[tuple[str, str]]:
         p = []
@@ -139,7 +147,7 @@ class SweepConfig:
             p.append(("order", "must be size, size-desc, target or shuffled"))
         if self.max_cells < 0:
             p.append(("max_cells", "must be >= 0"))
-        return p
+        return p + sweep_proxy.check(self.proxy, list(self.targets))
 
 
 def cells(cfg: SweepConfig) -> list[tuple[str, int, int]]:
@@ -196,6 +204,8 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     root = run.path
     t0 = time.perf_counter()
     ev = {"limit": cfg.eval_limit, "max_new_tokens": cfg.eval_max_new_tokens, "suites": cfg.suites, "seed": 0}
+    px = sweep_proxy.settings(cfg.proxy, cfg.targets) if cfg.proxy else None
+    anti = sweep_proxy.antiexpert(cfg.model, px, ev, root, log) if px else ""  # first: a bad one is refused early
     baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log)
     cand: dict[str, list[dict]] = {}
     about: dict[str, str] = {}  # where each target's candidates came from (sweep.json, sweep.md)
@@ -271,7 +281,8 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         name = f"{target}-n{n}-s{seed}"
         cell = root / "cells" / name
         ev_dir = cell / "eval"
-        if not (ev_dir / "manifest.json").exists() or json.loads((ev_dir / "manifest.json").read_text()).get(
+        last = sweep_proxy.arm_dir(cell, px["alphas"][-1]) if px and target in px["targets"] else ev_dir
+        if not (last / "manifest.json").exists() or json.loads((last / "manifest.json").read_text()).get(
                 "status") != "complete":
             if cfg.max_cells and new >= cfg.max_cells:
                 continue
@@ -301,8 +312,12 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         tcfg["objective"] = objective
         tr = stage_run(train, tcfg, "TrainConfig", cell / "train", log, inputs=inputs, seed=seed)
         stage_run(eval_stage, {"models": [str(tr.path)], **ev}, "EvalConfig", ev_dir, log)  # model by fingerprint
+        if px and target in px["targets"]:
+            sweep_proxy.arms(cfg.model, anti, px, cell, tcfg, inputs, seed, ev, log)
         done_cells.append((target, n, seed, name, (tr.manifest.get("metrics") or {}).get("rows_used")))
     result = {"candidates": about, **summarize(root, baseline.path, done_cells)}
+    if px:
+        result["proxy"] = sweep_proxy.summarize(root, cfg.model, px, anti, done_cells)
     write_json(root / "sweep.json", result)
     write_json(root / "plan.json", plan(cfg, done_cells))  # `sharpset report` names each cell's target
     write_text(root / "sweep.md", format_markdown(result))  # atomic, as every output (issue 21)
@@ -402,6 +417,8 @@ def format_markdown(result: dict[str, Any]) -> str:
                   "| target | n | seed | suite | metric | quality-diversity | target | diff [95% CI] | p | items | mde |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += [_md_row(r, r.get("mde")) for r in result["vs_quality_diversity"]]
+    if result.get("proxy"):
+        lines += sweep_proxy.markdown(result["proxy"])
     return "\n".join(lines) + "\n"
 
 

@@ -362,17 +362,24 @@ INTRO = ("Proxy-tuning (arXiv:2401.08565) next to what it stands in for: the bas
          "↑/↓ mark the better direction where one is plain.")
 
 
-def proxy_md(col: Collection, ts: list[dict] | None = None) -> list[str]:
+def table_md(t: dict) -> list[str]:
+    """One table's Markdown under its heading: legend, notes, the grids (report.md; sweep.md per cell)."""
     from .markdown import _table, md
+
+    out = [f"- {md(x)}" for x in _legend(t)] + [""]
+    out += [f"> **Note:** {md(n)}\n" for n in t["notes"]]
+    for title, head, rows in grids(t):
+        out += [f"**{md(title)}**", ""] + _table(head, rows)
+    return out
+
+
+def proxy_md(col: Collection, ts: list[dict] | None = None) -> list[str]:
+    from .markdown import md
 
     ts = tables(col) if ts is None else ts
     out: list[str] = []
     for t in ts:
-        out += [f"## Proxy-tuning: {md(_title(t))}", "", md(INTRO), ""]
-        out += [f"- {md(x)}" for x in _legend(t)] + [""]
-        out += [f"> **Note:** {md(n)}\n" for n in t["notes"]]
-        for title, head, rows in grids(t):
-            out += [f"**{md(title)}**", ""] + _table(head, rows)
+        out += [f"## Proxy-tuning: {md(_title(t))}", "", md(INTRO), ""] + table_md(t)
     return out
 
 
