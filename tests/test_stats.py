@@ -207,3 +207,16 @@ def test_interval_and_test_disagreeing_reads_unclear_not_an_effect():
     assert verdict(c, +1) == "null"
     assert verdict_text(c, +1).startswith("unclear (interval excludes 0, p = 0.125)")
     assert verdict_text({"diff": 0.0, "ci95": [-0.2, 0.2], "n": 10, "p": 1.0}, +1) == "no effect larger than 0.2"
+
+
+def test_planned_mde_is_the_mde_a_comparison_reports():
+    """The audit sizes its evaluation by planned_n (issue 23): the planned MDE at a discordant share is
+    what paired_diff_ci reports for data with that share, and planned_n is the fewest units reaching it."""
+    from sharpset.stats import paired_diff_ci, planned_mde, planned_n
+
+    a, b = [0] * 15 + [1] * 15 + [0] * 70, [1] * 15 + [0] * 15 + [0] * 70  # 30 of 100 pairs discordant
+    assert paired_diff_ci(a, b, seed=0)["mde"] == round(planned_mde(100, 0.3), 4)
+    n = planned_n(0.2, 0.3)
+    assert planned_mde(n, 0.3) <= 0.2 < planned_mde(n - 1, 0.3) and n == 59
+    assert planned_mde(8, 0.3) == pytest.approx(7.849 / 8, abs=1e-3)  # the floor: 8 items detect nothing below 0.98
+    assert planned_mde(1, 0.3) is None

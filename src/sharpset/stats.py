@@ -10,6 +10,7 @@
   a sign-flip randomisation test over units.
 - :func:`verdict` / :func:`verdict_text`: the one rule turning a comparison into better / worse /
   up / down / "no effect larger than X" / "n too small".
+- :func:`planned_mde` / :func:`planned_n`: the same MDE before an evaluation runs, for sizing it.
 - :func:`holm`: Holm step-down adjusted p values for the metrics a report compares.
 - :func:`gap_share_ci`: proxy-tuning's "share of the gap closed", (proxy - base) / (tuned - base),
   with the three models' units resampled jointly; undefined where the gap itself is not shown.
@@ -295,8 +296,7 @@ def paired_diff_ci(a: Sequence[float | None], b: Sequence[float | None], seed: i
                            "ci95": None, "n": g, "n_rows": int(len(d)), "fixed": int((d > 0).sum()),
                            "broken": int((d < 0).sum()), "same": int((d == 0).sum())}
     if is01:
-        se = math.sqrt(float((s ** 2).sum())) / m.sum()
-        mde = max((Z95 + Z80) * se, (Z95 + Z80) ** 2 / g)
+        mde = binary_mde(math.sqrt(float((s ** 2).sum())) / m.sum(), g)
     else:
         mde = (Z95 + Z80) * _cluster_se(s, m) if g > 1 else None
     out["mde"] = _r(mde)
@@ -323,6 +323,27 @@ def paired_diff_ci(a: Sequence[float | None], b: Sequence[float | None], seed: i
     else:
         ci = _boot_ratio(s, m, seed, n_boot)
     return {**out, "ci95": [round(ci[0], 4), round(ci[1], 4)]}
+
+
+def binary_mde(se: float, n: int) -> float:
+    """The minimum detectable effect of a paired 0/1 comparison (:func:`paired_diff_ci`'s): (z_0.975 +
+    z_0.80) x SE, floored at (z_0.975 + z_0.80)^2 / n -- an effect delta needs at least delta of the n
+    units discordant."""
+    return max((Z95 + Z80) * se, (Z95 + Z80) ** 2 / n)
+
+
+def planned_mde(n: int, discordant: float) -> float | None:
+    """The MDE :func:`paired_diff_ci` will report for 0/1 scores on ``n`` units, one row each, when a
+    share ``discordant`` of the pairs differ: :func:`binary_mde` at SE0 = sqrt(discordant / n). For
+    sizing an evaluation before it runs (the measured MDE replaces it); None below 2 units."""
+    return None if n < 2 else binary_mde(math.sqrt(discordant / n), n)
+
+
+def planned_n(mde: float, discordant: float) -> int:
+    """The fewest units whose :func:`planned_mde` is at most ``mde``: :func:`binary_mde` solved for n,
+    n >= (z_0.975 + z_0.80)^2 x max(discordant / mde^2, 1 / mde)."""
+    k2 = (Z95 + Z80) ** 2
+    return max(2, math.ceil(k2 * max(discordant / mde ** 2, 1 / mde) - 1e-9))
 
 
 def gap_share_ci(base: Sequence[float | None], proxy: Sequence[float | None], tuned: Sequence[float | None],
