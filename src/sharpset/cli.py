@@ -264,7 +264,9 @@ def _guarded(run, work):
     try:
         return work()
     except (UserError, RecordError, ImportError):
-        run.discard()
+        if not run.discard() and run.path.exists() and run.finished_inside():
+            print(f"kept {run.path}: it holds finished stage runs; fix the input and run the same command to "
+                  "resume", file=sys.stderr)
         raise
     finally:
         run.close()

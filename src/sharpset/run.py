@@ -27,7 +27,8 @@ first opened it; everything else in it -- outputs, ``checkpoints/``, ``trl/check
 subfolders included -- is the run's. ``--force`` removes exactly that and keeps the foreign
 entries, so a forced run with a new config never resumes the old run's weights or samples, and
 never deletes a file the user put there. A fresh run that stops on bad input
-(:meth:`RunDir.discard`) takes back what it created, so bad input leaves no folder behind.
+(:meth:`RunDir.discard`) takes back what it created, so bad input leaves no folder behind -- except a
+pipeline folder that already holds a finished stage run, which is kept for the same command to resume.
 """
 
 from __future__ import annotations
@@ -417,23 +418,38 @@ class RunDir:
                 kept.append(entry.name)
         return sorted(kept)
 
-    def discard(self) -> None:
-        """Take back a run this :meth:`open` started, when it stops on bad input before doing work.
+    def finished_inside(self) -> list[Path]:
+        """Finished run folders inside this one (a pipeline's stage runs): work a discard must not lose."""
+        out = []
+        for man in self.path.rglob("manifest.json"):
+            if man.parent == self.path:
+                continue
+            with suppress(ValueError, OSError):
+                if json.loads(man.read_text(encoding="utf-8")).get("status") == "complete":
+                    out.append(man.parent)
+        return sorted(out)
+
+    def discard(self) -> bool:
+        """Take back a run this :meth:`open` started, when it stops on bad input before doing work;
+        True when something was removed.
 
         A folder it created goes whole; in a folder that existed, only its entries (everything but
-        the manifest's ``foreign``). A resumed run is never touched."""
-        if self._created is None or not self.path.exists():
+        the manifest's ``foreign``). A resumed run is never touched, nor is a pipeline folder that
+        already holds a finished stage run (:meth:`finished_inside`: an audit stopped by bad input
+        partway keeps what it computed, and the same command resumes it)."""
+        if self._created is None or not self.path.exists() or self.finished_inside():
             self.close()
-            return
+            return False
         if self._created == "folder":
             shutil.rmtree(self.path, ignore_errors=True)
             self.close()
-            return
+            return True
         foreign = set(self.manifest.get("foreign") or [])
         for entry in self.path.iterdir():
             if entry.name not in foreign:
                 _remove(entry)
         self.close()
+        return True
 
     def close(self) -> None:
         """Give back this object's hold on the folder's lock (:meth:`finish` and :meth:`discard` do)."""
