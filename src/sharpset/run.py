@@ -29,6 +29,10 @@ entries, so a forced run with a new config never resumes the old run's weights o
 never deletes a file the user put there. A fresh run that stops on bad input
 (:meth:`RunDir.discard`) takes back what it created, so bad input leaves no folder behind -- except a
 pipeline folder that already holds a finished stage run, which is kept for the same command to resume.
+
+Beside the key, a manifest holds a ``content_key`` (:func:`content_key`): the same hash with every
+path replaced by what it holds, so the same work done in another folder can be found and reused
+(:mod:`sharpset.pipelines.reuse`; issue 23).
 """
 
 from __future__ import annotations
@@ -233,6 +237,56 @@ def run_key(stage: str, version: int, config: Any, input_hashes: dict[str, str])
     return sha256_text(canonical_json(payload))
 
 
+def _is_path(label: str) -> bool:
+    return bool(label) and Path(label).exists()
+
+
+def content_key(stage: str, version: int, config: Any, input_hashes: dict[str, str]) -> str:
+    """:func:`run_key` with every path replaced by what it holds, so the same work done in another
+    folder has the same key (issue 23: the audit reuses sweep and quickstart runs).
+
+    - a data input or model labelled by its path: its hash alone (the label dropped; the hashes of
+      path-labelled inputs enter as a sorted list);
+    - a config value naming such an input: ``@`` + its hash; naming a folder that holds labelled
+      inputs (a run folder read for its output file): ``@`` + those files' hashes -- as much of the
+      folder as the run key itself hashes;
+    - any other existing path in the config (with a separator): a finished run folder by its
+      outputs' hashes, a file by its content, another folder by :func:`model_key` (file stats, so a
+      copy never matches);
+    - everything else (stage, VERSION, the other config fields, suite versions, shipped data) as
+      in the run key.
+    Stored in the manifest (``content_key``); :class:`sharpset.pipelines.reuse.Reuse` looks runs up by it."""
+    paths = {str(Path(k).resolve()): v for k, v in input_hashes.items() if _is_path(k)}
+
+    def held(value: str) -> str:
+        p = Path(value).resolve()
+        if str(p) in paths:
+            return "@" + paths[str(p)]
+        inside = sorted(h for k, h in paths.items() if Path(k).is_relative_to(p) and Path(k) != p)
+        if inside:
+            return "@" + ",".join(inside)
+        man = p / "manifest.json"
+        if p.is_dir() and man.is_file():
+            with suppress(ValueError, OSError):
+                m = json.loads(man.read_text(encoding="utf-8"))
+                if m.get("status") == "complete" and isinstance(m.get("outputs"), dict):
+                    return "@run:" + sha256_text(canonical_json(m["outputs"]))
+        return "@" + (file_hash(p) if p.is_file() else model_key(str(p)))
+
+    def sub(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: sub(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [sub(x) for x in v]
+        if isinstance(v, str) and ("/" in v or os.sep in v or str(Path(v).resolve()) in paths) and _is_path(v):
+            return held(v)
+        return v
+
+    payload = {"stage": stage, "version": version, "config": sub(key_config(config)),
+               "inputs": {k: v for k, v in input_hashes.items() if not _is_path(k)}, "data": sorted(paths.values())}
+    return sha256_text(canonical_json(payload))
+
+
 # Written before the manifest listed ``foreign`` entries: a folder from then is cleared by --force
 # of its files (as that release did) and of the subfolders its runs are known to write (train).
 _LEGACY_RUN_DIRS = ("checkpoints", "trl", "adapter", "merged", "model")
@@ -329,6 +383,7 @@ class RunDir:
         self._t0 = time.time()
         self._created: str | None = None  # "folder" or "files" when this open() started the run
         self._lock: str | None = None  # the advisory lock this object holds (released by finish/discard/close)
+        self._content_key: str | None = None  # content_key() of this run (set by open)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -339,6 +394,7 @@ class RunDir:
         key = run_key(stage, version, config, hashes)
         path = Path(out) if out else Path(runs_root) / f"{name or stage}-{key[:10]}"
         run = cls(path, stage, version, config, key, seeds or {}, hashes)
+        run._content_key = content_key(stage, version, config, hashes)
         existed = path.exists()
         path.mkdir(parents=True, exist_ok=True)
         run._lock = _acquire_lock(path)  # before the manifest is read: one process decides what is here
@@ -351,6 +407,17 @@ class RunDir:
             raise
         if run.complete:  # a cache hit writes nothing: no lock to hold
             run.close()
+        return run
+
+    @classmethod
+    def view(cls, path: str | Path, config: Any = None) -> "RunDir":
+        """A finished run folder read as it is (another pipeline's, reused by content key): no lock, and
+        nothing in it is written."""
+        path = Path(path)
+        man = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        run = cls(path, str(man.get("stage")), int(man.get("transform_version") or 0), config, str(man.get("key")),
+                  man.get("seeds") or {}, man.get("inputs") or {})
+        run.manifest = man
         return run
 
     def _open(self, path: Path, key: str, stage: str, version: int, config: Any, input_hashes: dict[str, str],
@@ -375,6 +442,8 @@ class RunDir:
                 foreign = cls._clear(path, old)
             else:
                 run.manifest = old
+                if not run.complete:  # resumed: (re)computed, as the content of its inputs is now
+                    run.manifest["content_key"] = self._content_key
         if not run.manifest:
             if not existed:
                 run._created = "folder"
@@ -385,7 +454,8 @@ class RunDir:
                                      if p.name not in cls.OWN_FILES and not _is_own_tmp(p.name))
         if not run.manifest:
             run.manifest = {
-                "key": key, "stage": stage, "transform_version": version, "status": "running",
+                "key": key, "content_key": self._content_key, "stage": stage, "transform_version": version,
+                "status": "running",
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "git": git_state(), "packages": package_versions(),
                 "python": sys.version.split()[0], "platform": platform.platform(),

@@ -253,13 +253,20 @@ def selection_overlap(curated: Path, random: Path) -> dict[str, Any]:
 
 
 def stage_run(mod, cfg_map: dict[str, Any], cls_name: str, out: Path, log: Callable[[str], None],
-              inputs: list[str] = (), seed: int = 0, overrides: dict[str, Any] | None = None) -> RunDir:
+              inputs: list[str] = (), seed: int = 0, overrides: dict[str, Any] | None = None,
+              reuse=None) -> RunDir:
     """Run one stage into ``out`` (a cache hit when it already finished; resumed when killed).
-    ``overrides`` (the pipeline's ``overrides[<folder name>]``) replace config fields."""
+    ``overrides`` (the pipeline's ``overrides[<folder name>]``) replace config fields. ``reuse`` (a
+    :class:`sharpset.pipelines.reuse.Reuse`): a finished run elsewhere with the same content key is
+    returned instead of running the step (read in place; ``out`` is not created)."""
     extra = (overrides or {}).get(out.name) or {}
     if not isinstance(extra, dict):
         raise UserError(f"overrides: {out.name}: expected a mapping of config fields, got {extra!r}")
     cfg = from_mapping(getattr(mod, cls_name), {**cfg_map, **extra}, where=f"quickstart/{out.name}")
+    found = reuse.find(out, mod.STAGE, mod.VERSION, cfg, list(inputs)) if reuse is not None else None
+    if found is not None:
+        log(f"== {out.name}: reused {found.path} (a finished {mod.STAGE} run with the same content key)")
+        return found
     run = RunDir.open(out, mod.STAGE, mod.VERSION, cfg, seeds={"seed": seed}, inputs=list(inputs), force=False)
     if run.complete:
         log(f"== {out.name}: up to date (cached)")

@@ -1,0 +1,95 @@
+"""Finished stage runs found by what they computed, not where (issue 23: "the audit reuses sweep and
+quickstart runs where their keys match rather than recomputing").
+
+A run folder's key (:func:`sharpset.run.run_key`) holds the paths of its inputs, so the same training
+in a sweep's cell folder is a different key from the audit's. Its ``content_key``
+(:func:`sharpset.run.content_key`, in every manifest written since) replaces each path by what it
+holds: data by content hash, a model by fingerprint, a run folder by its outputs. :class:`Reuse`
+indexes the finished runs under some folders by that key, and :func:`sharpset.pipelines.quickstart.stage_run`
+asks it before running a step.
+
+Safe by construction: only a run whose manifest says ``complete``, whose stored content key equals
+the step's, and whose outputs are all still there is reused; nothing in it is written (it is read
+as :meth:`sharpset.run.RunDir.view`). Runs written before content keys existed are never found.
+The choice is remembered in the pipeline's folder (``reused.json``), so a later call picks the same
+folder and the steps after it keep their keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from ..run import RunDir, content_key, input_hashes
+
+MAX_DEPTH = 4  # runs/<sweep>/cells/<cell>/train: the deepest a pipeline nests a stage run
+SKIP = {"checkpoints", "trl", "merged", "adapter", "model", "samples", "report", "less-datastores"}
+RECORD = "reused.json"
+
+
+def _manifest(folder: Path) -> dict[str, Any] | None:
+    with suppress(ValueError, OSError):
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return m if isinstance(m, dict) else None
+    return None
+
+
+def finished(folder: Path, key: str | None = None) -> dict[str, Any] | None:
+    """``folder``'s manifest when it is a finished run (with ``content_key`` == ``key`` where given)
+    whose outputs are all still there; else None."""
+    m = _manifest(folder)
+    if not m or m.get("status") != "complete" or (key is not None and m.get("content_key") != key):
+        return None
+    if not all((folder / o).exists() for o in (m.get("outputs") or {})):
+        return None
+    return m
+
+
+class Reuse:
+    """Finished runs under ``dirs`` (walked ``MAX_DEPTH`` deep, once, on the first miss), by content key.
+    ``own``: the pipeline's folder, where the choices are remembered (``reused.json``)."""
+
+    def __init__(self, dirs: list[str | Path], own: Path):
+        self.dirs = [Path(d) for d in dirs]
+        self.own = Path(own)
+        self._index: dict[str, Path] | None = None
+        self.used: list[dict[str, str]] = []
+        m = {}
+        with suppress(ValueError, OSError):
+            m = json.loads((self.own / RECORD).read_text(encoding="utf-8"))
+        self._chosen: dict[str, str] = m if isinstance(m, dict) else {}
+
+    def index(self) -> dict[str, Path]:
+        if self._index is None:
+            self._index = {}
+            for top in self.dirs:
+                if not top.is_dir():
+                    continue
+                base = len(top.resolve().parts)
+                for here, subdirs, files in os.walk(top.resolve()):
+                    subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in SKIP
+                                        and len(Path(here).parts) - base < MAX_DEPTH)
+                    if "manifest.json" in files:
+                        m = _manifest(Path(here))
+                        if m and m.get("status") == "complete" and m.get("content_key"):
+                            self._index.setdefault(m["content_key"], Path(here))
+        return self._index
+
+    def find(self, out: Path, stage: str, version: int, config: Any, inputs: list[str]) -> RunDir | None:
+        """A finished run doing what the step ``out`` would do, from another folder; None where ``out``
+        has finished itself (its own cache hit) or nothing matches."""
+        if finished(out):
+            return None
+        key = content_key(stage, version, config, input_hashes(config, inputs))
+        for hit in (self._chosen.get(out.name), self.index().get(key)):
+            if hit and Path(hit).resolve() != out.resolve() and finished(Path(hit), key):
+                self.used.append({"step": out.name, "stage": stage, "run": str(hit)})
+                self._chosen[out.name] = str(hit)
+                from ..dataio import write_json
+
+                write_json(self.own / RECORD, self._chosen)
+                return RunDir.view(hit, config)
+        return None
