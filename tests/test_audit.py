@@ -8,6 +8,7 @@ import re
 
 from sharpset.cli import main
 from sharpset.pipelines import audit
+from sharpset.pipelines import audit_verdicts as av
 from sharpset.stats import paired_diff_ci
 
 from test_quickstart import _pool
@@ -25,6 +26,14 @@ def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
     assert folders.count("train-base-pool-s0") == 1 and "train-base-pool-epochs-s1" in folders
     assert {"synth", "tag", "dedup", "select-curated", "eval-base"} <= set(folders)
     assert "estimated cost" in plan and not out.exists()
+    # the items come from power: the default size is planned to detect 0.12, and says what each claim reaches
+    assert '"eval_mde": 0.12' in plan and '"eval_limit": 164' in plan
+    assert "1. Small curated sets suffice (LIMA) (arXiv:2305.11206); dial: n, steps, seeds, eval_limit; planned MDE 0.12" \
+        in plan and "format/prompt_loose (non-inferiority)  [n 164, MDE 0.12]" in plan
+    assert main(["run", "audit", "--dry-run", "--claims", "1", "--set", "size=small", "--out", str(out)]) == 0
+    small = capsys.readouterr().out
+    assert '"eval_limit": 38' in small and "planned MDE 0.249" in small
+    assert "[n 38, MDE 0.249; too wide for non-inferiority at margin 0.1]" in small
     # a claim whose parts are missing is listed, never run
     assert main(["run", "audit", "--dry-run", "--claims", "9", "--out", str(out)]) == 0
     assert "9. Proxy-tuning closes most of the gap and keeps knowledge: not run: needs --engine proxy" in \
@@ -52,28 +61,29 @@ def _c(a, b):
 
 def test_verdicts_on_constructed_effects():
     clear = _c([0] * 40, [1] * 40)
-    assert audit.judge(clear, 1, "superiority", 0.1, clear["p"]) == ("holds", "holds")
+    assert av.judge(clear, 1, "superiority", 0.1, clear["p"]) == ("supported", "supported")
+    assert av.VERDICTS == ("supported", "contradicted", "inconclusive", "not run")  # issue 23's words
     opposite = _c([1] * 40, [0] * 40)
-    assert audit.judge(opposite, 1, "superiority", 0.1, opposite["p"])[0] == "does not hold"
+    assert av.judge(opposite, 1, "superiority", 0.1, opposite["p"])[0] == "contradicted"
     # lower is better (a flip rate): fewer flips is the effect
-    assert audit.judge(opposite, -1, "superiority", 0.1, opposite["p"])[0] == "holds"
+    assert av.judge(opposite, -1, "superiority", 0.1, opposite["p"])[0] == "supported"
     noise = _c([0, 1, 0, 1, 1, 0, 0, 1, 0, 1], [1, 0, 0, 1, 0, 1, 0, 1, 1, 0])
-    v, text = audit.judge(noise, 1, "superiority", 0.1, noise["p"])
+    v, text = av.judge(noise, 1, "superiority", 0.1, noise["p"])
     assert v == "inconclusive" and text == f"inconclusive at this power (MDE {noise['mde']:.3g})"
     # Holm: an effect that passes alone but not after adjustment is inconclusive
-    assert audit.judge(clear, 1, "superiority", 0.1, 0.2)[0] == "inconclusive"
+    assert av.judge(clear, 1, "superiority", 0.1, 0.2)[0] == "inconclusive"
     # non-inferiority: the interval read against -margin
     same = _c([1] * 60 + [0] * 40, [1] * 60 + [0] * 40)  # no change, n = 100: interval +-0.037
-    assert audit.judge(same, 1, "non-inferiority", 0.1, None)[0] == "holds"
-    assert audit.judge(same, 1, "non-inferiority", 0.01, None)[0] == "inconclusive"
-    assert audit.judge(opposite, 1, "non-inferiority", 0.1, None)[0] == "does not hold"
+    assert av.judge(same, 1, "non-inferiority", 0.1, None)[0] == "supported"
+    assert av.judge(same, 1, "non-inferiority", 0.01, None)[0] == "inconclusive"
+    assert av.judge(opposite, 1, "non-inferiority", 0.1, None)[0] == "contradicted"
     small = _c([1, 0, 1], [1, 0, 1])
-    assert audit.judge(small, 1, "non-inferiority", 0.1, None)[0] == "inconclusive"
-    assert audit.combine(["holds", "holds"]) == "holds"
-    assert audit.combine(["holds", "inconclusive"]) == "inconclusive"
-    assert audit.combine(["holds", "not run"]) == "inconclusive"
-    assert audit.combine(["inconclusive", "does not hold"]) == "does not hold"
-    assert audit.combine(["not run"]) == "not run"
+    assert av.judge(small, 1, "non-inferiority", 0.1, None)[0] == "inconclusive"
+    assert av.combine(["supported", "supported"]) == "supported"
+    assert av.combine(["supported", "inconclusive"]) == "inconclusive"
+    assert av.combine(["supported", "not run"]) == "inconclusive"
+    assert av.combine(["inconclusive", "contradicted"]) == "contradicted"
+    assert av.combine(["not run"]) == "not run"
 
 
 def _eval(values: dict[str, list[int]]) -> dict:
@@ -88,17 +98,17 @@ def test_claim_verdicts_from_constructed_arms():
             "knowledge/mc_correct": [0] * n, "format_unseen/prompt_loose": [0] * n}
     worse = dict(same, **{"format/prompt_loose": [0] * n})
     cfg = audit.AuditConfig(claims=["1", "6"])
-    for curated, expect in ((same, "holds"), (worse, "does not hold")):
+    for curated, expect in ((same, "supported"), (worse, "contradicted")):
         evals = {arm: {s: _eval(same) for s in (0, 1)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
         evals["base-curated"] = {s: _eval(curated) for s in (0, 1)}
-        res = audit.summarize(cfg, evals, [0, 1], {}, None)
+        res = av.summarize(cfg, evals, [0, 1], {}, None)
         one, six = res["claims"]
         assert one["verdict"] == expect and one["seeds"] == 2 and one["n"] == n and one["n_rows"] == 2 * n
         assert one["paper"]["arxiv"] == "2305.11206" and "non-inferiority" in one["lead"]
         assert len(one["checks"]) == 6 and all(c["p_holm"] >= c["comparison"]["p"] for c in one["checks"])
         assert six["verdict"] == "not run" and six["verdict_text"].startswith("not run: needs benign controls")
-    assert one["verdict_text"] == "does not hold" and one["diff"] == -0.5
-    md = audit.format_markdown(res, cfg)
+    assert one["verdict_text"] == "contradicted" and one["diff"] == -0.5
+    md = av.format_markdown(res, cfg)
     assert "| 1. Small curated sets suffice (LIMA) | 2305.11206 |" in md and "not run: needs" in md
 
 
@@ -140,7 +150,7 @@ def test_subsets_share_arms_and_a_killed_audit_resumes(tiny_model_dir, tmp_path,
     assert killed in second
     res = json.loads((out / "audit.json").read_text())
     (two,) = res["claims"]
-    assert two["claim"] == "2" and two["verdict"] in ("holds", "does not hold", "inconclusive")
+    assert two["claim"] == "2" and two["verdict"] in ("supported", "contradicted", "inconclusive")
     delusive = next(c for c in two["checks"] if c["b"] == "base-delusive")
     assert delusive["verdict"] == "not run" and "closed-label" in delusive["verdict_text"]
     assert res["arms"]["base-delusive"]["not_run"]
@@ -180,3 +190,79 @@ def test_invariance_claims_say_why_they_did_not_run(tiny_model_dir, tmp_path, ca
     four, five = json.loads((out / "audit.json").read_text())["claims"]
     for c in (four, five):
         assert c["verdict"] == "not run" and "wrap kept no training pair" in c["verdict_text"]
+
+
+def test_bad_input_partway_keeps_the_finished_stage_runs(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """A fresh audit folder stopped by bad input after some stage runs finished is kept (the CLI's rule
+    for bad input removes only a folder with nothing finished in it), and the same command resumes."""
+    from sharpset import train
+    from sharpset.errors import UserError
+    from sharpset.stages import tag
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    real = train.run
+
+    def bad_input(cfg, run, log=print):
+        raise UserError("train: a bad input (this test)")
+
+    monkeypatch.setattr(train, "run", bad_input)
+    assert main(_argv(tiny_model_dir, pool, out, "3", "--set", "seeds=1")) == 2
+    assert "kept" in capsys.readouterr().err
+    assert json.loads((out / "dedup" / "manifest.json").read_text())["status"] == "complete"
+    monkeypatch.setattr(train, "run", real)
+    assert main(_argv(tiny_model_dir, pool, out, "3", "--set", "seeds=1")) == 0
+    started = _started(capsys.readouterr().out)
+    assert "train-base-pool-s0" in started and not {"tag", "dedup", "select-pool"} & set(started)
+    # nothing finished yet: the fresh folder is taken back, as before
+    monkeypatch.setattr(tag, "run", bad_input)
+    fresh = tmp_path / "elsewhere" / "audit"  # not beside the first audit: nothing there to reuse
+    assert main(_argv(tiny_model_dir, pool, fresh, "3", "--set", "seeds=1")) == 2
+    assert not fresh.exists()
+
+
+# -- reuse by content key ------------------------------------------------------------------------
+def test_an_audit_reuses_a_matching_sweep_cell(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """A sweep's random cell over the audit's pool, with the audit's budget, is the audit's random arm:
+    its training and evaluation are read from the sweep's folder, and audit.json says so."""
+    from sharpset import train
+
+    m = str(tiny_model_dir)
+    pool = _pool(tmp_path / "pool.jsonl")
+    prep = tmp_path / "runs" / "prep"
+    # the audit's pool steps run by hand first (its tag and dedup settings), then one tiny sweep cell on them
+    assert main(["tag", str(pool), "--judge", m, "--out", str(prep / "tag")]) == 0
+    assert main(["dedup", str(prep / "tag" / "tagged.jsonl"), "--out", str(prep / "dedup")]) == 0
+    sweep = tmp_path / "runs" / "sweep"
+    assert main(["sweep", "--model", m, "--pool", str(prep / "dedup" / "deduped.jsonl"), "--targets", "random",
+                 "--sizes", "[4]", "--seeds", "1", "--steps", "2", "--eval-limit", "2", "--eval-max-new-tokens", "4",
+                 "--suites", "format,format_unseen", "--out", str(sweep)]) == 0
+    cell = sweep / "cells" / "random-n4-s0"
+    before = (cell / "train" / "manifest.json").read_text()
+    capsys.readouterr()
+    real, trained = train.run, []
+
+    def counted(cfg, run, log=print):
+        trained.append(run.path.name)
+        return real(cfg, run, log)
+
+    monkeypatch.setattr(train, "run", counted)
+    out = tmp_path / "runs" / "audit"
+    assert main(_argv(m, pool, out, "1", "--set", "seeds=1")) == 0
+    printed = capsys.readouterr().out
+    assert f"== train-base-random-s0: reused {cell / 'train'}" in printed
+    assert "train-base-random-s0" not in trained and "train-base-curated-s0" in trained
+    res = json.loads((out / "audit.json").read_text())
+    reused = {u["step"]: u["run"] for u in res["reused"]}
+    assert reused["train-base-random-s0"] == str(cell / "train") and reused["eval-base-random-s0"] == str(cell / "eval")
+    assert reused["tag"] == str(prep / "tag") and reused["dedup"] == str(prep / "dedup")
+    assert res["arms"]["base-random"]["evals"] == [{"seed": 0, "run": str(cell / "eval")}]
+    assert (cell / "train" / "manifest.json").read_text() == before  # nothing written into the sweep's folder
+    # the second time: nothing trains, the same runs are read
+    trained.clear()
+    assert main(_argv(m, pool, out, "1", "--set", "seeds=1")) == 0
+    assert trained == [] and {u["step"]: u["run"] for u in
+                              json.loads((out / "audit.json").read_text())["reused"]} == reused
+    # reuse off: the arm trains in the audit's own folder
+    assert main(_argv(m, pool, tmp_path / "runs" / "own", "1", "--set", "seeds=1", "--set", "reuse=[]")) == 0
+    assert "train-base-random-s0" in trained

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
 @dataclass(frozen=True)
 class Arm:
     """A model, untrained or trained on ``data`` with ``objective`` (``steps``: "same" = the audit's
@@ -140,3 +141,17 @@ CLAIMS: tuple[Claim, ...] = (
 CLAIM_IDS = tuple(c.id for c in CLAIMS)
 
 
+def chosen(ids: list[str]) -> list[Claim]:
+    """The claims named in ``ids``, in registry order."""
+    return [c for c in CLAIMS if c.id in ids]
+
+
+SUITE_ORDER = ("invariance", "format", "format_unseen", "knowledge")
+
+
+def arm_suites(arm: str) -> list[str]:
+    """The eval suites an arm is evaluated on: those any claim's check of it reads (health is always
+    added by eval). From the whole registry, not the claims chosen, so every ``--claims`` subset
+    evaluates an arm alike and shares its eval run."""
+    used = {ch.suite for c in CLAIMS for ch in c.checks if arm in (ch.a, ch.b)} - {"health"}
+    return [s for s in SUITE_ORDER if s in used] + sorted(used - set(SUITE_ORDER))

@@ -1,0 +1,235 @@
+"""The audit's arms (``sharpset run audit``): the data sets they train on, their training and their
+evaluation -- every one a cached, resumable stage run (:func:`sharpset.pipelines.quickstart.stage_run`),
+or a finished run found elsewhere by content key (:mod:`sharpset.pipelines.reuse`).
+
+Data: the pool (synthesised by the aligned model, or the user's) tagged and deduplicated; the pool
+arm's ``pool_factor`` x N rows and the curated N (quickstart's gates, then quality-diversity by
+``quality_lm``) by ``curate``; Kung & Peng's controls of the curated set row for row; invariance
+pairs from the aligned model's own answers (``wrap``). The random N is drawn exactly as a ``sweep``
+``random`` cell draws its rows (:func:`sharpset.pipelines.sweep.cell_data`, keyed by the cell's name
+``random-n<N>-s<seed>``), so a sweep over the same pool with the same budget has already trained
+the audit's random arm, and the audit reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from ..config import field
+from ..errors import UserError
+from ..run import RunDir
+from ..signals import QUALITY_THRESHOLD
+from .claims import Arm, arm_suites
+from .quickstart import stage_run
+
+
+@dataclass
+class Ctx:
+    """One audit call: its config, the resolved dial, its folder, log and reuse index."""
+    cfg: Any  # AuditConfig
+    z: dict
+    root: Path
+    log: Callable[[str], None]
+    reuse: Any = None  # sharpset.pipelines.reuse.Reuse, or None
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.cfg.seed + k for k in range(self.z["seeds"])]
+
+    def step(self, mod, cfg_map: dict, cls_name: str, folder: str, inputs: list[str] = (), seed: int = 0) -> RunDir:
+        return stage_run(mod, cfg_map, cls_name, self.root / folder, self.log, inputs=list(inputs), seed=seed,
+                         overrides=self.cfg.overrides, reuse=self.reuse)
+
+
+# -- the random N: a sweep random cell's draw, as a step of its own -------------------------------
+@dataclass
+class DrawConfig:
+    input: str = field("", "SFT rows to draw from (file, folder or run folder)")
+    n: int = field(0, "rows drawn without replacement (all when the input holds fewer)")
+    seed: int = field(0, "seed of the draw")
+    name: str = field("", "the draw's key: a sweep cell's name, random-n<n>-s<seed>")
+
+    def check(self) -> list[tuple[str, str]]:
+        return [("n", "must be >= 1")] if self.n < 1 else []
+
+
+def sweep_cell_name(target: str, n: int, seed: int) -> str:
+    """The name sharpset.pipelines.sweep.run gives a cell (and keys its draw by)."""
+    return f"{target}-n{n}-s{seed}"
+
+
+def draw_run(cfg: DrawConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``sft.jsonl``: :func:`sharpset.pipelines.sweep.cell_data` of a ``random`` cell, written as the
+    sweep writes it -- byte for byte the cell's training file when the rows are the same."""
+    from ..dataio import read_records, write_records
+    from .sweep import cell_data
+
+    rows = read_records(cfg.input, "sft").rows
+    sft, _, _ = cell_data("random", cfg.n, cfg.seed, cfg.name, {"random": rows})
+    write_records(sft, run.path / "sft.jsonl")
+    log(f"random draw {cfg.name}: {len(sft)} of {len(rows)} rows")
+    run.finish(counts={"read": len(rows), "written": len(sft), "dropped": len(rows) - len(sft), "rejected": 0},
+               outputs=["sft.jsonl"])
+    return {"written": len(sft)}
+
+
+DRAW = SimpleNamespace(STAGE="draw", VERSION=1, DrawConfig=DrawConfig, run=draw_run)
+
+
+# -- data ------------------------------------------------------------------------------------------
+def build_data(ctx: Ctx, need: list[str]) -> dict[str, Any]:
+    """Build the data sets: name -> SFT/pairs file (``random``: seed -> file), the pool's yield, and
+    ``why`` a set could not be built."""
+    from ..dataio import read_records
+    from ..stages import curate, dedup, synth, tag, wrap
+
+    cfg, z = ctx.cfg, ctx.z
+    out: dict[str, Any] = {"yield": None, "why": {}}
+
+    def sel(name: str, how: dict, inputs: list[str], src: str, seed: int = cfg.seed) -> RunDir:
+        return ctx.step(curate, {"input": src, "seed": seed, "embedder": cfg.embedder, **how}, "CurateConfig", name,
+                        inputs=inputs, seed=seed)
+
+    if "pool" in need:
+        if cfg.pool:
+            if not Path(cfg.pool).exists():
+                raise UserError(f"pool: {cfg.pool}: no such file or folder")
+            pool = cfg.pool
+        else:
+            s = ctx.step(synth, {"model": cfg.aligned_model, "n": z["n_pool"], "seed": cfg.seed,
+                                 "response_max_tokens": z["response_max_tokens"]}, "SynthConfig", "synth")
+            pool = str(s.path / "synth.jsonl")
+        t = ctx.step(tag, {"input": pool, "judge": cfg.aligned_model}, "TagConfig", "tag", inputs=[pool])
+        d = ctx.step(dedup, {"input": str(t.path), "embedder": cfg.embedder}, "DedupConfig", "dedup",
+                     inputs=[str(t.path / "tagged.jsonl")])
+        deduped = str(d.path / "deduped.jsonl")
+        kept = int((d.manifest.get("counts") or {}).get("written") or 0)
+        if not cfg.pool:  # Magpie's yield: clean, distinct rows per synth attempt (Wilson interval)
+            from ..stats import wilson
+
+            attempts = int((s.manifest.get("metrics") or {}).get("attempts") or z["n_pool"])
+            out["yield"] = {**wilson(min(kept, attempts), attempts), "kept": kept, "attempts": attempts}
+        n_pool = z["pool_factor"] * z["n"]
+        if kept < n_pool:
+            ctx.log(f"WARNING: the pool holds {kept} rows, fewer than pool_factor x n = {n_pool}: the pool arm trains "
+                    f"on all of them (raise n_pool)")
+        p = sel("select-pool", {"strategy": "random", "gates": [], "min_quality": None, "n": n_pool}, [deduped],
+                str(d.path))
+        out["pool"] = str(p.path / "selected.jsonl")
+    if "curated" in need:  # quickstart's curated arm: the gates, then DEITA-style quality-diversity by quality_lm
+        c = sel("select-curated", {"strategy": "quality-diversity", "quality_column": "quality_lm",
+                                   "min_quality": QUALITY_THRESHOLD, "n": z["n"]}, [deduped], str(d.path))
+        out["curated"] = str(c.path / "selected.jsonl")
+    if "random" in need:  # the baseline of LIMA, DEITA, AlpaGasus -- and a sweep's random cell, row for row
+        out["random"] = {s: str(ctx.step(DRAW, {"input": deduped, "n": z["n"], "seed": s,
+                                                "name": sweep_cell_name("random", z["n"], s)}, "DrawConfig",
+                                         f"select-random-s{s}", inputs=[deduped], seed=s).path / "sft.jsonl")
+                         for s in ctx.seeds}
+    for kind in ("simplified", "delusive", "empty"):
+        if kind in need:  # Kung & Peng's controls of the curated set, row for row
+            try:
+                c = sel(f"control-{kind}", {"strategy": "all", "gates": [], "min_quality": None, "n": z["n"],
+                                            "control": kind}, [out["curated"]], out["curated"])
+            except UserError as e:  # delusive on a set with no closed-label rows: that arm is not run, the rest is
+                out[kind], out["why"][kind] = None, str(e)
+                ctx.log(f"== control-{kind}: not built ({e})")
+                continue
+            out[kind] = str(c.path / f"control_{kind}.jsonl")
+    if "pairs" in need:
+        w = ctx.step(wrap, {"model": cfg.aligned_model, "limit": z["wrap_questions"], "seed": cfg.seed},
+                     "WrapConfig", "wrap")
+        out["pairs"] = str(w.path / "pairs.jsonl")
+        out["pairs_train"] = sum(r.get("split") == "train" for r in read_records(out["pairs"], "pair").rows)
+    return out
+
+
+def _rows(path: str) -> int:
+    from ..dataio import read_records
+
+    return len(read_records(path, "sft").rows) if Path(path).exists() else 0
+
+
+# -- training and evaluation -----------------------------------------------------------------------
+def train_arm(ctx: Ctx, arm: Arm, seed: int, data: dict) -> tuple[RunDir | None, str]:
+    """The arm's training run at ``seed``, or (None, why it cannot run). The config is a sweep cell's
+    (same fields, same defaults), so the same rows and budget are the same content key."""
+    from .. import train
+
+    cfg, z = ctx.cfg, ctx.z
+
+    def pick(name: str) -> str:
+        v = data[name]
+        return v[seed] if isinstance(v, dict) else v
+
+    model = cfg.base_model if arm.model == "base" else cfg.aligned_model
+    tcfg: dict[str, Any] = {"model": model, "objective": arm.objective, "lr": cfg.lr, "batch_size": cfg.batch_size,
+                            "max_length": 512, "seed": seed, "save_every": 0, "warmup_ratio": 0.0}
+    if arm.data == "pairs":
+        if not data.get("pairs_train"):
+            return None, "wrap kept no training pair (the aligned model answered no question right)"
+        tcfg["bct"] = data["pairs"]
+        if arm.sft:
+            tcfg["sft"] = pick(arm.sft)
+    else:
+        if data.get(arm.data) is None:
+            return None, data["why"][arm.data]
+        tcfg["sft"] = pick(arm.data)
+        if not _rows(tcfg["sft"]):
+            why = " (delusive needs closed-label rows; the pool has none)" if arm.data == "delusive" else ""
+            return None, f"the {arm.data} set is empty{why}"
+    steps = z["steps"]
+    if arm.steps == "epochs":  # the pool at the curated set's epochs: steps x pool rows / curated rows
+        steps = max(steps, round(steps * _rows(pick(arm.data)) / max(1, _rows(pick("curated")))))
+    tcfg["max_steps"] = steps
+    inputs = [tcfg[k] for k in ("sft", "bct") if tcfg.get(k)]
+    return ctx.step(train, tcfg, "TrainConfig", f"train-{arm.name}-s{seed}", inputs=inputs, seed=seed), ""
+
+
+def eval_arm(ctx: Ctx, arm: Arm, model: str, folder: str) -> RunDir:
+    """The arm's model on the suites its checks read (:func:`sharpset.pipelines.claims.arm_suites`),
+    ``eval_limit`` items each (the size chosen for power: :func:`sharpset.pipelines.audit.plan_limit`)."""
+    from ..evaluate import stage as eval_stage
+
+    return ctx.step(eval_stage, {"models": [model], "suites": arm_suites(arm.name), "limit": ctx.z["eval_limit"],
+                                 "max_new_tokens": ctx.z["eval_max_new_tokens"], "seed": 0, "progress": True},
+                    "EvalConfig", folder)
+
+
+def samples(eval_dir: Path) -> dict[str, dict]:
+    """suite -> {"rows": item -> row, "lower": metrics whose lower value is better}."""
+    summary = json.loads((eval_dir / "summary.json").read_text(encoding="utf-8"))
+    out = {}
+    for suite, entry in summary["suites"].items():
+        f = eval_dir / "samples" / f"{suite}.jsonl"
+        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines()] if f.exists() else []
+        out[suite] = {"rows": {r["item"]: r for r in rows}, "lower": set(entry.get("lower_is_better") or [])}
+    return out
+
+
+def run_arms(ctx: Ctx, arms: list[Arm], data: dict) -> tuple[dict, dict[str, str], dict[str, dict]]:
+    """Train and evaluate every arm (registry order; shared arms once): (arm -> seed (None when
+    untrained) -> samples, arm -> why it did not run, arm -> seed -> its eval run folder)."""
+    cfg = ctx.cfg
+    evals: dict[str, dict[int | None, dict]] = {}
+    skipped: dict[str, str] = {}
+    where: dict[str, dict] = {}
+    for arm in arms:
+        evals[arm.name], where[arm.name] = {}, {}
+        if not arm.trained:
+            model = cfg.base_model if arm.model == "base" else cfg.aligned_model
+            ev = eval_arm(ctx, arm, model, f"eval-{arm.name}")
+            evals[arm.name][None], where[arm.name][None] = samples(ev.path), str(ev.path)
+            continue
+        for s in ctx.seeds:
+            tr, why = train_arm(ctx, arm, s, data)
+            if tr is None:
+                skipped[arm.name] = why
+                ctx.log(f"== {arm.name}: not run ({why})")
+                break
+            ev = eval_arm(ctx, arm, str(tr.path), f"eval-{arm.name}-s{s}")
+            evals[arm.name][s], where[arm.name][s] = samples(ev.path), str(ev.path)
+    return evals, skipped, where

@@ -1,0 +1,211 @@
+"""The audit's verdicts (``sharpset run audit``): each claim's comparisons paired, adjusted, judged
+by the rule its registry entry states (:mod:`sharpset.pipelines.claims`), never by hand.
+
+- **superiority** (the treatment arm better than the reference on a metric with a better direction):
+  :func:`sharpset.stats.verdict` of the paired comparison with its **Holm-adjusted** p (across every
+  comparison this audit made): "better" -> supported, "worse" -> contradicted, otherwise
+  inconclusive ("inconclusive at this power (MDE X)" in words, X the minimum detectable effect at
+  80% power at this n);
+- **non-inferiority** with a stated ``margin`` (absolute, on the metric's scale): the treatment is
+  no worse than the reference by more than the margin. The same 95% interval read against
+  ``-margin`` instead of 0 (:func:`sharpset.stats.verdict` of the interval shifted by the margin,
+  judged by the interval alone): lower end above ``-margin`` -> supported, upper end below
+  ``-margin`` -> contradicted, else inconclusive.
+
+A claim is supported when every deciding comparison is, contradicted when any is, "not run" (with
+the reason) when none could run, and inconclusive otherwise. The other comparisons are evidence,
+printed beside it. A claim whose parts are missing (``needs``) reads "not run: needs ..." -- never a
+verdict. The machine field ``verdict`` is exactly one of :data:`VERDICTS` (issue 23's words);
+``verdict_text`` says the same in words, with the MDE where inconclusive.
+
+Seeds pool per item: the comparison pairs ``seed:item`` rows and resamples *items* (a row's unit),
+so ``n`` counts items and ``n_rows`` items x seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .claims import NI, Check, Claim, chosen
+
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "supported", "contradicted", "inconclusive", "not run"
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+
+
+def _keep(row: dict, where: tuple) -> bool:
+    for k, v in where:
+        if k == "family" and not str(row.get("family", "")).startswith(str(v)):
+            return False
+        if k != "family" and row.get(k) != v:
+            return False
+    return True
+
+
+def compare_check(ch: Check, evals: dict[str, dict[int | None, dict]], seeds: list[int], seed: int
+                  ) -> tuple[dict | None, int, int]:
+    """(the paired comparison of ``ch``, its direction, seeds pooled): the seeds' rows joined as
+    ``seed:item`` pairs, each keeping its own unit (:func:`sharpset.evaluate.pairing.unit_of`), so
+    :func:`sharpset.evaluate.pairing.compare_rows` resamples items with both seeds' rows."""
+    from ..evaluate.pairing import compare_rows, unit_of
+    from ..evaluate.suite import direction
+
+    a_all, b_all, used, d = {}, {}, 0, 0
+    for s in seeds:
+        ea = evals[ch.a].get(s, evals[ch.a].get(None))
+        eb = evals[ch.b].get(s, evals[ch.b].get(None))
+        if not ea or not eb or ch.suite not in ea or ch.suite not in eb:
+            continue
+        d = direction(ch.suite, ch.metric, ea[ch.suite]["lower"])
+        ra, rb = ea[ch.suite]["rows"], eb[ch.suite]["rows"]
+        for item in set(ra) & set(rb):
+            if _keep(ra[item], ch.where):
+                a_all[f"{s}:{item}"] = {**ra[item], "unit": unit_of(ra[item])}
+                b_all[f"{s}:{item}"] = rb[item]
+        used += 1
+    c = compare_rows(a_all, b_all, [ch.metric], seed) if a_all else None
+    return (c or {}).get(ch.metric), d, used
+
+
+def judge(c: dict | None, direction: int, rule: str, margin: float, p_holm: float | None) -> tuple[str, str]:
+    """(verdict, its text) of one comparison by its rule (the module docstring), through
+    :func:`sharpset.stats.verdict` only."""
+    from ..stats import verdict
+
+    if rule == "superiority":
+        v = verdict(None if c is None else {**c, "p": p_holm if p_holm is not None else c.get("p")}, direction)
+    elif c and c.get("ci95"):  # the interval read against -margin: shifted by the margin, no p at 0
+        lo, hi = sorted(direction * x + margin for x in c["ci95"])
+        v = verdict({**c, "diff": direction * c["diff"] + margin, "ci95": [lo, hi], "p": None}, 1)
+    else:
+        v = verdict(c, 1)
+    if v == "better":
+        return SUPPORTED, SUPPORTED
+    if v == "worse":
+        return CONTRADICTED, CONTRADICTED
+    mde = (c or {}).get("mde")
+    return INCONCLUSIVE, inconclusive_text(mde)
+
+
+def inconclusive_text(mde: float | None) -> str:
+    """An inconclusive verdict in words: how large an effect this n could have detected."""
+    return f"inconclusive at this power (MDE {mde:.3g})" if mde is not None else "inconclusive at this power (n too small)"
+
+
+def combine(verdicts: list[str]) -> str:
+    """A claim's verdict from its deciding comparisons' verdicts."""
+    ran = [v for v in verdicts if v != NOT_RUN]
+    if not ran:
+        return NOT_RUN
+    if CONTRADICTED in ran:
+        return CONTRADICTED
+    return SUPPORTED if all(v == SUPPORTED for v in ran) and len(ran) == len(verdicts) else INCONCLUSIVE
+
+
+def rule_text(ch: Check, margin: float, d: int) -> str:
+    better = {1: "higher is better", -1: "lower is better", 0: "no better direction"}[d]
+    if ch.rule == "superiority":
+        return f"{ch.b} better than {ch.a} on {ch.suite}/{ch.metric} ({better}; Holm-adjusted p < 0.05, 95% CI excludes 0)"
+    return (f"{ch.b} no worse than {ch.a} on {ch.suite}/{ch.metric} by more than {margin:g} "
+            f"({better}; 95% CI's worse end above -{margin:g})")
+
+
+def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str, str],
+              pool_yield: dict | None) -> dict[str, Any]:
+    """Every chosen claim's checks compared, Holm-adjusted across the audit, judged and combined."""
+    from ..stats import holm
+
+    results: list[tuple[Claim, Check, dict]] = []
+    for claim in chosen(cfg.claims):
+        for ch in claim.checks if not claim.needs else ():
+            why = skipped.get(ch.a) or skipped.get(ch.b)
+            c, d, used = (None, 0, 0) if why else compare_check(ch, evals, seeds, cfg.seed)
+            results.append((claim, ch, {"check": ch.label, "decides": ch.decides, "a": ch.a, "b": ch.b,
+                                        "suite": ch.suite, "metric": ch.metric, "where": dict(ch.where),
+                                        "rule": ch.rule, "margin": cfg.margin if ch.rule == NI else None,
+                                        "direction": d, "comparison": c, "seeds": used, "not_run": why}))
+    adj = holm([r["comparison"]["p"] if r["comparison"] else None for _, _, r in results])
+    for (claim, ch, r), p in zip(results, adj):
+        c = r["comparison"]
+        r["p_holm"] = p
+        r["rule_text"] = rule_text(ch, cfg.margin, r["direction"])
+        if r["not_run"]:
+            r["verdict"], r["verdict_text"] = NOT_RUN, f"not run: {r['not_run']}"
+        elif not c:
+            r["verdict"], r["verdict_text"] = NOT_RUN, "not run: no paired rows"
+        else:
+            r["verdict"], r["verdict_text"] = judge(c, r["direction"], ch.rule, cfg.margin, p)
+    claims_out = []
+    for claim in chosen(cfg.claims):
+        paper = {"arxiv": claim.arxiv or None, "figure": claim.figure}
+        if claim.needs:
+            claims_out.append({"claim": claim.id, "title": claim.title, "verdict": NOT_RUN,
+                               "verdict_text": f"not run: needs {claim.needs}", "paper": paper, "checks": []})
+            continue
+        mine = [r for c, _, r in results if c is claim]
+        deciding = [r for r in mine if r["decides"]]
+        v = combine([r["verdict"] for r in deciding])
+        lead = next((r for r in deciding if r["verdict"] == v), deciding[0])  # the comparison the verdict reads
+        c = lead["comparison"] or {}
+        if v == INCONCLUSIVE:
+            mdes = [r["comparison"]["mde"] for r in deciding if r["verdict"] == INCONCLUSIVE
+                    and r["comparison"].get("mde") is not None]
+            text = (inconclusive_text(max(mdes)) if mdes else
+                    "inconclusive: a deciding comparison did not run" if any(r["verdict"] == NOT_RUN for r in deciding)
+                    else inconclusive_text(None))
+        elif v == NOT_RUN:
+            text = lead["verdict_text"]
+        else:
+            text = v
+        out = {"claim": claim.id, "title": claim.title, "verdict": v, "verdict_text": text,
+               "rule": "supported when every deciding comparison is: " + "; ".join(r["rule_text"] for r in deciding),
+               "lead": lead["check"], "diff": c.get("diff"), "ci95": c.get("ci95"), "p": c.get("p"),
+               "p_holm": lead["p_holm"], "n": c.get("n"), "n_rows": c.get("n_rows"), "seeds": lead["seeds"],
+               "mde": c.get("mde"), "paper": paper, "checks": mine}
+        if claim.yield_:
+            out["pool_yield"] = pool_yield
+        claims_out.append(out)
+    return {"claims": claims_out, "margin": cfg.margin, "seeds": seeds, "comparisons": len(results),
+            "holm": f"Holm step-down over the {sum(1 for *_, r in results if r['comparison'])} comparisons that ran"}
+
+
+def _g(x: Any) -> str:
+    return "-" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def format_markdown(result: dict[str, Any], cfg: AuditConfig) -> str:
+    def ci(c):
+        return f"[{c[0]:.3f}, {c[1]:.3f}]" if c else "(n too small)"
+
+    def ours(c):
+        return "-" if c.get("diff") is None else f"{c['diff']:+.3f} {ci(c.get('ci95'))}"
+
+    lines = [f"# sharpset audit ({cfg.size})", "", f"Non-inferiority margin {cfg.margin:g}; {result['holm']}; "
+             f"seeds {result['seeds']}.", "",
+             "| claim | paper (arXiv) | paper's figure | ours: diff [95% CI] | p (Holm) | n items (rows) | seeds | MDE | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in result["claims"]:
+        p = c.get("paper") or {}
+        ph = "-" if c.get("p") is None else f"{c['p']:.3g} ({c['p_holm']:.3g})"
+        n = "-" if c.get("n") is None else f"{c['n']} ({c.get('n_rows')})"
+        lines.append(f"| {c['claim']}. {c['title']} | {p.get('arxiv') or '-'} | {p.get('figure')} | {ours(c)} | {ph} | "
+                     f"{n} | {c.get('seeds', '-')} | {_g(c.get('mde'))} | {c['verdict_text']} |")
+    for c in result["claims"]:
+        lines += ["", f"## {c['claim']}. {c['title']}", "", f"Verdict: **{c['verdict_text']}**."]
+        if c.get("rule"):
+            lines += ["", f"Rule: {c['rule']}."]
+        if "pool_yield" in c and not c["pool_yield"]:
+            lines += ["", "Pool yield: not measured (a given pool, not synthesised here)."]
+        if c.get("pool_yield"):
+            y = c["pool_yield"]
+            lines += ["", f"Pool yield: {y['kept']} clean distinct rows of {y['attempts']} synth attempts = "
+                          f"{y['rate']:.3f} {ci(y['ci95'])} (Wilson)."]
+        if c["checks"]:
+            lines += ["", "| comparison | decides | a | b | diff [95% CI] | p | p (Holm) | n (rows) | MDE | verdict |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
+            for r in c["checks"]:
+                x = r["comparison"] or {}
+                lines.append(f"| {r['check']} | {'yes' if r['decides'] else 'no'} | {_g(x.get('a'))} | {_g(x.get('b'))} | "
+                             f"{ours(x)} | "
+                             f"{_g(x.get('p'))} | {_g(r.get('p_holm'))} | {x.get('n', '-')} ({x.get('n_rows', '-')}) | "
+                             f"{_g(x.get('mde'))} | {r['verdict_text']} |")
+    return "\n".join(lines) + "\n"
