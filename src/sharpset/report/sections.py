@@ -326,6 +326,17 @@ def _verdicts(r: dict) -> str:
     return esc(" · ".join(bits))
 
 
+def answer_pair(item, a: dict, a_who: str, b: dict, b_who: str) -> str:
+    """One prompt and two models' answers to it side by side (``a``/``b``: per-sample rows)."""
+    same = '<div class="same">identical answers</div>' if a.get("answer") == b.get("answer") else ""
+    return (f'<div class="qa"><div class="prompt"><b>prompt</b><span class="txt">{esc(a.get("prompt"))}</span>'
+            f'<span class="muted"> · item {esc(item)}</span>{same}</div><div class="pairs">'
+            f'<div class="ans"><div class="who">{esc(a_who)} · {_verdicts(a)}</div>'
+            f'<div class="txt">{_clip(a.get("answer"))}</div></div>'
+            f'<div class="ans"><div class="who">{esc(b_who)} · {_verdicts(b)}</div>'
+            f'<div class="txt">{_clip(b.get("answer"))}</div></div></div></div>')
+
+
 def answers_section(col: Collection) -> str:
     out = ['<section id="answers"><h2>Answers side by side</h2>',
            f'<p>The same prompt to the starting model and the tuned one, up to {ANSWERS_PER_SUITE} items per suite '
@@ -344,14 +355,7 @@ def answers_section(col: Collection) -> str:
             any_ = True
             out.append(f'<h4>{esc(sname)}</h4>')
             for i in shared[:ANSWERS_PER_SUITE]:
-                a, b = base[i], mine[i]
-                same = '<div class="same">identical answers</div>' if a.get("answer") == b.get("answer") else ""
-                out.append(f'<div class="qa"><div class="prompt"><b>prompt</b><span class="txt">{esc(a.get("prompt"))}</span>'
-                           f'<span class="muted"> · item {esc(i)}</span>{same}</div><div class="pairs">'
-                           f'<div class="ans"><div class="who">start · {esc(t.base_label)} · {_verdicts(a)}</div>'
-                           f'<div class="txt">{_clip(a.get("answer"))}</div></div>'
-                           f'<div class="ans"><div class="who">tuned · {esc(t.display)} · {_verdicts(b)}</div>'
-                           f'<div class="txt">{_clip(b.get("answer"))}</div></div></div></div>')
+                out.append(answer_pair(i, base[i], f"start · {t.base_label}", mine[i], f"tuned · {t.display}"))
     if not any_:
         out.append('<p class="muted">No eval run here holds a start and tuned model answering the same items.</p>')
     out.append(note + '</section>')
