@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from sharpset.cli import main
 from sharpset.pipelines import audit
 from sharpset.pipelines import audit_verdicts as av
+from sharpset.report.browser import find_browser
 from sharpset.stats import paired_diff_ci
 
 from test_quickstart import _pool
@@ -108,8 +111,76 @@ def test_claim_verdicts_from_constructed_arms():
         assert len(one["checks"]) == 6 and all(c["p_holm"] >= c["comparison"]["p"] for c in one["checks"])
         assert six["verdict"] == "not run" and six["verdict_text"].startswith("not run: needs benign controls")
     assert one["verdict_text"] == "contradicted" and one["diff"] == -0.5
+    # noise: 8 items up and 8 down of 60 -- no change, an interval too wide for the margin: inconclusive, with its MDE
+    noisy = dict(same, **{"format/prompt_loose": [0] * 8 + [1] * 22 + [1] * 8 + [0] * 22})
+    evals["base-curated"] = {s: _eval(noisy) for s in (0, 1)}
+    one = av.summarize(cfg, evals, [0, 1], {}, None)["claims"][0]
+    assert one["verdict"] == "inconclusive" and one["mde"] > 0.1
+    assert one["verdict_text"] == f"inconclusive at this power (MDE {one['mde']:.3g})"
     md = av.format_markdown(res, cfg)
     assert "| 1. Small curated sets suffice (LIMA) | 2305.11206 |" in md and "not run: needs" in md
+
+
+def _audit_folder(tmp_path):
+    """An audit folder from constructed arms (claim 1 contradicted, 6 not run): audit.json and each
+    arm's eval run's samples, prompts carrying a script tag."""
+    n = 60
+    same = {"format/prompt_loose": [1] * 30 + [0] * 30, "health/complete": [1] * n,
+            "knowledge/mc_correct": [0] * n, "format_unseen/prompt_loose": [0] * n}
+    evals = {arm: {0: _eval(same)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
+    evals["base-curated"] = {0: _eval(dict(same, **{"format/prompt_loose": [0] * n}))}
+    cfg = audit.AuditConfig(claims=["1", "6"])
+    res = av.summarize(cfg, evals, [0], {}, None)
+    root = tmp_path / "audit"
+    arms = {}
+    for arm, rows in evals.items():  # each arm's eval run: samples/<suite>.jsonl with prompts and answers
+        run = root / f"eval-{arm}-s0" / "samples"
+        run.mkdir(parents=True)
+        for suite, got in rows[0].items():
+            (run / f"{suite}.jsonl").write_text("".join(json.dumps(
+                {**r, "prompt": f"<script>alert({i})</script> {suite}", "answer": f"{arm} answers {i}"}) + "\n"
+                for i, r in got["rows"].items()))
+        arms[arm] = {"evals": [{"seed": 0, "run": f"eval-{arm}-s0"}]}
+    (root / "audit.json").write_text(json.dumps({**res, "size": "small", "arms": arms, "reused": []}))
+    return root
+
+
+def test_the_report_draws_the_audit_page(tmp_path):
+    """`sharpset report` on an audit folder: audit.html with the verdict table first (claim, verdict, rule,
+    ours with its interval, n, seeds, MDE, the paper's figure), then a section per claim with its
+    comparisons and the answers side by side from the arms' eval runs -- all text escaped."""
+    from sharpset.report import build_report
+
+    root = _audit_folder(tmp_path)
+    out = build_report([root], tmp_path / "report")
+    assert out["audit"] == [str(tmp_path / "report" / "audit.html")]
+    page = (tmp_path / "report" / "audit.html").read_text()
+    table = page.index('<section id="verdicts">')
+    assert table < page.index('<section id="claim-1">') < page.index('<section id="claim-6">')
+    row = page[table:page.index("</table>", table)]
+    for th in ("claim", "verdict", "rule", "ours: diff [95% CI]", "n items (rows)", "seeds", "MDE", "paper&#x27;s figure"):
+        assert f"<th>{th}</th>" in row
+    assert ">contradicted<" in row and "arXiv:2305.11206" in row and "-0.500 [" in row and "not run: needs" in row
+    one = page[page.index('<section id="claim-1">'):page.index('<section id="claim-6">')]
+    assert "<svg" in one and "every comparison" in one  # the forest plot of its comparisons
+    assert "reference · base-pool-epochs" in one and "treatment · base-curated" in one  # answers side by side
+    assert "<script>" not in page and "&lt;script&gt;" in one
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium: scripts/install-browser.sh")
+def test_the_audit_page_in_a_browser(tmp_path, capsys):
+    """Opened in headless Chromium it renders (verdict table, plots) and runs nothing; `sharpset report
+    --screenshot` saves its first screen beside the report's."""
+    from sharpset.report.browser import dump_dom
+
+    root = _audit_folder(tmp_path)
+    assert main(["report", str(root), "--out", str(tmp_path / "report"), "--screenshot"]) == 0
+    assert f"screenshot: {tmp_path / 'report' / 'audit.png'}" in capsys.readouterr().out
+    assert (tmp_path / "report" / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = dump_dom(tmp_path / "report" / "audit.html")
+    assert 'id="verdicts"' in dom and 'id="claim-1"' in dom and len(re.findall(r"<svg\b", dom)) >= 2
+    assert not re.search(r"<script\b", dom, re.I) and "&lt;script&gt;alert(" in dom
 
 
 # -- end to end on tiny models ------------------------------------------------------------------

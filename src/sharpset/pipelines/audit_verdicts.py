@@ -26,19 +26,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .claims import NI, Check, Claim, chosen
+from .claims import NI, Check, Claim, chosen, where_holds
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "supported", "contradicted", "inconclusive", "not run"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
-
-
-def _keep(row: dict, where: tuple) -> bool:
-    for k, v in where:
-        if k == "family" and not str(row.get("family", "")).startswith(str(v)):
-            return False
-        if k != "family" and row.get(k) != v:
-            return False
-    return True
 
 
 def compare_check(ch: Check, evals: dict[str, dict[int | None, dict]], seeds: list[int], seed: int
@@ -58,7 +49,7 @@ def compare_check(ch: Check, evals: dict[str, dict[int | None, dict]], seeds: li
         d = direction(ch.suite, ch.metric, ea[ch.suite]["lower"])
         ra, rb = ea[ch.suite]["rows"], eb[ch.suite]["rows"]
         for item in set(ra) & set(rb):
-            if _keep(ra[item], ch.where):
+            if where_holds(ra[item], ch.where):
                 a_all[f"{s}:{item}"] = {**ra[item], "unit": unit_of(ra[item])}
                 b_all[f"{s}:{item}"] = rb[item]
         used += 1

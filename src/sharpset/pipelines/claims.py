@@ -63,6 +63,17 @@ class Check:
         return f"{self.b} vs {self.a}: {self.suite}/{self.metric}{w} ({self.rule})"
 
 
+def where_holds(row: dict, where) -> bool:
+    """Whether a per-sample row is among a check's rows: ``where`` pairs (or a mapping) of column and
+    value, ``family`` matched as a prefix (``partner`` holds every partner/... family)."""
+    for k, v in (where.items() if isinstance(where, dict) else where):
+        if k == "family" and not str(row.get("family", "")).startswith(str(v)):
+            return False
+        if k != "family" and row.get(k) != v:
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Claim:
     id: str

@@ -15,7 +15,9 @@ them, and writes into DIR:
 - ``effects.json``: the effect table's rows (for notes and scripts);
 - ``proxy.json``: where eval runs here used ``--engine proxy``, the proxy-tuning table -- base, expert
   alone, proxy per alpha, the base tuned directly, paired on the same items, with the share of the
-  gap closed and knowledge kept (:mod:`sharpset.report.proxy`).
+  gap closed and knowledge kept (:mod:`sharpset.report.proxy`);
+- ``audit.html``: where a folder here is a ``sharpset run audit`` folder, its audit page -- the verdict
+  table, then one section per claim with its evidence (:mod:`sharpset.report.audit`).
 
 Which eval model was trained on which train run: see :mod:`sharpset.report.collect` (``plan.json``).
 Dataset cards: :func:`sharpset.report.cards.write_card` / :func:`~sharpset.report.cards.card_all`.
@@ -34,7 +36,7 @@ def build_report(runs: list[str | Path], out: str | Path, *, plan: str | Path | 
                  title: str | None = None) -> dict[str, Any]:
     """Write report.html, report.md and effects.json into ``out``; return their paths and figures."""
     from ..dataio import write_json, write_text
-    from . import html, markdown, proxy
+    from . import audit, html, markdown, proxy
     from .collect import collect, effect_rows
 
     col = collect(list(runs), plan)
@@ -50,6 +52,7 @@ def build_report(runs: list[str | Path], out: str | Path, *, plan: str | Path | 
     if proxy_tables:
         write_json(out / "proxy.json", proxy_tables)
         res["proxy"] = str(out / "proxy.json")
+    res["audit"] = audit.write_pages(runs, out)  # the audit page, where a folder here is an audit's
     return {**res, "proxy_tables": len(proxy_tables), "runs": len(col.runs), "tuned_models": len(col.tuned),
             "moved": sum(r["verdict"] in ("better", "worse", "up", "down") for r in rows),
             "null": sum(r["verdict"] == "null" for r in rows)}
@@ -62,8 +65,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if res.get("proxy"):
         print(f"proxy-tuning: {res['proxy_tables']} table(s) (base, expert, proxy per alpha, tuned directly; "
               f"share of the gap closed, knowledge kept) in report.md and {res['proxy']}")
+    for page in res["audit"]:
+        print(f"audit page: {page}")
     if args.screenshot:
         print(f"screenshot: {screenshot(res['html'], Path(args.out) / 'report.png')}")
+        for page in res["audit"]:
+            print(f"screenshot: {screenshot(page, Path(page).with_suffix('.png'))}")
     print(f"report: {res['html']}")
     return 0
 
