@@ -31,8 +31,8 @@ def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
     assert "estimated cost" in plan and not out.exists()
     # the items come from power: the default size is planned to detect 0.12, and says what each claim reaches
     assert '"eval_mde": 0.12' in plan and '"eval_limit": 164' in plan
-    assert "1. Small curated sets suffice (LIMA) (arXiv:2305.11206); dial: n, steps, seeds, eval_limit; planned MDE 0.12" \
-        in plan and "format/prompt_loose (non-inferiority)  [n 164, MDE 0.12]" in plan
+    assert "1. Small curated sets suffice (LIMA) (arXiv:2305.11206); dial: n, steps, seeds, eval_limit; " \
+        "planned MDE 0.12" in plan and "format/prompt_loose (non-inferiority)  [n 164, MDE 0.12]" in plan
     assert main(["run", "audit", "--dry-run", "--claims", "1", "--set", "size=small", "--out", str(out)]) == 0
     small = capsys.readouterr().out
     assert '"eval_limit": 38' in small and "planned MDE 0.249" in small
@@ -158,7 +158,8 @@ def test_the_report_draws_the_audit_page(tmp_path):
     table = page.index('<section id="verdicts">')
     assert table < page.index('<section id="claim-1">') < page.index('<section id="claim-6">')
     row = page[table:page.index("</table>", table)]
-    for th in ("claim", "verdict", "rule", "ours: diff [95% CI]", "n items (rows)", "seeds", "MDE", "paper&#x27;s figure"):
+    for th in ("claim", "verdict", "rule", "ours: diff [95% CI]", "n items (rows)", "seeds", "MDE",
+               "paper&#x27;s figure"):
         assert f"<th>{th}</th>" in row
     assert ">contradicted<" in row and "arXiv:2305.11206" in row and "-0.500 [" in row and "not run: needs" in row
     one = page[page.index('<section id="claim-1">'):page.index('<section id="claim-6">')]

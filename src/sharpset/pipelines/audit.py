@@ -38,6 +38,7 @@ every data set it built. ``sharpset report`` on the folder draws the audit page 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ VERSION = 2  # 2: verdict words supported / contradicted (issue 23); eval items 
 # The size dial. n: the curated set's rows (LIMA's N); pool_factor: the pool arm holds pool_factor x
 # n rows (LIMA's claim is about a pool >= 4N); steps: optimizer steps of every "same steps" arm (the
 # pool's "same epochs" arm gets steps x pool rows / n); seeds: trainings per arm; eval_mde: the
-# minimum detectable effect the evaluation is sized for (the items per suite follow: plan_limit).
+# minimum detectable effect the evaluation is sized for (the items per suite follow: resolved()).
 # n_pool, response_max_tokens and wrap_questions are quickstart's at the same size, so an audit
 # beside a quickstart reuses its synth, tag, dedup and wrap runs (pipelines/reuse.py).
 #
@@ -202,6 +203,7 @@ def _seeds(cfg: AuditConfig, z: dict) -> list[int]:
     return [cfg.seed + k for k in range(z["seeds"])]
 
 
+@functools.lru_cache(maxsize=1)
 def split_sizes() -> dict[str, int]:
     """Test-split units of the suites the audit reads: format and format_unseen prompts, knowledge's
     multiple-choice and open questions, invariance's eval questions."""
@@ -248,7 +250,9 @@ def planned_power(cfg: AuditConfig) -> list[dict[str, Any]]:
             n, exact = check_units(ch, z["eval_limit"], sizes)
             mde = planned_mde(n, PLANNING_DISCORDANCE)
             rows.append({"check": ch.label, "n": n, "exact": exact, "mde": mde, "rule": ch.rule,
-                         "ni_decidable": None if ch.rule != NI or mde is None else mde * Z95 / (Z95 + Z80) < cfg.margin})
+                         # non-inferiority needs the 95% half-width, Z95 / (Z95 + Z80) of the MDE, under the margin
+                         "ni_decidable": None if ch.rule != NI or mde is None else
+                         mde * Z95 / (Z95 + Z80) < cfg.margin})
         worst = max((r["mde"] for r in rows if r["mde"] is not None), default=None)
         out.append({"claim": c.id, "title": c.title, "mde": worst, "checks": rows})
     return out

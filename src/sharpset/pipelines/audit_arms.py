@@ -191,7 +191,7 @@ def train_arm(ctx: Ctx, arm: Arm, seed: int, data: dict) -> tuple[RunDir | None,
 
 def eval_arm(ctx: Ctx, arm: Arm, model: str, folder: str) -> RunDir:
     """The arm's model on the suites its checks read (:func:`sharpset.pipelines.claims.arm_suites`),
-    ``eval_limit`` items each (the size chosen for power: :func:`sharpset.pipelines.audit.plan_limit`)."""
+    ``eval_limit`` items each (the size chosen for power: :meth:`sharpset.pipelines.audit.AuditConfig.resolved`)."""
     from ..evaluate import stage as eval_stage
 
     return ctx.step(eval_stage, {"models": [model], "suites": arm_suites(arm.name), "limit": ctx.z["eval_limit"],

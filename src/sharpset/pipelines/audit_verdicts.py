@@ -79,7 +79,7 @@ def judge(c: dict | None, direction: int, rule: str, margin: float, p_holm: floa
 
 def inconclusive_text(mde: float | None) -> str:
     """An inconclusive verdict in words: how large an effect this n could have detected."""
-    return f"inconclusive at this power (MDE {mde:.3g})" if mde is not None else "inconclusive at this power (n too small)"
+    return f"inconclusive at this power ({f'MDE {mde:.3g}' if mde is not None else 'n too small'})"
 
 
 def combine(verdicts: list[str]) -> str:

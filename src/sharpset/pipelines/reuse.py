@@ -23,6 +23,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ..dataio import write_json
 from ..run import RunDir, content_key, input_hashes
 
 MAX_DEPTH = 4  # runs/<sweep>/cells/<cell>/train: the deepest a pipeline nests a stage run
@@ -88,8 +89,6 @@ class Reuse:
             if hit and Path(hit).resolve() != out.resolve() and finished(Path(hit), key):
                 self.used.append({"step": out.name, "stage": stage, "run": str(hit)})
                 self._chosen[out.name] = str(hit)
-                from ..dataio import write_json
-
                 write_json(self.own / RECORD, self._chosen)
                 return RunDir.view(hit, config)
         return None

@@ -39,7 +39,9 @@ def _g(x: Any) -> str:
 
 
 def _n(c: dict) -> str:
-    return "-" if c.get("n") is None else f"{c['n']}" + (f" ({c['n_rows']})" if c.get("n_rows") not in (None, c["n"]) else "")
+    if c.get("n") is None:
+        return "-"
+    return f"{c['n']}" + (f" ({c['n_rows']})" if c.get("n_rows") not in (None, c["n"]) else "")
 
 
 def _ours(c: dict) -> str:
@@ -69,7 +71,8 @@ def verdict_table(claims: list[dict]) -> str:
 
 
 def _check_rows(checks: list[dict]) -> str:
-    head = ("comparison", "decides", "reference → treatment", "diff [95% CI]", "p (Holm)", "n (rows)", "MDE", "verdict")
+    head = ("comparison", "decides", "reference → treatment", "diff [95% CI]", "p (Holm)", "n (rows)", "MDE",
+            "verdict")
     out = ['<div class="tablewrap"><table><thead><tr>' + "".join(f"<th>{esc(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]
     for k, r in enumerate(checks, 1):
@@ -178,7 +181,8 @@ def page(root: str | Path) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f'<meta name="referrer" content="no-referrer"><title>{esc(title)}</title><style>{CSS}</style></head><body><main>'
+        f'<meta name="referrer" content="no-referrer"><title>{esc(title)}</title><style>{CSS}</style></head>'
+        '<body><main>'
         '<header class="top"><div class="kicker">sharpset report · audit</div>'
         f'<h1>{esc(title)}</h1><div class="meta">{esc(root.name)} · {len(claims)} claims</div>'
         '<nav class="toc">' + "".join(f'<a href="#{esc(a)}">{esc(b)}</a>' for a, b in toc) + '</nav></header>'
