@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import NamedTuple
 
 FEATURE_VERSION = 1
 
@@ -437,150 +438,239 @@ def shape_features(text: str, *, prompt: str | None = None) -> dict[str, int | f
     English STOPWORDS; fenced code included. METHODS §8 (lexical alignment) builds on this column.
     """
     doc = _Doc(text)
-    kinds, content = doc.kinds, doc.content
-    n = len(kinds)
-    inline = [0, 0, 0, 0]  # code spans, links, bold, italic
-    marked = 0
-    nonblank = 0
-    bullets = numbered = nested = headings = rules = quote_lines = tables = 0
-    paragraphs = doc.code_blocks
-    prose_parts: list[str] = []  # for language detection (no code at all)
-    word_parts: list[str] = []  # for words / lexical overlap (inline code content kept)
-    person_parts: list[str] = []  # for first person
-    # text units: [kind, para_index, list of stripped lines]
-    units: list[list] = []
-    unit_open = False
-    para = -1
-    prev_prose = False
-    last_heading, last_heading_line, last_unit_line = "", -1, -1
-    for i in range(n):
-        k = kinds[i]
-        if k == BLANK:
-            unit_open = prev_prose = False
-            continue
-        nonblank += 1
-        if k == FENCE or k == CODE:
-            marked += 1
-            unit_open = prev_prose = False
-            continue
-        if not prev_prose:
-            paragraphs += 1
-            para += 1
-        prev_prose = True
-        if k in (SETEXT, RULE, TABLE_SEP):
-            marked += 1
-            rules += k == RULE
-            tables += k == TABLE_SEP
-            unit_open = False
-            continue
-        before = inline[0] + inline[1] + inline[2] + inline[3]
-        src = _table_cells(doc.lines[i]) if k == TABLE else content[i]
-        s = _strip_inline(src, keep_code=False, counts=inline)
-        if k != TEXT or inline[0] + inline[1] + inline[2] + inline[3] > before:
-            marked += 1
-        prose_parts.append(s)
-        # words and lexical overlap keep inline code content; only re-strip lines that have some
-        word_parts.append(_strip_inline(src, keep_code=True) if "`" in src else s)
-        if k == HEADING:
-            headings += 1
-            person_parts.append(s)
-            last_heading, last_heading_line = s, i
-            unit_open = False
-        elif k == TABLE:
-            unit_open = False
-        elif k == BULLET or k == NUMBERED:
-            if k == BULLET:
-                bullets += 1
-            else:
-                numbered += 1
-            nested += doc.indent[i] >= 2
-            units.append([k, para, [s]])
-            unit_open, last_unit_line = True, i
-        else:  # TEXT, QUOTE
-            quote_lines += k == QUOTE
-            if unit_open and (units[-1][0] == k or (k == TEXT and units[-1][0] != QUOTE)):
-                units[-1][2].append(s)
-            else:
-                units.append([k, para, [s]])
-            unit_open, last_unit_line = True, i
+    walk = _Walk(doc)
+    units = _read_units(walk.units)
+    prompt_words = content_words(prompt) if prompt is not None else None
+    words_text = "\n".join(walk.word_parts)
+    out: dict[str, int | float | bool | str] = {
+        **_length_columns(text, walk, units, words_text),
+        **_structure_columns(doc, walk),
+        **_register_columns(doc, walk, units, prompt_words),
+        **_language_columns(walk),
+    }
+    if prompt_words is not None:
+        out["shape_lexical_overlap"] = _lexical_overlap(doc, words_text, prompt_words)
+    return out
 
-    sentences: list[tuple[int, str]] = []  # (para, sentence)
-    first_unit_sents: list[str] = []
-    last_para_first = ""
+
+class _Walk:
+    """One pass over a parsed text's lines, collecting everything the columns are computed from:
+    block and inline-span counts, the lines that carry markdown, the prose (for language and words),
+    headings, and the text units (step 4 of the module docstring) with their paragraph index.
+
+    One pass, so each line's inline markdown is stripped once: ``tag`` runs this on every row."""
+
+    __slots__ = ("inline", "marked", "nonblank", "paragraphs", "para", "bullets", "numbered", "nested",
+                 "headings", "rules", "quote_lines", "tables", "prose_parts", "word_parts", "heading_parts",
+                 "units", "last_heading", "last_heading_line", "last_unit_line", "_unit_open")
+
+    def __init__(self, doc: _Doc):
+        self.inline = [0, 0, 0, 0]  # code spans, links, bold, italic
+        self.marked = self.nonblank = 0
+        self.paragraphs, self.para = doc.code_blocks, -1  # a fenced block is a paragraph of its own
+        self.bullets = self.numbered = self.nested = self.headings = self.rules = self.quote_lines = 0
+        self.tables = 0
+        self.prose_parts: list[str] = []  # for language detection (no code at all)
+        self.word_parts: list[str] = []  # for words / lexical overlap (inline code content kept)
+        self.heading_parts: list[str] = []  # headings, for first person (text units add theirs later)
+        self.units: list[list] = []  # text units: [kind, para_index, list of stripped lines]
+        self.last_heading, self.last_heading_line, self.last_unit_line = "", -1, -1
+        self._unit_open = False
+        prev_prose = False
+        for i in range(len(doc.kinds)):
+            k = doc.kinds[i]
+            if k == BLANK:
+                self._unit_open = prev_prose = False
+                continue
+            self.nonblank += 1
+            if k == FENCE or k == CODE:
+                self.marked += 1
+                self._unit_open = prev_prose = False
+                continue
+            if not prev_prose:
+                self.paragraphs += 1
+                self.para += 1
+            prev_prose = True
+            if k in (SETEXT, RULE, TABLE_SEP):
+                self._markup_line(k)
+            else:
+                self._content_line(doc, i, k)
+
+    def _markup_line(self, k: int) -> None:
+        """A setext underline, rule or table separator: markdown, no text, and it ends a text unit."""
+        self.marked += 1
+        self.rules += k == RULE
+        self.tables += k == TABLE_SEP
+        self._unit_open = False
+
+    def _content_line(self, doc: _Doc, i: int, k: int) -> None:
+        """A line with text (heading, table row, list item, quote, plain): strip its inline
+        markdown (counting the spans), mark it if it is markdown, keep its prose, then place it."""
+        before = sum(self.inline)
+        src = _table_cells(doc.lines[i]) if k == TABLE else doc.content[i]
+        s = _strip_inline(src, keep_code=False, counts=self.inline)
+        if k != TEXT or sum(self.inline) > before:
+            self.marked += 1
+        self.prose_parts.append(s)
+        # words and lexical overlap keep inline code content; only re-strip lines that have some
+        self.word_parts.append(_strip_inline(src, keep_code=True) if "`" in src else s)
+        if k == HEADING:
+            self.headings += 1
+            self.heading_parts.append(s)
+            self.last_heading, self.last_heading_line = s, i
+            self._unit_open = False
+        elif k == TABLE:
+            self._unit_open = False
+        elif k == BULLET or k == NUMBERED:
+            self._list_item(doc, i, k, s)
+        else:
+            self._text_line(i, k, s)
+
+    def _list_item(self, doc: _Doc, i: int, k: int, s: str) -> None:
+        """A bullet or numbered item: counted (nested when indented >= 2 columns) and a text unit
+        of its own, which the plain lines right after it continue."""
+        if k == BULLET:
+            self.bullets += 1
+        else:
+            self.numbered += 1
+        self.nested += doc.indent[i] >= 2
+        self.units.append([k, self.para, [s]])
+        self._unit_open, self.last_unit_line = True, i
+
+    def _text_line(self, i: int, k: int, s: str) -> None:
+        """A plain or quote line: continues the open unit (plain lines join a paragraph or a list
+        item, quote lines a quote), else starts one."""
+        self.quote_lines += k == QUOTE
+        units = self.units
+        if self._unit_open and (units[-1][0] == k or (k == TEXT and units[-1][0] != QUOTE)):
+            units[-1][2].append(s)
+        else:
+            units.append([k, self.para, [s]])
+        self._unit_open, self.last_unit_line = True, i
+
+
+class _Units(NamedTuple):
+    """The text units read as sentences."""
+
+    sentences: list[tuple[int, str]]  # (para, sentence), in text order
+    first: list[str]  # the sentences of the first unit that has any
+    person_parts: list[str]  # each non-quote unit's text, for first person
+
+
+def _read_units(units: list[list]) -> _Units:
+    """Join each unit's lines and split it into sentences; quotes are someone else's words, so
+    they give sentences but no first person."""
+    sentences: list[tuple[int, str]] = []
+    first: list[str] = []
+    person_parts: list[str] = []
     for u_kind, u_para, parts in units:
         joined = _SPACES.sub(" ", " ".join(parts)).strip()
         sents = split_sentences(joined)
-        if not first_unit_sents and sents:
-            first_unit_sents = sents
+        if not first and sents:
+            first = sents
         if u_kind != QUOTE:
             person_parts.append(joined)
         for sent in sents:
             sentences.append((u_para, sent))
-    last_para = para
-    for p, sent in sentences:
-        if p == last_para:
-            last_para_first = sent
-            break
+    return _Units(sentences, first, person_parts)
 
-    questions = to_user = 0
-    for p, sent in sentences:
-        if _QUESTION_END.search(sent):
-            questions += 1
-            if p == last_para or _YOU.search(sent):
-                to_user += 1
 
-    person_text = "\n".join(person_parts)
-    if '"' in person_text or "“" in person_text:
-        person_text = _DOUBLE_QUOTED.sub(" ", person_text)
-    first_person = len(_FIRST_PERSON.findall(person_text))
-
-    first_kind = next((k for k in kinds if k != BLANK), BLANK)
-    prompt_words = None
-    if prompt is not None:
-        prompt_words = content_words(prompt)
-    if first_kind == BLANK:
-        opening = closing = "none"
-    else:
-        opening = opening_label(first_kind, first_unit_sents[0] if first_unit_sents else None, prompt_words)
-        last_line = max(i for i in range(n) if kinds[i] != BLANK)
-        ends_in_text = last_line == last_unit_line and bool(sentences)
-        closing = closing_label(sentences[-1][1] if ends_in_text else None, last_para_first,
-                                last_heading if last_heading_line >= 0 else None)
-
-    lang, conf = detect_language(" ".join(prose_parts))
-    words_text = "\n".join(word_parts)
-    out: dict[str, int | float | bool | str] = {
+def _length_columns(text: str, walk: _Walk, units: _Units, words_text: str) -> dict[str, int]:
+    """words (prose and inline code, no fenced code), chars (raw), sentences, paragraphs."""
+    return {
         "shape_words": count_words(words_text),
         "shape_chars": len(text),
-        "shape_sentences": len(sentences),
-        "shape_paragraphs": paragraphs,
-        "shape_bullets": bullets,
-        "shape_numbered_items": numbered,
-        "shape_nested_items": nested,
-        "shape_headings": headings,
+        "shape_sentences": len(units.sentences),
+        "shape_paragraphs": walk.paragraphs,
+    }
+
+
+def _structure_columns(doc: _Doc, walk: _Walk) -> dict[str, int | float | bool]:
+    """Lists, headings, code, tables, rules, quotes, inline spans and markdown density."""
+    inline = walk.inline
+    return {
+        "shape_bullets": walk.bullets,
+        "shape_numbered_items": walk.numbered,
+        "shape_nested_items": walk.nested,
+        "shape_headings": walk.headings,
         "shape_code_blocks": doc.code_blocks,
         "shape_code_lines": doc.code_lines,
         "shape_unterminated_fence": doc.unterminated,
         "shape_inline_code": inline[0],
-        "shape_tables": tables,
-        "shape_rules": rules,
-        "shape_quote_lines": quote_lines,
+        "shape_tables": walk.tables,
+        "shape_rules": walk.rules,
+        "shape_quote_lines": walk.quote_lines,
         "shape_bold": inline[2],
         "shape_italic": inline[3],
         "shape_links": inline[1],
-        "shape_markdown_density": round(marked / nonblank, 4) if nonblank else 0.0,
+        "shape_markdown_density": round(walk.marked / walk.nonblank, 4) if walk.nonblank else 0.0,
+    }
+
+
+def _register_columns(doc: _Doc, walk: _Walk, units: _Units, prompt_words: set[str] | None
+                      ) -> dict[str, int | bool | str]:
+    """How the answer speaks: first person, questions (to the user or not), opening and closing."""
+    first_person = _first_person(walk.heading_parts + units.person_parts)
+    questions, to_user = _questions(units.sentences, walk.para)
+    opening, closing = _opening_closing(doc, walk, units, prompt_words)
+    return {
         "shape_first_person": first_person,
         "shape_has_first_person": first_person > 0,
         "shape_questions": questions,
         "shape_questions_to_user": to_user,
         "shape_opening": opening,
         "shape_closing": closing,
-        "shape_language": lang,
-        "shape_language_confidence": conf,
     }
-    if prompt_words is not None:
-        if doc.code_lines:
-            words_text += "\n" + "\n".join(ln for ln, kd in zip(doc.lines, kinds) if kd == CODE)
-        resp_words = _content_words_plain(words_text.lower().replace("’", "'"))
-        out["shape_lexical_overlap"] = round(jaccard(prompt_words, resp_words), 4)
-    return out
+
+
+def _first_person(parts: list[str]) -> int:
+    """First-person words in headings and non-quote units, double-quoted spans dropped (someone
+    else speaking)."""
+    person_text = "\n".join(parts)
+    if '"' in person_text or "“" in person_text:
+        person_text = _DOUBLE_QUOTED.sub(" ", person_text)
+    return len(_FIRST_PERSON.findall(person_text))
+
+
+def _questions(sentences: list[tuple[int, str]], last_para: int) -> tuple[int, int]:
+    """(questions, questions_to_user): a question is to the user when it is in the last paragraph
+    or says you/your/yours/yourself."""
+    questions = to_user = 0
+    for p, sent in sentences:
+        if _QUESTION_END.search(sent):
+            questions += 1
+            if p == last_para or _YOU.search(sent):
+                to_user += 1
+    return questions, to_user
+
+
+def _opening_closing(doc: _Doc, walk: _Walk, units: _Units, prompt_words: set[str] | None) -> tuple[str, str]:
+    """(opening, closing) labels; both ``none`` for a text with no non-blank line."""
+    kinds = doc.kinds
+    first_kind = next((k for k in kinds if k != BLANK), BLANK)
+    if first_kind == BLANK:
+        return "none", "none"
+    sentences = units.sentences
+    opening = opening_label(first_kind, units.first[0] if units.first else None, prompt_words)
+    last_para_first = next((sent for p, sent in sentences if p == walk.para), "")
+    last_line = max(i for i in range(len(kinds)) if kinds[i] != BLANK)
+    ends_in_text = last_line == walk.last_unit_line and bool(sentences)
+    closing = closing_label(sentences[-1][1] if ends_in_text else None, last_para_first,
+                            walk.last_heading if walk.last_heading_line >= 0 else None)
+    return opening, closing
+
+
+def _language_columns(walk: _Walk) -> dict[str, str | float]:
+    """language, language_confidence: py3langid on the prose only (text units, headings, table
+    cells), since code is not written in the answer's language."""
+    lang, conf = detect_language(" ".join(walk.prose_parts))
+    return {"shape_language": lang, "shape_language_confidence": conf}
+
+
+def _lexical_overlap(doc: _Doc, words_text: str, prompt_words: set[str]) -> float:
+    """Jaccard of the prompt's and the response's content words; unlike ``words``, fenced code
+    counts here (the column's definition in :func:`shape_features`)."""
+    if doc.code_lines:
+        words_text += "\n" + "\n".join(ln for ln, kd in zip(doc.lines, doc.kinds) if kd == CODE)
+    resp_words = _content_words_plain(words_text.lower().replace("’", "'"))
+    return round(jaccard(prompt_words, resp_words), 4)
