@@ -177,206 +177,266 @@ def _norm(text: str) -> str:
 
 
 def run(cfg: SynthConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from ..engine import GenerationRequest, SamplingParams
-    from ..models.profiles import encode_prompt, encode_text
+    """The stage (module docstring): n attempts through every turn, then the quota rounds, then the
+    clean conversations written as rows."""
     from ..stage import load_subject
 
     subject = load_subject(cfg.model, log=log, run=run, role="subject", backend=cfg)
-    tok, profile = subject.tok, subject.profile
-    engine = subject.engine(cfg.batch_size)
-    stops = subject.stop_ids()
-    steer = cfg.steering()
-    inst_params = dict(max_new_tokens=cfg.instruction_max_tokens, temperature=cfg.instruction_temperature,
-                       top_p=cfg.instruction_top_p, stop_token_ids=stops,
-                       stop_strings=tuple(profile.stop_strings) + (("\n",) if cfg.single_line else ()))
-    resp_params = dict(max_new_tokens=cfg.response_max_tokens, temperature=cfg.response_temperature,
-                       top_p=cfg.response_top_p, stop_token_ids=stops, stop_strings=tuple(profile.stop_strings),
-                       repetition_penalty=cfg.response_repetition_penalty,
-                       no_repeat_ngram_size=cfg.response_no_repeat_ngram)
+    synth = _Synthesis(cfg, subject, run, log)
+    for i in range(cfg.n):
+        synth.new_attempt(i, synth.steer)
+    synth.attempt(list(range(cfg.n)))
+    synth.fill_quotas()
+    rows = synth.rows()
+    write_records(rows, run.path / "synth.jsonl")
+    metrics = synth.metrics(rows)
+    n = synth.n_attempts
+    dropped = metrics["dropped"]
+    if len(rows) + dropped != n:
+        raise AssertionError(f"counts do not add up: {len(rows)} + {dropped} != {n}")
+    run.finish(counts={"read": n, "written": len(rows), "dropped": dropped, "rejected": 0},
+               outputs=["synth.jsonl"], metrics=metrics)
+    return metrics
 
-    # conversation state per attempt; rebuilt identically on resume from the sample log
-    convs: dict[int, dict[str, Any]] = {}
 
-    def new_attempt(i: int, pool: list[dict[str, Any]]) -> None:
-        seed = derive_seed(cfg.seed, STAGE, str(i))
+class _Synthesis:
+    """One synth run's attempts: each attempt's conversation state (rebuilt identically on resume
+    from the sample log), the drop counts, the quota categories and rounds. Every generation goes
+    through :meth:`phase`, which logs it the moment it finishes, so a killed run resumes."""
+
+    def __init__(self, cfg: SynthConfig, subject: Any, run: RunDir, log: Callable[[str], None]):
+        self.cfg, self.subject, self.run, self.log = cfg, subject, run, log
+        self.tok, self.profile = subject.tok, subject.profile
+        self.engine = subject.engine(cfg.batch_size)
+        stops = subject.stop_ids()
+        self.steer = cfg.steering()
+        profile = self.profile
+        self.inst_params = dict(max_new_tokens=cfg.instruction_max_tokens, temperature=cfg.instruction_temperature,
+                                top_p=cfg.instruction_top_p, stop_token_ids=stops,
+                                stop_strings=tuple(profile.stop_strings) + (("\n",) if cfg.single_line else ()))
+        self.resp_params = dict(max_new_tokens=cfg.response_max_tokens, temperature=cfg.response_temperature,
+                                top_p=cfg.response_top_p, stop_token_ids=stops,
+                                stop_strings=tuple(profile.stop_strings),
+                                repetition_penalty=cfg.response_repetition_penalty,
+                                no_repeat_ngram_size=cfg.response_no_repeat_ngram)
+        self.convs: dict[int, dict[str, Any]] = {}  # conversation state per attempt
+        self.done = run.done_samples()
+        if self.done:
+            log(f"resuming: {len(self.done)} generations already logged")
+        self.counts = {r: 0 for r in DROP_REASONS}
+        self.seen: dict[str, int] = {}  # normalised first instruction -> attempt (the duplicate check)
+        self.t_start, self.n_tokens = time.perf_counter(), 0
+        self.n_attempts = cfg.n
+        self.quota_cat: dict[int, str | None] = {}
+        self.judge = None
+        self.rounds = 0
+        self.round_of: dict[int, int] = {}
+
+    def new_attempt(self, i: int, pool: list[dict[str, Any]]) -> None:
+        """Start attempt ``i``: its seed, and a system prompt drawn by weight from ``pool`` (none when
+        the pool is empty: the template's default)."""
+        seed = derive_seed(self.cfg.seed, STAGE, str(i))
         sp = random.Random(seed).choices(pool, weights=[s["weight"] for s in pool])[0] if pool else None
-        convs[i] = {"seed": seed, "system": sp["text"] if sp else None,
-                    "category": sp["category"] if sp else None, "messages": [], "turns": [], "drop": None}
+        self.convs[i] = {"seed": seed, "system": sp["text"] if sp else None,
+                         "category": sp["category"] if sp else None, "messages": [], "turns": [], "drop": None}
 
-    done = run.done_samples()
-    if done:
-        log(f"resuming: {len(done)} generations already logged")
-    counts = {r: 0 for r in DROP_REASONS}
-    seen: dict[str, int] = {}
-    t_start, n_tokens = time.perf_counter(), 0
-
-    def phase(kind: str, turn: int, items: list[tuple[int, str, list[int], dict]]) -> dict[int, dict]:
+    def phase(self, kind: str, turn: int, items: list[tuple[int, str, list[int], dict]]) -> dict[int, dict]:
         """Generate (or take from the log) one phase; returns sample payload per attempt."""
-        nonlocal n_tokens
+        from ..engine import GenerationRequest, SamplingParams
+
         out, reqs, todo = {}, [], []
         for i, key, ids, params in items:
-            if key in done:
-                out[i] = done[key]
+            if key in self.done:
+                out[i] = self.done[key]
             else:
                 reqs.append(GenerationRequest(ids, SamplingParams(**params), key=key))
                 todo.append((i, key))
-        t0, tok0 = time.perf_counter(), n_tokens
-        for j, res in engine.generate_iter(reqs):
+        t0, tok0 = time.perf_counter(), self.n_tokens
+        for j, res in self.engine.generate_iter(reqs):
             i, key = todo[j]
             payload = {"text": res.text, "finish_reason": res.finish_reason, "truncated": res.truncated,
                        "n_prompt_tokens": res.n_prompt_tokens, "n_new_tokens": res.n_new_tokens,
                        "seed": reqs[j].params.seed}
-            run.log_sample(key, payload)
+            self.run.log_sample(key, payload)
             out[i] = payload
-            n_tokens += res.n_new_tokens
+            self.n_tokens += res.n_new_tokens
         dt = time.perf_counter() - t0
         if reqs and dt > 0:
-            log(f"{kind} turn {turn}: {len(reqs)} generated in {dt:.1f} s "
-                f"({60 * len(reqs) / dt:.0f} rows/min, {(n_tokens - tok0) / dt:.0f} tokens/s)")
+            self.log(f"{kind} turn {turn}: {len(reqs)} generated in {dt:.1f} s "
+                     f"({60 * len(reqs) / dt:.0f} rows/min, {(self.n_tokens - tok0) / dt:.0f} tokens/s)")
         return out
 
-    def attempt(indices: list[int]) -> None:
+    def attempt(self, indices: list[int]) -> None:
         """Run attempts `indices` through every turn (each phase batched over all of them)."""
-        for turn in range(cfg.turns):
-            live = [i for i in indices if convs[i]["drop"] is None]
-            items = []
-            for i in live:
-                c = convs[i]
-                prefix = _query_prefix(profile, c["system"], c["messages"])
-                ids = encode_text(profile, tok, prefix)
-                items.append((i, f"inst:{i}:{turn}", ids,
-                              dict(inst_params, seed=derive_seed(c["seed"], "instruction", str(turn)))))
-                c["turns"].append({"instruction_prompt": prefix})
-            got = phase("instructions", turn + 1, items)
-            for i in live:
-                c, s = convs[i], got[i]
-                reason = clean_instruction(s["text"], s["finish_reason"], profile, cfg.min_instruction_words)
-                if reason is None and turn == 0:
-                    key = _norm(s["text"])
-                    if key in seen:
-                        reason = "duplicate"
-                    else:
-                        seen[key] = i
-                if reason:
-                    c["drop"] = reason
-                    counts[reason] += 1
-                    continue
-                c["messages"].append({"role": "user", "content": s["text"].strip()})
-                c["turns"][-1].update(instruction_tokens=s["n_new_tokens"], instruction_seed=s["seed"])
+        for turn in range(self.cfg.turns):
+            self._instructions(indices, turn)
+            self._responses(indices, turn)
 
-            live = [i for i in indices if convs[i]["drop"] is None]
-            items = []
-            for i in live:
-                c = convs[i]
-                msgs = ([{"role": "system", "content": c["system"]}] if c["system"] else []) + c["messages"]
-                items.append((i, f"resp:{i}:{turn}", encode_prompt(profile, tok, msgs),
-                              dict(resp_params, seed=derive_seed(c["seed"], "response", str(turn)))))
-                c["turns"][-1]["response_prompt"] = profile.render(msgs, add_generation_prompt=True)
-            got = phase("responses", turn + 1, items)
-            for i in live:
-                c, s = convs[i], got[i]
-                if not s["text"].strip():
-                    c["drop"] = "response_empty"
-                    counts["response_empty"] += 1
-                    continue
-                c["messages"].append({"role": "assistant", "content": s["text"].strip()})
-                c["turns"][-1].update(response_tokens=s["n_new_tokens"], response_truncated=s["truncated"],
-                                      response_finish_reason=s["finish_reason"], response_seed=s["seed"])
+    def _live(self, indices: list[int]) -> list[int]:
+        return [i for i in indices if self.convs[i]["drop"] is None]
 
-    for i in range(cfg.n):
-        new_attempt(i, steer)
-    attempt(list(range(cfg.n)))
+    def _instructions(self, indices: list[int], turn: int) -> None:
+        """The model writes the next user turn of every live attempt from its query prefix; each is
+        cleaned (a drop ends the attempt) or appended to the conversation."""
+        from ..models.profiles import encode_text
 
-    # Quotas (METHODS §1: Magpie alone cannot be steered; steer with system prompts, then classify and
-    # fill per-category quotas). Each round plans, per category short of its quota, enough new attempts
-    # steered with that category's prompts to cover the deficit at the clean-row yield seen so far.
-    # Planning is a pure function of logged results, so a resumed run plans the same rounds.
-    quota_cat: dict[int, str | None] = {}
-    judge = None
-    rounds = 0
-    round_of: dict[int, int] = {}
+        live = self._live(indices)
+        items = []
+        for i in live:
+            c = self.convs[i]
+            prefix = _query_prefix(self.profile, c["system"], c["messages"])
+            ids = encode_text(self.profile, self.tok, prefix)
+            items.append((i, f"inst:{i}:{turn}", ids,
+                          dict(self.inst_params, seed=derive_seed(c["seed"], "instruction", str(turn)))))
+            c["turns"].append({"instruction_prompt": prefix})
+        got = self.phase("instructions", turn + 1, items)
+        for i in live:
+            c, s = self.convs[i], got[i]
+            reason = self._instruction_drop(i, turn, s)
+            if reason:
+                c["drop"] = reason
+                self.counts[reason] += 1
+                continue
+            c["messages"].append({"role": "user", "content": s["text"].strip()})
+            c["turns"][-1].update(instruction_tokens=s["n_new_tokens"], instruction_seed=s["seed"])
 
-    def categorise(indices: list[int]) -> None:
-        nonlocal judge
-        todo = [i for i in indices if convs[i]["drop"] is None and i not in quota_cat]
-        if cfg.quota_by == "steer":
-            quota_cat.update({i: convs[i]["category"] for i in todo})
+    def _instruction_drop(self, i: int, turn: int, s: dict) -> str | None:
+        """The cleaner's drop reason for attempt ``i``'s instruction, or ``duplicate`` for a first
+        instruction seen before (case and spacing folded); None when it is kept."""
+        reason = clean_instruction(s["text"], s["finish_reason"], self.profile, self.cfg.min_instruction_words)
+        if reason is None and turn == 0:
+            key = _norm(s["text"])
+            if key in self.seen:
+                reason = "duplicate"
+            else:
+                self.seen[key] = i
+        return reason
+
+    def _responses(self, indices: list[int], turn: int) -> None:
+        """The model answers the last user turn of every live attempt, the conversation rendered by
+        the chat profile; an empty answer drops the attempt."""
+        from ..models.profiles import encode_prompt
+
+        live = self._live(indices)
+        items = []
+        for i in live:
+            c = self.convs[i]
+            msgs = ([{"role": "system", "content": c["system"]}] if c["system"] else []) + c["messages"]
+            items.append((i, f"resp:{i}:{turn}", encode_prompt(self.profile, self.tok, msgs),
+                          dict(self.resp_params, seed=derive_seed(c["seed"], "response", str(turn)))))
+            c["turns"][-1]["response_prompt"] = self.profile.render(msgs, add_generation_prompt=True)
+        got = self.phase("responses", turn + 1, items)
+        for i in live:
+            c, s = self.convs[i], got[i]
+            if not s["text"].strip():
+                c["drop"] = "response_empty"
+                self.counts["response_empty"] += 1
+                continue
+            c["messages"].append({"role": "assistant", "content": s["text"].strip()})
+            c["turns"][-1].update(response_tokens=s["n_new_tokens"], response_truncated=s["truncated"],
+                                  response_finish_reason=s["finish_reason"], response_seed=s["seed"])
+
+    def fill_quotas(self) -> None:
+        """Quotas (METHODS §1: Magpie alone cannot be steered; steer with system prompts, then
+        classify and fill per-category quotas). Each round plans, per category short of its quota,
+        enough new attempts steered with that category's prompts to cover the deficit at the
+        clean-row yield seen so far. Planning is a pure function of logged results, so a resumed run
+        plans the same rounds."""
+        cfg = self.cfg
+        while cfg.quotas:
+            self._categorise(list(range(self.n_attempts)))
+            got = {c: sum(1 for v in self.quota_cat.values() if v == c) for c in cfg.quotas}
+            short = {c: k - got[c] for c, k in cfg.quotas.items() if got[c] < k}
+            if not short or self.rounds >= cfg.quota_rounds:
+                break
+            self.rounds += 1
+            new = self._plan_round(short)
+            self.log(f"quota round {self.rounds}: short {short}; {len(new)} steered attempts")
+            self.attempt(new)
+
+    def _categorise(self, indices: list[int]) -> None:
+        """The quota category of every clean attempt not classified yet: its steering category, or
+        (quota_by judge) the judge's task category, logged so a resumed run reuses it."""
+        todo = [i for i in indices if self.convs[i]["drop"] is None and i not in self.quota_cat]
+        if self.cfg.quota_by == "steer":
+            self.quota_cat.update({i: self.convs[i]["category"] for i in todo})
             return
+        done = self.done
         need = [i for i in todo if f"cat:{i}" not in done]
         if need:
-            if judge is None:
-                judge = _quota_judge(cfg, subject, run, log)
-            res = judge.score("category", [{"instruction": convs[i]["messages"][0]["content"]} for i in need])
+            if self.judge is None:
+                self.judge = _quota_judge(self.cfg, self.subject, self.run, self.log)
+            res = self.judge.score("category", [{"instruction": self.convs[i]["messages"][0]["content"]}
+                                                for i in need])
             for i, r in zip(need, res):
-                run.log_sample(f"cat:{i}", r)
+                self.run.log_sample(f"cat:{i}", r)
                 done[f"cat:{i}"] = r
-        quota_cat.update({i: done[f"cat:{i}"].get("category") for i in todo})
+        self.quota_cat.update({i: done[f"cat:{i}"].get("category") for i in todo})
 
-    next_i = cfg.n
-    while cfg.quotas:
-        categorise(list(range(next_i)))
-        got = {c: sum(1 for v in quota_cat.values() if v == c) for c in cfg.quotas}
-        short = {c: k - got[c] for c, k in cfg.quotas.items() if got[c] < k}
-        if not short or rounds >= cfg.quota_rounds:
-            break
-        rounds += 1
+    def _plan_round(self, short: dict[str, int]) -> list[int]:
+        """New attempts for one round: per short category, its deficit over the yield of its own
+        steered attempts when there were any, else the overall clean yield (both floored at 0.25)."""
+        convs, next_i = self.convs, self.n_attempts
         clean_so_far = sum(1 for i in range(next_i) if convs[i]["drop"] is None)
         yield_ = max(clean_so_far / next_i, 0.25)
         new: list[int] = []
         for c in sorted(short):
             # yield of the category's own steered attempts when there were any, else the overall yield
             own = [i for i in range(next_i) if convs[i]["category"] == c]
-            y = max(sum(quota_cat.get(i) == c for i in own) / len(own), 0.25) if own else yield_
-            pool = [sp for sp in steer if sp["category"] == c]
+            y = max(sum(self.quota_cat.get(i) == c for i in own) / len(own), 0.25) if own else yield_
+            pool = [sp for sp in self.steer if sp["category"] == c]
             for _ in range(math.ceil(short[c] / y)):
-                new_attempt(next_i, pool)
-                round_of[next_i] = rounds
+                self.new_attempt(next_i, pool)
+                self.round_of[next_i] = self.rounds
                 new.append(next_i)
                 next_i += 1
-        log(f"quota round {rounds}: short {short}; {len(new)} steered attempts")
-        attempt(new)
+        self.n_attempts = next_i
+        return new
 
-    rows = []
-    sampling = {k: getattr(cfg, k) for k in ("instruction_temperature", "instruction_top_p",
-                                              "instruction_max_tokens", "single_line", "response_temperature",
-                                              "response_top_p", "response_max_tokens",
-                                              "response_repetition_penalty", "response_no_repeat_ngram")}
-    for i in range(next_i):
-        c = convs[i]
-        if c["drop"] is not None:
-            continue
-        row = {"messages": c["messages"]}
-        row = {
-            "id": content_id(row, "sft"),
-            "messages": c["messages"],
-            "steer_category": c["category"],
-            "truncated": any(t.get("response_truncated") for t in c["turns"]),
-            "instruction_tokens": sum(t["instruction_tokens"] for t in c["turns"]),
-            "response_tokens": sum(t["response_tokens"] for t in c["turns"]),
-            "provenance": {"stage": STAGE, "model": cfg.model, **cfg.backend_info(cluster=False),
-                           "attempt": i, "seed": c["seed"],
-                           "system_prompt": c["system"], "sampling": sampling, "turns": c["turns"]},
-        }
+    def rows(self) -> list[dict[str, Any]]:
+        """The clean conversations as SFT rows, in attempt order, with their provenance."""
+        cfg = self.cfg
+        rows = []
+        sampling = {k: getattr(cfg, k) for k in ("instruction_temperature", "instruction_top_p",
+                                                  "instruction_max_tokens", "single_line", "response_temperature",
+                                                  "response_top_p", "response_max_tokens",
+                                                  "response_repetition_penalty", "response_no_repeat_ngram")}
+        for i in range(self.n_attempts):
+            c = self.convs[i]
+            if c["drop"] is not None:
+                continue
+            row = {"messages": c["messages"]}
+            row = {
+                "id": content_id(row, "sft"),
+                "messages": c["messages"],
+                "steer_category": c["category"],
+                "truncated": any(t.get("response_truncated") for t in c["turns"]),
+                "instruction_tokens": sum(t["instruction_tokens"] for t in c["turns"]),
+                "response_tokens": sum(t["response_tokens"] for t in c["turns"]),
+                "provenance": {"stage": STAGE, "model": cfg.model, **cfg.backend_info(cluster=False),
+                               "attempt": i, "seed": c["seed"],
+                               "system_prompt": c["system"], "sampling": sampling, "turns": c["turns"]},
+            }
+            if cfg.quotas:
+                row["quota_category"] = self.quota_cat.get(i)
+                row["quota_round"] = self.round_of.get(i, 0)
+            rows.append(row)
+        return rows
+
+    def metrics(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Attempts, clean rows, drops by reason, truncation, this invocation's throughput, quota fill."""
+        cfg, n_tokens = self.cfg, self.n_tokens
+        dropped = sum(self.counts.values())
+        elapsed = time.perf_counter() - self.t_start
+        metrics = {"attempts": self.n_attempts, "clean": len(rows), "dropped": dropped, "drop_reasons": self.counts,
+                   "truncated_responses": sum(r["truncated"] for r in rows),
+                   "generated_tokens_this_attempt": n_tokens,
+                   "tokens_per_s_this_attempt": round(n_tokens / elapsed, 1) if n_tokens else None}
         if cfg.quotas:
-            row["quota_category"] = quota_cat.get(i)
-            row["quota_round"] = round_of.get(i, 0)
-        rows.append(row)
-    write_records(rows, run.path / "synth.jsonl")
-    dropped = sum(counts.values())
-    elapsed = time.perf_counter() - t_start
-    metrics = {"attempts": next_i, "clean": len(rows), "dropped": dropped, "drop_reasons": counts,
-               "truncated_responses": sum(r["truncated"] for r in rows),
-               "generated_tokens_this_attempt": n_tokens,
-               "tokens_per_s_this_attempt": round(n_tokens / elapsed, 1) if n_tokens else None}
-    if cfg.quotas:
-        metrics["quota_rounds"] = rounds
-        metrics["quota_fill"] = {c: f"{sum(1 for r in rows if r['quota_category'] == c)}/{k}"
-                                 for c, k in cfg.quotas.items()}
-    if len(rows) + dropped != next_i:
-        raise AssertionError(f"counts do not add up: {len(rows)} + {dropped} != {next_i}")
-    run.finish(counts={"read": next_i, "written": len(rows), "dropped": dropped, "rejected": 0},
-               outputs=["synth.jsonl"], metrics=metrics)
-    return metrics
+            metrics["quota_rounds"] = self.rounds
+            metrics["quota_fill"] = {c: f"{sum(1 for r in rows if r['quota_category'] == c)}/{k}"
+                                     for c, k in cfg.quotas.items()}
+        return metrics
 
 
 def _quota_judge(cfg: SynthConfig, subject, run: RunDir, log):
