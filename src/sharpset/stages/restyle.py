@@ -163,37 +163,95 @@ def _summary(rows_conf: list[dict], criteria: list[str], seed: int) -> dict[str,
 
 
 def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from ..dataio import read_records, write_json, write_records, write_rejected
-    from ..engine import GenerationRequest, SamplingParams
-    from ..models.profiles import encode_prompt
-    from ..stage import load_subject, prompt_room
-    from ..records import Counts, content_id
-    from ..text.spec import conformance, load_spec
+    """The stage (module docstring): rewrite every row, check each rewrite's content, keep or drop
+    it, and report conformance before and after."""
+    from ..dataio import write_json
+    from ..records import Counts
+    from ..stage import load_subject
+
+    spec = _load_spec(cfg)
+    res, rows, not_taken = _read_rows(cfg)
+    subject = load_subject(cfg.model, log=log, run=run, role="rewriter", backend=cfg)
+    done = _rewrite(cfg, spec, rows, subject, run, log)
+    cos = _cosines(cfg, rows, done, run)
+    criteria = spec.criteria()
+    kept, dropped, reasons, conf = _decide_rows(cfg, spec, rows, done, cos)
+    outputs = _write_rows(run, res, kept, dropped)
+    n_dropped = sum(reasons.values())
+    counts = Counts(read=res.n_read, written=len(kept), dropped=n_dropped + not_taken,
+                    rejected=len(res.rejected)).check().as_dict()
+    report = _report(cfg, spec.name, criteria, len(rows), not_taken, len(kept), reasons, conf, counts)
+    write_json(run.path / "restyle_report.json", report)
+    outputs.append("restyle_report.json")
+    _log_report(log, report)
+    run.finish(counts=counts, outputs=outputs, metrics={
+        "kept": len(kept), "dropped": n_dropped, "drop_reasons": reasons,
+        "conformance_before_all": report["all_rows"]["before"]["conformance"]["mean"],
+        "conformance_after_all": report["all_rows"]["after"]["conformance"]["mean"]})
+    return {"kept": len(kept), "dropped": n_dropped, "drop_reasons": reasons,
+            "conformance_before": report["all_rows"]["before"]["conformance"]["mean"],
+            "conformance_after": report["all_rows"]["after"]["conformance"]["mean"]}
+
+
+def _load_spec(cfg: RestyleConfig):
+    """The spec to rewrite into; a UserError when the prompt is to show examples and it has none."""
+    from ..text.spec import load_spec
 
     spec = load_spec(cfg.spec)
     if cfg.n_examples and not spec.examples:
         raise UserError(f"{spec.source}: examples: spec '{spec.name}' has no examples to show the model "
                         "(add some, or pass --n-examples 0)")
-    res = read_records(cfg.input, "sft", on_error=cfg.on_error)
+    return spec
+
+
+def _read_rows(cfg: RestyleConfig) -> tuple[Any, list[dict], int]:
+    """(read result, the first n rows with their ids, how many rows lie beyond n)."""
+    from ..dataio import read_records
     from ..records import with_id
 
+    res = read_records(cfg.input, "sft", on_error=cfg.on_error)
     rows = [with_id(r, "sft") for r in (res.rows[: cfg.n] if cfg.n else res.rows)]
-    not_taken = len(res.rows) - len(rows)
+    return res, rows, len(res.rows) - len(rows)
 
-    subject = load_subject(cfg.model, log=log, run=run, role="rewriter", backend=cfg)
+
+def _rewrite(cfg: RestyleConfig, spec, rows: list[dict], subject: Any, run: RunDir, log: Callable[[str], None]
+             ) -> dict[str, dict]:
+    """Rewrite every row not logged yet, logging each rewrite with its content check the moment it
+    exists (a prompt too long for the model is logged as skipped); returns the sample log."""
+    engine = subject.engine(cfg.batch_size)
+    done = run.done_samples()
+    if done:
+        log(f"resuming: {len(done)} of {len(rows)} rewrites already logged")
+    reqs, keys = _rewrite_requests(cfg, spec, rows, subject, run, done)
+    t0 = time.perf_counter()
+    for j, out in engine.generate_iter(reqs):
+        r = keys[j]
+        payload = {"text": out.text.strip(), "finish_reason": out.finish_reason, "truncated": out.truncated,
+                   "n_prompt_tokens": out.n_prompt_tokens, "n_new_tokens": out.n_new_tokens,
+                   "seed": reqs[j].params.seed, **content_check(response_of(r), out.text)}
+        run.log_sample(r["id"], payload)
+    if reqs:
+        dt = time.perf_counter() - t0
+        log(f"rewrote {len(reqs)} rows in {dt:.1f} s ({60 * len(reqs) / max(dt, 1e-9):.0f} rows/min)")
+    return run.done_samples()
+
+
+def _rewrite_requests(cfg: RestyleConfig, spec, rows: list[dict], subject: Any, run: RunDir, done: dict
+                      ) -> tuple[list, list[dict]]:
+    """(requests, their rows) for the rows not in ``done``. A prompt longer than max_prompt_tokens, or
+    leaving the model's context no room for max_new_tokens, is logged as skipped (too_long) instead."""
+    from ..engine import GenerationRequest, SamplingParams
+    from ..models.profiles import encode_prompt
+    from ..stage import prompt_room
+
     tok, profile = subject.tok, subject.profile
     system_role = profile.layout is None or profile.layout.system_mode != "none"
-    engine = subject.engine(cfg.batch_size)
     stops = subject.stop_ids()
-
     # the prompt must leave room for the rewrite inside the model's context
     limit = cfg.max_prompt_tokens
     room = prompt_room(subject.config, cfg.max_new_tokens)
     if room is not None:
         limit = min(limit, room)
-    done = run.done_samples()
-    if done:
-        log(f"resuming: {len(done)} of {len(rows)} rewrites already logged")
     reqs, keys = [], []
     for r in rows:
         if r["id"] in done:
@@ -208,71 +266,88 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
                                 seed=seed, stop_token_ids=stops, stop_strings=tuple(profile.stop_strings))
         reqs.append(GenerationRequest(ids, params, key=r["id"]))
         keys.append(r)
-    t0 = time.perf_counter()
-    for j, out in engine.generate_iter(reqs):
-        r = keys[j]
-        payload = {"text": out.text.strip(), "finish_reason": out.finish_reason, "truncated": out.truncated,
-                   "n_prompt_tokens": out.n_prompt_tokens, "n_new_tokens": out.n_new_tokens,
-                   "seed": reqs[j].params.seed, **content_check(response_of(r), out.text)}
-        run.log_sample(r["id"], payload)
-    if reqs:
-        dt = time.perf_counter() - t0
-        log(f"rewrote {len(reqs)} rows in {dt:.1f} s ({60 * len(reqs) / max(dt, 1e-9):.0f} rows/min)")
-    done = run.done_samples()
+    return reqs, keys
 
-    # embedding cosine (computed from the logged texts, so a resumed run gets the same values)
+
+def _cosines(cfg: RestyleConfig, rows: list[dict], done: dict, run: RunDir) -> dict[str, float]:
+    """Embedding cosine of original and rewrite per row with a non-empty rewrite (none when
+    min_cosine is null); computed from the logged texts, so a resumed run gets the same values."""
     cos: dict[str, float] = {}
-    if cfg.min_cosine is not None:
-        from ..embed import default_embedder
+    if cfg.min_cosine is None:
+        return cos
+    from ..embed import default_embedder
 
-        pairs = [(r["id"], response_of(r), done[r["id"]]["text"]) for r in rows
-                 if not done[r["id"]].get("skipped") and done[r["id"]]["text"].strip()]
-        if pairs:
-            embed = default_embedder(cfg.embedder)
-            run.record_model("embedder", {"name": cfg.embedder})
-            va = embed([p[1] for p in pairs])
-            vb = embed([p[2] for p in pairs])
-            for (rid, _, _), a, b in zip(pairs, va, vb):
-                cos[rid] = round(float((a * b).sum()), 6)
+    pairs = [(r["id"], response_of(r), done[r["id"]]["text"]) for r in rows
+             if not done[r["id"]].get("skipped") and done[r["id"]]["text"].strip()]
+    if pairs:
+        embed = default_embedder(cfg.embedder)
+        run.record_model("embedder", {"name": cfg.embedder})
+        va = embed([p[1] for p in pairs])
+        vb = embed([p[2] for p in pairs])
+        for (rid, _, _), a, b in zip(pairs, va, vb):
+            cos[rid] = round(float((a * b).sum()), 6)
+    return cos
 
-    criteria = spec.criteria()
-    kept, dropped, before_all, after_all, before_kept, after_kept = [], [], [], [], [], []
+
+def _decide_rows(cfg: RestyleConfig, spec, rows: list[dict], done: dict, cos: dict[str, float]
+                 ) -> tuple[list[dict], list[dict], dict[str, int], dict[str, list[dict]]]:
+    """(restyled rows, dropped entries, drops by reason, conformance lists). The conformance lists:
+    ``before_all`` / ``after_all`` over every row (a dropped row counts with its original response
+    on both sides), ``before_kept`` / ``after_kept`` over the kept rows only."""
+    from ..text.spec import conformance
+
+    kept, dropped = [], []
+    conf: dict[str, list[dict]] = {"before_all": [], "after_all": [], "before_kept": [], "after_kept": []}
     reasons = {r: 0 for r in DROP_REASONS}
     for r in rows:
         s = {**done[r["id"]], **({"cosine": cos[r["id"]]} if r["id"] in cos else {})}
         instr, orig = instruction_of(r), response_of(r)
         c0 = conformance(spec, orig, prompt=instr)
-        before_all.append(c0)
+        conf["before_all"].append(c0)
         reason = decide(s, cfg)
         if reason:
             reasons[reason] += 1
-            after_all.append(c0)
+            conf["after_all"].append(c0)
             dropped.append({"id": r["id"], "reason": reason, "rewrite": s.get("text"),
                             **{k: s[k] for k in ("content_recall", "content_jaccard", "cosine", "finish_reason")
                                if k in s}})
             continue
         c1 = conformance(spec, s["text"], prompt=instr)
-        before_kept.append(c0)
-        after_kept.append(c1)
-        after_all.append(c1)
-        msgs = [dict(m) for m in r["messages"]]
-        last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-        msgs[last]["content"] = s["text"]
-        new = {"id": content_id({"messages": msgs}, "sft"), "messages": msgs}
-        # tag columns described the old response: keep only those that are not about it
-        for k, v in r.items():
-            if k not in ("id", "messages", "provenance") and not k.startswith(("shape_", "quality", "ifd",
-                                                                              "nll_", "conformance", "conf_")):
-                new[k] = v
-        new.update({**c1, "restyle_spec": spec.name, "content_recall": s["content_recall"],
-                    "content_jaccard": s["content_jaccard"], "restyle_cosine": s.get("cosine")})
-        new["provenance"] = {"stage": STAGE, "source_id": r["id"], "spec": spec.name, "model": cfg.model,
-                             **cfg.backend_info(cluster=False),
-                             "original_response": orig, "seed": s["seed"], "n_examples": cfg.n_examples,
-                             "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p,
-                                          "max_new_tokens": cfg.max_new_tokens},
-                             "previous": r.get("provenance")}
-        kept.append(new)
+        conf["before_kept"].append(c0)
+        conf["after_kept"].append(c1)
+        conf["after_all"].append(c1)
+        kept.append(_restyled_row(cfg, spec.name, r, s, c1))
+    return kept, dropped, reasons, conf
+
+
+def _restyled_row(cfg: RestyleConfig, spec_name: str, r: dict, s: dict, c1: dict) -> dict:
+    """Row ``r`` with its last assistant turn replaced by the rewrite in sample ``s``; its new
+    conformance ``c1``, the content check and the provenance (the original response kept there)."""
+    from ..records import content_id
+
+    msgs = [dict(m) for m in r["messages"]]
+    last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+    msgs[last]["content"] = s["text"]
+    new = {"id": content_id({"messages": msgs}, "sft"), "messages": msgs}
+    # tag columns described the old response: keep only those that are not about it
+    for k, v in r.items():
+        if k not in ("id", "messages", "provenance") and not k.startswith(("shape_", "quality", "ifd",
+                                                                          "nll_", "conformance", "conf_")):
+            new[k] = v
+    new.update({**c1, "restyle_spec": spec_name, "content_recall": s["content_recall"],
+                "content_jaccard": s["content_jaccard"], "restyle_cosine": s.get("cosine")})
+    new["provenance"] = {"stage": STAGE, "source_id": r["id"], "spec": spec_name, "model": cfg.model,
+                         **cfg.backend_info(cluster=False),
+                         "original_response": response_of(r), "seed": s["seed"], "n_examples": cfg.n_examples,
+                         "sampling": {"temperature": cfg.temperature, "top_p": cfg.top_p,
+                                      "max_new_tokens": cfg.max_new_tokens},
+                         "previous": r.get("provenance")}
+    return new
+
+
+def _write_rows(run: RunDir, res: Any, kept: list[dict], dropped: list[dict]) -> list[str]:
+    """restyled.jsonl, restyle_dropped.jsonl and (bad input skipped) rejected.jsonl; returns their names."""
+    from ..dataio import write_records, write_rejected
 
     write_records(kept, run.path / "restyled.jsonl")
     write_records(dropped, run.path / "restyle_dropped.jsonl")
@@ -280,40 +355,43 @@ def run(cfg: RestyleConfig, run: RunDir, log: Callable[[str], None] = print) -> 
     if res.rejected:
         write_rejected(res.rejected, run.path / "rejected.jsonl")
         outputs.append("rejected.jsonl")
-    n_dropped = sum(reasons.values())
-    counts = Counts(read=res.n_read, written=len(kept), dropped=n_dropped + not_taken,
-                    rejected=len(res.rejected)).check().as_dict()
-    report = {
-        "spec": spec.name, "criteria": criteria, "model": cfg.model, "rows": len(rows),
-        "not_taken_beyond_n": not_taken, "kept": len(kept), "dropped": n_dropped, "drop_reasons": reasons,
+    return outputs
+
+
+def _report(cfg: RestyleConfig, spec_name: str, criteria: list[str], n_rows: int, not_taken: int, n_kept: int,
+            reasons: dict[str, int], conf: dict[str, list[dict]], counts: dict) -> dict[str, Any]:
+    """restyle_report.json: conformance before and after over the kept rows and over all rows (mean
+    with a bootstrap 95% CI, per-criterion pass rates), the drops and the thresholds."""
+    return {
+        "spec": spec_name, "criteria": criteria, "model": cfg.model, "rows": n_rows,
+        "not_taken_beyond_n": not_taken, "kept": n_kept, "dropped": sum(reasons.values()), "drop_reasons": reasons,
         "thresholds": {"min_content_recall": cfg.min_content_recall, "min_cosine": cfg.min_cosine},
-        "kept_rows": {"before": _summary(before_kept, criteria, cfg.seed),
-                      "after": _summary(after_kept, criteria, cfg.seed)},
-        "all_rows": {"before": _summary(before_all, criteria, cfg.seed),
-                     "after": _summary(after_all, criteria, cfg.seed),
+        "kept_rows": {"before": _summary(conf["before_kept"], criteria, cfg.seed),
+                      "after": _summary(conf["after_kept"], criteria, cfg.seed)},
+        "all_rows": {"before": _summary(conf["before_all"], criteria, cfg.seed),
+                     "after": _summary(conf["after_all"], criteria, cfg.seed),
                      "note": "a dropped row counts with its original response"},
         "counts": counts,
     }
-    write_json(run.path / "restyle_report.json", report)
-    outputs.append("restyle_report.json")
-    fmt = lambda s: "-" if s["conformance"]["mean"] is None else (
-        f"{s['conformance']['mean']:.3f} {s['conformance']['ci95']}")
-    log(f"restyle into {spec.name}: {len(rows)} rows, kept {len(kept)}, dropped {n_dropped} "
+
+
+def _fmt_conformance(s: dict[str, Any]) -> str:
+    return "-" if s["conformance"]["mean"] is None else f"{s['conformance']['mean']:.3f} {s['conformance']['ci95']}"
+
+
+def _log_report(log: Callable[[str], None], report: dict[str, Any]) -> None:
+    """The report as log lines: kept and dropped by reason, mean conformance before -> after, and
+    each criterion's pass rate over all rows."""
+    reasons = report["drop_reasons"]
+    log(f"restyle into {report['spec']}: {report['rows']} rows, kept {report['kept']}, dropped {report['dropped']} "
         f"({', '.join(f'{k} {v}' for k, v in reasons.items() if v) or 'none'})")
-    log(f"  mean conformance, kept rows: before {fmt(report['kept_rows']['before'])} -> "
-        f"after {fmt(report['kept_rows']['after'])}")
-    log(f"  mean conformance, all rows:  before {fmt(report['all_rows']['before'])} -> "
-        f"after {fmt(report['all_rows']['after'])}")
-    for c in criteria:
+    log(f"  mean conformance, kept rows: before {_fmt_conformance(report['kept_rows']['before'])} -> "
+        f"after {_fmt_conformance(report['kept_rows']['after'])}")
+    log(f"  mean conformance, all rows:  before {_fmt_conformance(report['all_rows']['before'])} -> "
+        f"after {_fmt_conformance(report['all_rows']['after'])}")
+    for c in report["criteria"]:
         b, a = report["all_rows"]["before"]["pass_rates"][c], report["all_rows"]["after"]["pass_rates"][c]
         log(f"    {c:14s} pass rate {b} -> {a}")
-    run.finish(counts=counts, outputs=outputs, metrics={
-        "kept": len(kept), "dropped": n_dropped, "drop_reasons": reasons,
-        "conformance_before_all": report["all_rows"]["before"]["conformance"]["mean"],
-        "conformance_after_all": report["all_rows"]["after"]["conformance"]["mean"]})
-    return {"kept": len(kept), "dropped": n_dropped, "drop_reasons": reasons,
-            "conformance_before": report["all_rows"]["before"]["conformance"]["mean"],
-            "conformance_after": report["all_rows"]["after"]["conformance"]["mean"]}
 
 
 def show(path: str, n: int = 5) -> str:
