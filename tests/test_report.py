@@ -275,6 +275,20 @@ def test_verdicts_follow_the_better_direction(tmp_path):
     assert "6 paired metrics compared: 4 improved (4 after Holm adjustment for 5 comparisons)" in md
 
 
+def test_the_health_gate_names_the_eval_token_cap():
+    """At a low cap (quickstart small: 80) an answer still under way and one that never ends read the
+    same: the reason names the cap so the reader sees which it may be."""
+    from sharpset.report.collect import health_gate
+
+    rows = [{"suite": "health", "metric": "complete", "start": 0.0, "tuned": 0.4, "verdict": "better"},
+            {"suite": "health", "metric": "truncated", "start": 1.0, "tuned": 0.97, "verdict": "better"}]
+    gate = health_gate(rows, 80)
+    assert "only 40% of its answers end on their own within 80 new tokens" in gate
+    assert "97% of its answers run into the token limit of 80 new tokens" in gate
+    assert "within" not in health_gate(rows) and health_gate(rows[:1] + [{**rows[1], "tuned": 0.2}], 80) is not None
+    assert health_gate([{**rows[0], "tuned": 0.9}], 80) is None
+
+
 def test_a_model_whose_answers_do_not_end_is_never_summarised_as_improved(tmp_path):
     """Issue 20: complete 0.00 -> 0.00 and truncated 1.00 -> 1.00 while loop and shape get better."""
     from sharpset.report import build_report

@@ -391,22 +391,27 @@ def verdict(c: dict | None, d: int) -> str:
     return _verdict(c, d)
 
 
-def health_gate(rows: list[dict]) -> str | None:
+def health_gate(rows: list[dict], max_new_tokens: int | None = None) -> str | None:
     """Why a tuned model must not be summarised as improved, from its health effect rows (None when
     nothing stops it): its share of answers that end on their own (health ``complete``) got worse or
     stays below :data:`COMPLETE_FLOOR`, or nearly all its answers hit the token limit (``truncated``
-    at or above :data:`TRUNCATED_NEAR_1`)."""
+    at or above :data:`TRUNCATED_NEAR_1`). ``max_new_tokens`` (the eval's cap) is named in the reason:
+    at a low cap an answer still under way and one that never ends read the same, and the reader must
+    see which limit they were cut at (quickstart small evaluates at 80 tokens)."""
     h = {r["metric"]: r for r in rows if r["suite"] == "health" and r.get("tuned") is not None}
+    within = f" within {max_new_tokens} new tokens" if max_new_tokens else ""
     why = []
     c = h.get("complete")
     if c and c["verdict"] == "worse":
-        why.append(f"fewer of its answers end on their own (health complete {c['start']:.2f} -> {c['tuned']:.2f})")
+        why.append(f"fewer of its answers end on their own{within} (health complete {c['start']:.2f} -> "
+                   f"{c['tuned']:.2f})")
     elif c and c["tuned"] < COMPLETE_FLOOR:
-        why.append(f"only {c['tuned']:.0%} of its answers end on their own (health complete {c['start']:.2f} -> "
-                   f"{c['tuned']:.2f}, below {COMPLETE_FLOOR})")
+        why.append(f"only {c['tuned']:.0%} of its answers end on their own{within} (health complete "
+                   f"{c['start']:.2f} -> {c['tuned']:.2f}, below {COMPLETE_FLOOR})")
     t = h.get("truncated")
     if t and t["tuned"] >= TRUNCATED_NEAR_1:
-        why.append(f"{t['tuned']:.0%} of its answers run into the token limit (health truncated)")
+        why.append(f"{t['tuned']:.0%} of its answers run into the token limit{within.replace(' within', ' of')} "
+                   "(health truncated)")
     return "; ".join(why) or None
 
 
@@ -444,7 +449,7 @@ def effect_rows(col: Collection) -> list[dict]:
                              "per_example": per, "per_example_ci95": per_ci, "verdict": verdict(c, d),
                              "verdict_text": verdict_text(c, d)})
         mine = rows[first:]
-        gate = health_gate(mine)
+        gate = health_gate(mine, (t.ev.summary.get("decoding") or {}).get("max_new_tokens"))
         for r, adj in zip(mine, holm([r["p"] for r in mine])):
             r["p_holm"] = None if adj is None else round(adj, 6)
             r["health_gate"] = gate

@@ -125,7 +125,10 @@ ORDER = {"better": 0, "worse": 1, "up": 2, "down": 2, "null": 3, "n too small": 
 
 
 def _summary_rows(rs: list[dict]) -> str:
-    out = ['<table class="sumtab"><tbody>']
+    # fixed column widths: at auto layout the wrapped p / moved-items cells pushed the table past its card
+    widths = (17, 15, 10, 14, 15, 6, 13, 10)  # % of the card: chip, metric, start -> tuned, mini, ci, n, p, moved
+    out = ['<div class="tablewrap"><table class="sumtab"><colgroup>'
+           + "".join(f'<col style="width:{w}%">' for w in widths) + '</colgroup><tbody>']
     for r in rs:
         out.append(f'<tr class="{esc(r["verdict"].replace(" ", "-"))}"><td>{chip(r["verdict"], verdict_words(r))}</td>'
                    f'<td><b>{esc(r["suite"])}</b> {esc(r["metric"])}</td>'
@@ -134,7 +137,7 @@ def _summary_rows(rs: list[dict]) -> str:
                    f'<td class="num">{esc(ci_text(r["diff"], r["ci95"]))}</td>'
                    f'<td class="num muted">{esc(n_text(r))}</td><td class="muted">{esc(p_text(r))}</td>'
                    f'<td class="muted">{esc(moved_items(r))}</td></tr>')
-    out.append('</tbody></table>')
+    out.append('</tbody></table></div>')
     return "".join(out)
 
 

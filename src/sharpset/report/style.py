@@ -31,9 +31,10 @@ nav.toc a:hover { text-decoration:underline; }
 .card + .card { margin-top:14px; }
 .card .lede { font-size:16px; margin:10px 0 8px; }
 b.good { color:var(--good); } b.bad { color:var(--bad); }
-table.sumtab { margin:6px 0 4px; font-size:13.5px; width:auto; }
+table.sumtab { margin:6px 0 4px; font-size:13.5px; width:100%; min-width:760px; table-layout:fixed; }
 table.sumtab td { border-bottom:1px solid #f0f2f5; padding:4px 10px 4px 0; vertical-align:middle; }
 table.sumtab tr:last-child td { border-bottom:0; }
+table.sumtab td { overflow-wrap:anywhere; }  /* p and moved-items wrap inside their columns */
 svg.mini { display:block; }
 table.compact td.v-better { background:var(--goodbg); } table.compact td.v-worse { background:var(--badbg); }
 table.compact td.v-up, table.compact td.v-down { background:#eef4ff; } table.compact td.v-null { color:#475467; }
