@@ -241,6 +241,14 @@ def _is_path(label: str) -> bool:
     return bool(label) and Path(label).exists()
 
 
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """A run folder's manifest.json as a dict, or None where it is missing, unreadable or not an object."""
+    with suppress(ValueError, OSError):
+        m = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+        return m if isinstance(m, dict) else None
+    return None
+
+
 def content_key(stage: str, version: int, config: Any, input_hashes: dict[str, str]) -> str:
     """:func:`run_key` with every path replaced by what it holds, so the same work done in another
     folder has the same key (issue 23: the audit reuses sweep and quickstart runs).
@@ -265,12 +273,9 @@ def content_key(stage: str, version: int, config: Any, input_hashes: dict[str, s
         inside = sorted(h for k, h in paths.items() if Path(k).is_relative_to(p) and Path(k) != p)
         if inside:
             return "@" + ",".join(inside)
-        man = p / "manifest.json"
-        if p.is_dir() and man.is_file():
-            with suppress(ValueError, OSError):
-                m = json.loads(man.read_text(encoding="utf-8"))
-                if m.get("status") == "complete" and isinstance(m.get("outputs"), dict):
-                    return "@run:" + sha256_text(canonical_json(m["outputs"]))
+        m = read_manifest(p) if p.is_dir() else None
+        if m and m.get("status") == "complete" and isinstance(m.get("outputs"), dict):
+            return "@run:" + sha256_text(canonical_json(m["outputs"]))
         return "@" + (file_hash(p) if p.is_file() else model_key(str(p)))
 
     def sub(v: Any) -> Any:
@@ -494,9 +499,8 @@ class RunDir:
         for man in self.path.rglob("manifest.json"):
             if man.parent == self.path:
                 continue
-            with suppress(ValueError, OSError):
-                if json.loads(man.read_text(encoding="utf-8")).get("status") == "complete":
-                    out.append(man.parent)
+            if (read_manifest(man.parent) or {}).get("status") == "complete":
+                out.append(man.parent)
         return sorted(out)
 
     def discard(self) -> bool:

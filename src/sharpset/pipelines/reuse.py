@@ -24,24 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from ..dataio import write_json
-from ..run import RunDir, content_key, input_hashes
+from ..run import RunDir, content_key, input_hashes, read_manifest
 
 MAX_DEPTH = 4  # runs/<sweep>/cells/<cell>/train: the deepest a pipeline nests a stage run
 SKIP = {"checkpoints", "trl", "merged", "adapter", "model", "samples", "report", "less-datastores"}
 RECORD = "reused.json"
 
 
-def _manifest(folder: Path) -> dict[str, Any] | None:
-    with suppress(ValueError, OSError):
-        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        return m if isinstance(m, dict) else None
-    return None
-
-
 def finished(folder: Path, key: str | None = None) -> dict[str, Any] | None:
     """``folder``'s manifest when it is a finished run (with ``content_key`` == ``key`` where given)
     whose outputs are all still there; else None."""
-    m = _manifest(folder)
+    m = read_manifest(folder)
     if not m or m.get("status") != "complete" or (key is not None and m.get("content_key") != key):
         return None
     if not all((folder / o).exists() for o in (m.get("outputs") or {})):
@@ -74,7 +67,7 @@ class Reuse:
                     subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in SKIP
                                         and len(Path(here).parts) - base < MAX_DEPTH)
                     if "manifest.json" in files:
-                        m = _manifest(Path(here))
+                        m = read_manifest(Path(here))
                         if m and m.get("status") == "complete" and m.get("content_key"):
                             self._index.setdefault(m["content_key"], Path(here))
         return self._index
