@@ -95,6 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eos-too", action="store_true", help="also stop at the end-of-turn token added by hand")
     ap.add_argument("--show", type=int, default=3)
     ap.add_argument("--out", default="", help="write the figures as JSON here")
+    ap.add_argument("--answers", default="", help="write every answer here as JSONL (model, prompt, text, stop, "
+                                                  "new_tokens): read the ones that do not end")
     a = ap.parse_args(argv)
 
     import torch
@@ -138,6 +140,11 @@ def main(argv=None) -> int:
             fig["ends_with_end_token_added"] = {"k": k_any, "n": len(gens), "rate": round(k_any / len(gens), 4),
                                                "ci95": [round(x, 4) for x in wilson(k_any, len(gens))]}
         fig["new_tokens_median"] = statistics.median(len(g["ids"]) for g in gens)
+        if a.answers:
+            with open(a.answers, "a") as fh:
+                for p, g in zip(prompts, gens):
+                    fh.write(json.dumps({"model": path, "prompt": p, "text": g["text"], "stop": g["stop"],
+                                         "new_tokens": len(g["ids"])}) + "\n")
         fig["seconds"] = round(time.perf_counter() - t0, 1)
         report[path] = fig
         print(f"== {path}\n{json.dumps(fig, indent=1)}")

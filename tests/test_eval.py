@@ -161,3 +161,22 @@ def test_comparisons_count_questions_not_rows():
     table = format_table(summary)
     assert "n=3/33 rows p=1" in table and "no effect larger than" in table and "(11 better, 0 worse)" in table
     assert "1.000 (n too small) n=1" in table
+
+
+def test_suite_limits_override_the_limit_for_the_suites_named(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "ev"
+    argv = ["eval", str(tiny_model_dir), "--suites", "shape,knowledge", "--limit", "2", "--max-new-tokens", "4",
+            "--suite-limits", "{shape: 3}", "--progress", "false", "--out", str(out)]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    label = summary["models"][0]["label"]
+    assert summary["suites"]["shape"]["models"][label]["n_items"] == 3  # named: its own count
+    assert summary["suites"]["knowledge"]["models"][label]["n_items"] == 4  # not named: --limit 2 (mc + qa)
+    assert summary["limit"] == 2 and summary["suite_limits"] == {"shape": 3}
+    capsys.readouterr()
+    for bad, words in (("{shapes: 3}", "unknown suite 'shapes'"),
+                       ("{knowledge: -1}", "knowledge: must be an integer >= 0")):
+        assert main(["eval", str(tiny_model_dir), "--suite-limits", bad, "--out", str(tmp_path / "b")]) == 2
+        err = capsys.readouterr().err
+        assert "suite_limits" in err and words in err, err
+        assert not (tmp_path / "b").exists()

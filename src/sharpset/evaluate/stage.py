@@ -19,7 +19,7 @@ per invariance item. Size dial: ``limit`` items per suite (0 = all of the split)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +42,8 @@ class EvalConfig(BackendFields):
     split: str = field("test", "which split of the shipped evaluation data: test or dev")
     limit: int = field(40, "items per suite, the same fixed subset for every model (0 = the whole split; "
                            "invariance: questions, each wrapped by every family)")
+    suite_limits: dict = field({}, "items per suite for the suites named here, overriding limit (e.g. "
+                                   "{format: 0, invariance: 40}: the whole format split, 40 invariance questions)")
     max_new_tokens: int = field(192, "answer length limit for open-ended suites (greedy)")
     batch_size: int = field(16, "engine batch size and forward-pass batch size")
     shape_spec: str = field("concise-plain", "response-shape spec the shape suite scores (shipped name or YAML file)")
@@ -67,6 +69,11 @@ class EvalConfig(BackendFields):
         for name in ("limit", "max_new_tokens", "batch_size"):
             if getattr(self, name) < (0 if name == "limit" else 1):
                 p.append((name, "must be >= 0" if name == "limit" else "must be >= 1"))
+        for k, v in (self.suite_limits or {}).items():
+            if k not in SUITES and ":" not in str(k):
+                p.append(("suite_limits", f"unknown suite {k!r}; known: {', '.join(SUITES)} (or module:SUITE)"))
+            elif isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                p.append(("suite_limits", f"{k}: must be an integer >= 0 (0 = the whole split), got {v!r}"))
         bad = [s for s in self.suites if s != "all" and s not in SUITES and ":" not in s]
         if bad:
             p.append(("suites", f"unknown {bad}; known: all, {', '.join(SUITES)} (or module:SUITE)"))
@@ -112,6 +119,13 @@ class EvalConfig(BackendFields):
         return out
 
 
+def _suite_cfg(cfg: EvalConfig, suite: str) -> EvalConfig:
+    """The config one suite sees: ``limit`` replaced by its ``suite_limits`` entry, if it has one."""
+    if suite not in (cfg.suite_limits or {}) or cfg.suite_limits[suite] == cfg.limit:
+        return cfg
+    return replace(cfg, limit=cfg.suite_limits[suite])
+
+
 def _label(i: int, name: str) -> str:
     return f"m{i}:{Path(name).name if Path(name).exists() else name}"
 
@@ -136,7 +150,8 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
         return loaded[(name, plain)]
 
     per_model: list[dict[str, list[dict]]] = []
-    summary: dict[str, Any] = {"models": [], "suites": {}, "split": cfg.split, "limit": cfg.limit, "seed": cfg.seed,
+    summary: dict[str, Any] = {"models": [], "suites": {}, "split": cfg.split, "limit": cfg.limit,
+                               **({"suite_limits": dict(cfg.suite_limits)} if cfg.suite_limits else {}), "seed": cfg.seed,
                                "decoding": {"temperature": 0.0, "max_new_tokens": cfg.max_new_tokens},
                                "backend": cfg.backend_info(cluster=False)}
     t0 = time.perf_counter()
@@ -154,6 +169,7 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
         rows_by_suite: dict[str, list[dict]] = {}
         for sname in names:  # health last: it reads every answer the others generated
             suite = suites[sname]
+            ctx.cfg = _suite_cfg(cfg, sname)
             items = suite.items(ctx)
             log(f"[{_label(i, name)}] {sname}: {len(items)} items")
             rows = suite.evaluate(ctx, items) if items else []

@@ -98,6 +98,8 @@ class SweepConfig:
     lr: float = field(1e-3, "LoRA learning rate")
     batch_size: int = field(4, "training micro-batch rows")
     eval_limit: int = field(12, "eval items per suite (the same fixed items for every cell)")
+    eval_suite_limits: dict = field({}, "eval items for the suites named here, overriding eval_limit (e.g. "
+                                        "{format: 0, invariance: 40})")
     eval_max_new_tokens: int = field(96, "eval answer length limit")
     suites: list = field(["all"], "eval suites")
     order: str = field("size", "cell order: size (small first), size-desc (large first), target, or shuffled",
@@ -203,7 +205,8 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
 
     root = run.path
     t0 = time.perf_counter()
-    ev = {"limit": cfg.eval_limit, "max_new_tokens": cfg.eval_max_new_tokens, "suites": cfg.suites, "seed": 0}
+    ev = {"limit": cfg.eval_limit, "suite_limits": dict(cfg.eval_suite_limits), "max_new_tokens": cfg.eval_max_new_tokens,
+          "suites": cfg.suites, "seed": 0}
     px = sweep_proxy.settings(cfg.proxy, cfg.targets) if cfg.proxy else None
     anti = sweep_proxy.antiexpert(cfg.model, px, ev, root, log) if px else ""  # first: a bad one is refused early
     baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log)
