@@ -9,7 +9,15 @@ rows, top n).
 
     python bench/less.py --tiny                                   # seconds: a tiny random model
     python bench/less.py --rows 100                               # SmolLM2-135M on 100 shipped rows
+    python bench/less.py --rows 100 --projector trak              # the same with the reference projector
     python bench/less.py --pool runs/quickstart-x/tag --rows 200 --target t.jsonl --selector gemma3-270m
+    python bench/less.py --projector-bench                        # ~1 min: trak vs torch per chunk, no model
+    python bench/less.py --projector-bench --grad-dim 921600      # SmolLM2-135M's LoRA r 8 dims (~4 min)
+
+The projection is the datastore's bottleneck on a CPU (issue 25): trak's ``BasicProjector``
+regenerates the whole grad_dim x proj_dim matrix for every chunk, one float draw per entry;
+``--projector-bench`` times one chunk (chunk_rows x checkpoints random rows) through each projector
+on the same shapes in the same run, and their ratio. Both costs grow linearly in grad_dim.
 
 Default pool: the shipped knowledge dev split as SFT rows (short answers: a lower bound on the cost
 per row; a Magpie pool's longer answers cost more per forward/backward). Default target: 4 rows of
@@ -25,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+SMOL_GRAD_DIM = 921_600  # SmolLM2-135M, LoRA r 8 on q,k,v,o: 30 layers x 8 x (2 x 1152 + 2 x 768)
 
 def tiny_model(folder: Path) -> str:
     sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
@@ -34,6 +43,34 @@ def tiny_model(folder: Path) -> str:
     build_tiny_llama(len(tok)).save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return str(folder)
+
+
+def projector_bench(args: argparse.Namespace) -> None:
+    """Seconds per projected chunk, trak vs torch, on the same random rows and shapes (issue 25)."""
+    import torch
+
+    from sharpset.stages.curate import CurateConfig
+    from sharpset.stages.curate.less import projector
+
+    rows = args.chunk_rows * args.warmup_epochs
+    grads = torch.randn(rows, args.grad_dim, generator=torch.Generator().manual_seed(0))
+    print(f"LESS projector bench: one chunk = {rows} rows ({args.chunk_rows} chunk rows x {args.warmup_epochs} "
+          f"checkpoints) x grad_dim {args.grad_dim:,} -> proj_dim {args.proj_dim}, best of {args.repeats}, "
+          f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    secs = {}
+    for name in ("trak", "torch"):
+        cfg = CurateConfig(input="-", strategy="less", proj_dim=args.proj_dim, projector=name)
+        proj = projector(args.grad_dim, cfg)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            proj.project(grads, model_id=0)
+            times.append(time.perf_counter() - t0)
+        secs[name] = min(times)
+        print(f"  {name:5s}: {secs[name]:.2f} s per chunk = {args.grad_dim * args.proj_dim / secs[name] / 1e6:.0f}M "
+              f"matrix entries/s; x {SMOL_GRAD_DIM / args.grad_dim:.1f} at SmolLM2-135M's grad_dim "
+              f"{SMOL_GRAD_DIM:,}: ~{secs[name] * SMOL_GRAD_DIM / args.grad_dim:.0f} s per chunk")
+    print(f"  ratio trak / torch: {secs['trak'] / secs['torch']:.1f}x")
 
 
 def main() -> None:
@@ -47,8 +84,16 @@ def main() -> None:
     ap.add_argument("--chunk-rows", type=int, default=32)
     ap.add_argument("--lora-r", type=int, default=8)
     ap.add_argument("--warmup-epochs", type=int, default=4)
+    ap.add_argument("--projector", default="torch", choices=["torch", "trak"], help="who draws the projection")
     ap.add_argument("--tiny", action="store_true", help="a tiny random in-process model and 40 made-up rows (smoke run)")
+    ap.add_argument("--projector-bench", action="store_true",
+                    help="no model: time one chunk (chunk-rows x warmup-epochs random rows) through trak and torch")
+    ap.add_argument("--grad-dim", type=int, default=100_000, help="--projector-bench: gradient dims per row")
+    ap.add_argument("--repeats", type=int, default=1, help="--projector-bench: timed calls per projector (best kept)")
     args = ap.parse_args()
+    if args.projector_bench:
+        projector_bench(args)
+        return
 
     import torch
 
@@ -80,10 +125,11 @@ def main() -> None:
             write_records([{"messages": r["messages"]} for r in rows[:4]], target)
         cfg = CurateConfig(input="-", strategy="less", target=target, selector=args.selector, n=args.n,
                            proj_dim=args.proj_dim, chunk_rows=args.chunk_rows, selector_lora_r=args.lora_r,
-                           warmup_epochs=args.warmup_epochs)
+                           warmup_epochs=args.warmup_epochs, projector=args.projector)
         say = lambda m: None  # noqa: E731 -- the bench prints its own lines
         print(f"LESS cost: selector {args.selector}, {len(rows)} pool rows, proj_dim {cfg.proj_dim}, "
-              f"chunk_rows {cfg.chunk_rows}, LoRA r {cfg.selector_lora_r} on {','.join(cfg.selector_modules)}, "
+              f"chunk_rows {cfg.chunk_rows}, projector {cfg.projector}, LoRA r {cfg.selector_lora_r} on "
+              f"{','.join(cfg.selector_modules)}, "
               f"{cfg.warmup_epochs} checkpoints, torch threads {torch.get_num_threads()}, "
               f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
 

@@ -2,7 +2,9 @@
 a row's features are its LoRA gradient (Adam-preconditioned for the pool, plain for the target)
 projected and normalised, computed here directly with torch.autograd; a pool row identical to the
 target row ranks first; a build killed after m rows resumes to the same datastore; a second target
-on the same pool reuses the datastore; the CLI refuses a missing or invalid --target (exit 2)."""
+on the same pool reuses the datastore; the CLI refuses a missing or invalid --target (exit 2).
+The torch projector (issue 25) on its own: one matrix whatever the chunking, +-1/sqrt(k) entries,
+inner products kept (JL); the projector enters the datastore key."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import pytest
 
 from sharpset.dataio import read_records, write_records
 from sharpset.stages.curate import CurateConfig, canonical_order
-from sharpset.stages.curate.less import LessContext, Stopped, open_datastore, s_less
+from sharpset.stages.curate.less import (DatastoreConfig, LessContext, Stopped, TorchProjector, open_datastore,
+                                         s_less)
 
 TOPICS = [s.split() for s in ("What causes the seasons on Earth tilt axis",
                               "Write a haiku about autumn rain leaves fall sings softly",
@@ -45,10 +48,95 @@ def quiet(_msg: str) -> None:
     pass
 
 
-def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path):
+def recovered_matrix(grad_dim: int, proj_dim: int, seed: int, step: int = 0):
+    """The torch projector's matrix M, read off by projecting identity rows (row d of I M is row d
+    of M, exactly: one nonzero product per entry); ``step`` rows at a time (0: all at once)."""
+    import torch
+
+    eye = torch.eye(grad_dim)
+    step = step or grad_dim
+    return torch.cat([TorchProjector(grad_dim, proj_dim, seed).project(eye[i:i + step])
+                      for i in range(0, grad_dim, step)])
+
+
+def test_torch_projector_is_one_matrix_whatever_the_chunking():
+    import torch
+
+    d, k = 300, 100  # three blocks (the last partial); k not a multiple of 64
+    whole = recovered_matrix(d, k, 3)
+    assert torch.equal(whole, recovered_matrix(d, k, 3, step=1))  # one row at a time
+    assert torch.equal(whole, recovered_matrix(d, k, 3, step=7))  # chunks across block edges
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert torch.equal(whole, recovered_matrix(d, k, 3, step=50))
+    finally:
+        torch.set_num_threads(threads)
+    proj = TorchProjector(d, k, 3)
+    for b in range(proj.n_blocks):  # any block regenerates alone, from (seed, block index)
+        assert torch.equal(TorchProjector(d, k, 3).block(b), whole[b * proj.block_rows:(b + 1) * proj.block_rows])
+    assert not torch.equal(whole, recovered_matrix(d, k, 4))
+    x = torch.randn(12, d, generator=torch.Generator().manual_seed(0))
+    together = proj.project(x)
+    assert torch.equal(together, TorchProjector(d, k, 3).project(x))  # same shapes: the same bits
+    one_by_one = torch.cat([proj.project(x[i:i + 1]) for i in range(len(x))])
+    assert torch.allclose(together, one_by_one, rtol=1e-5, atol=1e-6)  # BLAS kernels differ by row count
+    assert torch.allclose(together, x @ whole, rtol=1e-5, atol=1e-5)
+
+
+def test_torch_projector_entries_are_rademacher_over_sqrt_k():
+    import torch
+
+    d, k = 300, 100
+    m = recovered_matrix(d, k, 0)
+    assert m.shape == (d, k) and set(m.abs().unique().tolist()) == {torch.tensor(1 / k ** 0.5).item()}
+    assert abs((m > 0).float().mean().item() - 0.5) < 0.02  # 30,000 signs: sd 0.003
+    # independent columns and rows (a bit read twice, or two blocks drawn from one seed, gives 1):
+    # off-diagonal correlations of +-1 entries have sd 1/sqrt(d) (columns) and 1/sqrt(k) (rows)
+    cols = (m.T @ m) * k / d
+    rows = (m @ m.T)
+    assert (cols - torch.eye(k)).abs().max() < 6 / d ** 0.5 and (rows - torch.eye(d)).abs().max() < 7 / k ** 0.5
+    assert torch.allclose(cols.diagonal(), torch.ones(k))
+
+
+def test_torch_projector_keeps_inner_products():
+    """JL: E[<xM, yM>] = <x, y>; at k = 2048 a squared norm is kept within ~sqrt(2/k) = 3% (sd), so a
+    wrong scale (+-1 entries: x k; 1/k: / k; a factor sqrt 2 anywhere) is far outside."""
+    import torch
+
+    d, k = 4096, 2048
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(16, d, generator=gen) * torch.logspace(-2, 2, 16)[:, None]
+    y = x + 0.7 * x.norm(dim=1, keepdim=True) / d ** 0.5 * torch.randn(16, d, generator=gen)
+    proj = TorchProjector(d, k, 0)
+    px, py = proj.project(x), proj.project(y)
+    ratio = px.norm(dim=1) ** 2 / x.norm(dim=1) ** 2
+    assert (ratio - 1).abs().max() < 0.15 and abs(ratio.mean().item() - 1) < 0.03
+    cos = torch.nn.functional.cosine_similarity
+    assert (cos(px, py) - cos(x, y)).abs().max() < 0.06  # cos(x, y) ~ 0.82 here
+    assert (px @ py.T).diagonal().div(x.mul(y).sum(dim=1)).sub(1).abs().max() < 0.2
+
+
+def test_the_projector_enters_the_datastore_key(tiny_model_dir, tmp_path):
+    """torch (the default) is a key of its own; trak is the datastore's field default, so a trak
+    datastore built before issue 25 keeps its key."""
+    from sharpset.run import key_config
+
+    rows, _ = pool_and_target(n=4)
+    torch_cfg = DatastoreConfig.of(config(tiny_model_dir, tmp_path / "t.jsonl"), rows)
+    trak_cfg = DatastoreConfig.of(config(tiny_model_dir, tmp_path / "t.jsonl", projector="trak"), rows)
+    assert key_config(torch_cfg)["projector"] == "torch" and "projector" not in key_config(trak_cfg)
+    assert {k: v for k, v in key_config(torch_cfg).items() if k != "projector"} == key_config(trak_cfg)
+    problems = config(tiny_model_dir, tmp_path, projector="numpy").less_check()
+    assert ("projector", "must be one of torch, trak") in problems
+
+
+@pytest.mark.parametrize("projector", ["torch", "trak"])
+def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path, projector):
     """Pool row: Adam's direction m'/(sqrt(v')+eps) from the checkpoint's moments; target row: the
-    plain gradient; both through trak's projector (seed 0) to unit length. Recomputed here from the
-    logits with torch.autograd.grad, outside sharpset's loss and loop."""
+    plain gradient; both projected (seed 0) to unit length: by the torch projector's matrix (read
+    off from identity rows) or by trak's own projector. Recomputed here from the logits with
+    torch.autograd.grad, outside sharpset's loss and loop."""
     import torch
     import torch.nn.functional as F
     from peft import LoraConfig, get_peft_model
@@ -60,11 +148,13 @@ def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path):
 
     rows, t = pool_and_target()
     write_records([t], tmp_path / "target.jsonl")
-    cfg = config(tiny_model_dir, tmp_path / "target.jsonl")
+    cfg = config(tiny_model_dir, tmp_path / "target.jsonl", projector=projector)
     sel = s_less(rows, None, cfg, LessContext(tmp_path / "ds", tmp_path / "work", quiet))
     ds = Path(sel.info["datastore"])
     index = json.loads((ds / "index.json").read_text())
     assert index["projection"]["seed"] == 0 and index["projection"]["proj_dim"] == 300
+    assert index["projection"]["projector"] == projector and index["projection"]["block_size"] == 128
+    assert index["projection"]["class"] == {"torch": "TorchProjector", "trak": "BasicProjector"}[projector]
     assert [c["name"] for c in index["checkpoints"]] == [f"epoch-{e}" for e in range(1, 5)]
     used = sel.info["checkpoints"]
     assert abs(sum(c["weight"] for c in used) - 1) < 1e-9
@@ -78,8 +168,14 @@ def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path):
                            LoraConfig(r=cfg.selector_lora_r, lora_alpha=cfg.selector_lora_alpha,
                                       target_modules=list(cfg.selector_modules), task_type="CAUSAL_LM")).eval()
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    proj = BasicProjector(grad_dim=sum(p.numel() for p in params.values()), proj_dim=300, seed=0,
-                          proj_type=ProjectionType.rademacher, device=torch.device("cpu"), block_size=128)
+    grad_dim = sum(p.numel() for p in params.values())
+    if projector == "trak":
+        trak = BasicProjector(grad_dim=grad_dim, proj_dim=300, seed=0, proj_type=ProjectionType.rademacher,
+                              device=torch.device("cpu"), block_size=128)
+        project = lambda g: trak.project(g[None], model_id=0)[0]  # noqa: E731
+    else:
+        matrix = recovered_matrix(grad_dim, 300, 0)
+        project = lambda g: g @ matrix  # noqa: E731
 
     def direct(messages, ckpt: Path, adam: bool):
         weights = load_file(str(ckpt / "trainable.safetensors"))
@@ -98,7 +194,7 @@ def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path):
             m = torch.cat([opt["state"][n]["exp_avg"].reshape(-1) for n in params])
             v = torch.cat([opt["state"][n]["exp_avg_sq"].reshape(-1) for n in params])
             g = (b1 * m + (1 - b1) * g) / ((b2 * v + (1 - b2) * g * g).sqrt() + eps)
-        return F.normalize(proj.project(g[None], model_id=0)[0], dim=0)
+        return F.normalize(project(g), dim=0)
 
     i = 10  # a pool row in the second chunk
     chunk = load_file(str(ds / index["chunks"][i // 8]["file"]))["features"]

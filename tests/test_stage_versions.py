@@ -147,7 +147,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 16,
     }),
-    'sharpset.stages.curate': ('curate', 4, {
+    'sharpset.stages.curate': ('curate', 5, {
         'input': '',
         'n': 300,
         'strategy': 'quality-diversity',
@@ -187,6 +187,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'selector_max_length': 2048,
         'proj_dim': 8192,
         'proj_seed': 0,
+        'projector': 'torch',
         'checkpoint_weights': 'lr',
         'target_task_column': '',
         'chunk_rows': 32,

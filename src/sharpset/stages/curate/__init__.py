@@ -85,7 +85,9 @@ from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*
     s_quota, s_random)
 
 STAGE = "curate"
-VERSION = 4  # 4: the pseudo_refusal gate by default (issue 20: answers that decline, then help anyway)
+VERSION = 5  # 5: --strategy less projects with sharpset's TorchProjector by default (issue 25: projector
+# torch; a new field whose default draws another matrix than trak's, the only projector before)
+# 4: the pseudo_refusal gate by default (issue 20: answers that decline, then help anyway)
 # 3: degeneration / completeness gates by default (issue 13)
 # 2: the selection is the run folder's first output (was the control set; issue 10)
 

@@ -14,10 +14,18 @@ Steps, as the paper (each a config field of :class:`LessFields`):
    Gamma: ``m' = b1 m + (1 - b1) g``, ``v' = b2 v + (1 - b2) g^2``, ``m' / (sqrt(v') + eps)``
    (betas and eps from the warm-up optimizer; the reference code puts eps inside the root,
    ``sqrt(v' + eps)``; we follow the paper's formula). Target rows get the plain (SGD) gradient.
-3. **Projection.** A seeded Rademacher JL projection to ``proj_dim`` (paper: 8192) dimensions,
-   by ``trak``'s projector, as the reference code (``traker``'s ``BasicProjector``: the projection
-   matrix is generated block by block from the seed, never held whole; LESS passes block size 128).
-   The same projection (seed ``proj_seed``, recorded) for every checkpoint, pool and target.
+3. **Projection.** A seeded Rademacher JL projection to ``proj_dim`` (paper: 8192) dimensions:
+   ``x -> x M``, ``M[d, k] = +-1/sqrt(proj_dim)`` with equal odds, generated block by block from the
+   seed, never held whole. ``projector: torch`` (default) is :class:`TorchProjector`, blocks of
+   ``TORCH_BLOCK_ROWS`` gradient dims drawn as sign bits; ``projector: trak`` is the reference code's
+   (``traker``'s ``BasicProjector``, blocks of 128 columns, entries +-1; LESS passes block size 128).
+   Issue 25: on a CPU trak's projector regenerates the whole ``grad_dim x proj_dim`` matrix for
+   every chunk, one float draw per entry (~45-70M entries/s on one core: 120-170 s per chunk at
+   SmolLM2-135M's 921,600 x 8192); the torch one draws 64 signs per random word, so the chunk's
+   matmul is most of its cost (~4x less per 128-row chunk, ``bench/less.py --projector-bench``). The two
+   draw different matrices (same method; the features are unit length either way, so trak's scale
+   does not matter). The same projection (``projector``, seed ``proj_seed``, recorded) for every
+   checkpoint, pool and target.
 4. **Length normalisation.** Each projected feature is scaled to unit length (the paper's cosine:
    short rows have larger gradient norms, and an inner product would favour them; §4.1 of the
    paper), on top of the per-token mean loss.
@@ -47,6 +55,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -63,6 +72,8 @@ DATASTORE_STAGE = "less-datastore"
 DATASTORE_VERSION = 1
 PAPER_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 PROJ_BLOCK = 128  # trak's projector block size; the reference code passes 128
+TORCH_BLOCK_ROWS = 128  # gradient dims per TorchProjector block (32-512 measured alike at proj_dim 8192)
+PROJECTORS = ("torch", "trak")
 LR_WARMUP_RATIO = 0.03  # the warm-up's learning-rate warm-up share (the reference's base_training_args)
 
 
@@ -93,6 +104,9 @@ class LessFields:
     proj_dim: int = field(8192, "less: random-projection dimension (paper: 8192; for N pool rows a JL projection keeps "
                                 "cosines within ~sqrt(8 ln N / d): 0.09 at N = 5000)")
     proj_seed: int = field(0, "less: seed of the Rademacher projection (paper: 0); recorded in the datastore")
+    projector: str = field("torch", "less: who draws the projection: torch (sharpset's TorchProjector: sign bits "
+                                    "in blocks of 128 gradient dims, several times faster on a CPU, issue 25) or "
+                                    "trak (the reference code's BasicProjector); the two draw different matrices")
     checkpoint_weights: str = field("lr", "less: weight of each warm-up checkpoint in the score: lr (the mean "
                                           "learning rate of its epoch, the paper's) or equal")
     target_task_column: str = field("", "less: target rows grouped by this column (mean within a group, max over "
@@ -134,6 +148,8 @@ class LessFields:
             p.append(("selector_modules", "name at least one module (paper: q_proj,k_proj,v_proj,o_proj)"))
         if self.checkpoint_weights not in ("lr", "equal"):
             p.append(("checkpoint_weights", "must be lr or equal"))
+        if self.projector not in PROJECTORS:
+            p.append(("projector", f"must be one of {', '.join(PROJECTORS)}"))
         return p
 
 
@@ -161,6 +177,9 @@ class DatastoreConfig:
     proj_seed: int
     chunk_rows: int
     pool_ids: str  # sha256 over the candidate rows' ids in canonical order
+    # trak here (torch in LessFields): the key omits a field at its default, so a datastore built
+    # before issue 25 (all trak) keeps its key and meaning, and a torch one gets a key of its own
+    projector: str = "trak"
 
     def key_inputs(self) -> dict[str, str]:
         from ...run import models_read
@@ -341,10 +360,86 @@ def adam_direction(g, st: dict[str, Any]):
     return m / (v.sqrt() + st["eps"])
 
 
+class TorchProjector:
+    """A seeded Rademacher JL projection in plain torch (issue 25): ``project(G) = G M`` with
+    ``M[d, k] = +1/sqrt(proj_dim)`` or ``-1/sqrt(proj_dim)`` with equal odds, so
+    ``E[<xM, yM>] = <x, y>``.
+
+    ``M`` is drawn in blocks of ``block_rows`` gradient dims (rows of ``M``); block ``b`` (rows
+    ``b * block_rows ...``) comes from its own ``torch.Generator`` (mt19937) seeded
+    ``derive_seed(seed, "less-projection", "block-<b>")``, so any block is regenerated alone
+    (:meth:`block`) and ``M`` depends on (seed, grad_dim, proj_dim, block_rows) only -- never on how
+    many rows are projected at once, in which chunks, or the thread count (the generator fills
+    serially). Each block row is ``ceil(proj_dim / 64)`` full-range int64 draws (``random_(-2**63,
+    None)``); bit ``i`` of byte ``j`` of word ``w`` (little-endian bytes) is column ``64 w + 8 j + i``,
+    1 -> +, 0 -> -; bytes become eight floats through a 256 x 8 table. trak's CPU projector instead
+    draws one float per entry (``bernoulli_``), ~50-70M entries/s on one core here.
+
+    Memory per block: ``block_rows x ceil(proj_dim/64) x 8`` bytes of bits, ``block_rows x proj_dim / 2``
+    of int32 byte indices and ``block_rows x 64 ceil(proj_dim/64) x 4`` of float32 block (128 rows at
+    proj_dim 8192: 128 KiB + 512 KiB + 4 MiB), plus the output's ``rows x proj_dim`` floats. The
+    projected values equal ``G @ M`` to float32 rounding; the blocks are summed in a fixed order, but
+    BLAS may pick another kernel for another row count, so the last bits can differ between
+    projecting rows together and one by one (the datastore pads every chunk to the same shape).
+    """
+
+    SEED_SCHEME = ("block b = gradient dims [b * block_size, (b + 1) * block_size): torch.Generator (mt19937) "
+                   "seeded derive_seed(proj_seed, 'less-projection', 'block-<b>'); per row ceil(proj_dim / 64) "
+                   "int64 random_(-2**63, None); bit i of little-endian byte j of word w -> column 64 w + 8 j + i, "
+                   "1 -> +1/sqrt(proj_dim), 0 -> -1/sqrt(proj_dim)")
+
+    def __init__(self, grad_dim: int, proj_dim: int, seed: int, block_rows: int = TORCH_BLOCK_ROWS):
+        import torch
+
+        if sys.byteorder != "little":  # the bit -> column map reads the int64 words as little-endian bytes
+            raise RuntimeError("TorchProjector: the projection is defined on a little-endian machine")
+        self.grad_dim, self.proj_dim, self.seed, self.block_rows = grad_dim, proj_dim, seed, block_rows
+        self.words = -(-proj_dim // 64)
+        self.n_blocks = -(-grad_dim // block_rows)
+        bits = (torch.arange(256)[:, None] >> torch.arange(8)) & 1  # [byte, bit i]
+        self.table = (bits * 2 - 1).float() * (1 / math.sqrt(proj_dim))  # exactly +-float32(1/sqrt(k))
+        self.generator = torch.Generator()
+
+    def block(self, b: int, out=None):
+        """Rows ``b * block_rows ...`` of M as float32 ``[rows, proj_dim]`` (into ``out``, a float32
+        ``[>= rows, 64 * ceil(proj_dim / 64)]`` buffer, when given)."""
+        import torch
+
+        rows = min(self.block_rows, self.grad_dim - b * self.block_rows)
+        self.generator.manual_seed(derive_seed(self.seed, "less-projection", f"block-{b}"))
+        words = torch.empty(rows, self.words, dtype=torch.int64).random_(-2**63, None, generator=self.generator)
+        full = torch.empty(rows, self.words * 64) if out is None else out[:rows]
+        torch.index_select(self.table, 0, words.view(torch.uint8).reshape(-1).int(), out=full.view(-1, 8))
+        return full[:, :self.proj_dim]
+
+    def project(self, grads, model_id: int = 0):
+        """``grads [rows, grad_dim] @ M`` in float32, block by block (``model_id``: trak's interface; 0)."""
+        import torch
+
+        if model_id != 0:
+            raise ValueError("TorchProjector: one projection per seed (model_id 0)")
+        if grads.dim() != 2 or grads.shape[1] != self.grad_dim:
+            raise ValueError(f"TorchProjector: grads of shape {tuple(grads.shape)}, expected [rows, {self.grad_dim}]")
+        grads = grads.float()
+        out = torch.zeros(grads.shape[0], self.proj_dim)
+        buf = torch.empty(self.block_rows, self.words * 64)
+        for b in range(self.n_blocks):
+            m = self.block(b, buf)
+            start = b * self.block_rows
+            out.addmm_(grads[:, start:start + m.shape[0]], m)
+        return out
+
+
 def projector(grad_dim: int, cfg: LessFields):
-    """trak's Rademacher JL projector (the reference code's; BasicProjector: generated in blocks of
-    PROJ_BLOCK columns from the seed, so its memory is grad_dim x PROJ_BLOCK floats)."""
+    """The projection ``cfg.projector`` names: :class:`TorchProjector`, or trak's Rademacher
+    ``BasicProjector`` (the reference code's: blocks of PROJ_BLOCK columns regenerated from the
+    seed on every call, so its memory is grad_dim x PROJ_BLOCK floats)."""
     import torch
+
+    if cfg.projector == "torch":
+        return TorchProjector(grad_dim, cfg.proj_dim, cfg.proj_seed)
+    if cfg.projector != "trak":
+        raise UserError(f"projector: must be one of {', '.join(PROJECTORS)}, not {cfg.projector!r}")
     from trak.projectors import BasicProjector, ProjectionType
 
     return BasicProjector(grad_dim=grad_dim, proj_dim=cfg.proj_dim, seed=cfg.proj_seed,
@@ -472,11 +567,19 @@ def open_datastore(cfg: LessFields, rows: Sequence[dict], root: Path, log: Calla
 
 
 def projection_info(cfg: LessFields, grad_dim: int) -> dict[str, Any]:
+    """What drew the projection, recorded in the datastore's index.json (and the curate report)."""
     import importlib.metadata
 
-    return {"library": f"traker=={importlib.metadata.version('traker')}", "projector": "BasicProjector",
-            "type": "rademacher", "seed": cfg.proj_seed, "model_id": 0, "block_size": PROJ_BLOCK,
-            "proj_dim": cfg.proj_dim, "grad_dim": grad_dim, "normalised": "unit length per row and checkpoint"}
+    common = {"projector": cfg.projector, "type": "rademacher", "seed": cfg.proj_seed, "proj_dim": cfg.proj_dim,
+              "grad_dim": grad_dim, "normalised": "unit length per row and checkpoint"}
+    if cfg.projector == "trak":
+        return {**common, "library": f"traker=={importlib.metadata.version('traker')}", "class": "BasicProjector",
+                "model_id": 0, "block_size": PROJ_BLOCK, "block": "columns", "entries": "+-1",
+                "seed_scheme": "column block i: torch.Generator seeded proj_seed + 1000 i + 100000 model_id, "
+                               "float32 bernoulli_(0.5) * 2 - 1"}
+    return {**common, "library": f"torch=={importlib.metadata.version('torch')}", "class": "TorchProjector",
+            "block_size": TORCH_BLOCK_ROWS, "block": "rows (gradient dims)", "entries": "+-1/sqrt(proj_dim)",
+            "seed_scheme": TorchProjector.SEED_SCHEME}
 
 
 # ---------------------------------------------------------------- scoring
