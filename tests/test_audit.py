@@ -29,10 +29,15 @@ def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
     assert folders.count("train-base-pool-s0") == 1 and "train-base-pool-epochs-s1" in folders
     assert {"synth", "tag", "dedup", "select-curated", "eval-base"} <= set(folders)
     assert "estimated cost" in plan and not out.exists()
-    # the items come from power: the default size is planned to detect 0.12, and says what each claim reaches
-    assert '"eval_mde": 0.12' in plan and '"eval_limit": 164' in plan
+    # the items come from power: the default size is planned to detect 0.14 where a comparison decides
+    # (121 items: non-inferiority at margin 0.1 decidable), 0.3 where it is evidence (27 items)
+    assert '"eval_mde": 0.14' in plan and '"eval_limit": 121' in plan and '"evidence_limit": 27' in plan
     assert "1. Small curated sets suffice (LIMA) (arXiv:2305.11206); dial: n, steps, seeds, eval_limit; " \
-        "planned MDE 0.12" in plan and "format/prompt_loose (non-inferiority)  [n 164, MDE 0.12]" in plan
+        "planned MDE 0.139" in plan and "format/prompt_loose (non-inferiority)  [n 121, MDE 0.139]" in plan
+    assert "health/complete (non-inferiority)  [n >=121, MDE 0.139]" in plan and "too wide" not in plan
+    # each arm's suites at their own counts: the random arm is read only as evidence
+    assert "eval base-curated seed 0: format 121 + format_unseen 27 + knowledge 27" in plan
+    assert "eval base-random seed 1: format 27 + format_unseen 27" in plan
     assert main(["run", "audit", "--dry-run", "--claims", "1", "--set", "size=small", "--out", str(out)]) == 0
     small = capsys.readouterr().out
     assert '"eval_limit": 38' in small and "planned MDE 0.249" in small
@@ -41,6 +46,46 @@ def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
     assert main(["run", "audit", "--dry-run", "--claims", "9", "--out", str(out)]) == 0
     assert "9. Proxy-tuning closes most of the gap and keeps knowledge: not run: needs --engine proxy" in \
         capsys.readouterr().out
+
+
+def _minutes(plan: str) -> int:
+    return int(re.search(r"estimated cost of what is not cached: ~(\d+) min", plan).group(1))
+
+
+def test_the_default_size_plans_under_an_hour_and_says_what_each_size_buys(tmp_path, capsys):
+    """Issue 23: the default size under an hour on 2 cores with 2 seeds for its training claims, small a
+    first look; the claims a size leaves out are listed as not run with the command that runs them, and the
+    dry run prints each size's seeds, stage runs, minutes and planned MDE per claim."""
+    out = tmp_path / "a"
+    plans = {}
+    for size in audit.SIZES:
+        assert main(["run", "audit", "--dry-run", "--set", f"size={size}", "--out", str(out)]) == 0
+        plans[size] = capsys.readouterr().out
+        assert audit.SIZES[size]["seeds"] >= 2
+    assert _minutes(plans["medium"]) < 60 and _minutes(plans["small"]) <= 15
+    medium = plans["medium"]
+    assert f'"claims": {json.dumps(audit.SIZES["medium"]["claims"])}' in medium
+    assert re.search(r"2\. Format, not task understanding, transfers \(Kung & Peng\): not run at size medium "
+                     r"\(~\d+ min more at this size; it runs claims 1, 3 in its time\): --claims 1,2,3 runs it "
+                     r"beside them in this folder \(their runs reused\), --set size=large runs every claim", medium)
+    assert "9. Proxy-tuning closes most of the gap and keeps knowledge: not run: needs --engine proxy" in medium
+    assert "base-simplified" not in medium.split("what each size buys")[0].split("arms:")[1]
+    table = medium.split("what each size buys")[1]
+    assert re.search(r"^  medium \* +2 +24 +5\d +0\.139 +- +0\.139 +- +-$", table, re.M)
+    assert re.search(r"^  small +2 +9 +\d+ +- +- +0\.249 +- +-$", table, re.M)
+    assert re.search(r"^  large +2 +53 +\d+ +0\.12 +0\.12 +0\.12 +0\.138 +0\.138$", table, re.M)
+    assert re.search(r"every claim at medium's dial: 53 stage runs, ~\d+ min", table)
+    assert "every claim at" not in plans["large"]  # large runs every claim
+    # named claims run at any size, the others are not listed
+    assert main(["run", "audit", "--dry-run", "--claims", "4,5", "--out", str(out)]) == 0
+    four = capsys.readouterr().out
+    assert "1. Small" not in four and "not run at size" not in four
+    assert "invariance/flip [heldout=False] (superiority)  [n <=121, MDE 0.139]" in four
+    assert "invariance/clean_correct (non-inferiority)  [n 121, MDE 0.139]" in four
+    # invariance only on the families an arm's comparisons read: ICR's arm on partner + the held-out ones
+    assert "eval aligned-cf seed 0: invariance 121 q x 5 families (sycophancy/authority, sycophancy/pushback, " \
+        "jailbreak/injection, noise/format, partner/intervention)" in four
+    assert "eval aligned-bct seed 1: invariance 121 q x every family + format 121" in four
 
 
 def test_an_unknown_claim_exits_2_naming_the_field(capsys):
@@ -55,6 +100,57 @@ def test_arms_and_data_of_a_claim_subset():
     assert arms == ["aligned", "aligned-bct", "aligned-bct-mix"]
     assert audit.data_needed(audit.arms_needed(audit.chosen(cfg))) == ["pool", "random", "pairs"]
     assert audit.AuditConfig(claims=[3]).claims == ["3"]  # a one-item flag arrives as a number
+
+
+def test_each_arm_gets_the_items_and_families_its_comparisons_read(monkeypatch):
+    """The per-suite limits and the invariance families reach the eval stage's config of each arm, and
+    the invariance suite scores exactly those questions and families."""
+    from types import SimpleNamespace
+
+    from sharpset.evaluate.stage import EvalConfig, _suite_cfg
+    from sharpset.evaluate.suites.invariance import SUITE as INVARIANCE
+    from sharpset.invariance import HELDOUT_FAMILIES, load_families, select_families
+    from sharpset.pipelines import audit_arms
+
+    z = audit.AuditConfig().resolved()
+    d, e = z["eval_limit"], z["evidence_limit"]
+    assert (d, e) == (121, 27)
+    seen = {}
+    ctx = SimpleNamespace(z=z, step=lambda mod, cfg_map, cls, folder: seen.setdefault(folder, cfg_map))
+    for arm in ("aligned", "aligned-bct", "aligned-bct-mix", "aligned-cf", "base", "base-random", "base-delusive"):
+        audit_arms.eval_arm(ctx, audit.ARMS[arm], "m", f"eval-{arm}")
+    cfgs = {f.removeprefix("eval-"): EvalConfig(**m) for f, m in seen.items()}
+    assert all(c.check() == [] for c in cfgs.values())
+    # BCT (claim 4) reads trained and held-out families, its clean accuracy, format and health: every
+    # family on the deciding count of questions, format on the deciding count
+    for arm in ("aligned", "aligned-bct"):
+        c = cfgs[arm]
+        assert (c.suites, c.limit, c.suite_limits) == (["invariance", "format"], d, {})
+        assert c.invariance_families == EvalConfig().invariance_families
+    # BCT + its own answers is evidence only (held-out flips, format, health): the evidence count, held-out families
+    mix = cfgs["aligned-bct-mix"]
+    assert (mix.limit, mix.suite_limits, mix.invariance_families) == (e, {}, HELDOUT_FAMILIES)
+    # ICR (claim 5) decides on partner, reads held-out flips and clean accuracy: no format suite, 5 families
+    cf = cfgs["aligned-cf"]
+    assert cf.suites == ["invariance"] and (cf.limit, cf.suite_limits) == (d, {})
+    assert cf.invariance_families == HELDOUT_FAMILIES + ["partner/intervention"]
+    # the base: format decides (claim 3's health is scored on its answers), knowledge is evidence
+    assert (cfgs["base"].suites, cfgs["base"].limit, cfgs["base"].suite_limits) == (["format", "knowledge"], d,
+                                                                                   {"knowledge": e})
+    assert (cfgs["base-random"].suites, cfgs["base-random"].limit) == (["format", "format_unseen"], e)
+    assert cfgs["base-delusive"].suites == ["format"] and "knowledge" not in cfgs["base-random"].suites
+    # the invariance suite scores those questions and families, the same questions for every arm
+    got = {}
+    for arm in ("aligned-bct", "aligned-cf", "aligned-bct-mix"):
+        items = INVARIANCE.items(SimpleNamespace(cfg=_suite_cfg(cfgs[arm], "invariance")))
+        got[arm] = {it["qid"] for it in items}
+        assert len(got[arm]) == {"aligned-bct-mix": e}.get(arm, d)
+        assert sorted({it["family"] for it in items}) == sorted(select_families(cfgs[arm].invariance_families,
+                                                                                load_families(None)))
+    assert got["aligned-bct-mix"] < got["aligned-cf"] == got["aligned-bct"]  # the smaller set inside the larger
+    # eval_limit names one count for every suite (the tiny end-to-end tests)
+    flat = audit.AuditConfig(eval_limit=2).resolved()
+    assert audit_arms.eval_settings("base", flat) == {"suites": ["format", "knowledge"], "limit": 2, "suite_limits": {}}
 
 
 # -- the verdict rules on constructed effects -----------------------------------------------------
@@ -119,6 +215,51 @@ def test_claim_verdicts_from_constructed_arms():
     assert one["verdict_text"] == f"inconclusive at this power (MDE {one['mde']:.3g})"
     md = av.format_markdown(res, cfg)
     assert "| 1. Small curated sets suffice (LIMA) | 2305.11206 |" in md and "not run: needs" in md
+
+
+def test_a_claims_row_reads_one_comparison_its_n_and_its_mde(capsys):
+    """Suites are sized apart, so a claim's comparisons differ in n: an inconclusive claim's row gives the
+    n, interval and MDE of one comparison -- the inconclusive one with the largest MDE -- and its text
+    that MDE, never one comparison's MDE beside another's n."""
+    import random
+
+    rnd = random.Random(0)
+
+    def noise(n):  # two arms that agree on half the items and differ both ways on the rest
+        a = [rnd.randint(0, 1) for _ in range(n)]
+        return a, [x if k % 2 else 1 - x for k, x in enumerate(a)]
+
+    fa, fb = noise(200)  # format: 200 items
+    ha, hb = noise(40)  # health: 40 answers, a wider interval
+    ref = {"format/prompt_loose": fa, "health/complete": ha, "knowledge/mc_correct": [0] * 40,
+           "format_unseen/prompt_loose": [0] * 40}
+    evals = {arm: {0: _eval(ref)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
+    evals["base-curated"] = {0: _eval(dict(ref, **{"format/prompt_loose": fb, "health/complete": hb}))}
+    cfg = audit.AuditConfig(claims=["1"], margin=0.01)
+    (one,) = av.summarize(cfg, evals, [0], {}, None)["claims"]
+    assert one["verdict"] == "inconclusive"
+    deciding = {c["check"]: c["comparison"] for c in one["checks"] if c["decides"]}
+    health = next(c for k, c in deciding.items() if "health/complete" in k)
+    assert health["n"] == 40 and all(c["n"] == 200 for k, c in deciding.items() if "format/" in k)
+    assert health["mde"] == max(c["mde"] for c in deciding.values())
+    assert "health/complete" in one["lead"] and (one["n"], one["mde"], one["ci95"]) == (40, health["mde"],
+                                                                                          health["ci95"])
+    assert one["verdict_text"] == f"inconclusive at this power (MDE {health['mde']:.3g})"
+
+
+def test_claims_the_size_leaves_out_read_not_run_with_the_command():
+    cfg = audit.AuditConfig()  # medium, no claims named: claims 1 and 3 run
+    assert cfg.claim_ids() == ["1", "3", "6", "7", "8", "9"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
+    assert [c.id for c in audit.chosen(cfg)] == ["1", "3", "6", "7", "8", "9"]
+    res = av.summarize(cfg, {arm: {} for arm in audit.ARMS}, [0, 1], {}, None)
+    rows = {c["claim"]: c for c in res["claims"]}
+    assert list(rows) == list(audit.CLAIM_IDS)
+    assert rows["4"]["verdict"] == "not run" and rows["4"]["verdict_text"] == (
+        "not run at size medium (it runs claims 1, 3 in its time): --claims 1,3,4 runs it beside them in this "
+        "folder (their runs reused), --set size=large runs every claim")
+    assert rows["9"]["verdict_text"].startswith("not run: needs --engine proxy")
+    assert rows["1"]["verdict"] == "not run" and "no paired rows" in rows["1"]["verdict_text"]  # no evals given
+    assert audit.AuditConfig(size="large").claim_ids() == list(audit.CLAIM_IDS)
 
 
 def _audit_folder(tmp_path):
@@ -249,6 +390,34 @@ def test_two_seeds_pool_into_one_comparison(tiny_model_dir, tmp_path, capsys):
     (three,) = json.loads((out / "audit.json").read_text())["claims"]
     assert three["seeds"] == 2 and three["n_rows"] == 2 * three["n"]
     assert three["pool_yield"] is None and "Pool yield: not measured" in (out / "audit.md").read_text()
+
+
+def test_per_suite_items_reach_the_eval_runs(tiny_model_dir, tmp_path, capsys):
+    """Sized by power (no eval_limit): the eval runs score each suite's own count -- claim 3 decides on
+    health (scored on the format answers: format at eval_mde's 9 items) and reads knowledge only as
+    evidence (evidence_mde's 8) -- and each comparison's n and MDE are its own suite's."""
+    from sharpset.stats import planned_n
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    assert (planned_n(0.95, 0.3), planned_n(0.99, 0.3)) == (9, 8)
+    assert main(_argv(tiny_model_dir, pool, out, "3", "--set", "seeds=1", "--set", "eval_limit=-1",
+                      "--set", "eval_mde=0.95", "--set", "evidence_mde=0.99")) == 0
+    capsys.readouterr()
+    res = json.loads((out / "audit.json").read_text())
+    assert res["arms"]["base-pool"]["eval"] == {"suites": ["format", "knowledge"], "limit": 9,
+                                                "suite_limits": {"knowledge": 8}}
+    for folder in ("eval-base", "eval-base-pool-s0"):
+        summary = json.loads((out / folder / "summary.json").read_text())
+        assert (summary["limit"], summary["suite_limits"]) == (9, {"knowledge": 8})
+        kinds = [json.loads(line).get("kind") for line in (out / folder / "samples" / "knowledge.jsonl").open()]
+        assert kinds.count("mc") == 8 and kinds.count("qa") == 8
+        assert sum(1 for _ in (out / folder / "samples" / "format.jsonl").open()) == 9
+    (three,) = res["claims"]
+    checks = {c["suite"]: c["comparison"] for c in three["checks"]}
+    assert checks["format"]["n"] == 9 and checks["knowledge"]["n"] == 8
+    assert checks["health"]["n"] == 9 + 8  # every answer both made: the format prompts and the knowledge questions
+    assert (three["n"], three["mde"]) == (checks["health"]["n"], checks["health"]["mde"])
 
 
 def test_invariance_claims_say_why_they_did_not_run(tiny_model_dir, tmp_path, capsys):

@@ -43,7 +43,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'heldout_families': ['sycophancy/authority', 'sycophancy/pushback', 'jailbreak/injection', 'noise/format'],
         'seed': 0,
     }),
-    'sharpset.pipelines.audit': ('audit', 2, {
+    'sharpset.pipelines.audit': ('audit', 3, {
         'size': 'medium',
         'aligned_model': 'smollm2-135m-instruct',
         'base_model': 'gemma3-270m',
@@ -61,6 +61,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seeds': 0,
         'n_pool': 0,
         'eval_mde': 0.0,
+        'evidence_mde': 0.0,
         'eval_limit': -1,
         'eval_max_new_tokens': 0,
         'wrap_questions': -1,

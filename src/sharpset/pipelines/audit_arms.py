@@ -9,6 +9,10 @@ pairs from the aligned model's own answers (``wrap``). The random N is drawn exa
 ``random`` cell draws its rows (:func:`sharpset.pipelines.sweep.cell_data`, keyed by the cell's name
 ``random-n<N>-s<seed>``), so a sweep over the same pool with the same budget has already trained
 the audit's random arm, and the audit reuses it.
+
+Evaluation: each arm on the suites its comparisons read, each suite with the items they need (a
+deciding comparison's count or an evidence count) and invariance on the wrapper families they read
+(:func:`eval_settings`: eval's ``suite_limits`` and ``invariance_families``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ..config import field
 from ..errors import UserError
 from ..run import RunDir
 from ..signals import QUALITY_THRESHOLD
-from .claims import Arm, arm_suites
+from .claims import Arm, Check, arm_checks, arm_suites
 from .quickstart import stage_run
 
 
@@ -189,12 +193,61 @@ def train_arm(ctx: Ctx, arm: Arm, seed: int, data: dict) -> tuple[RunDir | None,
     return ctx.step(train, tcfg, "TrainConfig", f"train-{arm.name}-s{seed}", inputs=inputs, seed=seed), ""
 
 
+def eval_families() -> tuple[list[str], set[str]]:
+    """(every wrapper family the eval's invariance suite applies by default, those it marks held out)."""
+    from ..evaluate.stage import EvalConfig
+    from ..invariance import load_families, select_families
+
+    default = EvalConfig()
+    return select_families(default.invariance_families, load_families(None)), set(default.heldout_families)
+
+
+def families_read(ch: Check, every: list[str], heldout: set[str]) -> list[str] | None:
+    """The wrapper families an invariance check's rows come from (``where``: ``heldout`` True / False,
+    ``family`` a prefix), of ``every`` family the eval applies; None: any one serves (a metric of the
+    plain answer, clean_correct, is the same in every family's row of a question)."""
+    from .claims import where_holds
+
+    if not ch.where:
+        return None
+    return [f for f in every if where_holds({"family": f, "heldout": f in heldout}, ch.where)]
+
+
+def eval_settings(arm: str, z: dict) -> dict[str, Any]:
+    """The eval config an arm gets beyond its model (issue 23: each suite the items its own checks
+    need, not one count for all): the ``suites`` its checks read
+    (:func:`sharpset.pipelines.claims.arm_suites`); ``eval_limit`` items (the dial's eval_mde) of a
+    suite a deciding check reads, ``evidence_limit`` of one only evidence reads for this arm (health
+    is scored on the answers of the generating suites, so a health check sizes ``format``) --
+    ``limit`` where all its suites get one count, else ``limit`` = ``eval_limit`` and
+    ``suite_limits`` for the others; and ``invariance_families`` only where its checks read fewer
+    than every family (the wrapped generations are the invariance suite's cost: one per question and
+    family). From the whole registry (:func:`sharpset.pipelines.claims.arm_checks`), so every
+    ``--claims`` subset shares the arm's eval run; at the eval's defaults the config is a plain eval's."""
+    every, heldout = eval_families()
+    limits: dict[str, int] = {}
+    fams: set[str] = set()
+    for ch in arm_checks(arm):
+        suite = "format" if ch.suite == "health" else ch.suite
+        n = z["eval_limit"] if ch.decides else z["evidence_limit"]
+        limits[suite] = 0 if 0 in (n, limits.get(suite)) else max(n, limits.get(suite, 0))  # 0: the whole split
+        if ch.suite == "invariance":
+            fams |= set(families_read(ch, every, heldout) or ())
+    one = set(limits.values())
+    limit = one.pop() if len(one) == 1 else z["eval_limit"]  # one count for all its suites: a plain limit
+    out: dict[str, Any] = {"suites": arm_suites(arm), "limit": limit,
+                           "suite_limits": {s: n for s, n in limits.items() if n != limit}}
+    if fams and fams != set(every):
+        out["invariance_families"] = [f for f in every if f in fams]
+    return out
+
+
 def eval_arm(ctx: Ctx, arm: Arm, model: str, folder: str) -> RunDir:
-    """The arm's model on the suites its checks read (:func:`sharpset.pipelines.claims.arm_suites`),
-    ``eval_limit`` items each (the size chosen for power: :meth:`sharpset.pipelines.audit.AuditConfig.resolved`)."""
+    """The arm's model on the suites its checks read, each with the items they need and invariance
+    on the families they read (:func:`eval_settings`)."""
     from ..evaluate import stage as eval_stage
 
-    return ctx.step(eval_stage, {"models": [model], "suites": arm_suites(arm.name), "limit": ctx.z["eval_limit"],
+    return ctx.step(eval_stage, {"models": [model], **eval_settings(arm.name, ctx.z),
                                  "max_new_tokens": ctx.z["eval_max_new_tokens"], "seed": 0, "progress": True},
                     "EvalConfig", folder)
 

@@ -15,8 +15,12 @@ by the rule its registry entry states (:mod:`sharpset.pipelines.claims`), never 
 A claim is supported when every deciding comparison is, contradicted when any is, "not run" (with
 the reason) when none could run, and inconclusive otherwise. The other comparisons are evidence,
 printed beside it. A claim whose parts are missing (``needs``) reads "not run: needs ..." -- never a
-verdict. The machine field ``verdict`` is exactly one of :data:`VERDICTS` (issue 23's words);
-``verdict_text`` says the same in words, with the MDE where inconclusive.
+verdict; one the audit's size leaves out reads "not run at size ..." with the command that runs it.
+The machine field ``verdict`` is exactly one of :data:`VERDICTS` (issue 23's words);
+``verdict_text`` says the same in words, with the MDE where inconclusive. The claim's row (diff,
+interval, n, seeds, MDE) is one deciding comparison's, :func:`lead_check`: each suite is evaluated
+on the items its own comparisons need, so n and MDE differ between a claim's comparisons, and the
+MDE printed beside an inconclusive verdict is that of the comparison whose n the row shows.
 
 Seeds pool per item: the comparison pairs ``seed:item`` rows and resamples *items* (a row's unit),
 so ``n`` counts items and ``n_rows`` items x seeds.
@@ -105,8 +109,9 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
     """Every chosen claim's checks compared, Holm-adjusted across the audit, judged and combined."""
     from ..stats import holm
 
+    run_ids = cfg.claim_ids()
     results: list[tuple[Claim, Check, dict]] = []
-    for claim in chosen(cfg.claims):
+    for claim in chosen(run_ids):
         for ch in claim.checks if not claim.needs else ():
             why = skipped.get(ch.a) or skipped.get(ch.b)
             c, d, used = (None, 0, 0) if why else compare_check(ch, evals, seeds, cfg.seed)
@@ -126,21 +131,20 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
         else:
             r["verdict"], r["verdict_text"] = judge(c, r["direction"], ch.rule, cfg.margin, p)
     claims_out = []
-    for claim in chosen(cfg.claims):
+    for claim in chosen(cfg.listed_ids()):
         paper = {"arxiv": claim.arxiv or None, "figure": claim.figure}
-        if claim.needs:
+        if claim.needs or claim.id not in run_ids:
+            why = f"not run: needs {claim.needs}" if claim.needs else cfg.held_back_text(claim.id)
             claims_out.append({"claim": claim.id, "title": claim.title, "verdict": NOT_RUN,
-                               "verdict_text": f"not run: needs {claim.needs}", "paper": paper, "checks": []})
+                               "verdict_text": why, "paper": paper, "checks": []})
             continue
         mine = [r for c, _, r in results if c is claim]
         deciding = [r for r in mine if r["decides"]]
         v = combine([r["verdict"] for r in deciding])
-        lead = next((r for r in deciding if r["verdict"] == v), deciding[0])  # the comparison the verdict reads
+        lead = lead_check(deciding, v)
         c = lead["comparison"] or {}
         if v == INCONCLUSIVE:
-            mdes = [r["comparison"]["mde"] for r in deciding if r["verdict"] == INCONCLUSIVE
-                    and r["comparison"].get("mde") is not None]
-            text = (inconclusive_text(max(mdes)) if mdes else
+            text = (inconclusive_text(c["mde"]) if c.get("mde") is not None else
                     "inconclusive: a deciding comparison did not run" if any(r["verdict"] == NOT_RUN for r in deciding)
                     else inconclusive_text(None))
         elif v == NOT_RUN:
@@ -157,6 +161,19 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
         claims_out.append(out)
     return {"claims": claims_out, "margin": cfg.margin, "seeds": seeds, "comparisons": len(results),
             "holm": f"Holm step-down over the {sum(1 for *_, r in results if r['comparison'])} comparisons that ran"}
+
+
+def lead_check(deciding: list[dict], v: str) -> dict:
+    """The deciding comparison a claim's row reads (its diff, interval, n, seeds and MDE all come from
+    it): the first with the claim's verdict; where inconclusive, the inconclusive one with the largest
+    MDE -- the one that most needs more data. The suites differ in n (each sized for its own
+    comparisons), so the row's MDE and n must be one comparison's, never one's MDE beside another's n."""
+    same = [r for r in deciding if r["verdict"] == v]
+    if v == INCONCLUSIVE:
+        sized = [r for r in same if (r["comparison"] or {}).get("mde") is not None]
+        if sized:
+            return max(sized, key=lambda r: r["comparison"]["mde"])
+    return same[0] if same else deciding[0]
 
 
 def _g(x: Any) -> str:

@@ -160,9 +160,15 @@ def chosen(ids: list[str]) -> list[Claim]:
 SUITE_ORDER = ("invariance", "format", "format_unseen", "knowledge")
 
 
+def arm_checks(arm: str) -> list[Check]:
+    """Every check of the whole registry that reads ``arm`` (as :func:`arm_suites`, not the claims
+    chosen: an arm is evaluated alike whichever claims an audit runs)."""
+    return [ch for c in CLAIMS for ch in c.checks if arm in (ch.a, ch.b)]
+
+
 def arm_suites(arm: str) -> list[str]:
     """The eval suites an arm is evaluated on: those any claim's check of it reads (health is always
     added by eval). From the whole registry, not the claims chosen, so every ``--claims`` subset
     evaluates an arm alike and shares its eval run."""
-    used = {ch.suite for c in CLAIMS for ch in c.checks if arm in (ch.a, ch.b)} - {"health"}
+    used = {ch.suite for ch in arm_checks(arm)} - {"health"}
     return [s for s in SUITE_ORDER if s in used] + sorted(used - set(SUITE_ORDER))
