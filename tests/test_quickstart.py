@@ -134,13 +134,22 @@ def test_the_size_dial_sizes_the_constrain_step_to_the_share():
     from sharpset.pipelines.quickstart import QuickstartConfig, draw_part
 
     z = QuickstartConfig().resolved()
-    assert (z["n_constraint"], z["constrain_prompts"], z["constrain_k"]) == (8, 24, 4)  # small: half of 16, 1 in 3
+    assert (z["n_constraint"], z["constrain_prompts"], z["constrain_k"]) == (8, 32, 8)  # small: half of 16, 1 in 4
     z = QuickstartConfig(constraint_share=0.25, constrain_k=6).resolved()
-    assert (z["n_constraint"], z["constrain_prompts"], z["constrain_k"]) == (4, 12, 6)
+    assert (z["n_constraint"], z["constrain_prompts"], z["constrain_k"]) == (4, 16, 6)
     z = QuickstartConfig(constraint_share=0).resolved()
     assert z["n_constraint"] == z["constrain_prompts"] == 0  # no constrain step
     assert QuickstartConfig(constrain_prompts=5).resolved()["constrain_prompts"] == 5
     assert [p for p, _ in QuickstartConfig(constraint_share=1.5).check()] == ["constraint_share"]
+    # the constraint types: the writer's reachable train types by default, any ids or groups, nothing unknown
+    from sharpset.constraints import TRAIN_TYPES, resolve_types
+    from sharpset.pipelines.quickstart import WRITER_TYPES
+
+    assert QuickstartConfig().constrain_types == WRITER_TYPES and set(WRITER_TYPES) < set(TRAIN_TYPES)
+    assert len(resolve_types(WRITER_TYPES)) == 15
+    assert QuickstartConfig(constrain_types=["train"]).check() == []
+    for bad in (["keywords:nope"], [], ["count:word_count_range"]):  # unknown, none, a held-out (IFBench) type
+        assert [p for p, _ in QuickstartConfig(constrain_types=bad).check()] == ["constrain_types"], bad
     rows = [{"id": f"r{i}"} for i in range(10)]
     assert draw_part(rows, 3, 0, "c") == draw_part(rows[::-1], 3, 0, "c") and len(draw_part(rows, 3, 0, "c")) == 3
     assert draw_part(rows, 0, 0, "c") == draw_part(rows, 99, 0, "c") == rows
