@@ -206,6 +206,15 @@ def test_proxy_arms_give_each_cell_the_paired_proxy_table(tiny_model_dir, tmp_pa
     build_report([out], tmp_path / "report")
     (rt,) = json.loads((tmp_path / "report" / "proxy.json").read_text())
     assert rt["columns"] == t["columns"] and rt["rows"] == t["rows"]
+    # the same sweep beside it reads every step from this one's folder (reuse: auto), the proxy table too
+    again = tmp_path / "sw-again"
+    assert main([*argv[:argv.index("--out")], "--out", str(again), *argv[argv.index("--out") + 2:]]) == 0
+    res2 = json.loads((again / "sweep.json").read_text())
+    assert not (again / "baseline").exists() and not (again / "proxy-antiexpert").exists()
+    assert res2["reused"]["cells/format-n2-s0/proxy/alpha-1.5"] == str(cell / "proxy" / "alpha-1.5")
+    (t2,) = res2["proxy"]["cells"]
+    assert t2["rows"] == t["rows"] and not t2["notes"]
+    assert {c["key"]: c["eval_run"] for c in t2["columns"]} == {k: str(out / v) for k, v in cols.items()}
 
 
 def test_bad_proxy_settings_name_the_field(tiny_model_dir, tmp_path, capsys):
@@ -249,3 +258,80 @@ def test_a_cell_whose_proxy_evals_are_missing_says_so(tmp_path):
     assert c["cell"] == "format-n2-s0" and not c["rows"] and "no proxy eval run" in c["notes"][0]
     md = "\n".join(sweep_proxy.markdown(p))
     assert "### format-n2-s0" in md and "no proxy eval run" in md
+
+
+# -- reuse by content key ------------------------------------------------------------------------
+def _reuse_argv(model, pool, out, targets: str, *more: str) -> list[str]:
+    return ["sweep", "--model", str(model), "--targets", targets, "--sizes", "[2]", "--seeds", "1", "--pool", str(pool),
+            "--min-conformance", "0", "--steps", "2", "--eval-limit", "2", "--eval-max-new-tokens", "6",
+            "--suites", "shape", "--out", str(out), *more]
+
+
+def test_a_second_sweep_reads_the_first_ones_random_cell_and_baseline(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """Two sweeps side by side over one pool and model (format + random, then knowledge + random): the
+    second trains only its knowledge cell and reads the random cell's train and eval and the baseline
+    from the first's folder (found by content key), with the same figures; its plan points at the train
+    run where it is. `reuse: []` recomputes; a pool with one row edited is another random cell."""
+    from sharpset import train
+    from sharpset.report import build_report
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    first, second = tmp_path / "runs" / "sw-format", tmp_path / "runs" / "sw-knowledge"
+    assert main(_reuse_argv(tiny_model_dir, pool, first, "format,random")) == 0
+    real, trained = train.run, []
+
+    def counted(cfg, run, log=print):
+        trained.append(run.path)
+        return real(cfg, run, log)
+
+    monkeypatch.setattr(train, "run", counted)
+    capsys.readouterr()
+    # random first, one new cell per call: the reused random cell is the one
+    argv = _reuse_argv(tiny_model_dir, pool, second, "random,knowledge", "--order", "target", "--max-cells", "1")
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    was, cell = first / "cells" / "random-n2-s0", second / "cells" / "random-n2-s0"
+    assert trained == [] and "1 of 2 cells done" in printed
+    assert f"== train: reused {was / 'train'}" in printed
+    # the next call: the random cell counts as done (reused.json remembers it), the knowledge cell runs
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert trained == [second / "cells" / "knowledge-n2-s0" / "train"] and "cells done" not in printed
+    assert not (cell / "train").exists() and not (cell / "eval").exists() and not (second / "baseline").exists()
+    assert (cell / "sft.jsonl").read_text() == (was / "sft.jsonl").read_text()  # the cell's data, in its folder
+    reused = {"baseline": str(first / "baseline"), "cells/random-n2-s0/train": str(was / "train"),
+              "cells/random-n2-s0/eval": str(was / "eval")}
+    assert json.loads((second / "reused.json").read_text()) == reused
+    res1, res2 = (json.loads((d / "sweep.json").read_text()) for d in (first, second))
+    assert res2["reused"] == reused and res2["baseline"] == str(first / "baseline")
+    assert f"reused: cells/random-n2-s0/train <- {was / 'train'}" in printed
+    assert f"report them with this sweep's: sharpset report {second} {first}\n" in printed
+    def random_rows(res):
+        return [r for r in res["cells"] if r["target"] == "random"]
+
+    assert random_rows(res2) == random_rows(res1) and random_rows(res1)
+    assert {r["target"] for r in res2["vs_random"]} == {"knowledge"}  # against the reused random cell's eval
+    plan = json.loads((second / "plan.json").read_text())
+    assert {m["target"]: m["train_run"] for m in plan["models"]} == {"knowledge": "cells/knowledge-n2-s0/train",
+                                                                    "random": str(was / "train")}
+    build_report([second, first], tmp_path / "report")  # the plan's train runs are found where they are
+    rows = json.loads((tmp_path / "report" / "effects.json").read_text())
+    assert {(r["target"], r["train_run"]) for r in rows} >= {("random", "cells/random-n2-s0/train"),
+                                                               ("knowledge", "cells/knowledge-n2-s0/train")}
+    trained.clear()
+    # reuse off: everything runs in the sweep's own folder
+    own = tmp_path / "runs" / "sw-own"
+    assert main(_reuse_argv(tiny_model_dir, pool, own, "random", "--reuse", "[]")) == 0
+    assert trained == [own / "cells" / "random-n2-s0" / "train"] and (own / "baseline" / "manifest.json").is_file()
+    assert json.loads((own / "sweep.json").read_text())["reused"] == {} and not (own / "reused.json").exists()
+    # one pool row the random cell drew, edited: the cell trains again; the baseline (no pool) is read
+    trained.clear()
+    drawn = json.loads((was / "sft.jsonl").read_text().splitlines()[0])["id"]
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("".join(line.replace("a very long time", "a short time") if json.loads(line)["id"] == drawn
+                              else line for line in pool.read_text().splitlines(keepends=True)))
+    assert edited.read_text() != pool.read_text()
+    changed = tmp_path / "runs" / "sw-changed"
+    assert main(_reuse_argv(tiny_model_dir, edited, changed, "random")) == 0
+    assert trained == [changed / "cells" / "random-n2-s0" / "train"]
+    assert set(json.loads((changed / "sweep.json").read_text())["reused"]) == {"baseline"}

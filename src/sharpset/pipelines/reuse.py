@@ -12,7 +12,9 @@ Safe by construction: only a run whose manifest says ``complete``, whose stored 
 the step's, and whose outputs are all still there is reused; nothing in it is written (it is read
 as :meth:`sharpset.run.RunDir.view`). Runs written before content keys existed are never found.
 The choice is remembered in the pipeline's folder (``reused.json``), so a later call picks the same
-folder and the steps after it keep their keys.
+folder and the steps after it keep their keys: keyed by the step's folder relative to the pipeline's
+(``cells/random-n8-s0/train`` in a sweep, where many steps share a name), a step's own name where it
+lies elsewhere -- for the audit's steps, children of its folder, the two are the same.
 """
 
 from __future__ import annotations
@@ -26,9 +28,35 @@ from typing import Any
 from ..dataio import write_json
 from ..run import RunDir, content_key, input_hashes, read_manifest
 
-MAX_DEPTH = 4  # runs/<sweep>/cells/<cell>/train: the deepest a pipeline nests a stage run
+MAX_DEPTH = 5  # runs/<sweep>/cells/<cell>/proxy/<arm>: the deepest a pipeline nests a stage run
 SKIP = {"checkpoints", "trl", "merged", "adapter", "model", "samples", "report", "less-datastores"}
 RECORD = "reused.json"
+
+
+def search_dirs(reuse: list[str], root: Path) -> list[Path]:
+    """A pipeline's ``reuse`` field as folders: ``auto`` = the folder its run folder ``root`` sits in."""
+    return [Path(root).resolve().parent if d == "auto" else Path(d) for d in reuse]
+
+
+def relative(path: str | Path, root: Path) -> str:
+    """``path`` relative to ``root`` where it lies under it (a pipeline's own run), else as given
+    (a run read from elsewhere)."""
+    p, r = Path(path).resolve(), Path(root).resolve()
+    return str(p.relative_to(r)) if p.is_relative_to(r) else str(path)
+
+
+def homes(runs: list[str], dirs: list[Path], root: Path) -> list[str]:
+    """The pipeline folders that hold ``runs`` read from outside ``root``: each one's folder right under
+    the searched folder it was found in (``runs/<sweep>``), else the run folder itself -- what
+    ``sharpset report`` must be given beside ``root`` to read them."""
+    out = {}
+    for run in map(Path, runs):
+        p = run.resolve()
+        if p.is_relative_to(Path(root).resolve()):
+            continue
+        top = next((d.resolve() for d in dirs if p.is_relative_to(d.resolve()) and p != d.resolve()), None)
+        out[str(top / p.relative_to(top).parts[0] if top else run)] = True
+    return list(out)
 
 
 def finished(folder: Path, key: str | None = None) -> dict[str, Any] | None:
@@ -72,16 +100,28 @@ class Reuse:
                             self._index.setdefault(m["content_key"], Path(here))
         return self._index
 
+    def step(self, out: Path) -> str:
+        """The name a step is remembered by: its folder relative to ``own`` where it lies under it, else
+        its folder name (what ``reused.json`` was keyed by before sweeps reused runs)."""
+        p, own = Path(out).resolve(), self.own.resolve()
+        return p.relative_to(own).as_posix() if p.is_relative_to(own) and p != own else Path(out).name
+
+    def chosen(self, out: Path) -> Path | None:
+        """The finished run an earlier call read for step ``out`` (``reused.json``), if it is still there."""
+        hit = self._chosen.get(self.step(out))
+        return Path(hit) if hit and finished(Path(hit)) is not None else None
+
     def find(self, out: Path, stage: str, version: int, config: Any, inputs: list[str]) -> RunDir | None:
         """A finished run doing what the step ``out`` would do, from another folder; None where ``out``
         has finished itself (its own cache hit) or nothing matches."""
         if finished(out):
             return None
         key = content_key(stage, version, config, input_hashes(config, inputs))
-        for hit in (self._chosen.get(out.name), self.index().get(key)):
+        step = self.step(out)
+        for hit in (self._chosen.get(step), self.index().get(key)):
             if hit and Path(hit).resolve() != out.resolve() and finished(Path(hit), key):
-                self.used.append({"step": out.name, "stage": stage, "run": str(hit)})
-                self._chosen[out.name] = str(hit)
+                self.used.append({"step": step, "stage": stage, "run": str(hit)})
+                self._chosen[step] = str(hit)
                 write_json(self.own / RECORD, self._chosen)
                 return RunDir.view(hit, config)
         return None

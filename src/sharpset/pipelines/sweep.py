@@ -37,18 +37,29 @@ alone and the swept model steered by it at each alpha, on the same items; sweep.
 sweep.md's proxy tables pair base, expert alone, proxy per alpha and the cell's direct tuning
 (:mod:`sharpset.pipelines.sweep_proxy`).
 
+**Reuse** (as the audit's; :mod:`sharpset.pipelines.reuse`): a step whose work a finished run
+elsewhere already did -- another sweep's ``random`` cell over the same pool and model, its baseline
+eval, its format candidates -- is read from there (matched by content key, not by path; ``reuse``
+names the folders searched, by default the one the sweep's folder sits in; ``[]`` = none). The
+cell's own folder still gets its rows (``sft.jsonl``, ``pairs.jsonl``: the train step's inputs, so
+equal rows match); its train and eval are read where they are: the eval names the model by the
+reused run's path, and sweep.json, plan.json (``train_run``) and the proxy tables follow.
+sweep.json's ``reused`` maps each reused step to its run folder; ``sharpset report`` reads eval runs
+only where it is pointed, so the sweep prints the folders to give it beside its own.
+
 ``constrain_model`` writes the constraint candidates when the swept model is a base that cannot
 (default: the swept model itself, i.e. self-distillation).
 
 A target with fewer candidate rows than a size trains that size's cells on all of them; the cell's
 ``n_examples`` (and so its effect per example) counts the rows it trained on.
 
-Outputs: ``cells/<target>-n<n>-s<seed>/`` (select, train, eval run folders), ``baseline/`` (the
-untrained model's eval), ``sweep.json``: per cell and suite metric, the paired difference against
-the baseline with its bootstrap 95% interval, n items, and the effect per training example
-(diff / n); per target and size, the mean over seeds. The off-diagonal cells (training for t,
-measuring t' != t) are the costs and spill-overs. Cells are resumable (each step a cached stage run)
-and run in any order (``order``); ``max_cells`` caps how many run in this call.
+Outputs: ``cells/<target>-n<n>-s<seed>/`` (select, train, eval run folders, unless reused),
+``baseline/`` (the untrained model's eval), ``reused.json`` (the runs read from elsewhere, per
+step), ``sweep.json``: per cell and suite metric, the paired difference against the baseline with
+its bootstrap 95% interval, n items, and the effect per training example (diff / n); per target and
+size, the mean over seeds. The off-diagonal cells (training for t, measuring t' != t) are the costs
+and spill-overs. Cells are resumable (each step a cached stage run) and run in any order
+(``order``); ``max_cells`` caps how many run in this call.
 """
 
 from __future__ import annotations
@@ -65,6 +76,7 @@ from ..errors import UserError
 from ..run import RunDir, derive_seed
 from . import sweep_proxy
 from .quickstart import stage_run
+from .reuse import Reuse, finished, homes, relative, search_dirs
 
 STAGE = "sweep"
 VERSION = 3  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
@@ -110,12 +122,19 @@ class SweepConfig:
     less_target_rows: int = field(8, "selection less: target examples, drawn once from the target's candidates")
     selector: str = field("", "selection less: the model whose gradients select (empty = the swept model)")
     proxy: dict = field({}, sweep_proxy.HELP)
+    # not in the run key: a reused run computed exactly what the step would (the same content key)
+    reuse: list = field(["auto"], "folders searched for finished stage runs (other sweeps, audits, quickstarts) "
+                                  "that do a step's work exactly -- same data by content, same model, same settings "
+                                  "-- and are read in place instead of recomputed; auto = the folder the sweep's run "
+                                  "folder sits in; [] = reuse nothing", in_key=False)
 
     def __post_init__(self) -> None:
         try:  # from a flag, "8,16" arrives as strings
             self.sizes = [int(n) for n in self.sizes]
         except (TypeError, ValueError):
             pass  # check() names the field
+        if isinstance(self.reuse, str):  # --set reuse=runs
+            self.reuse = [self.reuse]
 
     def input_paths(self) -> list[str]:
         """The sweep's own data, hashed into its top-level run key: an edited pool is a new sweep."""
@@ -149,6 +168,9 @@ class SweepConfig:
             p.append(("order", "must be size, size-desc, target or shuffled"))
         if self.max_cells < 0:
             p.append(("max_cells", "must be >= 0"))
+        if not isinstance(self.reuse, list) or not all(isinstance(d, str) and d for d in self.reuse):
+            p.append(("reuse", "give a list of folders (auto = the folder the sweep's run folder sits in; "
+                               "[] = none)"))
         return p + sweep_proxy.check(self.proxy, list(self.targets))
 
 
@@ -205,27 +227,30 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
 
     root = run.path
     t0 = time.perf_counter()
+    dirs = search_dirs(cfg.reuse, root)
+    reuse = Reuse(dirs, root) if dirs else None
     ev = {"limit": cfg.eval_limit, "suite_limits": dict(cfg.eval_suite_limits), "max_new_tokens": cfg.eval_max_new_tokens,
           "suites": cfg.suites, "seed": 0}
     px = sweep_proxy.settings(cfg.proxy, cfg.targets) if cfg.proxy else None
-    anti = sweep_proxy.antiexpert(cfg.model, px, ev, root, log) if px else ""  # first: a bad one is refused early
-    baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log)
+    anti = sweep_proxy.antiexpert(cfg.model, px, ev, root, log, reuse) if px else ""  # first: refuses a bad one early
+    baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log, reuse=reuse)
     cand: dict[str, list[dict]] = {}
     about: dict[str, str] = {}  # where each target's candidates came from (sweep.json, sweep.md)
     needs_pool = POOL_TARGETS - ({"constraints", "mixed"} if cfg.constraint_rows and cfg.selection != "less" else set())
     if needs_pool & set(cfg.targets):
         pool = cfg.pool
         if not pool:
-            s = stage_run(synth, {"model": cfg.model, "n": cfg.pool_size}, "SynthConfig", root / "pool-synth", log)
+            s = stage_run(synth, {"model": cfg.model, "n": cfg.pool_size}, "SynthConfig", root / "pool-synth", log,
+                          reuse=reuse)
             t = stage_run(tag, {"input": str(s.path), "judge": cfg.model, "scores": ["shape"]}, "TagConfig",
-                          root / "pool-tag", log, inputs=[str(s.path / "synth.jsonl")])
+                          root / "pool-tag", log, inputs=[str(s.path / "synth.jsonl")], reuse=reuse)
             d = stage_run(dedup, {"input": str(t.path)}, "DedupConfig", root / "pool-dedup", log,
-                          inputs=[str(t.path / "tagged.jsonl")])
+                          inputs=[str(t.path / "tagged.jsonl")], reuse=reuse)
             pool = str(d.path / "deduped.jsonl")
     if "format" in cfg.targets:
         c = stage_run(curate, {"input": pool, "strategy": "all", "n": 1, "spec": cfg.spec,
                                "min_conformance": cfg.min_conformance, "min_quality": None},
-                      "CurateConfig", root / "format-candidates", log, inputs=[pool])
+                      "CurateConfig", root / "format-candidates", log, inputs=[pool], reuse=reuse)
         cand["format"] = read_records(c.path / "selected.jsonl", "sft").rows
         about["format"] = f"{len(cand['format'])} pool rows conforming to {cfg.spec} >= {cfg.min_conformance}"
         log(f"format candidates: {about['format']}")
@@ -238,7 +263,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     elif {"constraints", "mixed"} & set(cfg.targets):
         c = stage_run(constrain, {"input": pool, "model": cfg.constrain_model or cfg.model, "k": cfg.constrain_k,
                                   "limit": cfg.constrain_prompts, "seed": 0}, "ConstrainConfig",
-                      root / "constraints", log, inputs=[pool])
+                      root / "constraints", log, inputs=[pool], reuse=reuse)
         cand["constraints"] = read_records(c.path / "constrain.jsonl", "sft").rows
         m = c.manifest.get("metrics") or {}
         about["constraints"] = (f"{len(cand['constraints'])} verified-constraint rows kept of {m.get('attempted')} "
@@ -261,7 +286,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
                               less_targets[t])
                 about[t] += f"; cells select from the pool by LESS toward {cfg.less_target_rows} of them"
     if {"invariance", "mixed"} & set(cfg.targets):
-        w = stage_run(wrap, {"model": cfg.model}, "WrapConfig", root / "pairs", log)
+        w = stage_run(wrap, {"model": cfg.model}, "WrapConfig", root / "pairs", log, reuse=reuse)
         cand["invariance"] = [r for r in read_records(w.path / "pairs.jsonl", "pair").rows if r["split"] == "train"]
         about["invariance"] = f"{len(cand['invariance'])} train pairs (wrap)"
         log(f"invariance candidates: {about['invariance']}")
@@ -280,13 +305,14 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
             raise UserError(f"sweep: no candidate examples for target {k} (see the run folders under {root})")
 
     done_cells, new = [], 0
+    at: dict[str, dict[str, Path]] = {}  # per cell, where its train and eval runs are (reused: elsewhere)
+    experts: dict[str, str] = {}  # per cell with proxy arms, its expert's train run
     for target, n, seed in cells(cfg):
         name = f"{target}-n{n}-s{seed}"
         cell = root / "cells" / name
         ev_dir = cell / "eval"
         last = sweep_proxy.arm_dir(cell, px["alphas"][-1]) if px and target in px["targets"] else ev_dir
-        if not (last / "manifest.json").exists() or json.loads((last / "manifest.json").read_text()).get(
-                "status") != "complete":
+        if finished(last) is None and (reuse is None or reuse.chosen(last) is None):
             if cfg.max_cells and new >= cfg.max_cells:
                 continue
             new += 1
@@ -299,7 +325,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
                    "datastore": str(root / "less-datastores")} if target in less_targets else {
                 "strategy": "quality-diversity"}
             c = stage_run(curate, {"input": pool, "n": n, "seed": seed, **sel}, "CurateConfig", cell / "select", log,
-                          inputs=[pool], seed=seed)
+                          inputs=[pool], seed=seed, reuse=reuse)
             sft, pairs, objective = read_records(c.path / "selected.jsonl", "sft").rows, [], "sft"
         else:
             sft, pairs, objective = cell_data(target, n, seed, name, cand)
@@ -313,20 +339,32 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
             tcfg["bct"] = str(cell / "pairs.jsonl")
             inputs.append(str(cell / "pairs.jsonl"))
         tcfg["objective"] = objective
-        tr = stage_run(train, tcfg, "TrainConfig", cell / "train", log, inputs=inputs, seed=seed)
-        stage_run(eval_stage, {"models": [str(tr.path)], **ev}, "EvalConfig", ev_dir, log)  # model by fingerprint
+        tr = stage_run(train, tcfg, "TrainConfig", cell / "train", log, inputs=inputs, seed=seed, reuse=reuse)
+        e = stage_run(eval_stage, {"models": [str(tr.path)], **ev}, "EvalConfig", ev_dir, log,  # model by fingerprint
+                      reuse=reuse)
+        at[name] = {"train": tr.path, "eval": e.path}
         if px and target in px["targets"]:
-            sweep_proxy.arms(cfg.model, anti, px, cell, tcfg, inputs, seed, ev, log)
+            experts[name] = sweep_proxy.arms(cfg.model, anti, px, cell, tcfg, inputs, seed, ev, log, reuse)
         done_cells.append((target, n, seed, name, (tr.manifest.get("metrics") or {}).get("rows_used")))
-    result = {"candidates": about, **summarize(root, baseline.path, done_cells)}
+    used = reuse.used if reuse else []
+    result = {"candidates": about, **summarize(root, baseline.path, done_cells, {k: v["eval"] for k, v in at.items()}),
+              "reused": {u["step"]: relative(u["run"], root) for u in used}}
     if px:
-        result["proxy"] = sweep_proxy.summarize(root, cfg.model, px, anti, done_cells)
+        result["proxy"] = sweep_proxy.summarize(root, cfg.model, px, anti, done_cells, experts,
+                                                [u["run"] for u in used])
     write_json(root / "sweep.json", result)
-    write_json(root / "plan.json", plan(cfg, done_cells))  # `sharpset report` names each cell's target
+    # `sharpset report` names each cell's target
+    write_json(root / "plan.json", plan(cfg, done_cells, {k: relative(v["train"], root) for k, v in at.items()}))
     write_text(root / "sweep.md", format_markdown(result))  # atomic, as every output (issue 21)
+    for step, where in result["reused"].items():
+        log(f"reused: {step} <- {where}")
+    elsewhere = homes([u["run"] for u in used], dirs, root)  # the report reads eval runs only where pointed
+    if elsewhere:
+        log(f"sweep: some runs were read from other folders; report them with this sweep's: sharpset report {root} "
+            + " ".join(elsewhere))
     total = len(cells(cfg))
     metrics = {"cells_done": len(done_cells), "cells_total": total, "elapsed_s": round(time.perf_counter() - t0, 1),
-               "sweep": str(root / "sweep.json")}
+               "sweep": str(root / "sweep.json"), "reused": len(result["reused"])}
     if len(done_cells) < total:
         log(f"sweep: {len(done_cells)} of {total} cells done; run the same command again to continue")
         metrics["incomplete"] = True
@@ -336,11 +374,14 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     return metrics
 
 
-def plan(cfg: SweepConfig, done: list[tuple[str, int, int, str, int | None]]) -> dict[str, Any]:
+def plan(cfg: SweepConfig, done: list[tuple[str, int, int, str, int | None]],
+         trains: dict[str, str] | None = None) -> dict[str, Any]:
     """The report's plan (sharpset.report.collect): which train run was trained for which target, on how
-    many examples, with which seed -- so the report draws effect-vs-size curves per target."""
+    many examples, with which seed -- so the report draws effect-vs-size curves per target. ``trains``:
+    a cell's train run where it is not ``cells/<cell>/train`` (reused: its path elsewhere)."""
+    trains = trains or {}
     return {"title": f"sweep: {cfg.model}", "models": [
-        {"train_run": f"cells/{name}/train", "target": target, "seed": seed,
+        {"train_run": trains.get(name, f"cells/{name}/train"), "target": target, "seed": seed,
          "label": f"{target}{' (less)' if cfg.selection == 'less' and target in LESS_TARGETS else ''} n={n} seed {seed}",
          **({"n_examples": rows} if rows else {})} for target, n, seed, name, rows in done]}
 
@@ -355,9 +396,11 @@ def _samples(eval_dir: Path) -> dict[str, dict[str, dict]]:
     return out
 
 
-def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, str, int | None]]) -> dict[str, Any]:
+def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, str, int | None]],
+              evals: dict[str, Path] | None = None) -> dict[str, Any]:
     """Paired differences of every cell against the baseline on the same items (resampled by unit:
-    :func:`sharpset.evaluate.pairing.compare_rows`), and means over seeds."""
+    :func:`sharpset.evaluate.pairing.compare_rows`), and means over seeds. ``evals``: a cell's eval run
+    where it is not ``cells/<cell>/eval`` (reused from another folder)."""
     from ..evaluate.pairing import compare_rows
 
     base_summary = json.loads((baseline_dir / "summary.json").read_text())
@@ -378,7 +421,7 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
                             "per_example": None if not n_rows or c["diff"] is None else round(c["diff"] / n_rows, 6)})
         return out
 
-    samples = {name: _samples(root / "cells" / name / "eval") for *_, name, _ in done}
+    samples = {name: _samples((evals or {}).get(name, root / "cells" / name / "eval")) for *_, name, _ in done}
     rows = []
     for target, n, seed, name, n_rows in done:
         rows += paired(base, samples[name], {"target": target, "n": n, "seed": seed, "n_examples": n_rows}, n_rows)

@@ -15,13 +15,15 @@ The anti-expert is one per sweep: ``antiexpert: K`` derives the swept model's fi
 with one vocabulary is a model derived from the base); a model name or folder is used as given (it
 must share the swept model's tokenizer; the proxy engine refuses it otherwise, naming the first
 differing token). It is evaluated alone once (``proxy-antiexpert-eval/``). Every step is a cached,
-resumable stage run.
+resumable stage run, read from another sweep's folder where one did the same work (the sweep's
+``reuse``).
 
 sweep.json's ``proxy`` holds the settings and, per cell, :func:`sharpset.report.proxy.table` of the
-group these runs form (found by :func:`sharpset.report.proxy.groups` over the sweep folder, as
-``sharpset report`` finds it): base (the sweep's ``baseline``), anti-expert, expert alone, proxy per
-alpha and the base tuned directly (the cell's own ``eval``), paired on the same items, with the share
-of the gap closed and, on the knowledge suite, knowledge kept. sweep.md shows them.
+group these runs form (found by :func:`sharpset.report.proxy.groups` over the sweep folder and the
+runs it reused, as ``sharpset report`` finds it): base (the sweep's ``baseline``), anti-expert,
+expert alone, proxy per alpha and the base tuned directly (the cell's own ``eval``), paired on the
+same items, with the share of the gap closed and, on the knowledge suite, knowledge kept. sweep.md
+shows them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, Callable
 
 from ..errors import UserError
 from .quickstart import stage_run
+from .reuse import Reuse
 
 ALPHAS = [0.5, 1.0, 1.5]  # the issue's dial; alpha 0 is the base alone
 DEFAULTS: dict[str, Any] = {"antiexpert": None, "alphas": ALPHAS, "chat_template": "all", "targets": None}
@@ -93,7 +96,8 @@ def arm_dir(cell: Path, alpha: float) -> Path:
     return cell / "proxy" / f"alpha-{alpha:g}"
 
 
-def antiexpert(model: str, s: dict, ev: dict, root: Path, log: Callable[[str], None]) -> str:
+def antiexpert(model: str, s: dict, ev: dict, root: Path, log: Callable[[str], None], reuse: Reuse | None = None
+               ) -> str:
     """The sweep's one anti-expert (derived when ``antiexpert`` is K), evaluated alone once; its model path."""
     from ..engine.proxy import check_model
     from ..evaluate import stage as eval_stage
@@ -103,46 +107,60 @@ def antiexpert(model: str, s: dict, ev: dict, root: Path, log: Callable[[str], N
     anti = s["antiexpert"]
     try:
         if isinstance(anti, int):
-            d = stage_run(derive, {"model": model, "keep_layers": anti}, "DeriveConfig", root / ANTI_DIR, log)
+            d = stage_run(derive, {"model": model, "keep_layers": anti}, "DeriveConfig", root / ANTI_DIR, log,
+                          reuse=reuse)
             anti = str(d.path / "model")
         anti = resolve_model(anti)  # a train run folder -> its model folder, which `train` starts the experts from
         # one vocabulary, refused here rather than at the first cell's proxy eval (tokenizers and configs only)
         check_model(model, {"expert": model, "antiexpert": anti, "chat_template": s["chat_template"]}, log=log)
     except UserError as e:
         raise UserError(f"proxy.antiexpert: {e}") from None
-    stage_run(eval_stage, {"models": [anti], **ev}, "EvalConfig", root / ANTI_EVAL_DIR, log)
+    stage_run(eval_stage, {"models": [anti], **ev}, "EvalConfig", root / ANTI_EVAL_DIR, log, reuse=reuse)
     return anti
 
 
 def arms(model: str, anti: str, s: dict, cell: Path, tcfg: dict, inputs: list[str], seed: int, ev: dict,
-         log: Callable[[str], None]) -> None:
+         log: Callable[[str], None], reuse: Reuse | None = None) -> str:
     """One cell's expert (trained as the cell's direct tuning, from the anti-expert), its eval alone,
-    and the proxy's eval per alpha."""
+    and the proxy's eval per alpha; the expert's train run folder (reused: elsewhere)."""
     from .. import train
     from ..evaluate import stage as eval_stage
 
     expert = stage_run(train, {**tcfg, "model": anti}, "TrainConfig", cell / "proxy" / "expert", log, inputs=inputs,
-                       seed=seed)
-    stage_run(eval_stage, {"models": [str(expert.path)], **ev}, "EvalConfig", cell / "proxy" / "expert-eval", log)
+                       seed=seed, reuse=reuse)
+    stage_run(eval_stage, {"models": [str(expert.path)], **ev}, "EvalConfig", cell / "proxy" / "expert-eval", log,
+              reuse=reuse)
     for a in s["alphas"]:
         opts = {"expert": str(expert.path), "antiexpert": anti, "alpha": a, "chat_template": s["chat_template"]}
         stage_run(eval_stage, {"models": [model], **ev, "engine": "proxy", "engine_options": opts}, "EvalConfig",
-                  arm_dir(cell, a), log)
+                  arm_dir(cell, a), log, reuse=reuse)
+    return str(expert.path)
 
 
-def summarize(root: Path, model: str, s: dict, anti: str, done: list[tuple[str, int, int, str, int | None]]
-              ) -> dict[str, Any]:
+def summarize(root: Path, model: str, s: dict, anti: str, done: list[tuple[str, int, int, str, int | None]],
+              experts: dict[str, str] | None = None, reused: list[str] = ()) -> dict[str, Any]:
     """sweep.json's ``proxy``: the settings and, per cell with arms, report/proxy.py's paired table (a
-    cell whose proxy evals are not found says so in its ``notes``)."""
+    cell whose proxy evals are not found says so in its ``notes``). ``experts``: a cell's expert where
+    it is not ``cells/<cell>/proxy/expert``; ``reused``: the run folders read from elsewhere, searched
+    beside the sweep's (named by their path in the tables)."""
     from ..report.collect import collect
     from ..report.proxy import groups, table
 
-    by_expert = {str(root / "cells" / name / "proxy" / "expert"): (target, n, seed, name)
+    def real(p: Any) -> str:
+        return str(Path(str(p)).resolve())
+
+    experts = experts or {}
+    by_expert = {str(experts.get(name, root / "cells" / name / "proxy" / "expert")): (target, n, seed, name)
                  for target, n, seed, name, _ in done if target in s["targets"]}
+    by_real = {real(e): cell for e, cell in by_expert.items()}
+    col = collect([root, *dict.fromkeys(map(str, reused))])
+    for r in col.runs:  # a run found in a reused folder: named by its path, not as a run of this sweep
+        if not r.path.is_relative_to(root.resolve()):
+            r.name = str(r.path)
     found = {}
-    for g in groups(collect([root])):
-        cell = by_expert.get(str(g.names["expert"]))
-        if cell is not None and str(g.names["antiexpert"]) == anti:
+    for g in groups(col):
+        cell = by_real.get(real(g.names["expert"]))
+        if cell is not None and real(g.names["antiexpert"]) == real(anti):
             found[cell] = table(g)
     missing = {"base": model, "antiexpert": anti, "chat_template": s["chat_template"], "columns": [], "rows": [],
                "notes": ["no proxy eval run of this cell's expert was found under the sweep folder"]}
