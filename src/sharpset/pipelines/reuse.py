@@ -45,20 +45,6 @@ def relative(path: str | Path, root: Path) -> str:
     return str(p.relative_to(r)) if p.is_relative_to(r) else str(path)
 
 
-def homes(runs: list[str], dirs: list[Path], root: Path) -> list[str]:
-    """The pipeline folders that hold ``runs`` read from outside ``root``: each one's folder right under
-    the searched folder it was found in (``runs/<sweep>``), else the run folder itself -- what
-    ``sharpset report`` must be given beside ``root`` to read them."""
-    out = {}
-    for run in map(Path, runs):
-        p = run.resolve()
-        if p.is_relative_to(Path(root).resolve()):
-            continue
-        top = next((d.resolve() for d in dirs if p.is_relative_to(d.resolve()) and p != d.resolve()), None)
-        out[str(top / p.relative_to(top).parts[0] if top else run)] = True
-    return list(out)
-
-
 def finished(folder: Path, key: str | None = None) -> dict[str, Any] | None:
     """``folder``'s manifest when it is a finished run (with ``content_key`` == ``key`` where given)
     whose outputs are all still there; else None."""

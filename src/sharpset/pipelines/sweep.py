@@ -76,7 +76,7 @@ from ..errors import UserError
 from ..run import RunDir, derive_seed
 from . import sweep_proxy
 from .quickstart import stage_run
-from .reuse import Reuse, finished, homes, relative, search_dirs
+from .reuse import Reuse, finished, relative, search_dirs
 
 STAGE = "sweep"
 VERSION = 3  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
@@ -358,10 +358,6 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     write_text(root / "sweep.md", format_markdown(result))  # atomic, as every output (issue 21)
     for step, where in result["reused"].items():
         log(f"reused: {step} <- {where}")
-    elsewhere = homes([u["run"] for u in used], dirs, root)  # the report reads eval runs only where pointed
-    if elsewhere:
-        log(f"sweep: some runs were read from other folders; report them with this sweep's: sharpset report {root} "
-            + " ".join(elsewhere))
     total = len(cells(cfg))
     metrics = {"cells_done": len(done_cells), "cells_total": total, "elapsed_s": round(time.perf_counter() - t0, 1),
                "sweep": str(root / "sweep.json"), "reused": len(result["reused"])}

@@ -194,12 +194,30 @@ def _load_run(path: Path, root: Path) -> Run:
     return Run(path=path, name=name or path.name, stage=str(man.get("stage", "?")), manifest=man, config=cfg)
 
 
+REUSED_FILE = "reused.json"  # pipelines.reuse.RECORD (not imported: the report reads run folders, not pipelines)
+
+
 def discover(paths: list[str | Path]) -> tuple[list[Run], list[tuple[Path, dict]], list[Path]]:
     """Every run folder (one with manifest.json, or an eval folder with summary.json) under ``paths``,
     and every plan.json found in them. Model and checkpoint subfolders are not walked."""
     runs: dict[Path, Run] = {}
     plans: list[tuple[Path, dict]] = []
     roots = []
+    reused: list[Path] = []  # runs a pipeline read from elsewhere (its reused.json): part of its results
+
+    def walk(root: Path, record_plans: bool, named_from: Path | None = None) -> None:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+            here = Path(dirpath)
+            if "manifest.json" in filenames or "summary.json" in filenames:
+                runs.setdefault(here, _load_run(here, named_from or root))
+            if record_plans and PLAN_FILE in filenames:
+                plans.append((here / PLAN_FILE, _read_json(here / PLAN_FILE)))
+            if REUSED_FILE in filenames:
+                chosen = _read_json(here / REUSED_FILE)
+                reused.extend(here / v for v in (chosen.values() if isinstance(chosen, dict) else [])
+                              if isinstance(v, str))  # absolute as written; a relative one from its folder
+
     for p in map(Path, paths):
         if not p.exists():
             raise UserError(f"{p}: no such run folder")
@@ -207,13 +225,10 @@ def discover(paths: list[str | Path]) -> tuple[list[Run], list[tuple[Path, dict]
             raise UserError(f"{p}: give run folders (or a folder holding them), not a file")
         root = p.resolve()
         roots.append(root)
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-            here = Path(dirpath)
-            if "manifest.json" in filenames or "summary.json" in filenames:
-                runs.setdefault(here, _load_run(here, root))
-            if PLAN_FILE in filenames:
-                plans.append((here / PLAN_FILE, _read_json(here / PLAN_FILE)))
+        walk(root, True)
+    for r in reused:  # named from the folder it shares with the pipeline that read it (sw1/cells/x/train)
+        if r.is_dir() and r.resolve() not in runs:
+            walk(r.resolve(), False, Path(os.path.commonpath([r.resolve(), *roots])))
     ordered = sorted(runs.values(), key=lambda r: (str(r.manifest.get("created", "")), r.name))
     return ordered, plans, roots
 
