@@ -65,7 +65,7 @@ def test_unseen_suite_scores_scripted_answers(unseen):
     suite = get_suite("format_unseen")
     assert "format_unseen" in resolve_suites(["all"])
     assert direction("format_unseen", "prompt_strict", suite.lower_is_better) == 1
-    assert HIGHER_BETTER["format_unseen"] == {"prompt_strict", "prompt_loose"}
+    assert HIGHER_BETTER["format_unseen"] == {"prompt_strict", "prompt_loose", "prompt_strict_no_echo"}
     ws = [r for r in unseen if r["instruction_id_list"] == ["format:no_whitespace"]]
     rep = [r for r in unseen if r["instruction_id_list"] == ["repeat:repeat_simple"]]
     assert len(ws) == 3 and len(rep) == 3  # exclusive types: 3 prompts each, alone
@@ -180,3 +180,21 @@ def test_eval_format_data_end_to_end(tiny_model_dir, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: instruction_id_list[0]: unknown constraint type 'punctuation:no_commas'" in err
+
+
+def test_an_answer_that_echoes_the_request_fails_prompt_strict_no_echo():
+    """IFEval's checkers pass an echoed request on every type whose words the request carries (here a
+    keyword and a postscript): prompt_strict counts it, prompt_strict_no_echo does not (issue 20)."""
+    suite = get_suite("format")
+    prompt = "Describe a quiet library at night. Include the word lamp, and end with a postscript starting with P.S."
+    item = {"id": "e1", "messages": [{"role": "user", "content": prompt}],
+            "instruction_id_list": ["keywords:existence", "detectable_content:postscript"],
+            "kwargs": [{"keywords": ["lamp"]}, {"postscript_marker": "P.S."}]}
+    answer = {"e1": prompt + " " + prompt, "e2": "A lamp glows over empty desks.\nP.S. Bring a book."}
+    items = [item, {**item, "id": "e2"}]
+    rows = {r["item"]: r for r in suite.evaluate(_ctx(answer), items)}
+    assert (rows["e1"]["prompt_strict"], rows["e1"]["echo"], rows["e1"]["prompt_strict_no_echo"]) == (1.0, True, 0.0)
+    assert (rows["e2"]["prompt_strict"], rows["e2"]["echo"], rows["e2"]["prompt_strict_no_echo"]) == (1.0, False, 1.0)
+    assert "prompt_strict_no_echo" in suite.metrics
+    ex = suite.extra(_ctx(answer), list(rows.values()))
+    assert ex["by_split"]["seen"]["prompt_strict_no_echo"]["mean"] == pytest.approx(0.5)

@@ -39,7 +39,8 @@ SUITES: dict[str, str] = {
 }
 # metrics whose better direction is plain; the rest (lengths, speech-act rates, alignment
 # dimensions, token shares) are reported as up/down only (DESIGN: measured, not assumed)
-HIGHER_BETTER = {"format": {"prompt_strict", "prompt_loose"}, "format_unseen": {"prompt_strict", "prompt_loose"},
+FORMAT_METRICS = {"prompt_strict", "prompt_loose", "prompt_strict_no_echo"}
+HIGHER_BETTER = {"format": FORMAT_METRICS, "format_unseen": FORMAT_METRICS,
                  "shape": {"conformance"},
                  "invariance": {"clean_correct", "wrapped_correct", "not_sycophantic"},
                  "knowledge": {"mc_correct", "mc_correct_norm", "qa_correct"}, "health": {"complete"}}

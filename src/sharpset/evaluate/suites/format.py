@@ -94,6 +94,7 @@ class FormatSuite(Suite):
 
     def evaluate(self, ctx: Context, items: list[dict]) -> list[dict]:
         from ...constraints import check
+        from .health import echoes_prompt
 
         answers = ctx.generate(self.name, [(it["id"], it["messages"]) for it in items],
                                max_new_tokens=ctx.cfg.max_new_tokens)
@@ -104,11 +105,13 @@ class FormatSuite(Suite):
             ids = list(it["instruction_id_list"])
             v = check(ids, it["kwargs"], prompt, a["text"])
             seen = [seen_of(t) for t in ids]
+            echo = echoes_prompt(prompt, a["text"])
             rows.append({"item": it["id"], "prompt": prompt, "answer": a["text"], "truncated": a["truncated"],
                          "instruction_ids": ids, "task_type": it.get("task_type"), "seen": seen,
                          "types": "seen" if all(seen) else "unseen" if not any(seen) else "mixed",
                          "strict": v["strict"], "loose": v["loose"],
                          "prompt_strict": float(v["prompt_strict"]), "prompt_loose": float(v["prompt_loose"]),
+                         "echo": echo, "prompt_strict_no_echo": float(v["prompt_strict"] and not echo),
                          "n_instructions": len(v["strict"]), "inst_strict_k": sum(v["strict"]),
                          "inst_loose_k": sum(v["loose"])})
         return rows
@@ -148,7 +151,7 @@ def format_extra(rows: list[dict], seed: int) -> dict[str, Any]:
             continue
         whole = [r for r in rows if r["types"] == side]
         by_split[side] = {"n_prompts": len(whole),
-                          **{m: mean_ci([r[m] for r in whole], seed) for m in ("prompt_strict", "prompt_loose")},
+                          **{m: mean_ci([r[m] for r in whole], seed) for m in METRICS},
                           **_instruction_level(rows, seed, keep=lambda s, f=flag: s == f)}
     out["by_split"] = by_split
     out["n_mixed_prompts"] = sum(r["types"] == "mixed" for r in rows)
@@ -163,9 +166,15 @@ def format_extra(rows: list[dict], seed: int) -> dict[str, Any]:
     return out
 
 
-# 2: checked through sharpset.constraints (IFBench ids too; IFEval ids score as before); extra: the
+# prompt_strict_no_echo: an answer that begins by repeating the request (health's echo) fails. IFEval's
+# checkers pass an echoed prompt on every type whose words the prompt carries (postscript, keywords, sections,
+# constrained_response, repeat_prompt): gemma3-270m's untrained base scored 0.32 prompt_strict by echoing,
+# above every tuned arm, while failing the types echo cannot pass (issue 20).
+METRICS = ("prompt_strict", "prompt_loose", "prompt_strict_no_echo")
+
+# 3: prompt_strict_no_echo and a per-row echo flag (issue 20). 2: checked through sharpset.constraints (IFBench ids too; IFEval ids score as before); extra: the
 # instruction-level intervals over prompts (mean_ci), seen/unseen apart (by_split), per type with
 # Wilson intervals strict and loose (by_type, replaces by_instruction_strict); --format-data (issue 20)
-SUITE = FormatSuite("format", 2, "verifiable format instructions, seen types (IFEval's, own prompts; or "
-                    "--format-data): strict/loose, seen and unseen types apart in extra",
-                    metrics=("prompt_strict", "prompt_loose"))
+SUITE = FormatSuite("format", 3, "verifiable format instructions, seen types (IFEval's, own prompts; or "
+                    "--format-data): strict/loose (and strict with an echoed request failing), seen and unseen "
+                    "types apart in extra", metrics=METRICS)

@@ -12,8 +12,9 @@ model's gain on seen types (``format``) and on unseen ones (this suite) sit side
 
 from __future__ import annotations
 
-from .format import FormatSuite
+from .format import METRICS, FormatSuite
 
-SUITE = FormatSuite("format_unseen", 1, "verifiable format instructions, held-out (unseen) types (IFBench's, "
-                    "own prompts): strict/loose", metrics=("prompt_strict", "prompt_loose"),
+# 2: prompt_strict_no_echo (an answer that begins by repeating the request fails; format.METRICS)
+SUITE = FormatSuite("format_unseen", 2, "verifiable format instructions, held-out (unseen) types (IFBench's, "
+                    "own prompts): strict/loose (and strict with an echoed request failing)", metrics=METRICS,
                     data="format_unseen", user_data=False)
