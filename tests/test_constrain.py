@@ -268,3 +268,23 @@ def test_kill_and_resume_equals_a_clean_run(tiny_model_dir, tmp_path):
 
     shown = show(str(clean), 2)
     assert shown.count("[assistant]") == min(2, man["metrics"]["kept"]) and "[user]" in shown
+
+
+def test_a_candidate_failing_a_health_gate_never_wins(tiny_model_dir, tmp_path, monkeypatch):
+    """gates (default loop, pseudo_refusal): a candidate that passes every constraint but apologises,
+    then helps ("i'm sorry for the confusion. however here is ...") never wins; with gates [] it is
+    the shortest passing candidate and wins again. Rows whose only passing answers are gated are
+    dropped as 'gated'."""
+    sorry = '"<<a walk>> i\'m sorry for the confusion. however here is the walk we took by the river"'
+    monkeypatch.setattr(sys.modules[__name__], "TEXTS", (TEXTS[0], TEXTS[1], sorry, TEXTS[3]))
+    from sharpset.text.degeneration import is_pseudo_refusal
+
+    assert is_pseudo_refusal(sorry)
+    _, m, out, _ = _scripted_run(tmp_path, monkeypatch, tiny_model_dir, "gated")
+    kept = [r["messages"][-1]["content"] for r in read_records(out / "constrain.jsonl", "sft").rows]
+    assert kept and sorry not in kept and set(kept) == {TEXTS[0]}
+    _, m_off, out_off, _ = _scripted_run(tmp_path, monkeypatch, tiny_model_dir, "open", gates=[])
+    kept_off = [r["messages"][-1]["content"] for r in read_records(out_off / "constrain.jsonl", "sft").rows]
+    assert sorry in kept_off  # shorter than TEXTS[0]: the shortest passing candidate wins without the gate
+    assert m["drop_reasons"]["gated"] > 0 and m["kept"] + m["drop_reasons"]["gated"] == m_off["kept"]
+    assert [p for p, _ in ConstrainConfig(input="x", gates=["nope"]).check()] == ["gates"]

@@ -142,7 +142,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'selector': '',
         'proxy': {},
     }),
-    'sharpset.stages.constrain': ('constrain', 2, {
+    'sharpset.stages.constrain': ('constrain', 3, {
         'engine': 'transformers',
         'engine_options': {},
         'input': '',
@@ -158,6 +158,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'repetition_penalty': 1.1,
         'keep_truncated': False,
         'answer_check': True,
+        'gates': ['loop', 'pseudo_refusal'],
         'tie_break': 'quality_lm',
         'repair': False,
         'pairs': False,

@@ -18,7 +18,10 @@ IFEval-format file):
    checkers; :func:`sharpset.constraints.check`). A row is **kept only when a candidate passes
    all its constraints** -- the bar is never lowered for a type the model rarely meets. A candidate
    cut at ``max_new_tokens`` never wins unless ``keep_truncated`` (an answer that does not end
-   would teach a model not to end its turn; issue 20).
+   would teach a model not to end its turn; issue 20), nor one failing a health gate (``gates``,
+   default loop and pseudo_refusal: an answer that apologises or declines, then helps anyway --
+   one such kept row's "I'm sorry for the confusion." opened 10 of 40 answers of the quickstart's
+   tuned base; issue 20).
 4. **winner**: among passing candidates, the highest ``quality_lm`` (sharpset.signals: the
    subject's own likelihood signals, computed only for rows with two or more passing candidates,
    compared at 4 decimals), then the shortest (fewest generated tokens), then the lowest index;
@@ -63,9 +66,12 @@ from ..run import RunDir, derive_seed
 from ..stage import BackendFields
 
 STAGE = "constrain"
-VERSION = 2  # 2: answer_check (a row with a known answer keeps only a candidate that states it)
+VERSION = 3  # 3: gates (a candidate that loops or declines-then-helps never wins: issue 20's quickstart copied one
+# kept row's "I'm sorry for the confusion." into 10 of 40 answers); 2: answer_check (a row with a known answer keeps
+# only a candidate that states it)
 
-DROP_REASONS = ("no_constraint", "no_pass", "only_truncated", "wrong_answer")
+DROP_REASONS = ("no_constraint", "no_pass", "only_truncated", "wrong_answer", "gated")
+GATES = ("loop", "pseudo_refusal")  # of text.degeneration.GATE_COLUMNS; truncated candidates have their own rule
 TIE_BREAKS = ("quality_lm", "shortest")
 REPAIR_TEXT = ("Rewrite your answer so that it also follows {these}: {rules} Keep what it says otherwise, "
                "and reply with the rewritten answer only.")
@@ -90,6 +96,9 @@ class ConstrainConfig(BackendFields):
     keep_truncated: bool = field(False, "let a candidate cut at max_new_tokens win (default: it cannot)")
     answer_check: bool = field(True, "a pool row with a known `answer` keeps only a candidate that states it "
                                      "(the constraints check the form, this the content)")
+    gates: list = field(list(GATES), "health gates a winning candidate must pass (as curate's: "
+                                     "empty, loop, incomplete, refusal, pseudo_refusal, language_mismatch); a "
+                                     "candidate that fails one never wins; [] = none")
     tie_break: str = field("quality_lm", "among passing candidates: quality_lm (then shortest) or shortest")
     repair: bool = field(False, "rewrite the best failing candidate once with the unmet constraints restated")
     pairs: bool = field(False, "also write pairs.jsonl: chosen (passing) / rejected (failing) in TRL's preference format")
@@ -130,6 +139,11 @@ class ConstrainConfig(BackendFields):
             p.append(("max_new_tokens", "must be >= 1"))
         if self.repetition_penalty <= 0:
             p.append(("repetition_penalty", "must be > 0"))
+        from ..text.degeneration import GATE_COLUMNS
+
+        bad = [g for g in self.gates if g not in GATE_COLUMNS]
+        if bad:
+            p.append(("gates", f"unknown {bad}; choose from {', '.join(GATE_COLUMNS)}"))
         if self.tie_break not in TIE_BREAKS:
             p.append(("tie_break", f"must be one of {', '.join(TIE_BREAKS)}, got {self.tie_break!r}"))
         try:
@@ -205,6 +219,17 @@ def pick_winner(passing: list[int], cands: list[dict], quality: dict[int, float 
     best = min(passing, key=lambda j: (-q[j] if j in q else float("inf"), cands[j]["n_new_tokens"], j))
     unique = best in q and list(q.values()).count(q[best]) == 1
     return best, "quality_lm" if unique else "shortest"
+
+
+def gated(cfg: ConstrainConfig, prompt: str, cand: dict) -> bool:
+    """True when the candidate fails one of ``cfg.gates`` (its health columns: text.degeneration.health)."""
+    from ..text.degeneration import failed_gates, health
+
+    if not cfg.gates:
+        return False
+    lang = "language_mismatch" in cfg.gates  # the only gate that reads the prompt (a language detection)
+    h = health(cand["text"], prompt=prompt if lang else None, truncated=cand.get("truncated"))
+    return bool(failed_gates(h, cfg.gates))
 
 
 def right_answer(cfg: ConstrainConfig, row: dict, text: str) -> bool:
@@ -390,7 +415,8 @@ def _check_candidates(cfg: ConstrainConfig, plans: list[dict], done: dict) -> No
         pl["verdicts"] = [verdicts(pl["constraints"], pl["prompt"], c["text"]) for c in pl["cands"]]
         pl["pass_all"] = [all(v) for v in pl["verdicts"]]
         pl["eligible"] = [j for j, c in enumerate(pl["cands"]) if pl["pass_all"][j] and
-                          (cfg.keep_truncated or not c["truncated"]) and right_answer(cfg, pl["row"], c["text"])]
+                          (cfg.keep_truncated or not c["truncated"]) and right_answer(cfg, pl["row"], c["text"])
+                          and not gated(cfg, pl["prompt"], c)]
 
 
 def _score_quality(cfg: ConstrainConfig, plans: list[dict], subject: Any, run: RunDir, done: dict) -> dict:
@@ -485,16 +511,20 @@ def _answer(cfg: ConstrainConfig, pl: dict, done: dict) -> tuple[str | None, int
 def _repair_passes(cfg: ConstrainConfig, pl: dict, rep: dict) -> bool:
     """Check a logged repair by the candidates' bar, recording it (and the verdict) in ``pl["repair"]``."""
     ok = all(verdicts(pl["constraints"], pl["prompt"], rep["text"])) and \
-        (cfg.keep_truncated or not rep["truncated"]) and right_answer(cfg, pl["row"], rep["text"])
+        (cfg.keep_truncated or not rep["truncated"]) and right_answer(cfg, pl["row"], rep["text"]) and \
+        not gated(cfg, pl["prompt"], rep)
     pl["repair"].update(text=rep["text"], passed=ok, n_new_tokens=rep["n_new_tokens"],
                         truncated=rep["truncated"], seed=rep["seed"])
     return ok
 
 
 def _drop_reason(cfg: ConstrainConfig, pl: dict) -> str:
-    """Why a row with constraints has no answer: wrong_answer (a whole candidate passed every check
+    """Why a row with constraints has no answer: gated (every whole candidate that passed every check
+    and stated a known answer failed a health gate), wrong_answer (a whole candidate passed every check
     but did not state the known answer), only_truncated (only cut candidates passed), else no_pass."""
     whole = [j for j, c in enumerate(pl["cands"]) if pl["pass_all"][j] and (cfg.keep_truncated or not c["truncated"])]
+    if any(right_answer(cfg, pl["row"], pl["cands"][j]["text"]) for j in whole):
+        return "gated"
     return "wrong_answer" if whole else "only_truncated" if any(pl["pass_all"]) else "no_pass"
 
 

@@ -95,6 +95,17 @@ _PIVOT = re.compile(r"\b(?:however|but|that said|nevertheless|instead|still)\b[^
                     r"we can|below|the following)", re.IGNORECASE)
 PSEUDO_REFUSAL_MIN_WORDS = 60  # a disclaimer followed by this many words is an answer, not a refusal
 
+# health gates (issue 13; curate's ``gates``, constrain's ``gates``): gate -> (health column, value that fails it)
+GATE_COLUMNS = {"empty": ("n_words", 0), "loop": ("loop", True), "incomplete": ("complete", False),
+                "refusal": ("refusal", True), "pseudo_refusal": ("pseudo_refusal", True),
+                "language_mismatch": ("lang_match", False)}
+
+
+def failed_gates(h: dict, gates) -> list[str]:
+    """The ``gates`` a row's health columns ``h`` (:func:`health`) fail; a column it lacks fails nothing."""
+    return [g for g in gates if g in GATE_COLUMNS and GATE_COLUMNS[g][0] in h
+            and h[GATE_COLUMNS[g][0]] == GATE_COLUMNS[g][1]]
+
 # Language match: a detection counts only when py3langid is this sure of both texts; below it (short
 # prompts, code, lists of names) lang_match is None -- unknown, never a guess.
 LANG_MIN_CONFIDENCE = 0.9

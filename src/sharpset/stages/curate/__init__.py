@@ -77,6 +77,7 @@ from ...embed import default_embedder, embed_rows  # noqa: F401 -- re-exported (
 from ...stats import mean_ci  # noqa: F401 -- re-exported (sharpset.curate.mean_ci)
 from ...records import canonical_json, content_id, with_id
 from ...records import instruction_of, response_of
+from ...text.degeneration import GATE_COLUMNS  # one definition, shared with constrain
 from .controls import CONTROLS, build_control, label_baselines, label_spaces
 from .less import LessContext, LessFields
 from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*)
@@ -91,10 +92,7 @@ VERSION = 5  # 5: --strategy less projects with sharpset's TorchProjector by def
 # 3: degeneration / completeness gates by default (issue 13)
 # 2: the selection is the run folder's first output (was the control set; issue 10)
 
-# degeneration / completeness gates (issue 13): gate -> (column, value that fails it)
-GATE_COLUMNS = {"empty": ("n_words", 0), "loop": ("loop", True), "incomplete": ("complete", False),
-                "refusal": ("refusal", True), "pseudo_refusal": ("pseudo_refusal", True),
-                "language_mismatch": ("lang_match", False)}
+# degeneration / completeness gates (issue 13): text.degeneration.GATE_COLUMNS, gate -> (column, value that fails it)
 GATES = ("empty", "loop", "incomplete", "pseudo_refusal")
 STRATEGY_NAMES = ("quality-diversity", "ifd", "k-center", "quota", "less", "random", "longest", "all")
 EMBED_FIELDS = ("instruction", "response", "conversation")
