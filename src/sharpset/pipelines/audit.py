@@ -197,8 +197,10 @@ class AuditConfig:
             p.append(("eval_limit", "must be >= -1 (-1 = from eval_mde, 0 = the whole split)"))
         if self.lr <= 0:
             p.append(("lr", "must be > 0"))
-        if not isinstance(self.reuse, list) or not all(isinstance(d, str) and d for d in self.reuse):
-            p.append(("reuse", "give a list of folders (auto = the folder the audit's run folder sits in; [] = none)"))
+        from .reuse import reuse_problem
+
+        if why := reuse_problem(self.reuse, "audit"):
+            p.append(("reuse", why))
         return p
 
     def resolved(self) -> dict[str, Any]:
@@ -243,7 +245,9 @@ class AuditConfig:
                 "runs reused), --set size=large runs every claim")
 
     def reuse_dirs(self, root: Path) -> list[Path]:
-        return [root.resolve().parent if d == "auto" else Path(d) for d in self.reuse]
+        from .reuse import search_dirs
+
+        return search_dirs(self.reuse, root)
 
 
 # -- the plan: which arms, data sets and stage runs the chosen claims need -------------------------

@@ -138,20 +138,13 @@ class QuickstartConfig:
         for name in ("n_pool", "n_select", "train_steps", "eval_max_new_tokens", "constrain_prompts", "constrain_k"):
             if getattr(self, name) < 0:
                 p.append((name, "must be >= 0"))
-        if not self.constrain_types or not all(isinstance(t, str) and t for t in self.constrain_types):
-            p.append(("constrain_types", "give at least one constraint type id or group (e.g. [train])"))
-        else:
-            from ..constraints import HELDOUT_TYPES, resolve_types
+        if not all(isinstance(t, str) and t for t in self.constrain_types):
+            p.append(("constrain_types", "give constraint type ids or groups (e.g. [train])"))
+        else:  # constrain's own check of its types: known ids or groups, at least one, none held out
+            from ..stages.constrain import ConstrainConfig
 
-            try:
-                held = [t for t in resolve_types(list(self.constrain_types), where="constrain_types")
-                        if t in HELDOUT_TYPES]
-            except ValueError as e:
-                p.append(("constrain_types", str(e).removeprefix("constrain_types: ")))
-            else:
-                if held:
-                    p.append(("constrain_types", f"{', '.join(held[:3])}{' ...' if len(held) > 3 else ''}: held out "
-                                                 "for evaluation (the format_unseen suite), never trained on"))
+            p += [("constrain_types", why) for name, why in
+                  ConstrainConfig(input="-", types=list(self.constrain_types)).check() if name == "types"]
         if not 0 <= self.constraint_share <= 1:
             p.append(("constraint_share", "must be in [0, 1] (0 = no constraint rows)"))
         if self.train_lr <= 0:

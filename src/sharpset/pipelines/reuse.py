@@ -38,6 +38,13 @@ def search_dirs(reuse: list[str], root: Path) -> list[Path]:
     return [Path(root).resolve().parent if d == "auto" else Path(d) for d in reuse]
 
 
+def reuse_problem(reuse: Any, pipeline: str) -> str | None:
+    """What is wrong with a pipeline's ``reuse`` field value (a list of folders), or None."""
+    if isinstance(reuse, list) and all(isinstance(d, str) and d for d in reuse):
+        return None
+    return f"give a list of folders (auto = the folder the {pipeline}'s run folder sits in; [] = none)"
+
+
 def relative(path: str | Path, root: Path) -> str:
     """``path`` relative to ``root`` where it lies under it (a pipeline's own run), else as given
     (a run read from elsewhere)."""

@@ -44,8 +44,8 @@ names the folders searched, by default the one the sweep's folder sits in; ``[]`
 cell's own folder still gets its rows (``sft.jsonl``, ``pairs.jsonl``: the train step's inputs, so
 equal rows match); its train and eval are read where they are: the eval names the model by the
 reused run's path, and sweep.json, plan.json (``train_run``) and the proxy tables follow.
-sweep.json's ``reused`` maps each reused step to its run folder; ``sharpset report`` reads eval runs
-only where it is pointed, so the sweep prints the folders to give it beside its own.
+sweep.json's ``reused`` maps each reused step to its run folder; ``sharpset report`` follows
+``reused.json`` to them.
 
 ``constrain_model`` writes the constraint candidates when the swept model is a base that cannot
 (default: the swept model itself, i.e. self-distillation).
@@ -76,7 +76,7 @@ from ..errors import UserError
 from ..run import RunDir, derive_seed
 from . import sweep_proxy
 from .quickstart import stage_run
-from .reuse import Reuse, finished, relative, search_dirs
+from .reuse import Reuse, finished, relative, reuse_problem, search_dirs
 
 STAGE = "sweep"
 VERSION = 3  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
@@ -168,9 +168,8 @@ class SweepConfig:
             p.append(("order", "must be size, size-desc, target or shuffled"))
         if self.max_cells < 0:
             p.append(("max_cells", "must be >= 0"))
-        if not isinstance(self.reuse, list) or not all(isinstance(d, str) and d for d in self.reuse):
-            p.append(("reuse", "give a list of folders (auto = the folder the sweep's run folder sits in; "
-                               "[] = none)"))
+        if why := reuse_problem(self.reuse, "sweep"):
+            p.append(("reuse", why))
         return p + sweep_proxy.check(self.proxy, list(self.targets))
 
 
