@@ -186,6 +186,37 @@ def test_without_a_directly_tuned_model_the_table_says_so(runs):
     assert "gap_share" not in t["rows"][0] and any("tuned directly" in n for n in t["notes"])
 
 
+def test_the_proxys_expert_is_not_an_effect_row_of_its_own(runs):
+    """The expert (a train run a proxy eval names) is the proxy table's "expert alone" column; the
+    report's effect rows (collect's tuned pairs) leave it out -- unless a plan entry names it, or no
+    proxy eval here names it."""
+    import shutil
+
+    from sharpset.report.collect import collect, effect_rows
+
+    def trained(col):
+        return sorted(t.train.name for t in col.tuned)
+
+    col = collect([runs])
+    assert trained(col) == ["train-other-set", "train-tuned"]
+    assert {r["train_run"] for r in effect_rows(col)} == {"train-other-set", "train-tuned"}
+    # the proxy table still has the expert alone
+    from sharpset.report.proxy import tables
+
+    t = next(t for t in tables(col) if len(t["columns"]) > 1)
+    assert next(c for c in t["columns"] if c["key"] == "expert")["train_run"] == "train-expert"
+    # a plan entry naming the expert's train run keeps it, with the plan's target
+    (runs / "plan.json").write_text(json.dumps({"models": [{"train_run": "train-expert", "target": "knowledge"}]}))
+    col = collect([runs])
+    assert trained(col) == ["train-expert", "train-other-set", "train-tuned"]
+    assert next(t for t in col.tuned if t.train.name == "train-expert").target == "knowledge"
+    # without proxy evals naming it, the expert is a tuned model like any other
+    (runs / "plan.json").unlink()
+    for d in runs.glob("ev-proxy-*"):
+        shutil.rmtree(d)
+    assert trained(collect([runs])) == ["train-expert", "train-other-set", "train-tuned"]
+
+
 # --------------------------------------------------------------------------- the CLI path on tiny models
 def test_eval_of_tiny_models_then_report_writes_the_proxy_table(tiny_model_dir, tmp_path, capsys, monkeypatch):
     """Real `sharpset eval` runs -- the base, the expert and the directly tuned model in one, the proxy

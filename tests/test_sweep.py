@@ -203,9 +203,15 @@ def test_proxy_arms_give_each_cell_the_paired_proxy_table(tiny_model_dir, tmp_pa
     assert "### format-n2-s0: proxy-tuning (format, n=2, seed 0)" in md and "Share of the gap closed" in md
     assert "Knowledge kept" in md and "first 1 decoder layers" in md
     # `sharpset report` over the sweep finds the same table
-    build_report([out], tmp_path / "report")
+    res_report = build_report([out], tmp_path / "report")
     (rt,) = json.loads((tmp_path / "report" / "proxy.json").read_text())
     assert rt["columns"] == t["columns"] and rt["rows"] == t["rows"]
+    # the effect rows are the plan's cells against the baseline; the expert (the anti-expert tuned) is
+    # in the proxy table alone, not an effect row of its own without a target
+    effects = json.loads((tmp_path / "report" / "effects.json").read_text())
+    assert {(r["target"], r["n_examples"], r["eval_run"]) for r in effects} == \
+        {(tg, 2, f"cells/{tg}-n2-s0/eval with baseline") for tg in ("format", "knowledge")}
+    assert res_report["tuned_models"] == 2
     # the same sweep beside it reads every step from this one's folder (reuse: auto), the proxy table too
     again = tmp_path / "sw-again"
     assert main([*argv[:argv.index("--out")], "--out", str(again), *argv[argv.index("--out") + 2:]]) == 0

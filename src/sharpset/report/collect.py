@@ -22,6 +22,11 @@ An eval model is matched to an entry by ``eval_label``, else by its resolved pat
 Without a plan, an eval model whose path lies inside a train run folder (or, moved, the one train
 run folder its label names) is matched to that run, with the target unnamed; n_examples then comes
 from the train run's manifest (``counts.written``, the rows it trained on).
+
+A proxy-tuning expert (a train run that an eval here ran with ``--engine proxy`` names as its
+expert: a sweep's ``proxy/expert``, the anti-expert tuned on a cell's rows) is no tuned pair of its
+own unless a plan entry names it: it is the proxy table's "expert alone" column
+(:mod:`sharpset.report.proxy`), not an effect row against the anti-expert.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ class Tuned:
     seed: int | None = None
     selection: str | None = None
     base_ev: EvalRun | None = None
+    planned: bool = False  # a plan entry names it
     _comparison: dict | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -330,13 +336,28 @@ def collect(paths: list[str | Path], plan_file: str | Path | None = None) -> Col
             seed = e.get("seed", train.config.get("seed") if train else None)
             display = e.get("label") or (train.name if train else m["label"].split(":", 1)[-1])
             tuned.append(Tuned(ev=ev, label=m["label"], base_label=base, display=display, train=train,
-                               target=e.get("target"), n_examples=n, seed=seed, selection=e.get("selection")))
+                               target=e.get("target"), n_examples=n, seed=seed, selection=e.get("selection"),
+                               planned=bool(entry)))
             if n is None:
                 notes.append(f"{ev.run.name}: {m['label']} is not matched to a train run and no plan gives its "
                              "n_examples, so its effect per example is not computed (add it to plan.json)")
     tuned += _cross_run(evals, trains, entries, by_path, tuned)
-    return Collection(runs=runs, evals=evals, trains=trains, tuned=tuned, title=title, roots=roots, notes=notes,
-                      warnings=warnings)
+    col = Collection(runs=runs, evals=evals, trains=trains, tuned=tuned, title=title, roots=roots, notes=notes,
+                     warnings=warnings)
+    col.tuned = _without_proxy_experts(col)
+    return col
+
+
+def _without_proxy_experts(col: Collection) -> list[Tuned]:
+    """The tuned models less the proxy-tuning experts no plan entry names: a model trained into a
+    train run that an eval here ran with ``--engine proxy`` names as its expert (a sweep's
+    ``proxy/expert``, the anti-expert tuned on a cell's rows) is shown in the proxy table, "expert
+    alone" beside the base, the proxy and the base tuned directly (:mod:`sharpset.report.proxy`); as a
+    pair of its own it would be an effect row against the anti-expert with no target."""
+    from .proxy import expert_trains
+
+    experts = expert_trains(col)
+    return [t for t in col.tuned if t.planned or t.train is None or t.train.path.resolve() not in experts]
 
 
 SAME_SETTINGS = ("split", "limit", "seed", "decoding")
@@ -394,7 +415,8 @@ def _cross_run(evals: list[EvalRun], trains: list[Run], entries: list[dict], by_
             n = e.get("n_examples") or train.counts.get("written") or train.metrics.get("rows_used")
             out.append(Tuned(ev=ev, label=m["label"], base_label=base[1], base_ev=base[0],
                              display=e.get("label") or train.name, train=train, target=e.get("target"),
-                             n_examples=n, seed=e.get("seed", train.config.get("seed")), selection=e.get("selection")))
+                             n_examples=n, seed=e.get("seed", train.config.get("seed")), selection=e.get("selection"),
+                             planned=bool(entry)))
     return out
 
 

@@ -136,6 +136,20 @@ def _train_of(name: Any, near: Path, col: Collection) -> Run | None:
     return None
 
 
+def expert_trains(col: Collection) -> set[Path]:
+    """The train run folders (resolved) that the proxy-tuned models here name as their expert; their
+    models are the groups' "expert alone" column, not effect rows of their own (report.collect)."""
+    out = set()
+    for ev in col.evals:
+        for m in ev.summary.get("models", []):
+            p = m.get("proxy")
+            if isinstance(p, dict) and p.get("expert"):
+                tr = _train_of(p["expert"], ev.run.path.parent, col)
+                if tr is not None:
+                    out.add(tr.path.resolve())
+    return out
+
+
 def _data_key(train: Run) -> tuple:
     """What a train run trained on: its sft/bct files by content hash (manifest inputs), else by path."""
     inputs = train.manifest.get("inputs") or {}
