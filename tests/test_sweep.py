@@ -223,11 +223,82 @@ def test_proxy_arms_give_each_cell_the_paired_proxy_table(tiny_model_dir, tmp_pa
     assert {c["key"]: c["eval_run"] for c in t2["columns"]} == {k: str(out / v) for k, v in cols.items()}
 
 
-def test_bad_proxy_settings_name_the_field(tiny_model_dir, tmp_path, capsys):
+def test_proxy_chat_template_expert_reaches_the_engine_through_the_sweep(tiny_model_dir, tmp_path, monkeypatch,
+                                                                         capsys):
+    """`proxy: {..., chat_template: expert}` (the paper's way): the proxy eval runs, its manifest,
+    summary and rows record chat_template expert, and the three lanes see what `all` would not give
+    them -- the expert the prompt as the stage rendered it with the chat template (what every lane sees
+    under `all`, the baseline's own prompt), base and anti-expert the plain format of the user's text."""
+    from sharpset.engine.proxy import OPTIONS, PromptViews
+    from sharpset.models.profiles import encode_text, profile_for
+    from sharpset.models.registry import load_tokenizer
+    from sharpset.run import RunDir
+
+    seen = []
+    real = PromptViews.views
+
+    def spy(self, ids):
+        got = real(self, ids)
+        seen.append((self.mode, list(ids), got))
+        return got
+
+    monkeypatch.setattr(PromptViews, "views", spy)
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "sw"
+    argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "format", "--sizes", "[2]", "--seeds", "1",
+            "--pool", str(pool), "--min-conformance", "0", "--steps", "1", "--eval-limit", "2",
+            "--eval-max-new-tokens", "4", "--suites", "shape,knowledge", "--out", str(out),
+            "--proxy", "{antiexpert: 1, alphas: [1], chat_template: expert}"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    arm = out / "cells" / "format-n2-s0" / "proxy" / "alpha-1"
+    manifest = json.loads((arm / "manifest.json").read_text())
+    assert manifest["backend"]["engine"] == "proxy"
+    assert manifest["backend"]["engine_options"]["chat_template"] == "expert"
+    assert manifest["backend"]["proxy"]["chat_template"] == "expert"
+    summary = json.loads((arm / "summary.json").read_text())
+    assert summary["backend"]["proxy"]["chat_template"] == "expert"
+    assert summary["models"][0]["proxy"]["chat_template"] == "expert"
+    for suite in ("shape", "knowledge"):
+        rows = [json.loads(line) for line in (arm / "samples" / f"{suite}.jsonl").read_text().splitlines()]
+        assert rows and all(r["proxy"]["chat_template"] == "expert" for r in rows), suite
+    res = json.loads((out / "sweep.json").read_text())
+    assert res["proxy"]["chat_template"] == "expert"
+    (t,) = res["proxy"]["cells"]
+    assert t["rows"] and not t.get("notes") and t["chat_template"] == "expert"
+    mc = [r for line in (arm / "samples" / "knowledge.jsonl").read_text().splitlines()
+          for r in [json.loads(line)] if r["kind"] == "mc"]
+    # scoring lines the choices up across the three views: every log-probability a finite number
+    assert mc and all(lp == lp and abs(lp) != float("inf") for r in mc for lp in r["choice_logprobs"])
+    assert "chat template expert" in (out / "sweep.md").read_text()
+
+    # what each lane saw: every prompt the proxy eval asked for starts with one user turn, so each is split
+    assert seen and {mode for mode, _, _ in seen} == {"expert"}
+    assert all(split for _, _, (_, _, split) in seen)
+    tok, _ = load_tokenizer(str(tiny_model_dir))
+    prof = profile_for(tok)
+    baseline = [json.loads(line) for line in (out / "baseline" / RunDir.SAMPLES).read_text().splitlines()]
+    base_prompts = {tuple(r["prompt_ids"]) for r in baseline if r.get("key", "").startswith("gen|")}
+    asked = set()
+    for _, ids, ((b, e, a), head, _) in seen:
+        text = tok.decode(ids[:head], skip_special_tokens=False)
+        assert e == ids  # the expert: the templated prompt, as under `all`
+        assert b == a != ids  # base and anti-expert: the plain format of the user's text
+        user = text[len(prof.query_prefix()):len(text) - len(prof.layout.user[1] + prof.assistant_header)]
+        assert b == encode_text(prof, tok, OPTIONS["plain_format"].format(prompt=user)) + ids[head:]
+        assert prof.assistant_header not in tok.decode(b)
+        asked.add(tuple(ids))
+    # the generated prompts are the baseline's own (what `all` feeds all three lanes)
+    assert base_prompts and base_prompts <= asked
+
+
+def test_bad_proxy_settings_name_the_field(tiny_model_dir, tmp_path, capsys, monkeypatch):
     from conftest import build_chatml_tokenizer, build_tiny_llama
+    from sharpset import models
 
     base = ["sweep", "--model", str(tiny_model_dir), "--targets", "knowledge", "--out", str(tmp_path / "sw")]
     for value, field in (("{alphas: [1]}", "proxy.antiexpert"), ("{antiexpert: 0}", "proxy.antiexpert"),
+                         ("{antiexpert: -1}", "proxy.antiexpert"), ("{antiexpert: true}", "proxy.antiexpert"),
                          ("{antiexpert: 1, alphas: []}", "proxy.alphas"),
                          ("{antiexpert: 1, alphas: [1, 1.0]}", "proxy.alphas"),
                          ("{antiexpert: 1, chat_template: plain}", "proxy.chat_template"),
