@@ -307,12 +307,24 @@ def test_bad_proxy_settings_name_the_field(tiny_model_dir, tmp_path, capsys, mon
         assert main([*base, "--proxy", value]) == 2, value
         assert field in capsys.readouterr().err, value
     assert not (tmp_path / "sw").exists()
-    # K past the model's depth: refused by derive, naming the field
-    assert main([*base, "--sizes", "[1]", "--seeds", "1", "--steps", "1", "--eval-limit", "1",
-                 "--eval-max-new-tokens", "2", "--suites", "shape", "--proxy", "{antiexpert: 5}"]) == 2
-    err = capsys.readouterr().err
-    assert "proxy.antiexpert: --keep-layers: must be in [1, 1]" in err
-    assert not (tmp_path / "sw" / "baseline").exists()  # refused before the baseline's eval
+    # K at or past the model's depth (2 layers): refused from its config, naming the field and the range,
+    # before any weights load or any run starts (no derive run, no baseline eval)
+    loaded = []
+
+    def no_weights(*a, **k):
+        loaded.append(a)
+        raise AssertionError("weights loaded before K was checked")
+
+    monkeypatch.setattr(models, "load_model", no_weights)
+    for k in (2, 5):
+        assert main([*base, "--sizes", "[1]", "--seeds", "1", "--steps", "1", "--eval-limit", "1",
+                     "--eval-max-new-tokens", "2", "--suites", "shape", "--proxy", f"{{antiexpert: {k}}}"]) == 2
+        err = capsys.readouterr().err
+        assert f"proxy.antiexpert: K (the swept model's first K decoder layers) must be in [1, 1] for " \
+               f"{tiny_model_dir} (2 decoder layers), got {k}" in err, err
+        assert not (tmp_path / "sw" / "baseline").exists() and not (tmp_path / "sw" / "proxy-antiexpert").exists()
+    assert not loaded
+    monkeypatch.undo()
     # a given anti-expert of another vocabulary: refused before anything runs, naming the token
     other = tmp_path / "other-vocab"
     tok = build_chatml_tokenizer()

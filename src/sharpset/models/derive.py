@@ -82,6 +82,19 @@ def derived_config(config, keep: int) -> tuple[Any, list[str]]:
     return cfg, cut
 
 
+def keep_layers_problem(source: str, keep_layers: int) -> str | None:
+    """Why the first ``keep_layers`` decoder layers of ``source`` are not a derivative (K must be in
+    1..N-1 of its N layers), as a sentence naming the range; None when they are. Reads the
+    tokenizer and config only, no weights (the sweep's proxy arms ask before anything runs)."""
+    from .registry import load_tokenizer, resolve_model
+
+    _, config = load_tokenizer(resolve_model(source))
+    n = int(config.get_text_config(decoder=True).num_hidden_layers)
+    if 1 <= keep_layers < n:
+        return None
+    return f"must be in [1, {n - 1}] for {source} ({n} decoder layers), got {keep_layers}"
+
+
 def derive(source: str, keep_layers: int, out: str | Path, *, force: bool = False,
            log: Callable[[str], None] = print) -> dict[str, Any]:
     """Write the first ``keep_layers`` decoder layers of ``source`` (+ embeddings, final norm, head)
@@ -102,10 +115,11 @@ def derive(source: str, keep_layers: int, out: str | Path, *, force: bool = Fals
             return have
         raise UserError(f"--out: {out} already holds a model ({'derived from ' + str(have.get('source')) if have else 'not this derivation'}); "
                         "give another folder or --force")
+    problem = keep_layers_problem(source, keep_layers)  # from the config: before any weights load
+    if problem:
+        raise UserError(f"--keep-layers: {problem}")
     model, tok = load_model(src, log=log)
     n = int(model.config.get_text_config(decoder=True).num_hidden_layers)
-    if not 1 <= keep_layers < n:
-        raise UserError(f"--keep-layers: must be in [1, {n - 1}] for {source} ({n} decoder layers), got {keep_layers}")
     cfg, cut = derived_config(model.config, keep_layers)
     info = {"source": source, "source_path": str(src), "source_fingerprint": model_fingerprint(src),
             "source_layers": n, "keep_layers": keep_layers, "kept": "token embeddings, decoder layers "

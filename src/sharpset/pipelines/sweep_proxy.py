@@ -11,7 +11,8 @@ also gets, beside its direct tuning (``train``, ``eval``):
   proxy``, ``chat_template`` as given), one eval run per alpha, on the same items.
 
 The anti-expert is one per sweep: ``antiexpert: K`` derives the swept model's first K decoder layers
-(``sharpset derive`` as a stage run, ``proxy-antiexpert/``; DESIGN.md: the honest small-scale analogue
+(1 <= K < its layers, checked on its config before anything runs; ``sharpset derive`` as a stage
+run, ``proxy-antiexpert/``; DESIGN.md: the honest small-scale analogue
 with one vocabulary is a model derived from the base); a model name or folder is used as given (it
 must share the swept model's tokenizer; the proxy engine refuses it otherwise, naming the first
 differing token). It is evaluated alone once (``proxy-antiexpert-eval/``). Every step is a cached,
@@ -107,6 +108,9 @@ def antiexpert(model: str, s: dict, ev: dict, root: Path, log: Callable[[str], N
     anti = s["antiexpert"]
     try:
         if isinstance(anti, int):
+            problem = derive.keep_layers_problem(model, anti)  # the swept model's config: before any run
+            if problem:
+                raise UserError(f"K (the swept model's first K decoder layers) {problem}")
             d = stage_run(derive, {"model": model, "keep_layers": anti}, "DeriveConfig", root / ANTI_DIR, log,
                           reuse=reuse)
             anti = str(d.path / "model")
