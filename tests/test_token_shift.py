@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from sharpset.evaluate.suites.token_shift import AVERAGING, SUITE, classify, pooled_share
+from sharpset.evaluate.suites.token_shift import AVERAGING, PER_ANSWER, SUITE, classify, pooled_share
 
 
 def _row(classes: list[str]) -> dict:
@@ -49,6 +49,11 @@ def test_extra_reports_pooled_shares_with_intervals_over_answers():
     assert lo <= 2 / 15 <= hi and lo < hi
     assert ex["pooled_shifted"]["n"] == 3  # the interval's unit is the answer
     assert AVERAGING in SUITE.description
+    # per answer: every answer counts once (1, 1/9 and 0 shifted), the interval over the same 3 answers
+    assert ex["per_answer"] == PER_ANSWER
+    assert ex["per_answer_shifted"]["mean"] == round((1 + 1 / 9 + 0) / 3, 4)
+    assert ex["per_answer_unshifted"]["mean"] == round((0 + 6 / 9 + 1) / 3, 4)
+    assert ex["per_answer_shifted"]["n"] == 3 and ex["per_answer_shifted"]["ci95"]
 
 
 A, B = 100, 150  # two ordinary tokens (0-2 are the ChatML specials)

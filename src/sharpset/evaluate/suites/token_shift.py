@@ -16,6 +16,13 @@ the weighted row mean sum(n_i s_i) / sum(n_i) is exactly the pooled share, which
 table reports wherever it honours a row's ``weight``; the report's token-shift section shows the
 pooled shares of ``extra``. Also the most often shifted tokens.
 
+Beside it, **"share of tokens, per answer"** (:data:`PER_ANSWER`): each answer's own share of
+unshifted / marginal / shifted tokens, averaged over answers with every answer counting once --
+``extra["per_answer_<class>"]`` (:func:`sharpset.stats.mean_ci` of the rows' shares, unweighted, one
+unit per answer). It is the measure a decision reads (the audit's claim 8): the answers are the
+independent draws, so its intervals and paired comparisons resample answers, and a long answer
+does not outweigh a short one. A share of the pooled kind weights each answer by its length.
+
 The base is ``--base`` (a model name or folder) or, when several models are evaluated, the first
 one; it must share the tuned model's vocabulary (else the suite says so and scores nothing). A model
 against itself is 100% unshifted (tests check it). The base's own row is skipped.
@@ -32,6 +39,7 @@ BINS = (0, 5, 10, 20, 40, 80, 160, 320, 10 ** 9)
 
 
 AVERAGING = "share of tokens, pooled over answers"
+PER_ANSWER = "share of tokens, per answer (answers the units, each counted once)"
 
 
 def classify(rank: int) -> str:
@@ -95,6 +103,9 @@ class TokenShiftSuite(Suite):
         for cls in ("unshifted", "marginal", "shifted"):
             # the answers' shares weighted by their tokens: the pooled share, bootstrapped over answers
             out[f"pooled_{cls}"] = mean_ci([r[cls] for r in rows], seed, groups=units, weights=weights)
+        out["per_answer"] = PER_ANSWER
+        for cls in ("unshifted", "marginal", "shifted"):  # each answer once: the mean of the answers' own shares
+            out[f"per_answer_{cls}"] = mean_ci([r[cls] for r in rows], seed, groups=units)
         hist = []
         for lo, hi in zip(BINS, BINS[1:]):
             cl = [c for r in rows for i, c in enumerate(r["classes"]) if lo <= i < hi]
