@@ -5,7 +5,8 @@ run), the rule that decided it, ours (the deciding comparison's paired differenc
 interval), n items (rows), seeds, the MDE and the paper's figure -- then one section per claim with
 its evidence: every comparison as a forest plot and a table, and the answers side by side of the
 comparison the verdict reads (items whose answers differ first), from the arms' eval runs that
-``audit.json`` names (reused runs in other folders included). Every number is read from
+``audit.json`` names (reused runs in other folders included; a token-shift check's from the arm's
+own token-shift run: its answers with the largest shifted share, shifted tokens marked). Every number is read from
 ``audit.json`` and the eval runs' per-sample outputs; all text from data is escaped.
 """
 
@@ -106,13 +107,17 @@ def _forest(c: dict) -> str:
                         series=[("diff", colour(0))], title=f"claim {c['claim']}: every comparison")
     return _fig(svg, "Each comparison's paired difference with its 95% interval (seeds pooled, items resampled). "
                      f"Non-inferiority reads the interval against −margin ({esc(_g(c.get('margin')))}), "
-                     "superiority against 0; a flip rate is better lower.", wide=True)
+                     "superiority against 0; a flip rate is better lower."
+                + (" A token-shift check plots its share minus the threshold (below 0: below it)."
+                   if any(r.get("rule") == "below" for r in c["checks"]) else "")
+                + (" A gap-share check plots the share of the gap closed itself, read against its threshold."
+                   if any(r.get("rule") == "gap-share" for r in c["checks"]) else ""), wide=True)
 
 
 def _samples(root: Path, arm: dict | None, suite: str, seed: Any) -> tuple[dict[str, dict], Any]:
     """(item -> row of ``suite``, the seed used) of an arm's eval run at ``seed`` (its first where it has
     no such seed; untrained arms have one run, seed None)."""
-    runs = (arm or {}).get("evals") or []
+    runs = ((arm or {}).get("suite_evals") or {}).get(suite) or (arm or {}).get("evals") or []
     run = next((e for e in runs if e.get("seed") == seed), runs[0] if runs else None)
     if not run:
         return {}, None
@@ -131,6 +136,8 @@ def _answers(root: Path, res: dict, c: dict) -> str:
     if lead is None:
         return ""
     arms = res.get("arms") or {}
+    if not lead["a"]:  # read against a threshold: one arm's answers, the most shifted first
+        return _shifted_answers(root, arms.get(lead["b"]), lead, (res.get("seeds") or [None])[0])
     b_rows, seed = _samples(root, arms.get(lead["b"]), lead["suite"], (res.get("seeds") or [None])[0])
     a_rows, _ = _samples(root, arms.get(lead["a"]), lead["suite"], seed)
     shared = sorted((i for i in set(a_rows) & set(b_rows) if where_holds(a_rows[i], lead.get("where") or {})),
@@ -141,6 +148,28 @@ def _answers(root: Path, res: dict, c: dict) -> str:
     out = [f'<h4>Answers side by side: {esc(lead["check"])}{esc(s)}</h4>']
     out += [answer_pair(i, a_rows[i], f"reference · {lead['a']}", b_rows[i], f"treatment · {lead['b']}")
             for i in shared[:ANSWERS]]
+    return "".join(out)
+
+
+def _shifted_answers(root: Path, arm: dict | None, lead: dict, seed: Any) -> str:
+    """A token-shift check's answers with the largest per-answer share of ``lead``'s class, its tokens
+    of that class marked (the arm's own token-shift eval run)."""
+    rows, seed = _samples(root, arm, lead["suite"], seed)
+    metric = lead["metric"]
+    cls = metric if metric in ("unshifted", "marginal", "shifted") else "shifted"
+    top = sorted((r for r in rows.values() if r.get(metric) is not None and r.get("tokens")),
+                 key=lambda r: (-r[metric], str(r["item"])))[:ANSWERS]
+    if not top:
+        return '<p class="muted">No answers to show for this comparison (no token-shift rows in its eval run).</p>'
+    s = "" if seed is None else f" (seed {seed})"
+    out = [f'<h4>{esc(lead["b"])}: the answers with the largest {esc(cls)} share{esc(s)}, ranked by the base '
+           f'(<span class="tk-{esc(cls)}">{esc(cls)}</span> tokens marked)</h4>']
+    for r in top:
+        marked = "".join(f'<span class="tk-{esc(k)}">{esc(t)}</span>' if k == cls else esc(t)
+                         for t, k in zip(r["tokens"], r.get("classes") or []))
+        out.append(f'<div class="qa"><div class="prompt"><b>prompt</b><span class="txt">{esc(r.get("prompt"))}</span>'
+                   f'<span class="muted"> · item {esc(r["item"])} · {esc(cls)} {esc(num(r[metric]))} of '
+                   f'{esc(r.get("n_tokens"))} tokens</span></div><div class="tokens">{marked}</div></div>')
     return "".join(out)
 
 
