@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+import yaml
 
 from sharpset.cli import main
 from sharpset.pipelines import audit
@@ -43,8 +44,8 @@ def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
     assert '"eval_limit": 38' in small and "planned MDE 0.249" in small
     assert "[n 38, MDE 0.249; too wide for non-inferiority at margin 0.1]" in small
     # a claim whose parts are missing is listed, never run
-    assert main(["run", "audit", "--dry-run", "--claims", "9", "--out", str(out)]) == 0
-    assert "9. Proxy-tuning closes most of the gap and keeps knowledge: not run: needs --engine proxy" in \
+    assert main(["run", "audit", "--dry-run", "--claims", "6", "--out", str(out)]) == 0
+    assert "6. Alignment suppresses alarm, warning, denunciation: not run: needs benign controls" in \
         capsys.readouterr().out
 
 
@@ -68,13 +69,16 @@ def test_the_default_size_plans_under_an_hour_and_says_what_each_size_buys(tmp_p
     assert re.search(r"2\. Format, not task understanding, transfers \(Kung & Peng\): not run at size medium "
                      r"\(~\d+ min more at this size; it runs claims 1, 3 in its time\): --claims 1,2,3 runs it "
                      r"beside them in this folder \(their runs reused\), --set size=large runs every claim", medium)
-    assert "9. Proxy-tuning closes most of the gap and keeps knowledge: not run: needs --engine proxy" in medium
+    for claim in ("8. Alignment is a shallow token shift (URIAL)",
+                  "9. Proxy-tuning closes most of the gap and keeps knowledge"):  # runnable, left out at medium
+        assert re.search(re.escape(claim) + r": not run at size medium \(~\d+ min more at this size; it runs claims "
+                         r"1, 3 in its time\): --claims 1,3,\d runs it beside them", medium)
     assert "base-simplified" not in medium.split("what each size buys")[0].split("arms:")[1]
     table = medium.split("what each size buys")[1]
-    assert re.search(r"^  medium \* +2 +24 +5\d +0\.139 +- +0\.139 +- +-$", table, re.M)
-    assert re.search(r"^  small +2 +9 +\d+ +- +- +0\.249 +- +-$", table, re.M)
-    assert re.search(r"^  large +2 +53 +\d+ +0\.12 +0\.12 +0\.12 +0\.138 +0\.138$", table, re.M)
-    assert re.search(r"every claim at medium's dial: 53 stage runs, ~\d+ min", table)
+    assert re.search(r"^  medium \* +2 +24 +5\d +0\.139 +- +0\.139 +- +- +- +-$", table, re.M)
+    assert re.search(r"^  small +2 +9 +\d+ +- +- +0\.249 +- +- +- +-$", table, re.M)
+    assert re.search(r"^  large +2 +62 +\d+ +0\.12 +0\.12 +0\.12 +0\.138 +0\.138 +0\.0511 +0\.249$", table, re.M)
+    assert re.search(r"every claim at medium's dial: 62 stage runs, ~\d+ min", table)
     assert "every claim at" not in plans["large"]  # large runs every claim
     # named claims run at any size, the others are not listed
     assert main(["run", "audit", "--dry-run", "--claims", "4,5", "--out", str(out)]) == 0
@@ -249,17 +253,155 @@ def test_a_claims_row_reads_one_comparison_its_n_and_its_mde(capsys):
 
 def test_claims_the_size_leaves_out_read_not_run_with_the_command():
     cfg = audit.AuditConfig()  # medium, no claims named: claims 1 and 3 run
-    assert cfg.claim_ids() == ["1", "3", "6", "7", "8", "9"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
-    assert [c.id for c in audit.chosen(cfg)] == ["1", "3", "6", "7", "8", "9"]
+    assert cfg.claim_ids() == ["1", "3", "6", "7"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
+    assert [c.id for c in audit.chosen(cfg)] == ["1", "3", "6", "7"]
     res = av.summarize(cfg, {arm: {} for arm in audit.ARMS}, [0, 1], {}, None)
     rows = {c["claim"]: c for c in res["claims"]}
     assert list(rows) == list(audit.CLAIM_IDS)
     assert rows["4"]["verdict"] == "not run" and rows["4"]["verdict_text"] == (
         "not run at size medium (it runs claims 1, 3 in its time): --claims 1,3,4 runs it beside them in this "
         "folder (their runs reused), --set size=large runs every claim")
-    assert rows["9"]["verdict_text"].startswith("not run: needs --engine proxy")
+    assert rows["9"]["verdict_text"].startswith("not run at size medium (it runs claims 1, 3 in its time): "
+                                                "--claims 1,3,9 runs it")
     assert rows["1"]["verdict"] == "not run" and "no paired rows" in rows["1"]["verdict_text"]  # no evals given
     assert audit.AuditConfig(size="large").claim_ids() == list(audit.CLAIM_IDS)
+
+
+# -- claim 8 (URIAL token shift) and claim 9 (proxy-tuning) ----------------------------------------
+MEDIUM_EVALS = {  # every arm's eval settings at medium before claims 8 and 9 were runnable: their eval run keys
+    "base": {"suites": ["format", "knowledge"], "limit": 121, "suite_limits": {"knowledge": 27}},
+    "base-curated": {"suites": ["format", "format_unseen", "knowledge"], "limit": 121,
+                     "suite_limits": {"knowledge": 27, "format_unseen": 27}},
+    "base-random": {"suites": ["format", "format_unseen"], "limit": 27, "suite_limits": {}},
+    "base-pool": {"suites": ["format", "knowledge"], "limit": 121, "suite_limits": {"knowledge": 27}},
+    "base-pool-epochs": {"suites": ["format", "knowledge"], "limit": 121, "suite_limits": {"knowledge": 27}},
+    "base-simplified": {"suites": ["format", "knowledge"], "limit": 121, "suite_limits": {"knowledge": 27}},
+    "base-delusive": {"suites": ["format"], "limit": 27, "suite_limits": {}},
+    "base-empty": {"suites": ["format", "knowledge"], "limit": 121, "suite_limits": {"knowledge": 27}},
+    "aligned": {"suites": ["invariance", "format"], "limit": 121, "suite_limits": {}},
+    "aligned-bct": {"suites": ["invariance", "format"], "limit": 121, "suite_limits": {}},
+    "aligned-bct-mix": {"suites": ["invariance", "format"], "limit": 27, "suite_limits": {},
+                        "invariance_families": ["sycophancy/authority", "sycophancy/pushback", "jailbreak/injection",
+                                                "noise/format"]},
+    "aligned-cf": {"suites": ["invariance"], "limit": 121, "suite_limits": {},
+                   "invariance_families": ["sycophancy/authority", "sycophancy/pushback", "jailbreak/injection",
+                                           "noise/format", "partner/intervention"]},
+}
+
+
+def test_claims_8_and_9_leave_the_existing_arms_eval_runs_as_they_were():
+    """Token shift is an eval run of its own per arm, never in an arm's eval suites, and claim 9's checks
+    of base and base-curated read their evals at the counts other claims already size them -- so every
+    existing arm's eval config (its run key), and the audit's own key inputs, are what they were."""
+    from sharpset.pipelines import audit_arms
+
+    z = audit.AuditConfig().resolved()
+    assert {arm: audit_arms.eval_settings(arm, z) for arm in MEDIUM_EVALS} == MEDIUM_EVALS
+    assert not any("token_shift" in audit.arm_suites(a) for a in audit.ARMS)
+    assert audit_arms.eval_settings("base-curated", z, own=True) == {"suites": ["token_shift"], "limit": 121,
+                                                                   "suite_limits": {}}
+    assert "suite:token_shift" not in audit.AuditConfig().key_inputs()
+    # the proxy arm: the deciding format count, knowledge at base-curated's (evidence) count, which it is read against
+    assert audit_arms.eval_settings("proxy-a1", z) == {"suites": ["format", "knowledge"], "limit": 121,
+                                                       "suite_limits": {"knowledge": 27}}
+
+
+def test_claims_8_and_9_plan_their_stage_runs(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["run", "audit", "--dry-run", "--claims", "8", "--out", str(out)]) == 0
+    eight = capsys.readouterr().out
+    assert "8. Alignment is a shallow token shift (URIAL) (arXiv:2312.01552)" in eight
+    assert "decides  base-curated: token_shift/shifted per answer, ranked by the base, below 0.15 (below)  " \
+        "[n 30, MDE 0.0511]" in eight
+    folders = re.findall(r"^  (\S+) +~[\d.]+ min +(.*)$", eight, re.M)
+    names = [f for f, _ in folders]
+    # the tuned arms trained, their token shift its own eval run; no arm eval run (no chosen claim reads one)
+    assert {"train-base-curated-s1", "token-shift-base-curated-s1", "token-shift-base-pool-s0"} <= set(names)
+    assert not [f for f in names if f.startswith("eval-")]
+    assert ("token-shift-base-pool-s1", "eval base-pool seed 1, ranked by the base: token_shift 30") in folders
+    assert main(["run", "audit", "--dry-run", "--claims", "9", "--set", "alphas=[1.0, 0.5]", "--out", str(out)]) == 0
+    nine = capsys.readouterr().out
+    assert "decides  proxy-a1 vs base: format/prompt_loose share of the base-curated - base gap closed above 0.5 " \
+        "(gap-share)  [n 121, MDE 0.139]" in nine
+    assert "decides  proxy-a1 vs base-curated: knowledge/mc_correct (non-inferiority)  [n 27" in nine
+    assert "evidence proxy-a0.5 vs base-curated: knowledge/mc_correct (non-inferiority)" in nine
+    names = re.findall(r"^  (\S+) +~[\d.]+ min", nine, re.M)
+    assert names[names.index("derive-antiexpert"):] == [
+        "derive-antiexpert", "eval-base", "train-base-curated-s0", "eval-base-curated-s0", "train-base-curated-s1",
+        "eval-base-curated-s1", "train-expert-s0", "train-expert-s1", "eval-proxy-a1-s0", "eval-proxy-a1-s1",
+        "eval-proxy-a0.5-s0", "eval-proxy-a0.5-s1"]
+    assert "derive: the base's first 9 decoder layers (the anti-expert)" in nine
+    assert main(["run", "audit", "--dry-run", "--claims", "9", "--set", "alphas=[1, 1.0]", "--out", str(out)]) == 2
+    assert "alphas" in capsys.readouterr().err
+
+
+def _shift_eval(shares: list[float]) -> dict:
+    return {"token_shift": {"rows": {f"i{k}": {"item": f"i{k}", "shifted": v, "weight": 10.0 + k}
+                                     for k, v in enumerate(shares)}, "lower": {"shifted"}}}
+
+
+def test_claim_8_verdicts_on_constructed_answers():
+    """URIAL's rule on constructed per-answer shares, two seeds pooled per answer: all well below the 0.15
+    threshold -> supported; well above -> contradicted; spread around it -> inconclusive with the MDE."""
+    import random
+
+    rnd = random.Random(0)
+    n = 30
+    cfg = audit.AuditConfig(claims=["8"])
+
+    def verdict(make):
+        evals = {arm: {s: _shift_eval([make() for _ in range(n)]) for s in (0, 1)}
+                 for arm in ("base-curated", "base-pool")}
+        (eight,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+        return eight
+
+    low = verdict(lambda: rnd.uniform(0.0, 0.08))
+    assert low["verdict"] == "supported" and low["n"] == n and low["n_rows"] == 2 * n and low["seeds"] == 2
+    assert low["ci95"][1] < 0 and low["diff"] < -0.05  # diff = share - threshold, answers the units
+    check = low["checks"][0]
+    assert check["threshold"] == 0.15 and check["comparison"]["a"] == 0.15 and check["rule"] == "below"
+    assert check["p_holm"] is not None and "per answer" in check["check"]
+    high = verdict(lambda: rnd.uniform(0.3, 0.5))
+    assert high["verdict"] == "contradicted" and high["ci95"][0] > 0
+    noise = verdict(lambda: rnd.uniform(0.0, 0.3))
+    assert noise["verdict"] == "inconclusive" and noise["mde"] is not None
+    assert noise["verdict_text"] == f"inconclusive at this power (MDE {noise['mde']:.3g})"
+    # the unit is the answer, not the token: a long answer's weight does not move the mean
+    assert abs(low["checks"][0]["comparison"]["b"] - (low["diff"] + 0.15)) < 1e-3
+    md = av.format_markdown({"claims": [low], "holm": "-", "seeds": [0, 1]}, cfg)
+    assert "| 8. Alignment is a shallow token shift (URIAL) | 2312.01552 |" in md and "below 0.15" in md
+
+
+def test_claim_9_verdicts_on_constructed_arms():
+    """The gap-share rule: the proxy closing most of a shown tuned - base gap -> supported (knowledge kept);
+    a gap that is not shown -> inconclusive, the share undefined, with the reason."""
+    n = 200
+    base = {"format/prompt_loose": [0] * n, "knowledge/mc_correct": [1] * 100 + [0] * 100,
+            "health/complete": [1] * n}
+    tuned = dict(base, **{"format/prompt_loose": [1] * 120 + [0] * 80})
+    proxy = dict(base, **{"format/prompt_loose": [1] * 110 + [0] * 90})
+    cfg = audit.AuditConfig(claims=["9"])
+    evals = {"base": {None: _eval(base)}, "base-curated": {s: _eval(tuned) for s in (0, 1)},
+             "proxy-a1": {s: _eval(proxy) for s in (0, 1)}, "expert": {}}
+    (nine,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+    assert nine["verdict"] == "supported", nine["verdict_text"]
+    gap = next(c for c in nine["checks"] if c["rule"] == "gap-share" and c["decides"])
+    assert gap["comparison"]["share"] == nine["diff"] == round(110 / 120, 4) and gap["comparison"]["ci95"][0] > 0.5
+    assert gap["tuned"] == "base-curated" and gap["comparison"]["gap"]["diff"] == 0.6
+    kept = next(c for c in nine["checks"] if c["rule"] == "non-inferiority")
+    assert kept["verdict"] == "supported" and kept["a"] == "base-curated" and kept["b"] == "proxy-a1"
+    # the proxy moved less than half the gap: contradicted
+    evals["proxy-a1"] = {s: _eval(dict(base, **{"format/prompt_loose": [1] * 30 + [0] * 170})) for s in (0, 1)}
+    assert av.summarize(cfg, evals, [0, 1], {}, None)["claims"][0]["verdict"] == "contradicted"
+    # tuning did not move the metric: the share is undefined, the claim inconclusive with the reason
+    evals["base-curated"] = {s: _eval(base) for s in (0, 1)}
+    (nine,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+    assert nine["verdict"] == "inconclusive" and nine["diff"] is None and nine["mde"] is not None
+    assert nine["verdict_text"].startswith("inconclusive: share of the gap closed undefined: the tuned - base gap "
+                                           "is not shown")
+    # an arm that did not run: not run, with its reason
+    (nine,) = av.summarize(cfg, evals, [0, 1], {"proxy-a1": "its expert (expert) did not train"}, None)["claims"]
+    assert nine["verdict"] == "not run" and "did not train" in nine["verdict_text"]
 
 
 def _audit_folder(tmp_path):
@@ -507,3 +649,78 @@ def test_an_audit_reuses_a_matching_sweep_cell(tiny_model_dir, tmp_path, capsys,
     # reuse off: the arm trains in the audit's own folder
     assert main(_argv(m, pool, tmp_path / "runs" / "own", "1", "--set", "seeds=1", "--set", "reuse=[]")) == 0
     assert "train-base-random-s0" in trained
+
+
+def _keys(out) -> dict[str, str]:
+    return {m.parent.name: json.loads(m.read_text())["key"] for m in out.glob("*/manifest.json")}
+
+
+def test_claim_8_adds_token_shift_runs_and_reruns_no_eval(tiny_model_dir, tmp_path, capsys):
+    """Choosing claim 8 beside claim 3 in the same folder: the arm evals claim 3 ran are cached (the same
+    run keys), base-curated trains, and each tuned arm gets a token-shift eval run of its own, ranked by
+    the base; claim 8's verdict comes from those runs' per-answer shares."""
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    assert main(_argv(tiny_model_dir, pool, out, "3", "--set", "seeds=1")) == 0
+    capsys.readouterr()
+    before = _keys(out)
+    assert main(_argv(tiny_model_dir, pool, out, "3,8", "--set", "seeds=1")) == 0
+    printed = capsys.readouterr().out
+    started = _started(printed)
+    assert "== eval-base: up to date (cached)" in printed and "== eval-base-pool-s0: up to date (cached)" in printed
+    assert {"train-base-curated-s0", "token-shift-base-curated-s0", "token-shift-base-pool-s0"} <= set(started)
+    assert not [f for f in started if f.startswith("eval-")]  # no arm eval ran again, none added for claim 8
+    after = _keys(out)
+    assert {k: after[k] for k in before} == before
+    shift = yaml.safe_load((out / "token-shift-base-pool-s0" / "config.yaml").read_text())
+    assert shift["suites"] == ["token_shift"] and shift["base"] == str(tiny_model_dir)
+    summary = json.loads((out / "token-shift-base-pool-s0" / "summary.json").read_text())
+    assert summary["suites"]["token_shift"]["models"]
+    res = json.loads((out / "audit.json").read_text())
+    three, eight = res["claims"]
+    assert eight["claim"] == "8" and eight["verdict"] in ("supported", "contradicted", "inconclusive")
+    assert eight["n"] == 2 and eight["paper"]["arxiv"] == "2312.01552" and "ci95" in eight and "mde" in eight
+    assert [c["b"] for c in eight["checks"]] == ["base-curated", "base-pool"]
+    assert res["arms"]["base-pool"]["suite_evals"] == {"token_shift": [{"seed": 0, "run": "token-shift-base-pool-s0"}]}
+    assert res["arms"]["base-pool"]["evals"] == [{"seed": 0, "run": "eval-base-pool-s0"}]
+    assert "| 8. Alignment is a shallow token shift (URIAL) |" in (out / "audit.md").read_text()
+    from sharpset.report import build_report
+
+    build_report([out], tmp_path / "report")  # the audit page: claim 8's answers from its token-shift runs
+    page = (tmp_path / "report" / "audit.html").read_text()
+    assert '<section id="claim-8">' in page and "the answers with the largest shifted share (seed 0)" in page
+
+
+def test_claim_9_runs_the_proxy_arm_end_to_end(tiny_model_dir, tmp_path, capsys):
+    """Claim 9 on tiny models: the anti-expert derived (first layer of two), the expert trained on the
+    curated set with base-curated's budget, the base steered by them (--engine proxy) on the same items as
+    the base and base-curated, and a gap-share verdict; the audit page shows it."""
+    from sharpset.report import build_report
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    assert main(_argv(tiny_model_dir, pool, out, "9", "--set", "seeds=1", "--set", "keep_layers=1")) == 0
+    started = _started(capsys.readouterr().out)
+    assert {"derive-antiexpert", "eval-base", "train-base-curated-s0", "eval-base-curated-s0", "train-expert-s0",
+            "eval-proxy-a1-s0"} <= set(started) and "eval-expert-s0" not in started
+    derived = json.loads((out / "derive-antiexpert" / "manifest.json").read_text())
+    assert derived["metrics"]["keep_layers"] == 1 and derived["metrics"]["source_layers"] == 2
+    expert = json.loads((out / "train-expert-s0" / "manifest.json").read_text())
+    tuned = json.loads((out / "train-base-curated-s0" / "manifest.json").read_text())
+    assert expert["metrics"]["optimizer_steps"] == tuned["metrics"]["optimizer_steps"] == 2
+    proxy = json.loads((out / "eval-proxy-a1-s0" / "summary.json").read_text())
+    (m,) = proxy["models"]
+    assert m["proxy"]["alpha"] == 1.0 and m["proxy"]["expert"] == str(out / "train-expert-s0")
+    assert {"format", "knowledge"} <= set(proxy["suites"])
+    res = json.loads((out / "audit.json").read_text())
+    (nine,) = res["claims"]
+    assert nine["claim"] == "9" and nine["verdict"] in ("supported", "contradicted", "inconclusive")
+    gap = next(c for c in nine["checks"] if c["rule"] == "gap-share" and c["decides"])
+    assert (gap["a"], gap["b"], gap["tuned"]) == ("base", "proxy-a1", "base-curated") and gap["comparison"]
+    assert gap["verdict"] != "not run" and gap["comparison"]["n"] == 2
+    if gap["comparison"]["share"] is None:  # a random tiny model: the gap is seldom shown
+        assert gap["verdict_text"].startswith("inconclusive: share of the gap closed undefined")
+    assert res["arms"]["proxy-a1"]["alpha"] == 1.0 and res["arms"]["expert"]["evals"] == []
+    build_report([out], tmp_path / "report")
+    page = (tmp_path / "report" / "audit.html").read_text()
+    assert '<section id="claim-9">' in page and "gap-share" in page

@@ -65,6 +65,8 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'eval_limit': -1,
         'eval_max_new_tokens': 0,
         'wrap_questions': -1,
+        'keep_layers': 9,
+        'alphas': [1.0],
     }),
     'sharpset.pipelines.quickstart': ('quickstart', 5, {
         'size': 'small',

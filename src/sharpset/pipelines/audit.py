@@ -24,15 +24,26 @@ items; its measured MDE goes beside its verdict, and a claim's row shows one com
 together. Invariance counts questions (the unit), each wrapped by every family applied.
 
 **Sizes** (issue 23: the default size under an hour on 2 cores, at least 2 seeds for the training
-claims, ``small`` a first look in ~15 minutes): no useful power buys all five runnable claims at 2
-seeds in an hour (their 10 trained arms x 2 seeds, 22 model loads and the data steps are ~51 min by
+claims, ``small`` a first look in ~15 minutes): no useful power buys all five runnable claims (before 8
+and 9) at 2 seeds in an hour (their 10 trained arms x 2 seeds, 22 model loads and the data steps are ~51 min by
 the estimate before one item is scored), so each size runs the claims it can decide in its time and
 lists the others as "not run at size ..." with the command that runs them -- ``--claims 1,2,3`` in
 the same folder (shared runs are not run again) or ``--set size=large``. ``small``: claim 3, 2
 seeds, MDE 0.25 (~11 min estimated); ``medium``, the default: claims 1 and 3, 2 seeds, MDE 0.14 --
-small enough for the non-inferiority checks at margin 0.1 to be decided (~55 min); ``large``: every
-claim, 2 seeds, MDE 0.12 (~4 h). ``--dry-run`` prints what each size buys: its seeds, stage runs,
-estimated minutes and the planned MDE of each claim.
+small enough for the non-inferiority checks at margin 0.1 to be decided (~55 min; claim 8 would add
+~6 min and claim 9 ~22: ``--claims 1,3,8``); ``large``: every claim, 2 seeds, MDE 0.12 (~4.5 h).
+``--dry-run`` prints what each size buys: its seeds, stage runs, estimated minutes and the planned
+MDE of each claim.
+
+**Claims 8 and 9** (URIAL's token shift, proxy-tuning) read arms the other claims train: claim 8 the
+tuned arms' answers ranked by the base in a token-shift eval run of their own (never a suite of the
+arm's eval run, so choosing claim 8 changes no existing eval run's key), claim 9 the base and
+base-curated evals beside a derived anti-expert, its expert and a proxy arm per alpha
+(:mod:`sharpset.pipelines.audit_arms`; the rules: :mod:`sharpset.pipelines.audit_verdicts`). Their
+new fields (``keep_layers``, ``alphas``) and ``token_shift``'s suite version are not among the
+audit's own key inputs: the key of every existing audit folder stays as it was, so ``--claims 1,3,8``
+runs in the folder a medium audit left open (a key change would refuse it, and ``--force`` would
+remove its finished stage runs); the stage runs key themselves.
 
 **Reuse** (issue 23): a step whose work a finished run elsewhere already did -- a sweep's cell, a
 quickstart's pool -- is read from there (:mod:`sharpset.pipelines.reuse`: matched by content key,
@@ -46,8 +57,8 @@ evaluated once (greedy).
 Outputs: ``audit.json`` (``claims``: per claim ``claim``, ``verdict`` exactly one of supported /
 contradicted / inconclusive / not run, ``verdict_text`` (in words, with the MDE where inconclusive),
 ``rule``, its deciding comparison's ``diff``, ``ci95``, ``p``, ``p_holm``, ``n``, ``seeds``, ``mde``,
-the ``paper``'s figure, every comparison under ``checks``; ``arms`` with each arm's eval runs;
-``reused``), ``audit.md`` (the verdict table, then one section per claim), and a dataset card for
+the ``paper``'s figure, every comparison under ``checks``; ``arms`` with each arm's eval runs and
+its token-shift runs (``suite_evals``); ``reused``), ``audit.md`` (the verdict table, then one section per claim), and a dataset card for
 every data set it built. ``sharpset report`` on the folder draws the audit page (``audit.html``).
 """
 
@@ -55,6 +66,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,9 +74,9 @@ from typing import Any, Callable
 
 from ..config import field
 from ..run import RunDir
-from .audit_arms import Ctx, build_data, eval_families, eval_settings, run_arms
+from .audit_arms import Ctx, build_data, eval_families, eval_settings, reads, run_arms
 from .audit_verdicts import format_markdown, summarize
-from .claims import ARMS, CLAIM_IDS, CLAIMS, NI, Arm, Check, Claim, arm_suites
+from .claims import ARMS, BELOW, OWN_STEP, CLAIM_IDS, CLAIMS, GAP, NI, Arm, Check, Claim, arm_named, arm_suites, checks_of, proxy_arm
 from .claims import chosen as _chosen
 from .quickstart import pipeline_reads
 
@@ -112,7 +124,7 @@ SIZES: dict[str, dict[str, Any]] = {
                "claims": ["1", "3"]},
     "large": {"n": 16, "pool_factor": 4, "steps": 24, "seeds": 2, "n_pool": 200, "eval_mde": 0.12,
               "evidence_mde": 0.25, "eval_max_new_tokens": 128, "wrap_questions": 96, "response_max_tokens": 384,
-              "claims": ["1", "2", "3", "4", "5"]},
+              "claims": ["1", "2", "3", "4", "5", "8", "9"]},
 }
 DIAL = tuple(SIZES["small"])
 # The share of items whose 0/1 score differs between two arms, assumed to size the evaluation before
@@ -122,6 +134,10 @@ DIAL = tuple(SIZES["small"])
 # reached is measured (stats.paired_diff_ci) and printed beside its verdict. Seeds are not counted:
 # pooled per item they only narrow the interval, so the planned MDE is an upper bound.
 PLANNING_DISCORDANCE = 0.3
+# The standard deviation of an answer's shifted share (claim 8), assumed to size the token-shift check before
+# anything has run: a stated planning figure, not a measurement (URIAL's pooled 5-8% shifted, answers spread
+# around it by about as much again). The MDE each check really reached is measured and printed beside its verdict.
+PLANNING_SHIFT_SD = 0.1
 
 
 @dataclass
@@ -164,11 +180,19 @@ class AuditConfig:
                                 "0 = the whole split)")
     eval_max_new_tokens: int = field(0, "eval answer length limit (0 = from size)")
     wrap_questions: int = field(-1, "questions made into invariance pairs (-1 = from size, 0 = all)")
+    # claim 9 (proxy-tuning). 9 = half of gemma3-270m's 18 decoder layers: a stated default, not yet chosen by
+    # measurement (no comparison of K has run; the paper's expert is a 7B model for a 13B or 70B base)
+    keep_layers: int = field(9, "claim 9's anti-expert: the base's first K decoder layers (sharpset derive); the "
+                                "expert is it trained on the curated N with base-curated's budget")
+    alphas: list = field([1.0], "claim 9's proxy arms: base + alpha (expert - anti-expert), one per alpha; the first "
+                                "decides (1.0: the paper's), the others are evidence")
 
     def __post_init__(self) -> None:
         self.claims = [str(c).strip() for c in self.claims]
         if isinstance(self.reuse, str):  # --set reuse=runs
             self.reuse = [self.reuse]
+        if isinstance(self.alphas, (int, float)) and not isinstance(self.alphas, bool):  # --set alphas=0.5
+            self.alphas = [self.alphas]
 
     def input_paths(self) -> list[str]:
         return [self.pool] if self.pool else []
@@ -197,6 +221,14 @@ class AuditConfig:
             p.append(("eval_limit", "must be >= -1 (-1 = from eval_mde, 0 = the whole split)"))
         if self.lr <= 0:
             p.append(("lr", "must be > 0"))
+        if self.keep_layers < 1:
+            p.append(("keep_layers", "must be >= 1 (the base's first K decoder layers)"))
+        finite = isinstance(self.alphas, list) and all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in self.alphas)
+        if not finite or not self.alphas:
+            p.append(("alphas", f"a non-empty list of finite numbers, got {self.alphas!r}"))
+        elif len({f"{a:g}" for a in self.alphas}) != len(self.alphas):
+            p.append(("alphas", f"each alpha once, got {self.alphas!r}"))
         from .reuse import reuse_problem
 
         if why := reuse_problem(self.reuse, "audit"):
@@ -256,9 +288,18 @@ def chosen(cfg: AuditConfig) -> list[Claim]:
     return _chosen(cfg.claim_ids())
 
 
-def arms_needed(claims: list[Claim]) -> list[Arm]:
-    names = {n for c in claims if not c.needs for ch in c.checks for n in (ch.a, ch.b)}
-    return [a for a in ARMS.values() if a.name in names]  # registry order: each arm once
+def arms_needed(claims: list[Claim], alphas=(1.0,)) -> list[Arm]:
+    """The arms the claims' checks read, with the expert each proxy arm steers by (trained, not
+    evaluated); registry order, each arm once, the proxy arm one per alpha."""
+    names = {n for c in claims if not c.needs for ch in checks_of(c, alphas) for n in ch.arms}
+    names |= {arm_named(n).expert for n in names if arm_named(n).expert}
+    out: list[Arm] = []
+    for a in ARMS.values():
+        if a.engine:  # the proxy arm: one per alpha, in the alphas' order
+            out += [arm_named(proxy_arm(x)) for x in alphas if proxy_arm(x) in names]
+        elif a.name in names:
+            out.append(a)
+    return out
 
 
 def data_needed(arms: list[Arm]) -> list[str]:
@@ -281,12 +322,13 @@ def _seeds(cfg: AuditConfig, z: dict) -> list[int]:
 @functools.lru_cache(maxsize=1)
 def split_sizes() -> dict[str, int]:
     """Test-split units of the suites the audit reads: format and format_unseen prompts, knowledge's
-    multiple-choice and open questions, invariance's eval questions."""
+    multiple-choice and open questions, invariance's eval questions, token_shift's (shape's) prompts."""
     from ..dataio import read_records
     from ..evaluate.data import load
     from ..invariance import QUESTIONS, question_split
 
     out = {name: len(load(name, "test")) for name in ("format", "format_unseen", "knowledge_mc", "knowledge_qa")}
+    out["token_shift"] = len(load("shape", "test"))
     out["invariance"] = sum(question_split(r["id"]) == "eval"
                             for r in read_records(QUESTIONS, "sft", require_response=False).rows)
     return out
@@ -306,17 +348,21 @@ def check_units(ch: Check, z: dict, sizes: dict[str, int]) -> tuple[int, str]:
     the larger) -- a format prompt, a knowledge question, an invariance question (its wrapper
     families are rows of one unit). Health pools every answer of the suites both arms answer, so at
     least the format prompts; a flip exists only where the plain question was answered right, so at
-    most the questions (how many the model answers right is not known before it runs)."""
+    most the questions (how many the model answers right is not known before it runs). A token-shift
+    check reads its arm's own-step run (answers), a gap share its three arms'."""
     suite = "format" if ch.suite == "health" else ch.suite
     split = sizes[("knowledge_qa" if ch.metric == "qa_correct" else "knowledge_mc") if suite == "knowledge" else suite]
-    n = min(_suite_items(eval_settings(arm, z), suite, split) for arm in (ch.a, ch.b))
+    own = ch.suite in OWN_STEP
+    n = min(_suite_items(eval_settings(arm, z, own), suite, split) for arm in ch.arms)
     return n, ">=" if ch.suite == "health" else "<=" if ch.metric == "flip" else ""
 
 
 def planned_power(cfg: AuditConfig) -> list[dict[str, Any]]:
     """Per chosen claim that can run: each deciding check's planned units (:func:`check_units`) and
-    MDE (stats.planned_mde at PLANNING_DISCORDANCE), and the claim's -- the largest, since every
-    deciding check must be decided."""
+    MDE (stats.planned_mde at PLANNING_DISCORDANCE; a gap share: that of its tuned - base gap, which
+    must be shown for the share to be defined; a token-shift share: (z95 + z80) x
+    PLANNING_SHIFT_SD / sqrt(n)), and the claim's -- the largest, since every deciding check must be
+    decided."""
     from ..stats import Z80, Z95, planned_mde
 
     z = cfg.resolved()
@@ -326,11 +372,12 @@ def planned_power(cfg: AuditConfig) -> list[dict[str, Any]]:
         if c.needs:
             continue
         rows = []
-        for ch in c.checks:
+        for ch in checks_of(c, cfg.alphas):
             if not ch.decides:
                 continue
             n, bound = check_units(ch, z, sizes)
-            mde = planned_mde(n, PLANNING_DISCORDANCE)
+            mde = planned_mde(n, PLANNING_DISCORDANCE) if ch.rule != BELOW else \
+                None if n < 2 else (Z95 + Z80) * PLANNING_SHIFT_SD / math.sqrt(n)
             rows.append({"check": ch.label, "n": n, "bound": bound, "mde": mde, "rule": ch.rule,
                          # non-inferiority needs the 95% half-width, Z95 / (Z95 + Z80) of the MDE, under the margin
                          "ni_decidable": None if ch.rule != NI or mde is None else
@@ -346,15 +393,24 @@ def planned_power(cfg: AuditConfig) -> list[dict[str, Any]]:
 SECONDS_PER_80_TOKENS = 0.9
 # Knowledge QA and invariance answers stop at their suites' own 32 new tokens, whatever eval_max_new_tokens.
 SHORT_ANSWER_TOKENS = 32
+# Claim 9, estimated from gemma3-270m's parameter count, not measured: its output head (640 x 262k) is the
+# larger part of a token's compute, and a derived model keeps it whole, so a model of half the layers costs
+# ~0.8 of the base per token; the proxy runs three models per token (1 + 0.8 + 0.8), a derived model trains at
+# ~0.8 of the base's step time; derive loads and writes the base once.
+PROXY_EVAL_FACTOR = 2.6
+DERIVED_STEP_SECONDS = 5.6
+DERIVE_SECONDS = 30.0
 
 
-def eval_seconds(arm: str, z: dict, sizes: dict[str, int]) -> float:
+def eval_seconds(arm: str, z: dict, sizes: dict[str, int], own: bool = False) -> float:
     """Estimated seconds of an arm's evaluation: 20 to load, then per answer SECONDS_PER_80_TOKENS per
     80 tokens of its cap (format and format_unseen at eval_max_new_tokens, knowledge QA and invariance
     at SHORT_ANSWER_TOKENS); a log-likelihood scoring (knowledge's multiple choice, invariance's bias
     of a wrapped row) counted as one short answer. Invariance per question: its plain answer, then
-    per family applied a wrapped answer and its scoring."""
-    st = eval_settings(arm, z)
+    per family applied a wrapped answer and its scoring. Own-step (token_shift): 20 more to load the
+    base, each answer at the cap and its ranking under the base as a short answer. A proxy arm:
+    PROXY_EVAL_FACTOR times the base's."""
+    st = eval_settings(arm, z, own)
     long = SECONDS_PER_80_TOKENS * z["eval_max_new_tokens"] / 80
     short = SECONDS_PER_80_TOKENS * SHORT_ANSWER_TOKENS / 80
     fams = len(st.get("invariance_families") or eval_families()[0])
@@ -362,18 +418,22 @@ def eval_seconds(arm: str, z: dict, sizes: dict[str, int]) -> float:
                "format_unseen": _suite_items(st, "format_unseen", sizes["format_unseen"]) * long,
                "knowledge": (_suite_items(st, "knowledge", sizes["knowledge_mc"])
                              + _suite_items(st, "knowledge", sizes["knowledge_qa"])) * short,
-               "invariance": _suite_items(st, "invariance", sizes["invariance"]) * (1 + 2 * fams) * short}
-    return 20 + sum(answers[s] if s in answers else _suite_items(st, s, 100) * long for s in st["suites"])
+               "invariance": _suite_items(st, "invariance", sizes["invariance"]) * (1 + 2 * fams) * short,
+               "token_shift": _suite_items(st, "token_shift", sizes["token_shift"]) * (long + short) + 20}
+    secs = 20 + sum(answers[s] if s in answers else _suite_items(st, s, 100) * long for s in st["suites"])
+    return secs * (PROXY_EVAL_FACTOR if arm_named(arm).engine else 1)
 
 
 def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
     """(folder, what, estimated seconds) of every stage run the chosen claims need, in run order."""
     z = cfg.resolved()
-    arms = arms_needed(chosen(cfg))
+    claims = chosen(cfg)
+    arms = arms_needed(claims, cfg.alphas)
+    main, own = reads(claims, cfg.alphas)
     data = data_needed(arms)
     seeds = _seeds(cfg, z)
     sizes = split_sizes()
-    per_step = {"base": 7.0, "aligned": 3.0}
+    per_step = {"base": 7.0, "aligned": 3.0, "derived": DERIVED_STEP_SECONDS}
     out: list[tuple[str, str, float]] = []
     if "pool" in data:
         if not cfg.pool:
@@ -389,22 +449,37 @@ def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
             for d in ("simplified", "delusive", "empty") if d in data]
     if "pairs" in data:
         out.append(("wrap", "wrap: invariance pairs from the aligned model's answers", 4.0 * z["wrap_questions"]))
+    if any(a.model == "derived" for a in arms):
+        out.append(("derive-antiexpert", f"derive: the base's first {cfg.keep_layers} decoder layers (the anti-expert)",
+                    DERIVE_SECONDS))
+
+    def evals(a: Arm, tail: str, who: str) -> None:
+        if a.name in main:
+            out.append((f"eval-{a.name}{tail}", f"eval {who}: {eval_text(a.name, z, sizes)}",
+                        eval_seconds(a.name, z, sizes)))
+        if a.name in own:
+            out.append((f"token-shift-{a.name}{tail}", f"eval {who}, ranked by the base: "
+                        f"{eval_text(a.name, z, sizes, own=True)}", eval_seconds(a.name, z, sizes, own=True)))
+
     for a in arms:
-        what = eval_text(a.name, z, sizes)
+        if a.engine:
+            for s in seeds:
+                evals(a, f"-s{s}", f"the base steered by {a.expert} seed {s} (--engine proxy, alpha {a.alpha:g})")
+            continue
         if not a.trained:
-            out.append((f"eval-{a.name}", f"eval {a.model} (untrained): {what}", eval_seconds(a.name, z, sizes)))
+            evals(a, "", f"{a.model} (untrained)")
             continue
         steps = z["steps"] * (z["pool_factor"] if a.steps == "epochs" else 1)
         for s in seeds:
             out.append((f"train-{a.name}-s{s}", f"train {a.model} on {a.data}: {a.objective}, {steps} steps, seed {s}",
                         10 + per_step[a.model] * steps))
-            out.append((f"eval-{a.name}-s{s}", f"eval {a.name} seed {s}: {what}", eval_seconds(a.name, z, sizes)))
+            evals(a, f"-s{s}", f"{a.name} seed {s}")
     return out
 
 
-def eval_text(arm: str, z: dict, sizes: dict[str, int]) -> str:
+def eval_text(arm: str, z: dict, sizes: dict[str, int], own: bool = False) -> str:
     """An arm's eval in words: each suite with its items (invariance: questions x families)."""
-    st = eval_settings(arm, z)
+    st = eval_settings(arm, z, own)
     fams = st.get("invariance_families")
     split = {"knowledge": sizes["knowledge_mc"]}
     parts = []
@@ -460,7 +535,7 @@ def dry_run(cfg: AuditConfig, root: Path) -> str:
         lines.append(f"  {c.id}. {c.title} (arXiv:{c.arxiv}); dial: {', '.join(c.dial)}; "
                      f"planned MDE {_mde(p['mde'])}")
         checks = {r["check"]: r for r in p["checks"]}
-        for ch in c.checks:
+        for ch in checks_of(c, cfg.alphas):
             r = checks.get(ch.label)
             power_text = "" if r is None else (
                 f"  [n {r['bound']}{r['n']}, MDE {_mde(r['mde'])}"
@@ -474,7 +549,8 @@ def dry_run(cfg: AuditConfig, root: Path) -> str:
                   "arms, seeds not counted (an upper bound); a flip (n <=) counts only questions answered right when "
                   "asked plainly, so its n is at most the questions and its MDE at least the planned; the audit "
                   "reports the MDE each comparison reached"]
-    lines += ["", "arms:"] + [f"  {a.name}: {a.about}" for a in arms_needed(claims)]
+    lines += ["", "arms:"] + [f"  {a.name}: {a.about}" + (f" (alpha {a.alpha:g})" if a.engine else "")
+                              for a in arms_needed(claims, cfg.alphas)]
     lines += ["", "stage runs:"]
     todo = 0.0
     record = {}
@@ -508,13 +584,13 @@ def run(cfg: AuditConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     root = run.path
     t0 = time.perf_counter()
     claims = chosen(cfg)
-    arms = arms_needed(claims)
+    arms = arms_needed(claims, cfg.alphas)
     dirs = cfg.reuse_dirs(root)
     ctx = Ctx(cfg, z, root, log, Reuse(dirs, root) if dirs else None)
     log(f"audit ({cfg.size}): claims {', '.join(c.id for c in claims)}; arms {', '.join(a.name for a in arms)}; "
         f"{json.dumps(z)}")
     data = build_data(ctx, data_needed(arms))
-    evals, skipped, where = run_arms(ctx, arms, data)
+    evals, skipped, where, where_own = run_arms(ctx, arms, data, claims)
     seeds = ctx.seeds
     result = summarize(cfg, evals, seeds, skipped, data.get("yield"))
 
@@ -524,7 +600,10 @@ def run(cfg: AuditConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     result.update({"size": cfg.size, "dial": z, "planned": planned_power(cfg), "arms": {
         a.name: {"about": a.about, "not_run": skipped.get(a.name), "suites": arm_suites(a.name),
                  "eval": eval_settings(a.name, z),
-                 "evals": [{"seed": s, "run": rel(p)} for s, p in where[a.name].items()]} for a in arms},
+                 "evals": [{"seed": s, "run": rel(p)} for s, p in where[a.name].items()],
+                 **({"suite_evals": {s: [{"seed": k, "run": rel(p)} for k, p in where_own[a.name].items()]
+                                     for s in arm_suites(a.name, own=True)}} if where_own[a.name] else {}),
+                 **({"alpha": a.alpha} if a.engine else {})} for a in arms},
         "reused": [{**u, "run": rel(u["run"])} for u in (ctx.reuse.used if ctx.reuse else [])]})
     write_json(root / "audit.json", result)
     write_text(root / "audit.md", format_markdown(result, cfg))

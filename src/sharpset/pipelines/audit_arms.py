@@ -12,7 +12,16 @@ the audit's random arm, and the audit reuses it.
 
 Evaluation: each arm on the suites its comparisons read, each suite with the items they need (a
 deciding comparison's count or an evidence count) and invariance on the wrapper families they read
-(:func:`eval_settings`: eval's ``suite_limits`` and ``invariance_families``).
+(:func:`eval_settings`: eval's ``suite_limits`` and ``invariance_families``) -- only where a chosen
+claim reads it. The token-shift suite (claims.OWN_STEP) is an eval run of its own per arm and seed
+(``token-shift-<arm>-s<seed>``: the arm's answers ranked by the base), never part of the arm's eval
+run, whose run key therefore does not depend on whether claim 8 is chosen.
+
+Proxy-tuning (claim 9): ``derive-antiexpert`` derives the base's first ``keep_layers`` decoder
+layers (``sharpset derive``; DESIGN.md: the honest small-scale analogue of a smaller model sharing
+the base's vocabulary); the ``expert`` arm trains it on the curated N with base-curated's budget, per
+seed; each proxy arm (one per alpha) evaluates the base with ``--engine proxy`` steered by that
+seed's expert against the anti-expert, on the same items as the base and base-curated.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from ..config import field
 from ..errors import UserError
 from ..run import RunDir
 from ..signals import QUALITY_THRESHOLD
-from .claims import Arm, Check, arm_checks, arm_suites
+from .claims import OWN_STEP, Arm, Check, arm_checks, arm_suites, checks_of
 from .quickstart import stage_run
 
 
@@ -169,7 +178,8 @@ def train_arm(ctx: Ctx, arm: Arm, seed: int, data: dict) -> tuple[RunDir | None,
         v = data[name]
         return v[seed] if isinstance(v, dict) else v
 
-    model = cfg.base_model if arm.model == "base" else cfg.aligned_model
+    model = data["antiexpert"] if arm.model == "derived" else cfg.base_model if arm.model == "base" \
+        else cfg.aligned_model
     tcfg: dict[str, Any] = {"model": model, "objective": arm.objective, "lr": cfg.lr, "batch_size": cfg.batch_size,
                             "max_length": 512, "seed": seed, "save_every": 0, "warmup_ratio": 0.0}
     if arm.data == "pairs":
@@ -213,7 +223,7 @@ def families_read(ch: Check, every: list[str], heldout: set[str]) -> list[str] |
     return [f for f in every if where_holds({"family": f, "heldout": f in heldout}, ch.where)]
 
 
-def eval_settings(arm: str, z: dict) -> dict[str, Any]:
+def eval_settings(arm: str, z: dict, own: bool = False) -> dict[str, Any]:
     """The eval config an arm gets beyond its model (issue 23: each suite the items its own checks
     need, not one count for all): the ``suites`` its checks read
     (:func:`sharpset.pipelines.claims.arm_suites`); ``eval_limit`` items (the dial's eval_mde) of a
@@ -223,33 +233,64 @@ def eval_settings(arm: str, z: dict) -> dict[str, Any]:
     ``suite_limits`` for the others; and ``invariance_families`` only where its checks read fewer
     than every family (the wrapped generations are the invariance suite's cost: one per question and
     family). From the whole registry (:func:`sharpset.pipelines.claims.arm_checks`), so every
-    ``--claims`` subset shares the arm's eval run; at the eval's defaults the config is a plain eval's."""
+    ``--claims`` subset shares the arm's eval run; at the eval's defaults the config is a plain eval's.
+    ``own``: the settings of its own-step eval run (claims.OWN_STEP's suites, token_shift) instead."""
     every, heldout = eval_families()
     limits: dict[str, int] = {}
     fams: set[str] = set()
-    for ch in arm_checks(arm):
+    for ch in arm_checks(arm, own):
         suite = "format" if ch.suite == "health" else ch.suite
-        n = z["eval_limit"] if ch.decides else z["evidence_limit"]
+        n = z["eval_limit"] if ch.decides and ch.sized != "evidence" else z["evidence_limit"]
         limits[suite] = 0 if 0 in (n, limits.get(suite)) else max(n, limits.get(suite, 0))  # 0: the whole split
         if ch.suite == "invariance":
             fams |= set(families_read(ch, every, heldout) or ())
     one = set(limits.values())
     limit = one.pop() if len(one) == 1 else z["eval_limit"]  # one count for all its suites: a plain limit
-    out: dict[str, Any] = {"suites": arm_suites(arm), "limit": limit,
+    out: dict[str, Any] = {"suites": arm_suites(arm, own), "limit": limit,
                            "suite_limits": {s: n for s, n in limits.items() if n != limit}}
     if fams and fams != set(every):
         out["invariance_families"] = [f for f in every if f in fams]
     return out
 
 
-def eval_arm(ctx: Ctx, arm: Arm, model: str, folder: str) -> RunDir:
+def eval_arm(ctx: Ctx, arm: Arm, model: str, folder: str, own: bool = False, more: dict | None = None) -> RunDir:
     """The arm's model on the suites its checks read, each with the items they need and invariance
-    on the families they read (:func:`eval_settings`)."""
+    on the families they read (:func:`eval_settings`); ``own``: its own-step run (token_shift, the
+    answers ranked by the base model); ``more``: further eval fields (the proxy engine's)."""
     from ..evaluate import stage as eval_stage
 
-    return ctx.step(eval_stage, {"models": [model], **eval_settings(arm.name, ctx.z),
-                                 "max_new_tokens": ctx.z["eval_max_new_tokens"], "seed": 0, "progress": True},
+    base = {"base": ctx.cfg.base_model} if own else {}
+    return ctx.step(eval_stage, {"models": [model], **eval_settings(arm.name, ctx.z, own), **base,
+                                 "max_new_tokens": ctx.z["eval_max_new_tokens"], "seed": 0, "progress": True,
+                                 **(more or {})},
                     "EvalConfig", folder)
+
+
+def proxy_options(expert: str, antiexpert: str, alpha: float) -> dict[str, Any]:
+    """The eval fields of a proxy arm: the base steered by ``expert`` against ``antiexpert`` (as a
+    sweep's proxy arm gives them)."""
+    return {"engine": "proxy", "engine_options": {"expert": expert, "antiexpert": antiexpert, "alpha": alpha,
+                                                  "chat_template": "all"}}
+
+
+def reads(claims: list, alphas) -> tuple[set[str], set[str]]:
+    """(arms a chosen claim reads in their eval run, arms it reads in their own-step run): an arm is
+    evaluated only where some chosen claim reads it (the expert is trained, never evaluated)."""
+    main: set[str] = set()
+    own: set[str] = set()
+    for c in claims:
+        for ch in checks_of(c, alphas) if not c.needs else ():
+            (own if ch.suite in OWN_STEP else main).update(ch.arms)
+    return main, own
+
+
+def derive_antiexpert(ctx: Ctx) -> str:
+    """``derive-antiexpert``: the base's first ``keep_layers`` decoder layers; its model folder."""
+    from ..models import derive
+
+    d = ctx.step(derive, {"model": ctx.cfg.base_model, "keep_layers": ctx.cfg.keep_layers}, "DeriveConfig",
+                 "derive-antiexpert")
+    return str(d.path / "model")
 
 
 def samples(eval_dir: Path) -> dict[str, dict]:
@@ -263,19 +304,48 @@ def samples(eval_dir: Path) -> dict[str, dict]:
     return out
 
 
-def run_arms(ctx: Ctx, arms: list[Arm], data: dict) -> tuple[dict, dict[str, str], dict[str, dict]]:
-    """Train and evaluate every arm (registry order; shared arms once): (arm -> seed (None when
-    untrained) -> samples, arm -> why it did not run, arm -> seed -> its eval run folder)."""
+def run_arms(ctx: Ctx, arms: list[Arm], data: dict, claims: list
+             ) -> tuple[dict, dict[str, str], dict[str, dict], dict[str, dict]]:
+    """Train and evaluate every arm (registry order; shared arms once; each eval only where a chosen
+    claim reads it): (arm -> seed (None when untrained) -> samples, its own-step suites' among them,
+    arm -> why it did not run, arm -> seed -> its eval run folder, arm -> seed -> its own-step eval
+    run folder)."""
     cfg = ctx.cfg
+    main, own = reads(claims, cfg.alphas)
     evals: dict[str, dict[int | None, dict]] = {}
     skipped: dict[str, str] = {}
     where: dict[str, dict] = {}
+    where_own: dict[str, dict] = {}
+    trained: dict[tuple[str, int], str] = {}
+    if any(a.model == "derived" for a in arms):
+        data = {**data, "antiexpert": derive_antiexpert(ctx)}
+
+    def evaluate(arm: Arm, model: str, seed: int | None, more: dict | None = None) -> None:
+        tail = "" if seed is None else f"-s{seed}"
+        got: dict = {}
+        if arm.name in main:
+            ev = eval_arm(ctx, arm, model, f"eval-{arm.name}{tail}", more=more)
+            got.update(samples(ev.path))
+            where[arm.name][seed] = str(ev.path)
+        if arm.name in own:
+            ev = eval_arm(ctx, arm, model, f"token-shift-{arm.name}{tail}", own=True)
+            got.update(samples(ev.path))
+            where_own[arm.name][seed] = str(ev.path)
+        evals[arm.name][seed] = got
+
     for arm in arms:
-        evals[arm.name], where[arm.name] = {}, {}
+        evals[arm.name], where[arm.name], where_own[arm.name] = {}, {}, {}
+        if arm.engine == "proxy":  # per seed: the base steered by that seed's expert
+            for s in ctx.seeds:
+                if (arm.expert, s) not in trained:
+                    skipped[arm.name] = skipped.get(arm.expert) or f"its expert ({arm.expert}) did not train"
+                    ctx.log(f"== {arm.name}: not run ({skipped[arm.name]})")
+                    break
+                evaluate(arm, cfg.base_model, s, proxy_options(trained[(arm.expert, s)], data["antiexpert"],
+                                                               arm.alpha))
+            continue
         if not arm.trained:
-            model = cfg.base_model if arm.model == "base" else cfg.aligned_model
-            ev = eval_arm(ctx, arm, model, f"eval-{arm.name}")
-            evals[arm.name][None], where[arm.name][None] = samples(ev.path), str(ev.path)
+            evaluate(arm, cfg.base_model if arm.model == "base" else cfg.aligned_model, None)
             continue
         for s in ctx.seeds:
             tr, why = train_arm(ctx, arm, s, data)
@@ -283,6 +353,6 @@ def run_arms(ctx: Ctx, arms: list[Arm], data: dict) -> tuple[dict, dict[str, str
                 skipped[arm.name] = why
                 ctx.log(f"== {arm.name}: not run ({why})")
                 break
-            ev = eval_arm(ctx, arm, str(tr.path), f"eval-{arm.name}-s{s}")
-            evals[arm.name][s], where[arm.name][s] = samples(ev.path), str(ev.path)
-    return evals, skipped, where
+            trained[(arm.name, s)] = str(tr.path)
+            evaluate(arm, str(tr.path), s)
+    return evals, skipped, where, where_own

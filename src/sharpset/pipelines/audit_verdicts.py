@@ -11,6 +11,20 @@ by the rule its registry entry states (:mod:`sharpset.pipelines.claims`), never 
   ``-margin`` instead of 0 (:func:`sharpset.stats.verdict` of the interval shifted by the margin,
   judged by the interval alone): lower end above ``-margin`` -> supported, upper end below
   ``-margin`` -> contradicted, else inconclusive.
+- **below** a stated ``threshold`` (claim 8, URIAL's token shift): the treatment arm's per-answer
+  share (each answer one unit, seeds pooled per item) against the threshold as a paired comparison
+  with a constant reference (:func:`sharpset.evaluate.pairing.compare_rows`, so
+  :func:`sharpset.stats.paired_diff_ci`: diff = share - threshold, its bootstrap interval over
+  answers, the sign-flip p, the MDE), judged as superiority with lower better, Holm-adjusted with
+  the rest: the interval wholly below the threshold -> supported, wholly above -> contradicted,
+  else inconclusive with the MDE.
+- **gap-share** above a stated ``threshold`` (claim 9, proxy-tuning): the share of the tuned - base
+  gap the steered arm closes, (proxy - base) / (tuned - base) on the same items with the three
+  arms' units resampled jointly (:func:`sharpset.evaluate.pairing.gap_share_rows`, so
+  :func:`sharpset.stats.gap_share_ci`), its interval read against the threshold
+  (:func:`sharpset.stats.verdict` of the interval shifted by it, as non-inferiority): wholly above
+  -> supported, wholly below -> contradicted; undefined where the tuned - base gap itself is not
+  shown, and then inconclusive with that reason (the MDE beside it is the gap's).
 
 A claim is supported when every deciding comparison is, contradicted when any is, "not run" (with
 the reason) when none could run, and inconclusive otherwise. The other comparisons are evidence,
@@ -30,43 +44,77 @@ from __future__ import annotations
 
 from typing import Any
 
-from .claims import NI, Check, Claim, chosen, where_holds
+from .claims import BELOW, GAP, NI, Check, Claim, checks_of, chosen, where_holds
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "supported", "contradicted", "inconclusive", "not run"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
 
 
-def compare_check(ch: Check, evals: dict[str, dict[int | None, dict]], seeds: list[int], seed: int
-                  ) -> tuple[dict | None, int, int]:
-    """(the paired comparison of ``ch``, its direction, seeds pooled): the seeds' rows joined as
-    ``seed:item`` pairs, each keeping its own unit (:func:`sharpset.evaluate.pairing.unit_of`), so
-    :func:`sharpset.evaluate.pairing.compare_rows` resamples items with both seeds' rows."""
-    from ..evaluate.pairing import compare_rows, unit_of
+def joined(ch: Check, evals: dict[str, dict[int | None, dict]], seeds: list[int]
+           ) -> tuple[list[dict[str, dict]], int, int]:
+    """The rows of ``ch``'s arms (:attr:`Check.arms`, in order) joined over the seeds as ``seed:item``
+    rows on the items all of them have (the first arm's rows where ``where`` holds, each keeping its
+    own unit, :func:`sharpset.evaluate.pairing.unit_of`, so items are resampled with every seed's
+    rows); the metric's direction; the seeds used."""
+    from ..evaluate.pairing import unit_of
     from ..evaluate.suite import direction
 
-    a_all, b_all, used, d = {}, {}, 0, 0
+    names = ch.arms
+    out: list[dict[str, dict]] = [{} for _ in names]
+    used, d = 0, 0
     for s in seeds:
-        ea = evals[ch.a].get(s, evals[ch.a].get(None))
-        eb = evals[ch.b].get(s, evals[ch.b].get(None))
-        if not ea or not eb or ch.suite not in ea or ch.suite not in eb:
+        got = [evals[n].get(s, evals[n].get(None)) for n in names]
+        if not all(e and ch.suite in e for e in got):
             continue
-        d = direction(ch.suite, ch.metric, ea[ch.suite]["lower"])
-        ra, rb = ea[ch.suite]["rows"], eb[ch.suite]["rows"]
-        for item in set(ra) & set(rb):
-            if where_holds(ra[item], ch.where):
-                a_all[f"{s}:{item}"] = {**ra[item], "unit": unit_of(ra[item])}
-                b_all[f"{s}:{item}"] = rb[item]
+        d = direction(ch.suite, ch.metric, got[0][ch.suite]["lower"])
+        rows = [e[ch.suite]["rows"] for e in got]
+        for item in set(rows[0]).intersection(*rows[1:]):
+            if where_holds(rows[0][item], ch.where):
+                out[0][f"{s}:{item}"] = {**rows[0][item], "unit": unit_of(rows[0][item])}
+                for k in range(1, len(names)):
+                    out[k][f"{s}:{item}"] = rows[k][item]
         used += 1
-    c = compare_rows(a_all, b_all, [ch.metric], seed) if a_all else None
-    return (c or {}).get(ch.metric), d, used
+    return out, d, used
 
 
-def judge(c: dict | None, direction: int, rule: str, margin: float, p_holm: float | None) -> tuple[str, str]:
+def compare_check(ch: Check, evals: dict[str, dict[int | None, dict]], seeds: list[int], seed: int
+                  ) -> tuple[dict | None, int, int]:
+    """(the comparison of ``ch``, its direction, seeds pooled) on the rows :func:`joined` gives:
+    :func:`sharpset.evaluate.pairing.compare_rows` of b against a; ``below``: of b's rows against the
+    constant ``threshold`` (each row its own answer's share, unweighted: answers are the units), lower
+    better; ``gap-share``: :func:`sharpset.evaluate.pairing.gap_share_rows` of base (a), proxy (b) and
+    tuned, with ``diff`` = the share, ``a`` / ``b`` / ``tuned`` the three means, ``mde`` the gap's
+    and ``undefined`` where the gap is not shown."""
+    from ..evaluate.pairing import compare_rows, gap_share_rows
+
+    rows, d, used = joined(ch, evals, seeds)
+    if not rows[0]:
+        return None, d, used
+    if ch.rule == BELOW:
+        ref = {k: {"item": k, ch.metric: ch.threshold, "unit": r["unit"]} for k, r in rows[0].items()}
+        return (compare_rows(ref, rows[0], [ch.metric], seed) or {}).get(ch.metric), -1, used
+    if ch.rule == GAP:
+        g = (gap_share_rows(rows[0], rows[1], rows[2], [ch.metric], seed) or {}).get(ch.metric)
+        if not g:
+            return None, d, used
+        return {**g, "diff": g["share"], "p": None, "mde": g["gap"].get("mde"), "a": g["gap"].get("a"),
+                "b": g["moved"].get("b"), "tuned": g["gap"].get("b"), "undefined": g["share"] is None}, d, used
+    return (compare_rows(rows[0], rows[1], [ch.metric], seed) or {}).get(ch.metric), d, used
+
+
+def judge(c: dict | None, direction: int, rule: str, margin: float, p_holm: float | None,
+          threshold: float | None = None) -> tuple[str, str]:
     """(verdict, its text) of one comparison by its rule (the module docstring), through
-    :func:`sharpset.stats.verdict` only."""
+    :func:`sharpset.stats.verdict` only. ``below``: superiority with lower better (``direction``
+    -1, as :func:`compare_check` gives it); ``gap-share``: the share's interval read against
+    ``threshold`` as non-inferiority reads its interval against -margin."""
     from ..stats import verdict
 
-    if rule == "superiority":
+    if rule == GAP:
+        if c and c.get("undefined"):
+            return INCONCLUSIVE, f"inconclusive: share of the gap closed {c.get('note') or 'undefined'}"
+        direction, margin = 1, -(threshold or 0.0)
+    if rule in ("superiority", BELOW):
         v = verdict(None if c is None else {**c, "p": p_holm if p_holm is not None else c.get("p")}, direction)
     elif c and c.get("ci95"):  # the interval read against -margin: shifted by the margin, no p at 0
         lo, hi = sorted(direction * x + margin for x in c["ci95"])
@@ -78,6 +126,8 @@ def judge(c: dict | None, direction: int, rule: str, margin: float, p_holm: floa
     if v == "worse":
         return CONTRADICTED, CONTRADICTED
     mde = (c or {}).get("mde")
+    if rule == GAP and c and c.get("note"):  # a share whose interval is unbounded: say why
+        return INCONCLUSIVE, f"{inconclusive_text(mde)}; {c['note']}"
     return INCONCLUSIVE, inconclusive_text(mde)
 
 
@@ -98,6 +148,15 @@ def combine(verdicts: list[str]) -> str:
 
 def rule_text(ch: Check, margin: float, d: int) -> str:
     better = {1: "higher is better", -1: "lower is better", 0: "no better direction"}[d]
+    if ch.rule == BELOW:
+        return (f"{ch.b}'s per-answer {ch.metric} share of its tokens, ranked by the base (URIAL: rank 1 unshifted, "
+                f"> 3 shifted), below {ch.threshold:g} (diff = share - {ch.threshold:g}; 95% CI over answers wholly "
+                f"below 0 and Holm-adjusted p < 0.05; wholly above: contradicted)")
+    if ch.rule == GAP:
+        return (f"{ch.b} closes more than {ch.threshold:g} of the {ch.tuned} - {ch.a} gap on {ch.suite}/{ch.metric} "
+                f"(diff = ({ch.b} - {ch.a}) / ({ch.tuned} - {ch.a}) on the same items, 95% CI with the three arms' "
+                f"items resampled jointly wholly above {ch.threshold:g}; wholly below: contradicted; undefined, "
+                f"so inconclusive, unless the {ch.tuned} - {ch.a} gap itself is shown)")
     if ch.rule == "superiority":
         return f"{ch.b} better than {ch.a} on {ch.suite}/{ch.metric} ({better}; Holm-adjusted p < 0.05, 95% CI excludes 0)"
     return (f"{ch.b} no worse than {ch.a} on {ch.suite}/{ch.metric} by more than {margin:g} "
@@ -112,12 +171,14 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
     run_ids = cfg.claim_ids()
     results: list[tuple[Claim, Check, dict]] = []
     for claim in chosen(run_ids):
-        for ch in claim.checks if not claim.needs else ():
-            why = skipped.get(ch.a) or skipped.get(ch.b)
+        for ch in checks_of(claim, cfg.alphas) if not claim.needs else ():
+            why = next((skipped[n] for n in ch.arms if skipped.get(n)), None)
             c, d, used = (None, 0, 0) if why else compare_check(ch, evals, seeds, cfg.seed)
             results.append((claim, ch, {"check": ch.label, "decides": ch.decides, "a": ch.a, "b": ch.b,
                                         "suite": ch.suite, "metric": ch.metric, "where": dict(ch.where),
                                         "rule": ch.rule, "margin": cfg.margin if ch.rule == NI else None,
+                                        **({"tuned": ch.tuned} if ch.tuned else {}),
+                                        **({"threshold": ch.threshold} if ch.threshold is not None else {}),
                                         "direction": d, "comparison": c, "seeds": used, "not_run": why}))
     adj = holm([r["comparison"]["p"] if r["comparison"] else None for _, _, r in results])
     for (claim, ch, r), p in zip(results, adj):
@@ -129,7 +190,7 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
         elif not c:
             r["verdict"], r["verdict_text"] = NOT_RUN, "not run: no paired rows"
         else:
-            r["verdict"], r["verdict_text"] = judge(c, r["direction"], ch.rule, cfg.margin, p)
+            r["verdict"], r["verdict_text"] = judge(c, r["direction"], ch.rule, cfg.margin, p, ch.threshold)
     claims_out = []
     for claim in chosen(cfg.listed_ids()):
         paper = {"arxiv": claim.arxiv or None, "figure": claim.figure}
@@ -143,7 +204,9 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
         v = combine([r["verdict"] for r in deciding])
         lead = lead_check(deciding, v)
         c = lead["comparison"] or {}
-        if v == INCONCLUSIVE:
+        if v == INCONCLUSIVE and lead["verdict"] == INCONCLUSIVE and lead["rule"] == GAP:
+            text = lead["verdict_text"]  # the share's own reason (undefined: the gap is not shown), with its words
+        elif v == INCONCLUSIVE:
             text = (inconclusive_text(c["mde"]) if c.get("mde") is not None else
                     "inconclusive: a deciding comparison did not run" if any(r["verdict"] == NOT_RUN for r in deciding)
                     else inconclusive_text(None))
@@ -170,6 +233,9 @@ def lead_check(deciding: list[dict], v: str) -> dict:
     comparisons), so the row's MDE and n must be one comparison's, never one's MDE beside another's n."""
     same = [r for r in deciding if r["verdict"] == v]
     if v == INCONCLUSIVE:
+        undefined = [r for r in same if (r["comparison"] or {}).get("undefined")]
+        if undefined:  # a gap share undefined: its reason is what the claim needs first (the gap shown)
+            return undefined[0]
         sized = [r for r in same if (r["comparison"] or {}).get("mde") is not None]
         if sized:
             return max(sized, key=lambda r: r["comparison"]["mde"])

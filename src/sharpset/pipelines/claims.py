@@ -4,11 +4,20 @@ Declarative: each :class:`Claim` names its paper (arXiv id) and reported figure,
 that decide it (:class:`Check`: reference arm, treatment arm, suite, metric, rows, rule) and the
 size-dial knobs it reads; each :class:`Arm` is a model, untrained or trained on a named data set
 with an objective. A claim whose parts are missing carries ``needs`` and is never judged.
+
+Rules: ``superiority`` and ``non-inferiority`` compare two arms; ``below`` reads one arm's per-answer
+share against a fixed ``threshold`` (URIAL's token shift); ``gap-share`` reads the share of the
+``tuned`` - ``a`` gap that ``b`` closes against a ``threshold`` (proxy-tuning). The proxy arm
+(``proxy``) stands for one arm per alpha of the audit's ``alphas`` (:func:`checks_of`).
+
+Suites in :data:`OWN_STEP` (token_shift) are never part of an arm's eval run: each arm that a check
+reads them for gets an eval run of its own with only those suites, scored by the base (so adding a
+claim that reads them never changes, and never re-runs, an arm's existing eval run).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -16,16 +25,38 @@ class Arm:
     """A model, untrained or trained on ``data`` with ``objective`` (``steps``: "same" = the audit's
     step budget, "epochs" = as many epochs as the curated set gets at that budget)."""
     name: str
-    model: str  # "base" | "aligned"
+    model: str  # "base" | "aligned" | "derived" (the base's first keep_layers decoder layers: the anti-expert)
     data: str = ""  # a data set of :func:`_data`: curated, random, pool, simplified, delusive, empty, pairs
     objective: str = ""
     sft: str = ""  # objective sft+bct: the SFT part's data set (the model's own answers)
     steps: str = "same"
     about: str = ""
+    engine: str = ""  # "proxy": the base steered by the expert arm against the anti-expert at ``alpha``
+    expert: str = ""  # engine proxy: the expert arm (trained per seed; the proxy arm pairs with it seed by seed)
+    alpha: float | None = None
 
     @property
     def trained(self) -> bool:
         return bool(self.data)
+
+
+PROXY = "proxy"  # the registry's proxy arm; the audit runs one per alpha, named proxy_arm(alpha)
+
+
+def proxy_arm(alpha: float) -> str:
+    return f"{PROXY}-a{float(alpha):g}"
+
+
+def registry_arm(name: str) -> str:
+    """The registry entry an arm name stands for: a proxy arm at an alpha -> ``proxy``."""
+    return PROXY if name.startswith(PROXY + "-a") else name
+
+
+def arm_named(name: str) -> Arm:
+    """The :class:`Arm` of a name (a proxy arm at an alpha: the proxy entry with that alpha)."""
+    if registry_arm(name) == PROXY and name != PROXY:
+        return replace(ARMS[PROXY], name=name, alpha=float(name[len(PROXY) + 2:]))
+    return ARMS[name]
 
 
 ARMS: dict[str, Arm] = {a.name: a for a in (
@@ -37,6 +68,10 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("base-simplified", "base", "simplified", "sft", about="curated N, instructions simplified (Kung & Peng)"),
     Arm("base-delusive", "base", "delusive", "sft", about="curated N, wrong label mapping (closed-label rows)"),
     Arm("base-empty", "base", "empty", "sft", about="curated N, instructions emptied"),
+    Arm("expert", "derived", "curated", "sft", about="the anti-expert (the base's first keep_layers decoder layers, "
+        "sharpset derive) trained on the curated N with base-curated's budget: proxy-tuning's expert"),
+    Arm(PROXY, "base", engine="proxy", expert="expert",
+        about="the base steered at decoding time by base + alpha (expert - anti-expert) (--engine proxy), per alpha"),
     Arm("aligned", "aligned", about="the aligned model, untrained"),
     Arm("aligned-bct", "aligned", "pairs", "bct", about="BCT on its own answers (train families)"),
     Arm("aligned-bct-mix", "aligned", "pairs", "sft+bct", sft="random",
@@ -48,19 +83,36 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
 @dataclass(frozen=True)
 class Check:
     """One paired comparison: ``b`` against ``a`` on ``suite``/``metric`` (rows where ``where``
-    holds: ``heldout`` True/False, ``family`` a prefix), judged by ``rule``."""
+    holds: ``heldout`` True/False, ``family`` a prefix), judged by ``rule`` (the module docstring;
+    ``below``: ``a`` is empty, the reference is ``threshold``; ``gap-share``: ``a`` the base, ``b``
+    the steered arm, ``tuned`` the base tuned directly). ``sized`` "evidence": the check reads its
+    suite at the evidence count even where it decides (it must not resize an eval run that other
+    claims' checks size, which would change that run's key)."""
     a: str
     b: str
     suite: str
     metric: str
-    rule: str = "superiority"  # | "non-inferiority"
+    rule: str = "superiority"  # | "non-inferiority" | "below" | "gap-share"
     where: tuple = ()
     decides: bool = True
+    tuned: str = ""
+    threshold: float | None = None
+    sized: str = ""
 
     @property
     def label(self) -> str:
         w = "".join(f" [{k}={v}]" for k, v in self.where)
+        if self.rule == BELOW:
+            return f"{self.b}: {self.suite}/{self.metric}{w} per answer, ranked by the base, below {self.threshold:g} (below)"
+        if self.rule == GAP:
+            return (f"{self.b} vs {self.a}: {self.suite}/{self.metric}{w} share of the {self.tuned} - {self.a} gap "
+                    f"closed above {self.threshold:g} (gap-share)")
         return f"{self.b} vs {self.a}: {self.suite}/{self.metric}{w} ({self.rule})"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """The arms whose rows it reads."""
+        return tuple(n for n in (self.a, self.b, self.tuned) if n)
 
 
 def where_holds(row: dict, where) -> bool:
@@ -87,6 +139,20 @@ class Claim:
 
 
 NI = "non-inferiority"
+BELOW = "below"
+GAP = "gap-share"
+OWN_STEP = ("token_shift",)  # suites evaluated in an eval run of their own per arm (the module docstring)
+# Claim 8's threshold on the per-answer shifted share (rank under the base > 3; URIAL's setting and code). The
+# paper's figure: 7.8% of Llama-2-7b-chat's tokens shifted against its base (77.7% unshifted), Vicuna 4.8%,
+# Mistral-Instruct 5.2% -- so 0.15 is about twice the largest shift it reports. Twice, not the figure itself:
+# the audit averages per answer (each answer one unit, as the intervals need), and shifted tokens cluster in the
+# first positions, so short answers raise the per-answer mean above URIAL's pooled share; and "shallow" is a
+# claim about a small minority of tokens, which 0.15 still is while 7.8% is not a law. A tuned model whose
+# interval lies wholly above 0.15 shifts at least twice what the paper found: the claim is contradicted there.
+SHIFT_THRESHOLD = 0.15
+# Claim 9's threshold on the share of the gap closed: the claim is that proxy-tuning closes *most* of the
+# base -> tuned gap (88-91% reported), so more than half of it, with its whole 95% interval, supports it.
+GAP_THRESHOLD = 0.5
 CLAIMS: tuple[Claim, ...] = (
     Claim("1", "Small curated sets suffice (LIMA)", "2305.11206",
           "1,000 curated examples: LIMA 65B >= GPT-4 in 43% of 300 prompts; 7B quality-filtered 3.83 vs "
@@ -143,11 +209,19 @@ CLAIMS: tuple[Claim, ...] = (
           "no empirical source found (DESIGN.md)",
           needs="a rule over the dimensions suite across sweep targets (does a target that moves one leave the other?)"),
     Claim("8", "Alignment is a shallow token shift (URIAL)", "2312.01552",
-          "Llama-2-7b-chat vs its base: 77.7% unshifted, 7.8% shifted tokens",
-          needs="a paired per-answer token-shift metric and its decision rule (the suite reports pooled shares)"),
+          "Llama-2-7b-chat vs its base: 77.7% unshifted, 7.8% shifted tokens (rank under the base 1 / > 3)", (
+              Check("", "base-curated", "token_shift", "shifted", BELOW, threshold=SHIFT_THRESHOLD),
+              Check("", "base-pool", "token_shift", "shifted", BELOW, threshold=SHIFT_THRESHOLD)),
+          dial=("n", "steps", "seeds", "eval_max_new_tokens")),
     Claim("9", "Proxy-tuning closes most of the gap and keeps knowledge", "2401.08565",
-          "closes 88-91% of the base -> chat gap; proxy-tuned 70B TruthfulQA True x Info 85.1 vs tuned 79.6",
-          needs="--engine proxy arms in the audit (a derived anti-expert, its tuned expert, and a gap-closed rule)"),
+          "closes 88-91% of the base -> chat gap; proxy-tuned 70B TruthfulQA True x Info 85.1 vs tuned 79.6 "
+          "(MC accuracy 59.2 vs 68.3)", (
+              Check("base", PROXY, "format", "prompt_loose", GAP, tuned="base-curated", threshold=GAP_THRESHOLD),
+              # base-curated's knowledge eval is claim 1's evidence (evidence count): read at that count, not resized
+              Check("base-curated", PROXY, "knowledge", "mc_correct", NI, sized="evidence"),
+              Check("base", PROXY, "health", "complete", GAP, tuned="base-curated", threshold=GAP_THRESHOLD,
+                    decides=False)),
+          dial=("keep_layers", "alphas", "n", "steps", "seeds", "eval_limit")),
 )
 CLAIM_IDS = tuple(c.id for c in CLAIMS)
 
@@ -160,15 +234,33 @@ def chosen(ids: list[str]) -> list[Claim]:
 SUITE_ORDER = ("invariance", "format", "format_unseen", "knowledge")
 
 
-def arm_checks(arm: str) -> list[Check]:
+def checks_of(claim: Claim, alphas=(1.0,)) -> list[Check]:
+    """A claim's checks with the proxy arm made one arm per alpha (:func:`proxy_arm`); the first
+    alpha's checks decide as the registry says, the other alphas' are evidence."""
+    out = []
+    for ch in claim.checks:
+        if PROXY not in ch.arms:
+            out.append(ch)
+            continue
+        for k, alpha in enumerate(alphas):
+            name = proxy_arm(alpha)
+            out.append(replace(ch, a=name if ch.a == PROXY else ch.a, b=name if ch.b == PROXY else ch.b,
+                               decides=ch.decides and k == 0))
+    return out
+
+
+def arm_checks(arm: str, own: bool = False) -> list[Check]:
     """Every check of the whole registry that reads ``arm`` (as :func:`arm_suites`, not the claims
-    chosen: an arm is evaluated alike whichever claims an audit runs)."""
-    return [ch for c in CLAIMS for ch in c.checks if arm in (ch.a, ch.b)]
+    chosen: an arm is evaluated alike whichever claims an audit runs); ``own``: those of the suites
+    evaluated in a run of their own (:data:`OWN_STEP`), else the others."""
+    reg = registry_arm(arm)
+    return [ch for c in CLAIMS for ch in c.checks if reg in ch.arms and (ch.suite in OWN_STEP) == own]
 
 
-def arm_suites(arm: str) -> list[str]:
+def arm_suites(arm: str, own: bool = False) -> list[str]:
     """The eval suites an arm is evaluated on: those any claim's check of it reads (health is always
     added by eval). From the whole registry, not the claims chosen, so every ``--claims`` subset
-    evaluates an arm alike and shares its eval run."""
-    used = {ch.suite for ch in arm_checks(arm)} - {"health"}
+    evaluates an arm alike and shares its eval run. ``own``: the suites of its own-step eval run
+    (:data:`OWN_STEP`), never among the others."""
+    used = {ch.suite for ch in arm_checks(arm, own)} - {"health"}
     return [s for s in SUITE_ORDER if s in used] + sorted(used - set(SUITE_ORDER))
