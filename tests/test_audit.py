@@ -724,3 +724,7 @@ def test_claim_9_runs_the_proxy_arm_end_to_end(tiny_model_dir, tmp_path, capsys)
     build_report([out], tmp_path / "report")
     page = (tmp_path / "report" / "audit.html").read_text()
     assert '<section id="claim-9">' in page and "gap-share" in page
+    # K past the base's depth: refused before any stage runs, naming the field and the range
+    fresh = tmp_path / "k2"
+    assert main(_argv(tiny_model_dir, pool, fresh, "9", "--set", "seeds=1", "--set", "keep_layers=2")) == 2
+    assert "keep_layers: must be in [1, 1]" in capsys.readouterr().err and not fresh.exists()

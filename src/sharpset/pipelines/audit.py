@@ -589,6 +589,12 @@ def run(cfg: AuditConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     ctx = Ctx(cfg, z, root, log, Reuse(dirs, root) if dirs else None)
     log(f"audit ({cfg.size}): claims {', '.join(c.id for c in claims)}; arms {', '.join(a.name for a in arms)}; "
         f"{json.dumps(z)}")
+    if any(a.model == "derived" for a in arms):  # claim 9's anti-expert: K in range, known before anything runs
+        from ..errors import UserError
+        from ..models.derive import keep_layers_problem
+
+        if why := keep_layers_problem(cfg.base_model, cfg.keep_layers):
+            raise UserError(f"keep_layers: {why}")
     data = build_data(ctx, data_needed(arms))
     evals, skipped, where, where_own = run_arms(ctx, arms, data, claims)
     seeds = ctx.seeds
