@@ -7,24 +7,9 @@ be predicates over these columns, so every column has an exact definition below 
 in :data:`SHAPE_COLUMNS`. Bump :data:`FEATURE_VERSION` whenever a definition changes (stage caches
 key on it, DESIGN.md habit 5).
 
-How a text is read (a deliberately small subset of CommonMark/GFM, line based):
+How a text is read: steps 1-3 (line kinds, fenced code, inline markdown) are
+:mod:`sharpset.text.parse`'s; sentences, words and language are :mod:`sharpset.text.prose`'s. Then:
 
-1. ``\\r\\n`` and ``\\r`` become ``\\n``; the text is split into lines (a final ``\\n`` ends the last
-   line; it does not add an empty one).
-2. **Fenced code**: a line of 3+ backticks or tildes (<= 3 spaces indent) opens a block; a line of
-   the same character, at least as long, with nothing else closes it. A fence never closed runs to
-   the end of the text and sets ``shape_unterminated_fence``. Nothing inside a block is looked at
-   again (``# comment`` is not a heading, ``- x`` is not a bullet, ``I`` is not first person).
-   Indented (4-space) code blocks are *not* recognised: LLM answers indent nested list items far
-   more often than they indent code.
-3. Every other non-blank line gets one kind, first match wins: ATX heading (``#``..``######`` then a
-   space or end of line), table separator row (``|---|:--:|``, needs a ``|``, directly under a line
-   with a ``|`` -- that line becomes the table header), table row (a line with ``|`` right after a
-   table line), setext underline (``===`` or ``---`` directly under a plain text line -- that line
-   becomes a heading), horizontal rule (3+ ``-``, ``*`` or ``_``, spaces allowed), bullet item
-   (``-``, ``*``, ``+`` then whitespace, or ``•``, after any indent), numbered item (``1.``, ``1)``,
-   ``(1)``, ``(a)``, ``(iv)``, ``a)`` then whitespace, after any indent; ``a.``/``A.`` are *not*
-   items, too often initials), block quote (``>``), else plain text.
 4. **Text units**: a paragraph of consecutive plain-text lines, a run of block-quote lines, or one
    list item (with the plain lines that directly follow it). Headings, tables, rules and code are
    not text units. Sentences, first person, questions, opening and closing are read from text units
@@ -33,9 +18,13 @@ How a text is read (a deliberately small subset of CommonMark/GFM, line based):
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import NamedTuple
+
+from .parse import (BLANK, BULLET, CODE, FENCE, HEADING, NUMBERED, QUOTE, RULE, SETEXT, TABLE,  # noqa: F401
+                    TABLE_SEP, TEXT, _Doc, _strip_inline, _table_cells, markdown_stripped)
+from .prose import (LANGUAGE_MAX_CHARS, LANGUAGE_MIN_WORDS, STOPWORDS, _content_words_plain,  # noqa: F401
+                    content_words, count_words, detect_language, jaccard, split_sentences)
 
 FEATURE_VERSION = 1
 
@@ -55,57 +44,9 @@ PROMPT_COLUMNS: dict[str, type] = {"shape_lexical_overlap": float}
 OPENINGS = ("acknowledge", "restate", "direct", "none")
 CLOSINGS = ("offer", "question", "summary", "plain", "none")
 
-# The detector sees only the first LANGUAGE_MAX_CHARS characters of the prose: ~100 words decide the
-# language reliably, and py3langid walks its byte DFA in pure Python (~0.2 us/byte), so this cap is
-# what keeps detection to ~0.1 ms a response.
-LANGUAGE_MAX_CHARS = 600
-LANGUAGE_MIN_WORDS = 3
-
-# ---------------------------------------------------------------------------------------------
-# Line kinds and block regexes (compiled once)
-BLANK, FENCE, CODE, HEADING, SETEXT, RULE, BULLET, NUMBERED, TABLE, TABLE_SEP, QUOTE, TEXT = range(12)
-
-_FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
-_ATX = re.compile(r" {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_SETEXT = re.compile(r" {0,3}(?:=+|-+)[ \t]*$")
-_RULE = re.compile(r" {0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,})$")
-_TABLE_SEP = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
-_BULLET = re.compile(r"([ \t]*)(?:[-*+][ \t]+|•[ \t]*)(\S.*)")
-_NUMBERED = re.compile(
-    r"([ \t]*)(?:\d{1,3}[.)]|\((?:\d{1,3}|[A-Za-z]|[ivxlcIVXLC]{1,5})\)|[a-z]\))[ \t]+(\S.*)")
-_QUOTE = re.compile(r" {0,3}>[ \t]?(.*)")
-
-# Inline markdown, applied in this order: code spans, links/images, bold, italic. Span lengths are
-# bounded and the link parts possessive so that a line full of unmatched markers costs O(line), not
-# O(line^2) (a 12k-char line of "[a](" took 5 s before): longer spans are simply not recognised.
-_INLINE_CODE = re.compile(r"(`+)(?!`)(.{1,1000}?)(?<!`)\1(?!`)")
-_LINK = re.compile(r"(!?)\[([^\]\n]{0,500}+)\]"  # [text] or ![alt]
-                   r"\([ \t]*+<?(?:[^()\s<>]|\([^()\s]*+\))*+>?"  # (url, one level of parens allowed
-                   r"(?:[ \t]+(?:\"[^\"\n]*+\"|'[^'\n]*+'))?[ \t]*\)")  # optional "title")
-_AUTOLINK = re.compile(r"<(?:https?|ftp|mailto):[^>\s]+>")
-_BOLD = re.compile(r"\*\*(?=\S)(.{1,500}?)(?<=\S)\*\*|(?<!\w)__(?=\S)(.{1,500}?)(?<=\S)__(?!\w)")
-_ITALIC = re.compile(r"(?<![*\w\\])\*(?=[^\s*])(.{1,500}?)(?<=[^\s*\\])\*(?![*\w])"
-                     r"|(?<![\w\\])_(?=[^\s_])(.{1,500}?)(?<=[^\s_\\])_(?!\w)")
-_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
 _SPACES = re.compile(r"\s+")
-
-# ---------------------------------------------------------------------------------------------
-# Sentences
-# A terminator run (., ..., …, !, ?, combinations) with optional closing quotes/brackets, followed by
-# whitespace (the next visible character is captured) or by the end of the unit. "3.14", "e.g.x"
-# and "example.com" never match because no whitespace follows the dot.
-_TERMINATOR = re.compile(r"(\.{2,}|…|[.!?]+)[\"'”’)\]]*(?=\s+(\S)|\s*$)"
-                         r"|[。！？]+[」』”’）)]*")  # CJK full stops end a sentence with no space after
-# After these, a "." never ends a sentence (titles and Latin abbreviations that introduce more text).
-_ABBREV = frozenset("mr mrs ms mx dr prof sr jr st mt vs cf e.g eg i.e ie viz approx ca incl".split())
-# ... and these only before a digit ("No. 5", "Fig. 3", "pp. 12"): "The answer is no. Then ..." splits.
-_ABBREV_NUM = frozenset("no nos fig figs eq eqs vol vols pp ch sec secs ref refs".split())
-_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")  # u.s, e.g, a.m -- the final "." is the terminator
-_HAS_ALNUM = re.compile(r"[^\W_]")
 _QUESTION_END = re.compile(r"\?[!?.…]*[\"'”’)\]]*$")
 _YOU = re.compile(r"\b(?:you|your|yours|yourself|yourselves)\b", re.I)
-_PUNCT_TOKEN = re.compile(r"(?<!\S)(?:[^\w\s]|_)+(?!\S)")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 # ---------------------------------------------------------------------------------------------
 # Person, openings, closings
@@ -134,224 +75,6 @@ _SUMMARY = re.compile(
     r"|all in all|ultimately|in the end|bottom line|tl;?dr|in a nutshell|key takeaways?)\b", re.I)
 _SUMMARY_HEADING = re.compile(
     r"^\W*(?:summary|conclusions?|tl;?dr|key takeaways?|recap|in summary|bottom line)\b", re.I)
-
-# ---------------------------------------------------------------------------------------------
-# Lexical overlap: content words = lower-cased alphanumeric tokens of length >= 2, not stopwords.
-_TOKEN = re.compile(r"[^\W_]+(?:'(?!s\b)[^\W_]+)*")  # "smith's" -> "smith", "s" (too short)
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are aren't as at be because been before being
-below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down
-during each either else etc even ever every few for from further get gets got had hadn't has hasn't have
-haven't having he he'd he'll he's her here here's hers herself him himself his how how's however i i'd
-i'll i'm i've if in into is isn't it it's its itself just let let's like make may me might more most
-much must mustn't my myself neither no nor not now of off often on once one only or other ought our
-ours ourselves out over own per please rather really same shall shan't she she'd she'll she's should
-shouldn't so some still such than that that's the their theirs them themselves then there there's these
-they they'd they'll they're they've this those though through thus to too under until up upon us use
-used using very via want was wasn't we we'd we'll we're we've well were weren't what what's when when's
-where where's whether which while who who's whom whose why why's will with within without won't would
-wouldn't yes yet you you'd you'll you're you've your yours yourself yourselves
-""".split())
-
-
-# ---------------------------------------------------------------------------------------------
-class _Doc:
-    """One parsed text: per-line kinds and contents plus the block counts found while parsing."""
-
-    __slots__ = ("lines", "kinds", "content", "indent", "code_blocks", "code_lines", "unterminated")
-
-    def __init__(self, text: str):
-        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        if len(lines) > 1 and not lines[-1]:
-            lines.pop()  # a final newline ends the last line; it does not start an empty one
-        n = len(lines)
-        kinds, content, indent = [BLANK] * n, list(lines), [0] * n
-        self.code_blocks = self.code_lines = 0
-        self.unterminated = False
-        fence = None  # (char, length) of the open fence
-        in_table = False
-        for i, line in enumerate(lines):
-            if fence is not None:
-                s = line.strip()
-                if (len(line) - len(line.lstrip(" ")) <= 3 and len(s) >= fence[1] and s[0] == fence[0]
-                        and s == fence[0] * len(s)):
-                    kinds[i], fence = FENCE, None
-                else:
-                    kinds[i] = CODE
-                    self.code_lines += 1
-                continue
-            if not line.strip():
-                in_table = False
-                continue
-            m = _FENCE_OPEN.match(line)
-            if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
-                kinds[i], fence, in_table = FENCE, (m.group(1)[0], len(m.group(1))), False
-                self.code_blocks += 1
-                continue
-            prev = kinds[i - 1] if i else BLANK
-            if (m := _ATX.match(line)) is not None:
-                kinds[i], content[i] = HEADING, m.group(1) or ""
-            elif "|" in line and prev == TEXT and "|" in lines[i - 1] and _TABLE_SEP.match(line):
-                kinds[i - 1], kinds[i], in_table = TABLE, TABLE_SEP, True
-                continue
-            elif in_table and "|" in line:
-                kinds[i] = TABLE
-                continue
-            elif prev == TEXT and _SETEXT.match(line):
-                kinds[i - 1], kinds[i] = HEADING, SETEXT
-            elif _RULE.match(line):
-                kinds[i] = RULE
-            elif (m := _BULLET.match(line)) is not None:
-                kinds[i], content[i], indent[i] = BULLET, m.group(2), len(m.group(1).expandtabs(4))
-            elif (m := _NUMBERED.match(line)) is not None:
-                kinds[i], content[i], indent[i] = NUMBERED, m.group(2), len(m.group(1).expandtabs(4))
-            elif (m := _QUOTE.match(line)) is not None:
-                kinds[i], content[i] = QUOTE, m.group(1)
-            else:
-                kinds[i], content[i] = TEXT, line.strip()
-            in_table = False
-        if fence is not None:
-            self.unterminated = True
-        self.lines, self.kinds, self.content, self.indent = lines, kinds, content, indent
-
-
-def _strip_inline(s: str, *, keep_code: bool, counts: list[int] | None = None) -> str:
-    """Remove inline markdown from one line. ``counts`` (if given) gets [code, links, bold, italic] added."""
-    if "`" in s:
-        s, n = _INLINE_CODE.subn((lambda m: m.group(2).strip()) if keep_code else " ", s)
-        if counts is not None:
-            counts[0] += n
-    if "](" in s:
-        found = _LINK.findall(s)
-        if counts is not None:
-            counts[1] += sum(1 for bang, _ in found if not bang)
-        s = _LINK.sub(r"\2", s)
-    if "<" in s:
-        s, n = _AUTOLINK.subn(lambda m: m.group(0)[1:-1], s)
-        if counts is not None:
-            counts[1] += n
-    if "*" in s or "_" in s:
-        s, n = _BOLD.subn(lambda m: m.group(1) or m.group(2), s)
-        s, k = _ITALIC.subn(lambda m: m.group(1) or m.group(2), s)
-        if counts is not None:
-            counts[2] += n
-            counts[3] += k
-    if "\\" in s:
-        s = _ESCAPE.sub(r"\1", s)
-    return s
-
-
-def _table_cells(line: str) -> str:
-    s = line.strip()
-    if s.startswith("|"):
-        s = s[1:]
-    if s.endswith("|"):
-        s = s[:-1]
-    return "  ".join(c.strip() for c in s.split("|"))
-
-
-def _render(doc: _Doc, *, keep_code: bool) -> list[str]:
-    out = []
-    for kind, line, content in zip(doc.kinds, doc.lines, doc.content):
-        if kind == CODE:
-            if keep_code:
-                out.append(line)
-        elif kind in (FENCE, SETEXT, RULE, TABLE_SEP):
-            continue
-        elif kind == BLANK:
-            out.append("")
-        elif kind == TABLE:
-            out.append(_strip_inline(_table_cells(line), keep_code=True))
-        else:
-            out.append(_strip_inline(content, keep_code=True))
-    return out
-
-
-def markdown_stripped(text: str, *, keep_code: bool = True) -> str:
-    """``text`` with markdown syntax removed and the words kept (for loose IFEval-style checks).
-
-    Removes: fence lines, heading markers (``#`` and setext underlines), horizontal rules, list
-    markers (bullets and numbers), ``>`` quote markers, table separator rows and cell pipes, bold /
-    italic markers, backslash escapes, and link/image syntax (the link text / alt text stays).
-    Inline code keeps its content without backticks. Fenced code content is kept verbatim unless
-    ``keep_code=False``. Line structure (blank lines between paragraphs) is preserved.
-    """
-    return "\n".join(_render(_Doc(text), keep_code=keep_code))
-
-
-# ---------------------------------------------------------------------------------------------
-def split_sentences(s: str) -> list[str]:
-    """Split one text unit (markdown already removed) into sentences.
-
-    A boundary is a run of ``.``/``!``/``?``/``...``/``…`` (plus closing quotes/brackets) followed by
-    whitespace or the end, *unless* the next character is a lower-case letter ("Wait... what"), or
-    the run is a single ``.`` after an abbreviation in ``_ABBREV`` ("Dr.", "e.g.", "vs."), after a
-    single letter ("J. Smith"), after a dotted acronym ("U.S."), or after a word in ``_ABBREV_NUM``
-    ("No.", "Fig.", "pp.") before a digit. Decimals ("3.14") never split (no whitespace after the
-    dot). Text after the last terminator (a list item without final punctuation) is a sentence of
-    its own. ``。！？`` always end a sentence (no space follows them in CJK text). Segments without
-    any letter or digit are dropped.
-    """
-    out, start = [], 0
-    for m in _TERMINATOR.finditer(s):
-        nxt = m.group(2)
-        if nxt is not None:
-            if nxt.islower():
-                continue
-            if m.group(1) == ".":
-                j = s.rfind(" ", start, m.start())
-                w = s[j + 1:m.start()].lstrip("([\"'“‘").lower()
-                if (w in _ABBREV or (len(w) == 1 and w.isalpha()) or _DOTTED.fullmatch(w)
-                        or (nxt.isdigit() and w in _ABBREV_NUM)):
-                    continue
-        seg = s[start:m.end()].strip()
-        if _HAS_ALNUM.search(seg):
-            out.append(seg)
-        start = m.end()
-    tail = s[start:].strip()
-    if _HAS_ALNUM.search(tail):
-        out.append(tail)
-    return out
-
-
-def count_words(s: str) -> int:
-    """Whitespace-separated tokens that contain a letter or digit; each CJK character (Han, kana) is
-    a word of its own, since Chinese and Japanese do not separate words with spaces."""
-    if _CJK.search(s):
-        return len(_CJK.findall(s)) + count_words(_CJK.sub(" ", s))
-    return len(s.split()) - len(_PUNCT_TOKEN.findall(s))
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-cased tokens of ``markdown_stripped(text)`` of length >= 2 that are not in STOPWORDS."""
-    s = markdown_stripped(text).lower().replace("’", "'")
-    return _content_words_plain(s)
-
-
-def _content_words_plain(s: str) -> set[str]:
-    return {t for t in set(_TOKEN.findall(s)) if len(t) >= 2 and t not in STOPWORDS}
-
-
-def jaccard(a: set, b: set) -> float:
-    """|a & b| / |a | b|; 0.0 when both are empty."""
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
-
-
-@functools.lru_cache(maxsize=1)
-def _identifier():
-    # py3langid: a maintained fork of langid.py; the model ships in the wheel (no download).
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def detect_language(text: str) -> tuple[str, float]:
-    """(ISO 639-1 code, probability) from py3langid; ("und", 0.0) under LANGUAGE_MIN_WORDS words."""
-    if count_words(text) < LANGUAGE_MIN_WORDS:
-        return "und", 0.0
-    lang, p = _identifier().classify(text[:LANGUAGE_MAX_CHARS])
-    return lang, round(float(p), 4)
 
 
 # ---------------------------------------------------------------------------------------------
