@@ -92,6 +92,16 @@ def test_every_shipped_recipe_validates():
         recipes.validate(name)
 
 
+def test_a_folder_named_like_a_shipped_recipe_does_not_hide_it(tmp_path, monkeypatch):
+    # `sharpset run audit` beside a run folder called audit/ once read the folder as the recipe file
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audit").mkdir()
+    assert recipes.resolve_file("audit") == recipes.shipped()["audit"]
+    (tmp_path / "mine.yaml").mkdir()
+    with pytest.raises(UserError, match=r"mine\.yaml: recipe file not found \(it is a folder\)"):
+        recipes.resolve_file("mine.yaml")
+
+
 def test_recipe_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\npipeline: smoke\nconfig:\n  n_prompts: 4\n  max_new_tokenz: 3\n")

@@ -66,10 +66,13 @@ class Recipe:
 
 
 def resolve_file(name_or_path: str) -> Path:
+    """A recipe file: a path (a ``.yaml``/``.yml`` name, or an existing file), else a shipped recipe's
+    name. A folder of the same name (``sharpset run audit`` beside a run folder called ``audit``) is
+    not a recipe and never hides the shipped one."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.exists():
-            raise UserError(f"{p}: recipe file not found")
+    if p.suffix in (".yaml", ".yml") or p.is_file():
+        if not p.is_file():
+            raise UserError(f"{p}: recipe file not found" + (" (it is a folder)" if p.is_dir() else ""))
         return p
     found = shipped()
     if name_or_path not in found:
