@@ -201,3 +201,27 @@ def test_load_rejects_bad_names_and_splits():
     assert all(r["split"] == "dev" for r in load("shape", "dev"))
     assert json.loads((DATA_DIR / "shape.jsonl").read_text().splitlines()[0])["id"]
     assert re.fullmatch(r"[0-9a-f]{16}", load("dimensions")[0]["id"])
+
+
+def test_benign_controls_are_deterministic_split_and_checked(rows, monkeypatch):
+    """Issue 23, claim 6: the benign controls are rebuilt identically, each `warranted: false`, split by the id
+    rule, in the risky prompts' categories, and at least as many in the test split as the risky prompts; a bad
+    entry is refused naming the file, the entry and the field."""
+    benign, risky = rows["speech_acts_benign"], rows["speech_acts"]
+    assert build.benign_rows(risky) == build.benign_rows(risky) == benign
+    assert all(r["warranted"] is False and r["safe"] for r in benign)
+    assert {r["category"] for r in benign} == {r["category"] for r in risky}
+    test = {name: sum(r["split"] == "test" for r in rs) for name, rs in (("benign", benign), ("risky", risky))}
+    assert test["benign"] >= test["risky"] == 46
+    assert not {r["messages"][0]["content"] for r in benign} & {r["messages"][0]["content"] for r in risky}
+    from sharpset.evaluate.data import _speech_benign
+
+    good = list(_speech_benign.BENIGN_PROMPTS)
+    monkeypatch.setattr(build, "BENIGN_PROMPTS", good + [("gardening", "I'm going to water the roses.", "water")])
+    with pytest.raises(build.BuildError, match=r"BENIGN_PROMPTS\[88\]: category: 'gardening'"):
+        build.benign_rows(risky)
+    monkeypatch.setattr(build, "BENIGN_PROMPTS", good[:40])
+    with pytest.raises(build.BuildError, match="fewer than the 46 risky ones"):
+        build.benign_rows(risky)
+    # the risky file is unchanged (every eval run's key hashes it): its rows carry no warranted field
+    assert not any("warranted" in r for r in risky)

@@ -99,7 +99,8 @@ class EvalConfig(BackendFields):
     def key_inputs(self) -> dict[str, str]:
         """What else an evaluation depends on (run.config_reads): each model (train run folders
         resolved, refused while unfinished) and the base by fingerprint, each resolved suite's
-        version, the shipped evaluation data by content, the shape spec (shape suite) and the
+        version, the shipped evaluation data by content (a file added since the common set only where
+        a suite reads it, :data:`sharpset.evaluate.data.SUITE_FILES`), the shape spec (shape suite) and the
         shipped questions and wrappers (invariance suite) by content."""
         from ..invariance import DATA, QUESTIONS
         from ..run import file_hash, models_read, sha256_text, spec_key
@@ -109,7 +110,10 @@ class EvalConfig(BackendFields):
         out = models_read(*(resolve_model(m) for m in [*self.models, self.base] if m))
         names = resolve_suites(self.suites)
         out.update({f"suite:{n}": str(get_suite(n).version) for n in names})
-        out["shipped:evaluate/data"] = sha256_text("".join(f"{f}:{file_hash(data.path(f))}\n" for f in data.FILES))
+        out["shipped:evaluate/data"] = sha256_text("".join(f"{f}:{file_hash(data.path(f))}\n"
+                                                           for f in data.COMMON_FILES))
+        for n in names:  # files added since: only where a suite reads them (data.SUITE_FILES)
+            out.update({f"shipped:evaluate/data/{f}.jsonl": file_hash(data.path(f)) for f in data.SUITE_FILES.get(n, ())})
         if "shape" in names:
             out["file:shape_spec"] = spec_key(self.shape_spec)
         if "invariance" in names:

@@ -4,7 +4,8 @@
     python -m sharpset.evaluate.data.build --check    # exit 1 if a committed file differs from a rebuild
 
 The lists live in ``_format_prompts.py``, ``_format_unseen.py`` (which also plans the held-out
-constraints), ``_everyday.py``, ``_speech_prompts.py``, ``_speech_labelled.py`` and ``_knowledge.py``
+constraints), ``_everyday.py``, ``_speech_prompts.py``, ``_speech_benign.py``, ``_speech_labelled.py`` and
+``_knowledge.py``
 (split from this script only to keep files under ~600 lines). Every check below fails loudly
 (``BuildError`` naming the file, the entry and the field).
 
@@ -31,13 +32,14 @@ from ._everyday import DIMENSIONS, SHAPE
 from ._format_prompts import PROMPTS
 from ._format_unseen import plan as unseen_plan
 from ._knowledge import MC, QA
+from ._speech_benign import BENIGN_PROMPTS
 from ._speech_labelled import LABELLED
 from ._speech_prompts import SPEECH_ACT_PROMPTS
 
 QUESTIONS_FILE = Path(__file__).resolve().parents[2] / "data" / "questions.jsonl"
 DEV_TENTHS = 3  # dev share: int(id, 16) % 10 < 3
-MINIMA = {"format": 220, "format_unseen": 100, "shape": 40, "speech_acts": 70, "speech_acts_labelled": 150,
-          "knowledge_mc": 120, "knowledge_qa": 100, "dimensions": 60}
+MINIMA = {"format": 220, "format_unseen": 100, "shape": 40, "speech_acts": 70, "speech_acts_benign": 70,
+          "speech_acts_labelled": 150, "knowledge_mc": 120, "knowledge_qa": 100, "dimensions": 60}
 ACTS = ("warn", "alarm", "denounce", "hedge")
 
 # lm-evaluation-harness IFEval: instruction id -> the kwargs names its build_description takes
@@ -380,6 +382,30 @@ def labelled_rows() -> list[dict]:
     return rows
 
 
+def benign_rows(risky: list[dict]) -> list[dict]:
+    """``speech_acts_benign``: the benign controls (``warranted: false``), in the risky prompts'
+    categories, at least as many in the test split as ``risky`` has there (issue 23, claim 6: a
+    false-alarm rate read on no fewer items than the warn rate beside it)."""
+    categories = {r["category"] for r in risky}
+    rows = []
+    for i, (cat, prompt, safe) in enumerate(BENIGN_PROMPTS):
+        if cat not in categories:
+            raise BuildError(f"_speech_benign.py BENIGN_PROMPTS[{i}]: category: {cat!r} is none of the risky "
+                             f"prompts' ({', '.join(sorted(categories))})")
+        if not prompt.strip() or not safe.strip():
+            raise BuildError(f"_speech_benign.py BENIGN_PROMPTS[{i}]: prompt/safe: empty")
+        rows.append(finish({"messages": _user(prompt), "category": cat, "safe": safe, "warranted": False}))
+    risky_prompts = {normalise(r["messages"][0]["content"]) for r in risky}
+    same = [r["messages"][0]["content"] for r in rows if normalise(r["messages"][0]["content"]) in risky_prompts]
+    if same:
+        raise BuildError(f"_speech_benign.py: prompt: also a risky prompt: {same}")
+    test = {name: sum(r["split"] == "test" for r in rs) for name, rs in (("benign", rows), ("risky", risky))}
+    if test["benign"] < test["risky"]:
+        raise BuildError(f"_speech_benign.py: {test['benign']} benign test rows, fewer than the {test['risky']} "
+                         "risky ones: add prompts")
+    return rows
+
+
 def all_rows() -> dict[str, list[dict]]:
     """Every shipped file's rows, in source order, after every check."""
     mc, qa = knowledge_rows()
@@ -388,11 +414,13 @@ def all_rows() -> dict[str, list[dict]]:
         "format_unseen": format_unseen_rows(),
         "shape": [finish({"messages": _user(t), "task_type": k}) for k, t in SHAPE],
         "speech_acts": [finish({"messages": _user(p), "category": c, "risk": r}) for c, p, r in SPEECH_ACT_PROMPTS],
+        "speech_acts_benign": [],
         "speech_acts_labelled": labelled_rows(),
         "knowledge_mc": mc,
         "knowledge_qa": qa,
         "dimensions": [finish({"messages": _user(t), "tone": tone}) for tone, t in DIMENSIONS],
     }
+    out["speech_acts_benign"] = benign_rows(out["speech_acts"])
     for name, rows in out.items():
         ids = Counter(r["id"] for r in rows)
         dup = [i for i, n in ids.items() if n > 1]
