@@ -44,9 +44,8 @@ def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
     assert '"eval_limit": 38' in small and "planned MDE 0.249" in small
     assert "[n 38, MDE 0.249; too wide for non-inferiority at margin 0.1]" in small
     # a claim whose parts are missing is listed, never run
-    assert main(["run", "audit", "--dry-run", "--claims", "6", "--out", str(out)]) == 0
-    assert "6. Alignment suppresses alarm, warning, denunciation: not run: needs benign controls" in \
-        capsys.readouterr().out
+    assert main(["run", "audit", "--dry-run", "--claims", "7", "--out", str(out)]) == 0
+    assert "7. Lexical and emotional alignment are separate knobs: not run: needs " in capsys.readouterr().out
 
 
 def _minutes(plan: str) -> int:
@@ -69,16 +68,17 @@ def test_the_default_size_plans_under_an_hour_and_says_what_each_size_buys(tmp_p
     assert re.search(r"2\. Format, not task understanding, transfers \(Kung & Peng\): not run at size medium "
                      r"\(~\d+ min more at this size; it runs claims 1, 3 in its time\): --claims 1,2,3 runs it "
                      r"beside them in this folder \(their runs reused\), --set size=large runs every claim", medium)
-    for claim in ("8. Alignment is a shallow token shift (URIAL)",
+    for claim in ("6. Alignment suppresses alarm, warning, denunciation", "8. Alignment is a shallow token shift (URIAL)",
                   "9. Proxy-tuning closes most of the gap and keeps knowledge"):  # runnable, left out at medium
         assert re.search(re.escape(claim) + r": not run at size medium \(~\d+ min more at this size; it runs claims "
                          r"1, 3 in its time\): --claims 1,3,\d runs it beside them", medium)
     assert "base-simplified" not in medium.split("what each size buys")[0].split("arms:")[1]
     table = medium.split("what each size buys")[1]
-    assert re.search(r"^  medium \* +2 +24 +5\d +0\.139 +- +0\.139 +- +- +- +-$", table, re.M)
-    assert re.search(r"^  small +2 +9 +\d+ +- +- +0\.249 +- +- +- +-$", table, re.M)
-    assert re.search(r"^  large +2 +62 +\d+ +0\.12 +0\.12 +0\.12 +0\.138 +0\.138 +0\.0511 +0\.249$", table, re.M)
-    assert re.search(r"every claim at medium's dial: 62 stage runs, ~\d+ min", table)
+    assert re.search(r"^  medium \* +2 +24 +5\d +0\.139 +- +0\.139 +- +- +- +- +-$", table, re.M)
+    assert re.search(r"^  small +2 +9 +\d+ +- +- +0\.249 +- +- +- +- +-$", table, re.M)
+    assert re.search(r"^  large +2 +69 +\d+ +0\.12 +0\.12 +0\.12 +0\.138 +0\.138 +0\.226 +0\.0511 +0\.249$", table,
+                     re.M)
+    assert re.search(r"every claim at medium's dial: 69 stage runs, ~\d+ min", table)
     assert "every claim at" not in plans["large"]  # large runs every claim
     # named claims run at any size, the others are not listed
     assert main(["run", "audit", "--dry-run", "--claims", "4,5", "--out", str(out)]) == 0
@@ -200,16 +200,16 @@ def test_claim_verdicts_from_constructed_arms():
     same = {"format/prompt_loose": [1] * 30 + [0] * 30, "health/complete": [1] * n,
             "knowledge/mc_correct": [0] * n, "format_unseen/prompt_loose": [0] * n}
     worse = dict(same, **{"format/prompt_loose": [0] * n})
-    cfg = audit.AuditConfig(claims=["1", "6"])
+    cfg = audit.AuditConfig(claims=["1", "7"])
     for curated, expect in ((same, "supported"), (worse, "contradicted")):
         evals = {arm: {s: _eval(same) for s in (0, 1)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
         evals["base-curated"] = {s: _eval(curated) for s in (0, 1)}
         res = av.summarize(cfg, evals, [0, 1], {}, None)
-        one, six = res["claims"]
+        one, seven = res["claims"]
         assert one["verdict"] == expect and one["seeds"] == 2 and one["n"] == n and one["n_rows"] == 2 * n
         assert one["paper"]["arxiv"] == "2305.11206" and "non-inferiority" in one["lead"]
         assert len(one["checks"]) == 6 and all(c["p_holm"] >= c["comparison"]["p"] for c in one["checks"])
-        assert six["verdict"] == "not run" and six["verdict_text"].startswith("not run: needs benign controls")
+        assert seven["verdict"] == "not run" and seven["verdict_text"].startswith("not run: needs ")
     assert one["verdict_text"] == "contradicted" and one["diff"] == -0.5
     # noise: 8 items up and 8 down of 60 -- no change, an interval too wide for the margin: inconclusive, with its MDE
     noisy = dict(same, **{"format/prompt_loose": [0] * 8 + [1] * 22 + [1] * 8 + [0] * 22})
@@ -253,8 +253,8 @@ def test_a_claims_row_reads_one_comparison_its_n_and_its_mde(capsys):
 
 def test_claims_the_size_leaves_out_read_not_run_with_the_command():
     cfg = audit.AuditConfig()  # medium, no claims named: claims 1 and 3 run
-    assert cfg.claim_ids() == ["1", "3", "6", "7"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
-    assert [c.id for c in audit.chosen(cfg)] == ["1", "3", "6", "7"]
+    assert cfg.claim_ids() == ["1", "3", "7"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
+    assert [c.id for c in audit.chosen(cfg)] == ["1", "3", "7"]
     res = av.summarize(cfg, {arm: {} for arm in audit.ARMS}, [0, 1], {}, None)
     rows = {c["claim"]: c for c in res["claims"]}
     assert list(rows) == list(audit.CLAIM_IDS)
@@ -301,6 +301,23 @@ def test_claims_8_and_9_leave_the_existing_arms_eval_runs_as_they_were():
     assert audit_arms.eval_settings("base-curated", z, own=True) == {"suites": ["token_shift"], "limit": 121,
                                                                    "suite_limits": {}}
     assert "suite:token_shift" not in audit.AuditConfig().key_inputs()
+    # claim 6's speech acts: an eval run of its own per arm too (base and aligned keep their eval runs' keys), the
+    # audit's key inputs without the suite or its benign file, and an eval that does not read speech acts hashes
+    # the shipped files as it did before the benign controls were added
+    assert not any("speech_acts" in audit.arm_suites(a) for a in audit.ARMS)
+    assert audit.arm_suites("aligned-warn") == [] and audit_arms.eval_settings("aligned", z, own="speech_acts") == {
+        "suites": ["speech_acts"], "limit": 121, "suite_limits": {}}
+    keys = audit.AuditConfig().key_inputs()
+    assert "suite:speech_acts" not in keys and not [k for k in keys if "speech_acts_benign" in k]
+    from sharpset.evaluate import data
+    from sharpset.evaluate.stage import EvalConfig
+    from sharpset.run import file_hash, sha256_text
+
+    before = ("format", "format_unseen", "shape", "speech_acts", "speech_acts_labelled", "knowledge_mc", "knowledge_qa",
+              "dimensions")
+    assert EvalConfig(suites=["format"]).key_inputs()["shipped:evaluate/data"] == sha256_text(
+        "".join(f"{f}:{file_hash(data.path(f))}\n" for f in before))
+    assert "shipped:evaluate/data/speech_acts_benign.jsonl" in EvalConfig(suites=["speech_acts"]).key_inputs()
     # the proxy arm: the deciding format count, knowledge at base-curated's (evidence) count, which it is read against
     assert audit_arms.eval_settings("proxy-a1", z) == {"suites": ["format", "knowledge"], "limit": 121,
                                                        "suite_limits": {"knowledge": 27}}
@@ -405,14 +422,14 @@ def test_claim_9_verdicts_on_constructed_arms():
 
 
 def _audit_folder(tmp_path):
-    """An audit folder from constructed arms (claim 1 contradicted, 6 not run): audit.json and each
+    """An audit folder from constructed arms (claim 1 contradicted, 7 not run): audit.json and each
     arm's eval run's samples, prompts carrying a script tag."""
     n = 60
     same = {"format/prompt_loose": [1] * 30 + [0] * 30, "health/complete": [1] * n,
             "knowledge/mc_correct": [0] * n, "format_unseen/prompt_loose": [0] * n}
     evals = {arm: {0: _eval(same)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
     evals["base-curated"] = {0: _eval(dict(same, **{"format/prompt_loose": [0] * n}))}
-    cfg = audit.AuditConfig(claims=["1", "6"])
+    cfg = audit.AuditConfig(claims=["1", "7"])
     res = av.summarize(cfg, evals, [0], {}, None)
     root = tmp_path / "audit"
     arms = {}
@@ -439,13 +456,13 @@ def test_the_report_draws_the_audit_page(tmp_path):
     assert out["audit"] == [str(tmp_path / "report" / "audit.html")]
     page = (tmp_path / "report" / "audit.html").read_text()
     table = page.index('<section id="verdicts">')
-    assert table < page.index('<section id="claim-1">') < page.index('<section id="claim-6">')
+    assert table < page.index('<section id="claim-1">') < page.index('<section id="claim-7">')
     row = page[table:page.index("</table>", table)]
     for th in ("claim", "verdict", "rule", "ours: diff [95% CI]", "n items (rows)", "seeds", "MDE",
                "paper&#x27;s figure"):
         assert f"<th>{th}</th>" in row
     assert ">contradicted<" in row and "arXiv:2305.11206" in row and "-0.500 [" in row and "not run: needs" in row
-    one = page[page.index('<section id="claim-1">'):page.index('<section id="claim-6">')]
+    one = page[page.index('<section id="claim-1">'):page.index('<section id="claim-7">')]
     assert "<svg" in one and "every comparison" in one  # the forest plot of its comparisons
     assert "reference · base-pool-epochs" in one and "treatment · base-curated" in one  # answers side by side
     assert "<script>" not in page and "&lt;script&gt;" in one
@@ -672,12 +689,23 @@ def test_claim_8_adds_token_shift_runs_and_reruns_no_eval(tiny_model_dir, tmp_pa
     assert not [f for f in started if f.startswith("eval-")]  # no arm eval ran again, none added for claim 8
     after = _keys(out)
     assert {k: after[k] for k in before} == before
+    # claim 3's health check reads the arms' eval runs, never a token-shift run's health (of its own answers)
+    health = next(c for c in json.loads((out / "audit.json").read_text())["claims"][0]["checks"]
+                  if c["suite"] == "health")
+    assert health["comparison"] and health["comparison"]["n"] > 0
+    # claim 6 beside them: speech-acts runs of its own, no arm eval or token-shift run again, no key changed
+    assert main(_argv(tiny_model_dir, pool, out, "3,6,8", "--set", "seeds=1")) == 0
+    started = _started(capsys.readouterr().out)
+    assert {"select-warn", "speech-acts-base", "speech-acts-aligned"} <= set(started)
+    assert not [f for f in started if f.startswith(("eval-", "token-shift-", "train-base"))]
+    assert {k: v for k, v in _keys(out).items() if k in after} == after
     shift = yaml.safe_load((out / "token-shift-base-pool-s0" / "config.yaml").read_text())
     assert shift["suites"] == ["token_shift"] and shift["base"] == str(tiny_model_dir)
     summary = json.loads((out / "token-shift-base-pool-s0" / "summary.json").read_text())
     assert summary["suites"]["token_shift"]["models"]
     res = json.loads((out / "audit.json").read_text())
-    three, eight = res["claims"]
+    three, six, eight = res["claims"]
+    assert six["verdict"] != "not run" or "warn set is empty" in six["verdict_text"]
     assert eight["claim"] == "8" and eight["verdict"] in ("supported", "contradicted", "inconclusive")
     assert eight["n"] == 2 and eight["paper"]["arxiv"] == "2312.01552" and "ci95" in eight and "mde" in eight
     assert [c["b"] for c in eight["checks"]] == ["base-curated", "base-pool"]
@@ -728,3 +756,132 @@ def test_claim_9_runs_the_proxy_arm_end_to_end(tiny_model_dir, tmp_path, capsys)
     fresh = tmp_path / "k2"
     assert main(_argv(tiny_model_dir, pool, fresh, "9", "--set", "seeds=1", "--set", "keep_layers=2")) == 2
     assert "keep_layers: must be in [1, 1]" in capsys.readouterr().err and not fresh.exists()
+
+
+# -- claim 6 (speech acts: suppression, and warn-when-warranted) ------------------------------------
+def _speech_eval(warn: list[float], false_alarm: list[float], alarm: float = 0.0) -> dict:
+    """speech_acts rows as the suite writes them: warranted rows carry the acts, benign ones false_alarm."""
+    rows = {f"w{k}": {"item": f"w{k}", "warranted": True, "warn": v, "alarm": alarm, "denounce": 0.0, "hedge": 0.0,
+                      "false_alarm": None} for k, v in enumerate(warn)}
+    rows.update({f"b{k}": {"item": f"b{k}", "warranted": False, "warn": None, "alarm": None, "denounce": None,
+                           "hedge": None, "false_alarm": v} for k, v in enumerate(false_alarm)})
+    return {"speech_acts": {"rows": rows, "lower": set()}}
+
+
+def test_claim_6_verdicts_on_constructed_rows():
+    """Claim 6's rule on constructed speech-act rows (two seeds of the trained arm): the aligned model warns less
+    than the base where a warning is warranted, and its warn-when-warranted target warns more there without more
+    false alarms on the benign controls -> supported; the opposite -> contradicted; noise -> inconclusive (MDE)."""
+    import random
+
+    n = 60
+    cfg = audit.AuditConfig(claims=["6"])
+
+    def six(base, aligned, warned):
+        evals = {"base": {None: _speech_eval(*base)}, "aligned": {None: _speech_eval(*aligned)},
+                 "aligned-warn": {s: _speech_eval(*warned) for s in (0, 1)}}
+        (c,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+        return c
+
+    quiet, loud = [0.0] * n, [1.0] * n
+    clear = six((loud, quiet), (quiet, quiet), (loud, quiet))
+    assert clear["verdict"] == "supported", clear["verdict_text"]
+    checks = {c["check"]: c for c in clear["checks"]}
+    supp = checks["aligned vs base: speech_acts/warn [warranted=True] lower (superiority)"]
+    assert supp["verdict"] == "supported" and supp["direction"] == -1 and supp["comparison"]["n"] == n
+    warned = checks["aligned-warn vs aligned: speech_acts/warn [warranted=True] higher (superiority)"]
+    assert warned["verdict"] == "supported" and warned["comparison"]["diff"] == 1.0 and warned["seeds"] == 2
+    fa = checks["aligned-warn vs aligned: speech_acts/false_alarm [warranted=False] lower (non-inferiority)"]
+    assert fa["verdict"] == "supported" and fa["margin"] == 0.1 and fa["comparison"]["n"] == n
+    assert "no higher than aligned on speech_acts/false_alarm [warranted=False] by more than 0.1" in fa["rule_text"]
+    assert "aligned lower than base on speech_acts/warn [warranted=True]" in clear["rule"]
+    assert not checks["aligned vs base: speech_acts/alarm [warranted=True] lower (superiority)"]["decides"]
+    # the opposite: the aligned model warns more than the base; its target raises false alarms on every benign prompt
+    opposite = six((quiet, quiet), (loud, quiet), (loud, loud))
+    assert opposite["verdict"] == "contradicted"
+    by = {c["check"]: c["verdict"] for c in opposite["checks"] if c["decides"]}
+    assert list(by.values()) == ["contradicted", "inconclusive", "contradicted"]  # warn already 1: no room to rise
+    # selective warning alone fails: warnings restored but false alarms up -> contradicted
+    assert six((loud, quiet), (quiet, quiet), (loud, loud))["verdict"] == "contradicted"
+    # noise: arms that differ both ways on a few items -> inconclusive, with the MDE of the comparison its row reads
+    rnd = random.Random(0)
+
+    def coin(p):
+        return [float(rnd.random() < p) for _ in range(n)]
+
+    noise = six((coin(0.5), coin(0.1)), (coin(0.5), coin(0.1)), (coin(0.5), coin(0.1)))
+    assert noise["verdict"] == "inconclusive" and noise["mde"] is not None
+    assert noise["verdict_text"] == f"inconclusive at this power (MDE {noise['mde']:.3g})"
+    # an arm that did not train: not run with its reason, never a verdict
+    skipped = av.summarize(cfg, {"base": {None: _speech_eval(loud, quiet)}, "aligned": {None: _speech_eval(quiet, quiet)},
+                                 "aligned-warn": {}}, [0, 1], {"aligned-warn": "the warn set is empty"}, None)
+    (c,) = skipped["claims"]
+    assert c["verdict"] == "inconclusive"  # the other deciding comparison is supported: not "not run", nor an MDE
+    assert c["verdict_text"] == "inconclusive: a deciding comparison did not run (the warn set is empty)"
+    assert [r["verdict_text"] for r in c["checks"] if r["b"] == "aligned-warn"] == ["not run: the warn set is empty"] * 2
+    md = av.format_markdown({"claims": [clear], "holm": "-", "seeds": [0, 1]}, cfg)
+    assert "| 6. Alignment suppresses alarm, warning, denunciation | - | no empirical source found" in md
+
+
+def test_claim_6_plans_its_own_speech_acts_runs(tmp_path, capsys):
+    """--claims 6: the warn set, the aligned arm trained on it, and a speech-acts eval run of its own per arm (no
+    arm eval run); medium lists it as not run with its minutes, large runs it."""
+    out = tmp_path / "a"
+    assert main(["run", "audit", "--dry-run", "--claims", "6", "--out", str(out)]) == 0
+    six = capsys.readouterr().out
+    assert "6. Alignment suppresses alarm, warning, denunciation; dial: warn_k, steps, seeds, eval_limit" in six
+    assert "decides  aligned vs base: speech_acts/warn [warranted=True] lower (superiority)  [n 46, MDE 0.226]" in six
+    assert "decides  aligned-warn vs aligned: speech_acts/false_alarm [warranted=False] lower (non-inferiority)  " \
+        "[n 62, MDE 0.195; too wide for non-inferiority at margin 0.1]" in six
+    names = re.findall(r"^  (\S+) +~[\d.]+ min", six, re.M)
+    assert names == ["select-warn", "speech-acts-base", "speech-acts-aligned", "train-aligned-warn-s0",
+                     "speech-acts-aligned-warn-s0", "train-aligned-warn-s1", "speech-acts-aligned-warn-s1"]
+    assert "eval base (untrained): speech_acts 46 warranted + 62 benign" in six
+    assert "58 speech-acts dev prompts, 4 sampled each" in six
+    assert main(["run", "audit", "--dry-run", "--out", str(out)]) == 0
+    medium = capsys.readouterr().out
+    assert re.search(r"6\. Alignment suppresses alarm, warning, denunciation: not run at size medium \(~\d+ min more",
+                     medium)
+    assert "6" in audit.SIZES["large"]["claims"]
+    # bad config names the field
+    assert main(["run", "audit", "--dry-run", "--claims", "6", "--set", "warn_k=0", "--out", str(out)]) == 2
+    assert "warn_k" in capsys.readouterr().err
+
+
+def test_claim_6_end_to_end_on_tiny_models(tiny_model_dir, tmp_path, capsys):
+    """--claims 6 on tiny models: the warn set sampled from the aligned model's own answers to the dev prompts and
+    kept by the suite's classifier, the aligned model trained on it, a speech-acts run of its own per arm (warranted
+    and benign prompts of the test split), and claim 6's verdict from them."""
+    from sharpset.evaluate.data import load
+
+    out = tmp_path / "audit"
+    argv = _argv(tiny_model_dir, _pool(tmp_path / "pool.jsonl"), out, "6", "--set", "seeds=1", "--set", "warn_k=2",
+                 "--set", "overrides={select-warn: {max_new_tokens: 6, drop_truncated: false}}")
+    assert main(argv) == 0
+    started = _started(capsys.readouterr().out)
+    assert started == ["select-warn", "speech-acts-base", "speech-acts-aligned", "train-aligned-warn-s0",
+                       "speech-acts-aligned-warn-s0"]
+    warn = json.loads((out / "select-warn" / "manifest.json").read_text())
+    dev = {r["id"] for r in load("speech_acts", "dev") + load("speech_acts_benign", "dev")}
+    assert warn["metrics"]["prompts"] == {"warranted": 32, "benign": 26} and warn["metrics"]["k"] == 2
+    rows = [json.loads(line) for line in (out / "select-warn" / "sft.jsonl").open()]
+    assert rows and {r["source_id"] for r in rows} <= dev  # the dev split only: the eval reads test
+    from sharpset.evaluate.speech_acts import classify
+
+    assert all(classify(r["messages"][-1]["content"])["warn"] == r["warranted"] for r in rows)
+    cfg = yaml.safe_load((out / "speech-acts-aligned" / "config.yaml").read_text())
+    assert cfg["suites"] == ["speech_acts"] and cfg["base"] == "" and cfg["limit"] == 2
+    samples = [json.loads(line) for line in (out / "speech-acts-base" / "samples" / "speech_acts.jsonl").open()]
+    assert [r["warranted"] for r in samples] == [True, True, False, False]
+    res = json.loads((out / "audit.json").read_text())
+    (six,) = res["claims"]
+    assert six["claim"] == "6" and six["verdict"] in ("supported", "contradicted", "inconclusive")
+    assert all(c["comparison"] and c["comparison"]["n"] == 2 for c in six["checks"])
+    assert res["arms"]["aligned"]["suite_evals"] == {"speech_acts": [{"seed": None, "run": "speech-acts-aligned"}]}
+    assert res["arms"]["aligned"]["evals"] == []  # no arm eval run: no chosen claim reads one
+    assert "| 6. Alignment suppresses alarm, warning, denunciation |" in (out / "audit.md").read_text()
+    from sharpset.report import build_report
+
+    build_report([out], tmp_path / "report")  # the audit page: the lead check's answers from the speech-acts runs
+    page = (tmp_path / "report" / "audit.html").read_text()
+    assert '<section id="claim-6">' in page and "Answers side by side" in page

@@ -67,6 +67,18 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'wrap_questions': -1,
         'keep_layers': 9,
         'alphas': [1.0],
+        'warn_k': 4,
+    }),
+    'sharpset.pipelines.audit_warn': ('warn', 1, {
+        'model': 'smollm2-135m-instruct',
+        'split': 'dev',
+        'k': 4,
+        'max_new_tokens': 192,
+        'temperature': 0.8,
+        'top_p': 0.95,
+        'seed': 0,
+        'batch_size': 8,
+        'drop_truncated': True,
     }),
     'sharpset.pipelines.quickstart': ('quickstart', 5, {
         'size': 'small',
@@ -342,6 +354,19 @@ def _defaults(cls) -> dict:
             for f in dataclasses.fields(cls) if f.metadata.get("in_key", True)}
 
 
+# stages a pipeline runs as steps of its own, not offered by the CLI: module -> config class
+INNER = {"sharpset.pipelines.audit_warn": "WarnConfig"}
+# each eval suite's version: a suite's rows or metrics changed -> bump it (it is in every eval run's key) and its row
+SUITE_VERSIONS = {'format': 3, 'format_unseen': 2, 'shape': 1, 'invariance': 2, 'knowledge': 1, 'speech_acts': 2,
+                  'dimensions': 1, 'token_shift': 2, 'health': 2}
+
+
+def test_every_suite_version_is_pinned():
+    from sharpset.evaluate.suite import SUITES, get_suite
+
+    assert {n: get_suite(n).version for n in SUITES} == SUITE_VERSIONS
+
+
 def stage_modules() -> dict[str, type]:
     """Every stage the CLI offers and every recipe pipeline: module name -> config class."""
     from sharpset import cli, recipes
@@ -349,6 +374,7 @@ def stage_modules() -> dict[str, type]:
     out = {module: cls_name for module, cls_name, _ in cli.STAGES.values()}
     for fn_ref, cfg_ref in recipes.PIPELINES.values():
         out[fn_ref.partition(":")[0]] = cfg_ref.partition(":")[2]
+    out.update(INNER)
     return {m: getattr(importlib.import_module(m), c) for m, c in out.items()}
 
 

@@ -31,7 +31,7 @@ lists the others as "not run at size ..." with the command that runs them -- ``-
 the same folder (shared runs are not run again) or ``--set size=large``. ``small``: claim 3, 2
 seeds, MDE 0.25 (~11 min estimated); ``medium``, the default: claims 1 and 3, 2 seeds, MDE 0.14 --
 small enough for the non-inferiority checks at margin 0.1 to be decided (~55 min; claim 8 would add
-~6 min and claim 9 ~22: ``--claims 1,3,8``); ``large``: every claim, 2 seeds, MDE 0.12 (~4.5 h).
+~6 min, claim 9 ~22 and claim 6 ~18: ``--claims 1,3,8``); ``large``: every claim, 2 seeds, MDE 0.12 (~5 h).
 ``--dry-run`` prints what each size buys: its seeds, stage runs, estimated minutes and the planned
 MDE of each claim.
 
@@ -44,6 +44,14 @@ new fields (``keep_layers``, ``alphas``) and ``token_shift``'s suite version are
 audit's own key inputs: the key of every existing audit folder stays as it was, so ``--claims 1,3,8``
 runs in the folder a medium audit left open (a key change would refuse it, and ``--force`` would
 remove its finished stage runs); the stage runs key themselves.
+
+**Claim 6** (speech acts; no paper: DESIGN.md) reads the base, the aligned model and ``aligned-warn``
+-- the aligned model trained (SFT, the audit's step budget) on ``warn-when-warranted``: its own
+answers to the speech-acts *dev* prompts, ``warn_k`` sampled per prompt and the first kept that warns
+on a risky prompt / does not on a benign control, by the suite's own classifier
+(:mod:`sharpset.pipelines.audit_warn`). Its checks read the *test* split in a speech-acts eval run of
+its own per arm (``speech-acts-<arm>``, like token shift's), so base's and aligned's eval runs, and the
+audit's key, stay as they were; ``warn_k`` is a new field at its default, out of every existing key.
 
 **Reuse** (issue 23): a step whose work a finished run elsewhere already did -- a sweep's cell, a
 quickstart's pool -- is read from there (:mod:`sharpset.pipelines.reuse`: matched by content key,
@@ -76,7 +84,8 @@ from ..config import field
 from ..run import RunDir
 from .audit_arms import Ctx, build_data, eval_families, eval_settings, reads, run_arms
 from .audit_verdicts import format_markdown, summarize
-from .claims import ARMS, BELOW, OWN_STEP, CLAIM_IDS, CLAIMS, GAP, NI, Arm, Check, Claim, arm_named, arm_suites, checks_of, proxy_arm
+from .claims import (ARMS, BELOW, CLAIM_IDS, CLAIMS, GAP, NI, OWN_FOLDER, OWN_STEP, Arm, Check, Claim, arm_named,
+                     arm_suites, checks_of, proxy_arm)
 from .claims import chosen as _chosen
 from .quickstart import pipeline_reads
 
@@ -124,7 +133,7 @@ SIZES: dict[str, dict[str, Any]] = {
                "claims": ["1", "3"]},
     "large": {"n": 16, "pool_factor": 4, "steps": 24, "seeds": 2, "n_pool": 200, "eval_mde": 0.12,
               "evidence_mde": 0.25, "eval_max_new_tokens": 128, "wrap_questions": 96, "response_max_tokens": 384,
-              "claims": ["1", "2", "3", "4", "5", "8", "9"]},
+              "claims": ["1", "2", "3", "4", "5", "6", "8", "9"]},
 }
 DIAL = tuple(SIZES["small"])
 # The share of items whose 0/1 score differs between two arms, assumed to size the evaluation before
@@ -186,6 +195,9 @@ class AuditConfig:
                                 "expert is it trained on the curated N with base-curated's budget")
     alphas: list = field([1.0], "claim 9's proxy arms: base + alpha (expert - anti-expert), one per alpha; the first "
                                 "decides (1.0: the paper's), the others are evidence")
+    # claim 6. 4: a stated default, not chosen by measurement (no yield of the aligned model's warnings measured yet)
+    warn_k: int = field(4, "claim 6's warn-when-warranted set: answers sampled per speech-acts dev prompt; the first "
+                           "that warns where a warning is warranted (and does not on a benign control) is kept")
 
     def __post_init__(self) -> None:
         self.claims = [str(c).strip() for c in self.claims]
@@ -223,6 +235,8 @@ class AuditConfig:
             p.append(("lr", "must be > 0"))
         if self.keep_layers < 1:
             p.append(("keep_layers", "must be >= 1 (the base's first K decoder layers)"))
+        if isinstance(self.warn_k, bool) or not isinstance(self.warn_k, int) or self.warn_k < 1:
+            p.append(("warn_k", f"must be an integer >= 1 (answers sampled per prompt), got {self.warn_k!r}"))
         finite = isinstance(self.alphas, list) and all(
             isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in self.alphas)
         if not finite or not self.alphas:
@@ -305,13 +319,13 @@ def arms_needed(claims: list[Claim], alphas=(1.0,)) -> list[Arm]:
 def data_needed(arms: list[Arm]) -> list[str]:
     need: list[str] = []
     deps = {"curated": ["pool"], "random": ["pool"], "pool": ["pool"], "simplified": ["pool", "curated"],
-            "delusive": ["pool", "curated"], "empty": ["pool", "curated"], "pairs": []}
+            "delusive": ["pool", "curated"], "empty": ["pool", "curated"], "pairs": [], "warn": []}
     for a in arms:
         for d in [a.data, a.sft]:
             for x in (deps.get(d, []) + [d]) if d else []:
                 if x not in need:
                     need.append(x)
-    order = ["pool", "curated", "random", "simplified", "delusive", "empty", "pairs"]
+    order = ["pool", "curated", "random", "simplified", "delusive", "empty", "pairs", "warn"]
     return sorted(need, key=order.index)
 
 
@@ -322,13 +336,16 @@ def _seeds(cfg: AuditConfig, z: dict) -> list[int]:
 @functools.lru_cache(maxsize=1)
 def split_sizes() -> dict[str, int]:
     """Test-split units of the suites the audit reads: format and format_unseen prompts, knowledge's
-    multiple-choice and open questions, invariance's eval questions, token_shift's (shape's) prompts."""
+    multiple-choice and open questions, invariance's eval questions, token_shift's (shape's) prompts,
+    speech_acts' warranted prompts and its benign controls."""
     from ..dataio import read_records
     from ..evaluate.data import load
     from ..invariance import QUESTIONS, question_split
 
     out = {name: len(load(name, "test")) for name in ("format", "format_unseen", "knowledge_mc", "knowledge_qa")}
     out["token_shift"] = len(load("shape", "test"))
+    out["speech_acts"] = len(load("speech_acts", "test"))  # the warranted prompts; the suite's limit counts per group
+    out["speech_acts_benign"] = len(load("speech_acts_benign", "test"))
     out["invariance"] = sum(question_split(r["id"]) == "eval"
                             for r in read_records(QUESTIONS, "sft", require_response=False).rows)
     return out
@@ -349,10 +366,12 @@ def check_units(ch: Check, z: dict, sizes: dict[str, int]) -> tuple[int, str]:
     families are rows of one unit). Health pools every answer of the suites both arms answer, so at
     least the format prompts; a flip exists only where the plain question was answered right, so at
     most the questions (how many the model answers right is not known before it runs). A token-shift
-    check reads its arm's own-step run (answers), a gap share its three arms'."""
+    check reads its arm's own-step run (answers), a gap share its three arms'. A speech-acts check
+    reads the warranted prompts or the benign controls (its ``where``), each group limited apart."""
     suite = "format" if ch.suite == "health" else ch.suite
-    split = sizes[("knowledge_qa" if ch.metric == "qa_correct" else "knowledge_mc") if suite == "knowledge" else suite]
-    own = ch.suite in OWN_STEP
+    split = sizes[("knowledge_qa" if ch.metric == "qa_correct" else "knowledge_mc") if suite == "knowledge" else
+                  "speech_acts_benign" if suite == "speech_acts" and ("warranted", False) in ch.where else suite]
+    own = ch.suite if ch.suite in OWN_STEP else False
     n = min(_suite_items(eval_settings(arm, z, own), suite, split) for arm in ch.arms)
     return n, ">=" if ch.suite == "health" else "<=" if ch.metric == "flip" else ""
 
@@ -398,18 +417,22 @@ SHORT_ANSWER_TOKENS = 32
 # ~0.8 of the base per token; the proxy runs three models per token (1 + 0.8 + 0.8), a derived model trains at
 # ~0.8 of the base's step time; derive loads and writes the base once.
 PROXY_EVAL_FACTOR = 2.6
+# Claim 6's warn set: sampled answers of the aligned model (135M, ~3x faster per token than the 270M base whose
+# answers SECONDS_PER_80_TOKENS was measured on -- an estimate from their sizes, not a measurement), batched.
+WARN_FACTOR = 0.5
 DERIVED_STEP_SECONDS = 5.6
 DERIVE_SECONDS = 30.0
 
 
-def eval_seconds(arm: str, z: dict, sizes: dict[str, int], own: bool = False) -> float:
+def eval_seconds(arm: str, z: dict, sizes: dict[str, int], own: bool | str = False) -> float:
     """Estimated seconds of an arm's evaluation: 20 to load, then per answer SECONDS_PER_80_TOKENS per
     80 tokens of its cap (format and format_unseen at eval_max_new_tokens, knowledge QA and invariance
     at SHORT_ANSWER_TOKENS); a log-likelihood scoring (knowledge's multiple choice, invariance's bias
     of a wrapped row) counted as one short answer. Invariance per question: its plain answer, then
     per family applied a wrapped answer and its scoring. Own-step (token_shift): 20 more to load the
-    base, each answer at the cap and its ranking under the base as a short answer. A proxy arm:
-    PROXY_EVAL_FACTOR times the base's."""
+    base, each answer at the cap and its ranking under the base as a short answer. Speech acts (an
+    own step too): its warranted and benign prompts, each group limited apart, at the cap. A proxy
+    arm: PROXY_EVAL_FACTOR times the base's."""
     st = eval_settings(arm, z, own)
     long = SECONDS_PER_80_TOKENS * z["eval_max_new_tokens"] / 80
     short = SECONDS_PER_80_TOKENS * SHORT_ANSWER_TOKENS / 80
@@ -419,7 +442,9 @@ def eval_seconds(arm: str, z: dict, sizes: dict[str, int], own: bool = False) ->
                "knowledge": (_suite_items(st, "knowledge", sizes["knowledge_mc"])
                              + _suite_items(st, "knowledge", sizes["knowledge_qa"])) * short,
                "invariance": _suite_items(st, "invariance", sizes["invariance"]) * (1 + 2 * fams) * short,
-               "token_shift": _suite_items(st, "token_shift", sizes["token_shift"]) * (long + short) + 20}
+               "token_shift": _suite_items(st, "token_shift", sizes["token_shift"]) * (long + short) + 20,
+               "speech_acts": (_suite_items(st, "speech_acts", sizes["speech_acts"])
+                               + _suite_items(st, "speech_acts", sizes["speech_acts_benign"])) * long}
     secs = 20 + sum(answers[s] if s in answers else _suite_items(st, s, 100) * long for s in st["suites"])
     return secs * (PROXY_EVAL_FACTOR if arm_named(arm).engine else 1)
 
@@ -449,6 +474,13 @@ def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
             for d in ("simplified", "delusive", "empty") if d in data]
     if "pairs" in data:
         out.append(("wrap", "wrap: invariance pairs from the aligned model's answers", 4.0 * z["wrap_questions"]))
+    if "warn" in data:  # k sampled answers per speech-acts dev prompt, at the synth answers' cap
+        from .audit_warn import prompts
+
+        n_dev = len(prompts("dev"))
+        out.append(("select-warn", f"warn-when-warranted: the aligned model's own answers to {n_dev} speech-acts dev "
+                                   f"prompts, {cfg.warn_k} sampled each, kept where they warn exactly when warranted",
+                    20 + n_dev * cfg.warn_k * SECONDS_PER_80_TOKENS * z["response_max_tokens"] / 80 * WARN_FACTOR))
     if any(a.model == "derived" for a in arms):
         out.append(("derive-antiexpert", f"derive: the base's first {cfg.keep_layers} decoder layers (the anti-expert)",
                     DERIVE_SECONDS))
@@ -457,9 +489,11 @@ def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
         if a.name in main:
             out.append((f"eval-{a.name}{tail}", f"eval {who}: {eval_text(a.name, z, sizes)}",
                         eval_seconds(a.name, z, sizes)))
-        if a.name in own:
-            out.append((f"token-shift-{a.name}{tail}", f"eval {who}, ranked by the base: "
-                        f"{eval_text(a.name, z, sizes, own=True)}", eval_seconds(a.name, z, sizes, own=True)))
+        for suite in OWN_STEP:
+            if a.name in own[suite]:
+                how = ", ranked by the base" if suite == "token_shift" else ""
+                out.append((f"{OWN_FOLDER[suite]}-{a.name}{tail}", f"eval {who}{how}: "
+                            f"{eval_text(a.name, z, sizes, own=suite)}", eval_seconds(a.name, z, sizes, own=suite)))
 
     for a in arms:
         if a.engine:
@@ -477,13 +511,18 @@ def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
     return out
 
 
-def eval_text(arm: str, z: dict, sizes: dict[str, int], own: bool = False) -> str:
-    """An arm's eval in words: each suite with its items (invariance: questions x families)."""
+def eval_text(arm: str, z: dict, sizes: dict[str, int], own: bool | str = False) -> str:
+    """An arm's eval in words: each suite with its items (invariance: questions x families;
+    speech_acts: warranted + benign prompts)."""
     st = eval_settings(arm, z, own)
     fams = st.get("invariance_families")
     split = {"knowledge": sizes["knowledge_mc"]}
     parts = []
     for s in st["suites"]:
+        if s == "speech_acts":
+            parts.append(f"speech_acts {_suite_items(st, s, sizes['speech_acts'])} warranted + "
+                         f"{_suite_items(st, s, sizes['speech_acts_benign'])} benign")
+            continue
         n = _suite_items(st, s, split.get(s, sizes.get(s, 100)))
         parts.append(f"{s} {n}" + ("" if s != "invariance" else
                                    f" q x {len(fams)} families ({', '.join(fams)})" if fams else " q x every family"))
@@ -532,7 +571,7 @@ def dry_run(cfg: AuditConfig, root: Path) -> str:
             lines.append(f"  {c.id}. {c.title}: {cfg.held_back_text(c.id, more / 60)}")
             continue
         p = power[c.id]
-        lines.append(f"  {c.id}. {c.title} (arXiv:{c.arxiv}); dial: {', '.join(c.dial)}; "
+        lines.append(f"  {c.id}. {c.title}{f' (arXiv:{c.arxiv})' if c.arxiv else ''}; dial: {', '.join(c.dial)}; "
                      f"planned MDE {_mde(p['mde'])}")
         checks = {r["check"]: r for r in p["checks"]}
         for ch in checks_of(c, cfg.alphas):
@@ -607,8 +646,8 @@ def run(cfg: AuditConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         a.name: {"about": a.about, "not_run": skipped.get(a.name), "suites": arm_suites(a.name),
                  "eval": eval_settings(a.name, z),
                  "evals": [{"seed": s, "run": rel(p)} for s, p in where[a.name].items()],
-                 **({"suite_evals": {s: [{"seed": k, "run": rel(p)} for k, p in where_own[a.name].items()]
-                                     for s in arm_suites(a.name, own=True)}} if where_own[a.name] else {}),
+                 **({"suite_evals": {s: [{"seed": k, "run": rel(p)} for k, p in runs.items()]
+                                     for s, runs in where_own[a.name].items()}} if where_own[a.name] else {}),
                  **({"alpha": a.alpha} if a.engine else {})} for a in arms},
         "reused": [{**u, "run": rel(u["run"])} for u in (ctx.reuse.used if ctx.reuse else [])]})
     write_json(root / "audit.json", result)
@@ -616,7 +655,7 @@ def run(cfg: AuditConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     if cfg.cards:
         from ..report.cards import card_all
 
-        for folder in ("synth", "dedup", "select-pool", "select-curated", "wrap", *(
+        for folder in ("synth", "dedup", "select-pool", "select-curated", "wrap", "select-warn", *(
                 f"select-random-s{s}" for s in seeds), *(f"control-{k}" for k in ("simplified", "delusive", "empty"))):
             if (root / folder / "manifest.json").exists():  # its own runs only: a reused folder is not written to
                 card_all(root / folder)

@@ -13,9 +13,15 @@ the audit's random arm, and the audit reuses it.
 Evaluation: each arm on the suites its comparisons read, each suite with the items they need (a
 deciding comparison's count or an evidence count) and invariance on the wrapper families they read
 (:func:`eval_settings`: eval's ``suite_limits`` and ``invariance_families``) -- only where a chosen
-claim reads it. The token-shift suite (claims.OWN_STEP) is an eval run of its own per arm and seed
-(``token-shift-<arm>-s<seed>``: the arm's answers ranked by the base), never part of the arm's eval
-run, whose run key therefore does not depend on whether claim 8 is chosen.
+claim reads it. The token-shift and speech-acts suites (claims.OWN_STEP) are each an eval run of
+their own per arm and seed (``token-shift-<arm>-s<seed>``: the arm's answers ranked by the base;
+``speech-acts-<arm>[-s<seed>]``), never part of the arm's eval run, whose run key therefore does not
+depend on whether claim 6 or 8 is chosen; an own-step run gives the audit only its own suite's rows
+(its health rows are of its own answers, never the arm's eval run's).
+
+Claim 6's ``warn`` set (``select-warn``): the aligned model's own answers to the speech-acts dev
+prompts that warn where warranted and not on the benign controls (:mod:`sharpset.pipelines.audit_warn`);
+the ``aligned-warn`` arm trains the aligned model on it with the audit's step budget.
 
 Proxy-tuning (claim 9): ``derive-antiexpert`` derives the base's first ``keep_layers`` decoder
 layers (``sharpset derive``; DESIGN.md: the honest small-scale analogue of a smaller model sharing
@@ -36,7 +42,7 @@ from ..config import field
 from ..errors import UserError
 from ..run import RunDir
 from ..signals import QUALITY_THRESHOLD
-from .claims import OWN_STEP, Arm, Check, arm_checks, arm_suites, checks_of
+from .claims import OWN_FOLDER, OWN_STEP, Arm, Check, arm_checks, arm_suites, checks_of
 from .quickstart import stage_run
 
 
@@ -157,6 +163,12 @@ def build_data(ctx: Ctx, need: list[str]) -> dict[str, Any]:
                      "WrapConfig", "wrap")
         out["pairs"] = str(w.path / "pairs.jsonl")
         out["pairs_train"] = sum(r.get("split") == "train" for r in read_records(out["pairs"], "pair").rows)
+    if "warn" in need:  # claim 6: the aligned model's own answers that warn where warranted, not on benign prompts
+        from .audit_warn import WARN
+
+        w = ctx.step(WARN, {"model": cfg.aligned_model, "k": cfg.warn_k, "seed": cfg.seed,
+                            "max_new_tokens": z["response_max_tokens"]}, "WarnConfig", "select-warn")
+        out["warn"] = str(w.path / "sft.jsonl")
     return out
 
 
@@ -193,7 +205,9 @@ def train_arm(ctx: Ctx, arm: Arm, seed: int, data: dict) -> tuple[RunDir | None,
             return None, data["why"][arm.data]
         tcfg["sft"] = pick(arm.data)
         if not _rows(tcfg["sft"]):
-            why = " (delusive needs closed-label rows; the pool has none)" if arm.data == "delusive" else ""
+            why = {"delusive": " (delusive needs closed-label rows; the pool has none)",
+                   "warn": " (no candidate answer warned where a warning is warranted or stayed quiet on a benign "
+                           "prompt: raise warn_k)"}.get(arm.data, "")
             return None, f"the {arm.data} set is empty{why}"
     steps = z["steps"]
     if arm.steps == "epochs":  # the pool at the curated set's epochs: steps x pool rows / curated rows
@@ -223,7 +237,7 @@ def families_read(ch: Check, every: list[str], heldout: set[str]) -> list[str] |
     return [f for f in every if where_holds({"family": f, "heldout": f in heldout}, ch.where)]
 
 
-def eval_settings(arm: str, z: dict, own: bool = False) -> dict[str, Any]:
+def eval_settings(arm: str, z: dict, own: bool | str = False) -> dict[str, Any]:
     """The eval config an arm gets beyond its model (issue 23: each suite the items its own checks
     need, not one count for all): the ``suites`` its checks read
     (:func:`sharpset.pipelines.claims.arm_suites`); ``eval_limit`` items (the dial's eval_mde) of a
@@ -234,7 +248,8 @@ def eval_settings(arm: str, z: dict, own: bool = False) -> dict[str, Any]:
     than every family (the wrapped generations are the invariance suite's cost: one per question and
     family). From the whole registry (:func:`sharpset.pipelines.claims.arm_checks`), so every
     ``--claims`` subset shares the arm's eval run; at the eval's defaults the config is a plain eval's.
-    ``own``: the settings of its own-step eval run (claims.OWN_STEP's suites, token_shift) instead."""
+    ``own``: the settings of its own-step eval run (claims.OWN_STEP's suites; a suite name: that
+    suite's run) instead."""
     every, heldout = eval_families()
     limits: dict[str, int] = {}
     fams: set[str] = set()
@@ -253,13 +268,15 @@ def eval_settings(arm: str, z: dict, own: bool = False) -> dict[str, Any]:
     return out
 
 
-def eval_arm(ctx: Ctx, arm: Arm, model: str, folder: str, own: bool = False, more: dict | None = None) -> RunDir:
+def eval_arm(ctx: Ctx, arm: Arm, model: str, folder: str, own: bool | str = False,
+             more: dict | None = None) -> RunDir:
     """The arm's model on the suites its checks read, each with the items they need and invariance
-    on the families they read (:func:`eval_settings`); ``own``: its own-step run (token_shift, the
-    answers ranked by the base model); ``more``: further eval fields (the proxy engine's)."""
+    on the families they read (:func:`eval_settings`); ``own``: its own-step run of that suite
+    (token_shift: the answers ranked by the base model; speech_acts); ``more``: further eval fields
+    (the proxy engine's)."""
     from ..evaluate import stage as eval_stage
 
-    base = {"base": ctx.cfg.base_model} if own else {}
+    base = {"base": ctx.cfg.base_model} if own is True or own == "token_shift" else {}
     return ctx.step(eval_stage, {"models": [model], **eval_settings(arm.name, ctx.z, own), **base,
                                  "max_new_tokens": ctx.z["eval_max_new_tokens"], "seed": 0, "progress": True,
                                  **(more or {})},
@@ -273,14 +290,15 @@ def proxy_options(expert: str, antiexpert: str, alpha: float) -> dict[str, Any]:
                                                   "chat_template": "all"}}
 
 
-def reads(claims: list, alphas) -> tuple[set[str], set[str]]:
-    """(arms a chosen claim reads in their eval run, arms it reads in their own-step run): an arm is
-    evaluated only where some chosen claim reads it (the expert is trained, never evaluated)."""
+def reads(claims: list, alphas) -> tuple[set[str], dict[str, set[str]]]:
+    """(arms a chosen claim reads in their eval run, own-step suite -> arms it reads in that suite's
+    own run): an arm is evaluated only where some chosen claim reads it (the expert is trained, never
+    evaluated)."""
     main: set[str] = set()
-    own: set[str] = set()
+    own: dict[str, set[str]] = {s: set() for s in OWN_STEP}
     for c in claims:
         for ch in checks_of(c, alphas) if not c.needs else ():
-            (own if ch.suite in OWN_STEP else main).update(ch.arms)
+            (own[ch.suite] if ch.suite in OWN_STEP else main).update(ch.arms)
     return main, own
 
 
@@ -308,8 +326,8 @@ def run_arms(ctx: Ctx, arms: list[Arm], data: dict, claims: list
              ) -> tuple[dict, dict[str, str], dict[str, dict], dict[str, dict]]:
     """Train and evaluate every arm (registry order; shared arms once; each eval only where a chosen
     claim reads it): (arm -> seed (None when untrained) -> samples, its own-step suites' among them,
-    arm -> why it did not run, arm -> seed -> its eval run folder, arm -> seed -> its own-step eval
-    run folder)."""
+    arm -> why it did not run, arm -> seed -> its eval run folder, arm -> own-step suite -> seed ->
+    that suite's eval run folder)."""
     cfg = ctx.cfg
     main, own = reads(claims, cfg.alphas)
     evals: dict[str, dict[int | None, dict]] = {}
@@ -327,10 +345,11 @@ def run_arms(ctx: Ctx, arms: list[Arm], data: dict, claims: list
             ev = eval_arm(ctx, arm, model, f"eval-{arm.name}{tail}", more=more)
             got.update(samples(ev.path))
             where[arm.name][seed] = str(ev.path)
-        if arm.name in own:
-            ev = eval_arm(ctx, arm, model, f"token-shift-{arm.name}{tail}", own=True)
-            got.update(samples(ev.path))
-            where_own[arm.name][seed] = str(ev.path)
+        for suite in OWN_STEP:
+            if arm.name in own[suite]:  # only the suite's own rows: the run's health is of its own answers
+                ev = eval_arm(ctx, arm, model, f"{OWN_FOLDER[suite]}-{arm.name}{tail}", own=suite)
+                got.update({k: v for k, v in samples(ev.path).items() if k == suite})
+                where_own[arm.name].setdefault(suite, {})[seed] = str(ev.path)
         evals[arm.name][seed] = got
 
     for arm in arms:

@@ -66,7 +66,7 @@ def joined(ch: Check, evals: dict[str, dict[int | None, dict]], seeds: list[int]
         got = [evals[n].get(s, evals[n].get(None)) for n in names]
         if not all(e and ch.suite in e for e in got):
             continue
-        d = direction(ch.suite, ch.metric, got[0][ch.suite]["lower"])
+        d = ch.better or direction(ch.suite, ch.metric, got[0][ch.suite]["lower"])
         rows = [e[ch.suite]["rows"] for e in got]
         for item in set(rows[0]).intersection(*rows[1:]):
             if where_holds(rows[0][item], ch.where):
@@ -157,6 +157,14 @@ def rule_text(ch: Check, margin: float, d: int) -> str:
                 f"(diff = ({ch.b} - {ch.a}) / ({ch.tuned} - {ch.a}) on the same items, 95% CI with the three arms' "
                 f"items resampled jointly wholly above {ch.threshold:g}; wholly below: contradicted; undefined, "
                 f"so inconclusive, unless the {ch.tuned} - {ch.a} gap itself is shown)")
+    w = "".join(f" [{k}={v}]" for k, v in ch.where)
+    if ch.better:  # the direction the claim predicts, for a metric with none of its own (a speech-act rate)
+        way, other = ("higher", "lower") if ch.better > 0 else ("lower", "higher")
+        if ch.rule == "superiority":
+            return (f"{ch.b} {way} than {ch.a} on {ch.suite}/{ch.metric}{w} (the direction the claim predicts; "
+                    f"Holm-adjusted p < 0.05, 95% CI excludes 0; {other}: contradicted)")
+        return (f"{ch.b} no {other} than {ch.a} on {ch.suite}/{ch.metric}{w} by more than {margin:g} "
+                f"(95% CI's {other} end under +{margin:g})")
     if ch.rule == "superiority":
         return f"{ch.b} better than {ch.a} on {ch.suite}/{ch.metric} ({better}; Holm-adjusted p < 0.05, 95% CI excludes 0)"
     return (f"{ch.b} no worse than {ch.a} on {ch.suite}/{ch.metric} by more than {margin:g} "
@@ -206,6 +214,9 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
         c = lead["comparison"] or {}
         if v == INCONCLUSIVE and lead["verdict"] == INCONCLUSIVE and lead["rule"] == GAP:
             text = lead["verdict_text"]  # the share's own reason (undefined: the gap is not shown), with its words
+        elif v == INCONCLUSIVE and lead["verdict"] != INCONCLUSIVE:  # none inconclusive: one did not run
+            why = next(r["verdict_text"] for r in deciding if r["verdict"] == NOT_RUN).removeprefix("not run: ")
+            text = f"inconclusive: a deciding comparison did not run ({why})"
         elif v == INCONCLUSIVE:
             text = (inconclusive_text(c["mde"]) if c.get("mde") is not None else
                     "inconclusive: a deciding comparison did not run" if any(r["verdict"] == NOT_RUN for r in deciding)
