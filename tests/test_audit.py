@@ -18,8 +18,20 @@ from sharpset.stats import paired_diff_ci
 from test_quickstart import _pool
 
 
+@pytest.fixture
+def needs7(monkeypatch):
+    """Claim 7 as a claim whose parts are missing (``needs``; every registry claim runs now): listed, never run."""
+    from dataclasses import replace
+
+    from sharpset.pipelines import claims
+
+    table = tuple(replace(c, needs="a part (this test)", checks=()) if c.id == "7" else c for c in claims.CLAIMS)
+    monkeypatch.setattr(claims, "CLAIMS", table)
+    monkeypatch.setattr(audit, "CLAIMS", table)
+
+
 # -- the plan -------------------------------------------------------------------------------------
-def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
+def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys, needs7):
     out = tmp_path / "a"
     assert main(["run", "audit", "--dry-run", "--claims", "1,3", "--out", str(out)]) == 0
     plan = capsys.readouterr().out
@@ -45,7 +57,8 @@ def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys):
     assert "[n 38, MDE 0.249; too wide for non-inferiority at margin 0.1]" in small
     # a claim whose parts are missing is listed, never run
     assert main(["run", "audit", "--dry-run", "--claims", "7", "--out", str(out)]) == 0
-    assert "7. Lexical and emotional alignment are separate knobs: not run: needs " in capsys.readouterr().out
+    assert "7. Lexical and emotional alignment are separate knobs: not run: needs a part (this test)" in \
+        capsys.readouterr().out
 
 
 def _minutes(plan: str) -> int:
@@ -68,17 +81,18 @@ def test_the_default_size_plans_under_an_hour_and_says_what_each_size_buys(tmp_p
     assert re.search(r"2\. Format, not task understanding, transfers \(Kung & Peng\): not run at size medium "
                      r"\(~\d+ min more at this size; it runs claims 1, 3 in its time\): --claims 1,2,3 runs it "
                      r"beside them in this folder \(their runs reused\), --set size=large runs every claim", medium)
-    for claim in ("6. Alignment suppresses alarm, warning, denunciation", "8. Alignment is a shallow token shift (URIAL)",
+    for claim in ("6. Alignment suppresses alarm, warning, denunciation",
+                  "7. Lexical and emotional alignment are separate knobs", "8. Alignment is a shallow token shift (URIAL)",
                   "9. Proxy-tuning closes most of the gap and keeps knowledge"):  # runnable, left out at medium
         assert re.search(re.escape(claim) + r": not run at size medium \(~\d+ min more at this size; it runs claims "
                          r"1, 3 in its time\): --claims 1,3,\d runs it beside them", medium)
     assert "base-simplified" not in medium.split("what each size buys")[0].split("arms:")[1]
     table = medium.split("what each size buys")[1]
-    assert re.search(r"^  medium \* +2 +24 +5\d +0\.139 +- +0\.139 +- +- +- +- +-$", table, re.M)
-    assert re.search(r"^  small +2 +9 +\d+ +- +- +0\.249 +- +- +- +- +-$", table, re.M)
-    assert re.search(r"^  large +2 +69 +\d+ +0\.12 +0\.12 +0\.12 +0\.138 +0\.138 +0\.226 +0\.0511 +0\.249$", table,
-                     re.M)
-    assert re.search(r"every claim at medium's dial: 69 stage runs, ~\d+ min", table)
+    assert re.search(r"^  medium \* +2 +24 +5\d +0\.139 +- +0\.139 +- +- +- +- +- +-$", table, re.M)
+    assert re.search(r"^  small +2 +9 +\d+ +- +- +0\.249 +- +- +- +- +- +-$", table, re.M)
+    assert re.search(r"^  large +2 +81 +\d+ +0\.12 +0\.12 +0\.12 +0\.138 +0\.138 +0\.226 +0\.234 +0\.0511 +0\.249$",
+                     table, re.M)
+    assert re.search(r"every claim at medium's dial: 81 stage runs, ~\d+ min", table)
     assert "every claim at" not in plans["large"]  # large runs every claim
     # named claims run at any size, the others are not listed
     assert main(["run", "audit", "--dry-run", "--claims", "4,5", "--out", str(out)]) == 0
@@ -194,7 +208,7 @@ def _eval(values: dict[str, list[int]]) -> dict:
             for (suite, metric), vs in ((tuple(key.split("/")), vs) for key, vs in values.items())}
 
 
-def test_claim_verdicts_from_constructed_arms():
+def test_claim_verdicts_from_constructed_arms(needs7):
     """Claim 1 from constructed per-item rows (two seeds): the rule, Holm across the audit, the claim's row."""
     n = 60
     same = {"format/prompt_loose": [1] * 30 + [0] * 30, "health/complete": [1] * n,
@@ -253,8 +267,8 @@ def test_a_claims_row_reads_one_comparison_its_n_and_its_mde(capsys):
 
 def test_claims_the_size_leaves_out_read_not_run_with_the_command():
     cfg = audit.AuditConfig()  # medium, no claims named: claims 1 and 3 run
-    assert cfg.claim_ids() == ["1", "3", "7"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
-    assert [c.id for c in audit.chosen(cfg)] == ["1", "3", "7"]
+    assert cfg.claim_ids() == ["1", "3"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
+    assert [c.id for c in audit.chosen(cfg)] == ["1", "3"]
     res = av.summarize(cfg, {arm: {} for arm in audit.ARMS}, [0, 1], {}, None)
     rows = {c["claim"]: c for c in res["claims"]}
     assert list(rows) == list(audit.CLAIM_IDS)
@@ -304,7 +318,9 @@ def test_claims_8_and_9_leave_the_existing_arms_eval_runs_as_they_were():
     # claim 6's speech acts: an eval run of its own per arm too (base and aligned keep their eval runs' keys), the
     # audit's key inputs without the suite or its benign file, and an eval that does not read speech acts hashes
     # the shipped files as it did before the benign controls were added
-    assert not any("speech_acts" in audit.arm_suites(a) for a in audit.ARMS)
+    assert not any(s in audit.arm_suites(a) for a in audit.ARMS for s in ("speech_acts", "dimensions"))
+    assert audit_arms.eval_settings("base-random", z, own="dimensions") == {"suites": ["dimensions"], "limit": 121,
+                                                                          "suite_limits": {}}
     assert audit.arm_suites("aligned-warn") == [] and audit_arms.eval_settings("aligned", z, own="speech_acts") == {
         "suites": ["speech_acts"], "limit": 121, "suite_limits": {}}
     keys = audit.AuditConfig().key_inputs()
@@ -445,7 +461,7 @@ def _audit_folder(tmp_path):
     return root
 
 
-def test_the_report_draws_the_audit_page(tmp_path):
+def test_the_report_draws_the_audit_page(tmp_path, needs7):
     """`sharpset report` on an audit folder: audit.html with the verdict table first (claim, verdict, rule,
     ours with its interval, n, seeds, MDE, the paper's figure), then a section per claim with its
     comparisons and the answers side by side from the arms' eval runs -- all text escaped."""
@@ -470,7 +486,7 @@ def test_the_report_draws_the_audit_page(tmp_path):
 
 @pytest.mark.browser
 @pytest.mark.skipif(find_browser() is None, reason="no Chromium: scripts/install-browser.sh")
-def test_the_audit_page_in_a_browser(tmp_path, capsys):
+def test_the_audit_page_in_a_browser(tmp_path, capsys, needs7):
     """Opened in headless Chromium it renders (verdict table, plots) and runs nothing; `sharpset report
     --screenshot` saves its first screen beside the report's."""
     from sharpset.report.browser import dump_dom
@@ -885,3 +901,116 @@ def test_claim_6_end_to_end_on_tiny_models(tiny_model_dir, tmp_path, capsys):
     build_report([out], tmp_path / "report")  # the audit page: the lead check's answers from the speech-acts runs
     page = (tmp_path / "report" / "audit.html").read_text()
     assert '<section id="claim-6">' in page and "Answers side by side" in page
+
+
+# -- claim 7 (lexical and emotional alignment as separate knobs) -------------------------------------
+def _dims_eval(lexical: list[float], emotional: list[float]) -> dict:
+    rows = {f"d{k}": {"item": f"d{k}", "lexical_content_reuse": lx, "lexical_bigram_reuse": lx / 2,
+                      "emotional_concordance": em, "emotional_sign_agreement": float(em > 0.7)}
+            for k, (lx, em) in enumerate(zip(lexical, emotional))}
+    return {"dimensions": {"rows": rows, "lower": set()}}
+
+
+def test_equivalence_rule_on_constructed_effects():
+    """Within the margin either way: an interval inside (-margin, +margin) -> supported, wholly beyond either
+    end -> contradicted, one that reaches past the margin -> inconclusive with the MDE."""
+    same = _c([0.5] * 40, [0.5 + (0.01 if k % 2 else -0.01) for k in range(40)])
+    assert av.judge(same, 0, "equivalence", 0.1, None)[0] == "supported"
+    up, down = _c([0.2] * 40, [0.6] * 40), _c([0.6] * 40, [0.2] * 40)
+    assert av.judge(up, 0, "equivalence", 0.1, None)[0] == "contradicted"
+    assert av.judge(down, 0, "equivalence", 0.1, None)[0] == "contradicted"
+    wide = _c([0.0, 1.0, 0.0, 1.0, 0.5], [1.0, 0.0, 0.5, 0.0, 1.0])
+    v, text = av.judge(wide, 0, "equivalence", 0.1, None)
+    assert v == "inconclusive" and text == f"inconclusive at this power (MDE {wide['mde']:.3g})"
+
+
+def test_claim_7_verdicts_on_constructed_rows():
+    """Each target moves its own dimension against the random N and leaves the other within the margin ->
+    supported; a target that moves the other dimension too -> contradicted; noise -> inconclusive (MDE)."""
+    import random
+
+    n = 43
+    cfg = audit.AuditConfig(claims=["7"])
+
+    def seven(lexical, emotional):
+        ref = ([0.2] * n, [0.5] * n)
+        evals = {"base-random": {s: _dims_eval(*ref) for s in (0, 1)},
+                 "base-lexical": {s: _dims_eval(*lexical) for s in (0, 1)},
+                 "base-emotional": {s: _dims_eval(*emotional) for s in (0, 1)}}
+        (c,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+        return c
+
+    clear = seven(([0.6] * n, [0.5] * n), ([0.2] * n, [0.8] * n))
+    assert clear["verdict"] == "supported", clear["verdict_text"]
+    checks = {c["check"]: c for c in clear["checks"]}
+    own = checks["base-lexical vs base-random: dimensions/lexical_content_reuse higher (superiority)"]
+    assert own["verdict"] == "supported" and own["comparison"]["diff"] == 0.4 and own["seeds"] == 2
+    other = checks["base-lexical vs base-random: dimensions/emotional_concordance (equivalence)"]
+    assert other["verdict"] == "supported" and other["margin"] == 0.1
+    assert "within 0.1 of base-random on dimensions/emotional_concordance either way" in other["rule_text"]
+    # the lexical target moves emotional concordance too: one knob, not two
+    assert seven(([0.6] * n, [0.8] * n), ([0.2] * n, [0.8] * n))["verdict"] == "contradicted"
+    # a target that lowers its own dimension
+    assert seven(([0.1] * n, [0.5] * n), ([0.2] * n, [0.8] * n))["verdict"] == "contradicted"
+    rnd = random.Random(0)
+
+    def spread():
+        return [rnd.uniform(0.0, 0.4) for _ in range(n)], [rnd.uniform(0.3, 0.7) for _ in range(n)]
+
+    noise = seven(spread(), spread())
+    assert noise["verdict"] == "inconclusive" and noise["mde"] is not None
+    assert noise["verdict_text"] == f"inconclusive at this power (MDE {noise['mde']:.3g})"
+
+
+def test_claim_7_selects_each_target_by_its_own_scorer(tmp_path):
+    """The targets: the pool rows of the highest lexical reuse / sentiment concordance (user turns with sentiment
+    first), by the dimensions suite's scorers, ties by id -- the same rows every time."""
+    from sharpset.dataio import write_records
+    from sharpset.pipelines.audit_dims import DimSelectConfig, score
+    from sharpset.records import with_id
+    from sharpset.run import RunDir
+
+    def row(user, answer):
+        return with_id({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+
+    rows = [row("Tell me about red apples and green pears.", "Apples are red; pears are green."),
+            row("Tell me about red apples and green pears.", "Fruit is nice."),
+            row("I am so happy, I passed my exam!", "Wonderful news, congratulations, I am delighted for you!"),
+            row("I am so happy, I passed my exam!", "Exams are graded on a scale."),
+            row("List three rivers.", "The Nile, the Amazon and the Danube.")]
+    write_records(rows, tmp_path / "pool.jsonl")
+    assert score(rows[0], "lexical")[1] > score(rows[1], "lexical")[1]
+    got = {}
+    for by in ("lexical", "emotional"):
+        cfg = DimSelectConfig(input=str(tmp_path / "pool.jsonl"), n=2, by=by)
+        run = RunDir.open(tmp_path / by, "dimsel", 1, cfg, inputs=[cfg.input])
+        from sharpset.pipelines.audit_dims import run as select
+
+        select(cfg, run, log=lambda m: None)
+        got[by] = [json.loads(line)["id"] for line in (tmp_path / by / "sft.jsonl").open()]
+    assert got["lexical"][0] == rows[0]["id"]
+    assert got["emotional"][0] == rows[2]["id"] and rows[4]["id"] not in got["emotional"]
+    assert DimSelectConfig(input="x", n=0, by="tone").check() == [("n", "must be >= 1"),
+                                                                  ("by", "must be one of lexical, emotional, got 'tone'")]
+
+
+def test_claim_7_end_to_end_on_tiny_models(tiny_model_dir, tmp_path, capsys):
+    """--claims 7 on tiny models: both targets selected from the pool and trained like the random N, a dimensions
+    eval run of its own per arm (base-random's eval run untouched: no chosen claim reads it), and the verdict."""
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "audit"
+    assert main(_argv(tiny_model_dir, pool, out, "7", "--set", "seeds=1")) == 0
+    started = _started(capsys.readouterr().out)
+    assert {"select-lexical", "select-emotional", "train-base-random-s0", "train-base-lexical-s0",
+            "train-base-emotional-s0", "dimensions-base-random-s0", "dimensions-base-lexical-s0",
+            "dimensions-base-emotional-s0"} <= set(started)
+    assert not [f for f in started if f.startswith("eval-")]
+    for arm in ("lexical", "emotional"):
+        assert sum(1 for _ in (out / f"select-{arm}" / "sft.jsonl").open()) == 4
+    cfg = yaml.safe_load((out / "dimensions-base-lexical-s0" / "config.yaml").read_text())
+    assert cfg["suites"] == ["dimensions"] and cfg["limit"] == 2
+    res = json.loads((out / "audit.json").read_text())
+    (seven,) = res["claims"]
+    assert seven["claim"] == "7" and seven["verdict"] in ("supported", "contradicted", "inconclusive")
+    assert all(c["comparison"] and c["comparison"]["n"] == 2 for c in seven["checks"])
+    assert res["arms"]["base-random"]["suite_evals"] == {"dimensions": [{"seed": 0, "run": "dimensions-base-random-s0"}]}

@@ -31,7 +31,8 @@ lists the others as "not run at size ..." with the command that runs them -- ``-
 the same folder (shared runs are not run again) or ``--set size=large``. ``small``: claim 3, 2
 seeds, MDE 0.25 (~11 min estimated); ``medium``, the default: claims 1 and 3, 2 seeds, MDE 0.14 --
 small enough for the non-inferiority checks at margin 0.1 to be decided (~55 min; claim 8 would add
-~6 min, claim 9 ~22 and claim 6 ~18: ``--claims 1,3,8``); ``large``: every claim, 2 seeds, MDE 0.12 (~5 h).
+~6 min, claim 9 ~22, claim 6 ~18 and claim 7 ~15: ``--claims 1,3,8``); ``large``: every claim, 2 seeds,
+MDE 0.12 (~5.3 h).
 ``--dry-run`` prints what each size buys: its seeds, stage runs, estimated minutes and the planned
 MDE of each claim.
 
@@ -52,6 +53,13 @@ on a risky prompt / does not on a benign control, by the suite's own classifier
 (:mod:`sharpset.pipelines.audit_warn`). Its checks read the *test* split in a speech-acts eval run of
 its own per arm (``speech-acts-<arm>``, like token shift's), so base's and aligned's eval runs, and the
 audit's key, stay as they were; ``warn_k`` is a new field at its default, out of every existing key.
+
+**Claim 7** (lexical vs emotional alignment; no paper) trains the base, like the random N, on two
+targets of N pool rows selected by the dimensions suite's own scorers (``select-lexical``,
+``select-emotional``: :mod:`sharpset.pipelines.audit_dims`) and reads the dimensions suite in an eval
+run of its own per arm (``dimensions-<arm>``; base-random's eval run is unchanged): each target must
+raise its own dimension against the random N (superiority) and leave the other within ``margin``
+either way (``equivalence``).
 
 **Reuse** (issue 23): a step whose work a finished run elsewhere already did -- a sweep's cell, a
 quickstart's pool -- is read from there (:mod:`sharpset.pipelines.reuse`: matched by content key,
@@ -84,7 +92,7 @@ from ..config import field
 from ..run import RunDir
 from .audit_arms import Ctx, build_data, eval_families, eval_settings, reads, run_arms
 from .audit_verdicts import format_markdown, summarize
-from .claims import (ARMS, BELOW, CLAIM_IDS, CLAIMS, GAP, NI, OWN_FOLDER, OWN_STEP, Arm, Check, Claim, arm_named,
+from .claims import (ARMS, BELOW, CLAIM_IDS, CLAIMS, EQ, GAP, NI, OWN_FOLDER, OWN_STEP, Arm, Check, Claim, arm_named,
                      arm_suites, checks_of, proxy_arm)
 from .claims import chosen as _chosen
 from .quickstart import pipeline_reads
@@ -133,7 +141,7 @@ SIZES: dict[str, dict[str, Any]] = {
                "claims": ["1", "3"]},
     "large": {"n": 16, "pool_factor": 4, "steps": 24, "seeds": 2, "n_pool": 200, "eval_mde": 0.12,
               "evidence_mde": 0.25, "eval_max_new_tokens": 128, "wrap_questions": 96, "response_max_tokens": 384,
-              "claims": ["1", "2", "3", "4", "5", "6", "8", "9"]},
+              "claims": ["1", "2", "3", "4", "5", "6", "7", "8", "9"]},
 }
 DIAL = tuple(SIZES["small"])
 # The share of items whose 0/1 score differs between two arms, assumed to size the evaluation before
@@ -319,13 +327,14 @@ def arms_needed(claims: list[Claim], alphas=(1.0,)) -> list[Arm]:
 def data_needed(arms: list[Arm]) -> list[str]:
     need: list[str] = []
     deps = {"curated": ["pool"], "random": ["pool"], "pool": ["pool"], "simplified": ["pool", "curated"],
-            "delusive": ["pool", "curated"], "empty": ["pool", "curated"], "pairs": [], "warn": []}
+            "delusive": ["pool", "curated"], "empty": ["pool", "curated"], "pairs": [], "warn": [],
+            "lexical": ["pool"], "emotional": ["pool"]}
     for a in arms:
         for d in [a.data, a.sft]:
             for x in (deps.get(d, []) + [d]) if d else []:
                 if x not in need:
                     need.append(x)
-    order = ["pool", "curated", "random", "simplified", "delusive", "empty", "pairs", "warn"]
+    order = ["pool", "curated", "random", "simplified", "delusive", "empty", "lexical", "emotional", "pairs", "warn"]
     return sorted(need, key=order.index)
 
 
@@ -337,7 +346,7 @@ def _seeds(cfg: AuditConfig, z: dict) -> list[int]:
 def split_sizes() -> dict[str, int]:
     """Test-split units of the suites the audit reads: format and format_unseen prompts, knowledge's
     multiple-choice and open questions, invariance's eval questions, token_shift's (shape's) prompts,
-    speech_acts' warranted prompts and its benign controls."""
+    speech_acts' warranted prompts and its benign controls, dimensions' user turns."""
     from ..dataio import read_records
     from ..evaluate.data import load
     from ..invariance import QUESTIONS, question_split
@@ -346,6 +355,7 @@ def split_sizes() -> dict[str, int]:
     out["token_shift"] = len(load("shape", "test"))
     out["speech_acts"] = len(load("speech_acts", "test"))  # the warranted prompts; the suite's limit counts per group
     out["speech_acts_benign"] = len(load("speech_acts_benign", "test"))
+    out["dimensions"] = len(load("dimensions", "test"))
     out["invariance"] = sum(question_split(r["id"]) == "eval"
                             for r in read_records(QUESTIONS, "sft", require_response=False).rows)
     return out
@@ -399,7 +409,7 @@ def planned_power(cfg: AuditConfig) -> list[dict[str, Any]]:
                 None if n < 2 else (Z95 + Z80) * PLANNING_SHIFT_SD / math.sqrt(n)
             rows.append({"check": ch.label, "n": n, "bound": bound, "mde": mde, "rule": ch.rule,
                          # non-inferiority needs the 95% half-width, Z95 / (Z95 + Z80) of the MDE, under the margin
-                         "ni_decidable": None if ch.rule != NI or mde is None else
+                         "ni_decidable": None if ch.rule not in (NI, EQ) or mde is None else
                          mde * Z95 / (Z95 + Z80) < cfg.margin})
         worst = max((r["mde"] for r in rows if r["mde"] is not None), default=None)
         out.append({"claim": c.id, "title": c.title, "mde": worst, "checks": rows})
@@ -443,6 +453,7 @@ def eval_seconds(arm: str, z: dict, sizes: dict[str, int], own: bool | str = Fal
                              + _suite_items(st, "knowledge", sizes["knowledge_qa"])) * short,
                "invariance": _suite_items(st, "invariance", sizes["invariance"]) * (1 + 2 * fams) * short,
                "token_shift": _suite_items(st, "token_shift", sizes["token_shift"]) * (long + short) + 20,
+               "dimensions": _suite_items(st, "dimensions", sizes["dimensions"]) * long,
                "speech_acts": (_suite_items(st, "speech_acts", sizes["speech_acts"])
                                + _suite_items(st, "speech_acts", sizes["speech_acts_benign"])) * long}
     secs = 20 + sum(answers[s] if s in answers else _suite_items(st, s, 100) * long for s in st["suites"])
@@ -472,6 +483,8 @@ def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
                 for s in seeds]
     out += [(f"control-{d}", f"curate --control {d} of the curated set", 5.0)
             for d in ("simplified", "delusive", "empty") if d in data]
+    out += [(f"select-{d}", f"select: the {z['n']} pool rows of the highest {d} alignment (the dimensions scorers)",
+             5.0) for d in ("lexical", "emotional") if d in data]
     if "pairs" in data:
         out.append(("wrap", "wrap: invariance pairs from the aligned model's answers", 4.0 * z["wrap_questions"]))
     if "warn" in data:  # k sampled answers per speech-acts dev prompt, at the synth answers' cap
@@ -579,7 +592,7 @@ def dry_run(cfg: AuditConfig, root: Path) -> str:
             power_text = "" if r is None else (
                 f"  [n {r['bound']}{r['n']}, MDE {_mde(r['mde'])}"
                 + ("" if r["ni_decidable"] is None else "" if r["ni_decidable"] else
-                   f"; too wide for non-inferiority at margin {cfg.margin:g}") + "]")
+                   f"; too wide for {ch.rule} at margin {cfg.margin:g}") + "]")
             lines.append(f"       {'decides ' if ch.decides else 'evidence'} {ch.label}{power_text}")
     lines += ["", f"planned MDE: 80% power, two-sided 0.05, at the units a comparison reads: {z['eval_limit']} "
                   f"items of a suite a deciding comparison reads (eval_mde {z['eval_mde']:g}), {z['evidence_limit']} "
@@ -655,7 +668,8 @@ def run(cfg: AuditConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     if cfg.cards:
         from ..report.cards import card_all
 
-        for folder in ("synth", "dedup", "select-pool", "select-curated", "wrap", "select-warn", *(
+        for folder in ("synth", "dedup", "select-pool", "select-curated", "wrap", "select-warn", "select-lexical",
+                       "select-emotional", *(
                 f"select-random-s{s}" for s in seeds), *(f"control-{k}" for k in ("simplified", "delusive", "empty"))):
             if (root / folder / "manifest.json").exists():  # its own runs only: a reused folder is not written to
                 card_all(root / folder)

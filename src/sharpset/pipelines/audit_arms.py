@@ -19,6 +19,10 @@ their own per arm and seed (``token-shift-<arm>-s<seed>``: the arm's answers ran
 depend on whether claim 6 or 8 is chosen; an own-step run gives the audit only its own suite's rows
 (its health rows are of its own answers, never the arm's eval run's).
 
+Claim 7's ``lexical`` and ``emotional`` sets (``select-lexical`` / ``select-emotional``): the N pool
+rows of the highest lexical reuse / sentiment concordance by the dimensions suite's own scorers
+(:mod:`sharpset.pipelines.audit_dims`), each trained like the random N (the reference) is.
+
 Claim 6's ``warn`` set (``select-warn``): the aligned model's own answers to the speech-acts dev
 prompts that warn where warranted and not on the benign controls (:mod:`sharpset.pipelines.audit_warn`);
 the ``aligned-warn`` arm trains the aligned model on it with the audit's step budget.
@@ -163,6 +167,12 @@ def build_data(ctx: Ctx, need: list[str]) -> dict[str, Any]:
                      "WrapConfig", "wrap")
         out["pairs"] = str(w.path / "pairs.jsonl")
         out["pairs_train"] = sum(r.get("split") == "train" for r in read_records(out["pairs"], "pair").rows)
+    for dim in ("lexical", "emotional"):
+        if dim in need:  # claim 7's targets: the N pool rows of the highest alignment of one kind
+            from .audit_dims import DIMSEL
+
+            out[dim] = str(ctx.step(DIMSEL, {"input": deduped, "n": z["n"], "by": dim}, "DimSelectConfig",
+                                    f"select-{dim}", inputs=[deduped]).path / "sft.jsonl")
     if "warn" in need:  # claim 6: the aligned model's own answers that warn where warranted, not on benign prompts
         from .audit_warn import WARN
 

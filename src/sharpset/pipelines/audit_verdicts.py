@@ -11,6 +11,9 @@ by the rule its registry entry states (:mod:`sharpset.pipelines.claims`), never 
   ``-margin`` instead of 0 (:func:`sharpset.stats.verdict` of the interval shifted by the margin,
   judged by the interval alone): lower end above ``-margin`` -> supported, upper end below
   ``-margin`` -> contradicted, else inconclusive.
+- **equivalence** with the same ``margin`` (claim 7: a target leaves the other dimension where it
+  was): non-inferior both ways -- the interval wholly inside (-margin, +margin) -> supported, wholly
+  beyond either end -> contradicted, else inconclusive with the MDE.
 - **below** a stated ``threshold`` (claim 8, URIAL's token shift): the treatment arm's per-answer
   share (each answer one unit, seeds pooled per item) against the threshold as a paired comparison
   with a constant reference (:func:`sharpset.evaluate.pairing.compare_rows`, so
@@ -44,7 +47,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .claims import BELOW, GAP, NI, Check, Claim, checks_of, chosen, where_holds
+from .claims import BELOW, EQ, GAP, NI, Check, Claim, checks_of, chosen, where_holds
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN = "supported", "contradicted", "inconclusive", "not run"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
@@ -110,6 +113,13 @@ def judge(c: dict | None, direction: int, rule: str, margin: float, p_holm: floa
     ``threshold`` as non-inferiority reads its interval against -margin."""
     from ..stats import verdict
 
+    if rule == EQ:  # non-inferior both ways: within the margin of the reference, up or down
+        ways = [judge(c, d, NI, margin, p_holm)[0] for d in (1, -1)]
+        if ways == [SUPPORTED, SUPPORTED]:
+            return SUPPORTED, SUPPORTED
+        if CONTRADICTED in ways:
+            return CONTRADICTED, CONTRADICTED
+        return INCONCLUSIVE, inconclusive_text((c or {}).get("mde"))
     if rule == GAP:
         if c and c.get("undefined"):
             return INCONCLUSIVE, f"inconclusive: share of the gap closed {c.get('note') or 'undefined'}"
@@ -158,6 +168,9 @@ def rule_text(ch: Check, margin: float, d: int) -> str:
                 f"items resampled jointly wholly above {ch.threshold:g}; wholly below: contradicted; undefined, "
                 f"so inconclusive, unless the {ch.tuned} - {ch.a} gap itself is shown)")
     w = "".join(f" [{k}={v}]" for k, v in ch.where)
+    if ch.rule == EQ:
+        return (f"{ch.b} within {margin:g} of {ch.a} on {ch.suite}/{ch.metric}{w} either way (95% CI inside "
+                f"(-{margin:g}, +{margin:g}); wholly beyond either end: contradicted)")
     if ch.better:  # the direction the claim predicts, for a metric with none of its own (a speech-act rate)
         way, other = ("higher", "lower") if ch.better > 0 else ("lower", "higher")
         if ch.rule == "superiority":
@@ -184,7 +197,7 @@ def summarize(cfg: AuditConfig, evals: dict, seeds: list[int], skipped: dict[str
             c, d, used = (None, 0, 0) if why else compare_check(ch, evals, seeds, cfg.seed)
             results.append((claim, ch, {"check": ch.label, "decides": ch.decides, "a": ch.a, "b": ch.b,
                                         "suite": ch.suite, "metric": ch.metric, "where": dict(ch.where),
-                                        "rule": ch.rule, "margin": cfg.margin if ch.rule == NI else None,
+                                        "rule": ch.rule, "margin": cfg.margin if ch.rule in (NI, EQ) else None,
                                         **({"tuned": ch.tuned} if ch.tuned else {}),
                                         **({"threshold": ch.threshold} if ch.threshold is not None else {}),
                                         "direction": d, "comparison": c, "seeds": used, "not_run": why}))

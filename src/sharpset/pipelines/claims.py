@@ -5,12 +5,13 @@ that decide it (:class:`Check`: reference arm, treatment arm, suite, metric, row
 size-dial knobs it reads; each :class:`Arm` is a model, untrained or trained on a named data set
 with an objective. A claim whose parts are missing carries ``needs`` and is never judged.
 
-Rules: ``superiority`` and ``non-inferiority`` compare two arms; ``below`` reads one arm's per-answer
+Rules: ``superiority``, ``non-inferiority`` and ``equivalence`` (within the margin either way: claim 7's
+"leaves the other dimension") compare two arms; ``below`` reads one arm's per-answer
 share against a fixed ``threshold`` (URIAL's token shift); ``gap-share`` reads the share of the
 ``tuned`` - ``a`` gap that ``b`` closes against a ``threshold`` (proxy-tuning). The proxy arm
 (``proxy``) stands for one arm per alpha of the audit's ``alphas`` (:func:`checks_of`).
 
-Suites in :data:`OWN_STEP` (token_shift, speech_acts) are never part of an arm's eval run: each arm
+Suites in :data:`OWN_STEP` (token_shift, speech_acts, dimensions) are never part of an arm's eval run: each arm
 that a check reads one for gets an eval run of its own with only that suite (token_shift's scored by
 the base), so adding a claim that reads them never changes, and never re-runs, an arm's existing eval
 run. A check's ``better`` states the direction a claim predicts where the suite's metric has none
@@ -70,6 +71,10 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("base-simplified", "base", "simplified", "sft", about="curated N, instructions simplified (Kung & Peng)"),
     Arm("base-delusive", "base", "delusive", "sft", about="curated N, wrong label mapping (closed-label rows)"),
     Arm("base-empty", "base", "empty", "sft", about="curated N, instructions emptied"),
+    Arm("base-lexical", "base", "lexical", "sft", about="N pool rows whose answers reuse most of the user's content "
+        "words (the dimensions suite's lexical_alignment): a lexical target"),
+    Arm("base-emotional", "base", "emotional", "sft", about="N pool rows whose answers match the user's sentiment "
+        "most (the dimensions suite's emotional_alignment; user turns with sentiment first): an emotional target"),
     Arm("expert", "derived", "curated", "sft", about="the anti-expert (the base's first keep_layers decoder layers, "
         "sharpset derive) trained on the curated N with base-curated's budget: proxy-tuning's expert"),
     Arm(PROXY, "base", engine="proxy", expert="expert",
@@ -97,7 +102,7 @@ class Check:
     b: str
     suite: str
     metric: str
-    rule: str = "superiority"  # | "non-inferiority" | "below" | "gap-share"
+    rule: str = "superiority"  # | "non-inferiority" | "equivalence" | "below" | "gap-share"
     where: tuple = ()
     decides: bool = True
     tuned: str = ""
@@ -149,11 +154,12 @@ class Claim:
 
 
 NI = "non-inferiority"
+EQ = "equivalence"  # within the margin either way: non-inferior both ways
 BELOW = "below"
 GAP = "gap-share"
 # suites evaluated in an eval run of their own per arm (the module docstring), and its folder's prefix
-OWN_STEP = ("token_shift", "speech_acts")
-OWN_FOLDER = {"token_shift": "token-shift", "speech_acts": "speech-acts"}
+OWN_STEP = ("token_shift", "speech_acts", "dimensions")
+OWN_FOLDER = {"token_shift": "token-shift", "speech_acts": "speech-acts", "dimensions": "dimensions"}
 # Claim 8's threshold on the per-answer shifted share (rank under the base > 3; URIAL's setting and code). The
 # paper's figure: 7.8% of Llama-2-7b-chat's tokens shifted against its base (77.7% unshifted), Vicuna 4.8%,
 # Mistral-Instruct 5.2% -- so 0.15 is about twice the largest shift it reports. Twice, not the figure itself:
@@ -233,9 +239,19 @@ CLAIMS: tuple[Claim, ...] = (
               Check("base", "aligned", "speech_acts", "false_alarm", where=(("warranted", False),), better=-1,
                     decides=False)),
           dial=("warn_k", "steps", "seeds", "eval_limit")),
+    # Claim 7: two targets of the same size and budget, each selected from the audit's pool for one dimension by
+    # the dimensions suite's own scorers, against the random N (the untargeted draw): each moves its own dimension
+    # up and leaves the other within the margin either way. Both halves decide.
     Claim("7", "Lexical and emotional alignment are separate knobs", "",
-          "no empirical source found (DESIGN.md)",
-          needs="a rule over the dimensions suite across sweep targets (does a target that moves one leave the other?)"),
+          "no empirical source found (DESIGN.md)", (
+              Check("base-random", "base-lexical", "dimensions", "lexical_content_reuse", better=1),
+              Check("base-random", "base-emotional", "dimensions", "emotional_concordance", better=1),
+              Check("base-random", "base-lexical", "dimensions", "emotional_concordance", EQ),
+              Check("base-random", "base-emotional", "dimensions", "lexical_content_reuse", EQ),
+              Check("base-random", "base-lexical", "dimensions", "lexical_bigram_reuse", better=1, decides=False),
+              Check("base-random", "base-emotional", "dimensions", "emotional_sign_agreement", better=1,
+                    decides=False)),
+          dial=("n", "steps", "seeds", "eval_limit")),
     Claim("8", "Alignment is a shallow token shift (URIAL)", "2312.01552",
           "Llama-2-7b-chat vs its base: 77.7% unshifted, 7.8% shifted tokens (rank under the base 1 / > 3)", (
               Check("", "base-curated", "token_shift", "shifted", BELOW, threshold=SHIFT_THRESHOLD),
