@@ -30,13 +30,22 @@ def needs7(monkeypatch):
     monkeypatch.setattr(audit, "CLAIMS", table)
 
 
+
+def named(res: dict) -> list[dict]:
+    """audit.json's claims that this audit ran or its size held back: every claim is listed, and one
+    that --claims left out reads "not run: not among --claims ..."."""
+    return [c for c in res["claims"] if not c.get("verdict_text", "").startswith("not run: not among --claims")]
+
 # -- the plan -------------------------------------------------------------------------------------
 def test_dry_run_plans_a_subset_and_runs_nothing(tmp_path, capsys, needs7):
     out = tmp_path / "a"
     assert main(["run", "audit", "--dry-run", "--claims", "1,3", "--out", str(out)]) == 0
     plan = capsys.readouterr().out
     assert "1. Small curated sets suffice (LIMA)" in plan and "3. Aligned models write" in plan
-    assert "2. Format" not in plan and "base-simplified" not in plan and "aligned-bct" not in plan
+    # every claim is listed; one not named reads "not run" with the command that runs it, and plans nothing
+    assert "2. Format, not task understanding, transfers (Kung & Peng): not run: not among --claims 1,3 (~" in plan
+    assert "--claims 1,2,3 runs it beside them in this folder" in plan
+    assert "base-simplified" not in plan and "aligned-bct" not in plan
     folders = re.findall(r"^  (\S+) +(?:~[\d.]+ min|cached)", plan, re.M)
     # shared arms once: base-pool serves claims 1 and 3, base-curated only claim 1, two seeds each
     assert folders.count("train-base-pool-s0") == 1 and "train-base-pool-epochs-s1" in folders
@@ -94,10 +103,11 @@ def test_the_default_size_plans_under_an_hour_and_says_what_each_size_buys(tmp_p
                      table, re.M)
     assert re.search(r"every claim at medium's dial: 81 stage runs, ~\d+ min", table)
     assert "every claim at" not in plans["large"]  # large runs every claim
-    # named claims run at any size, the others are not listed
+    # named claims run at any size; the others are listed as not run, with the command that runs them
     assert main(["run", "audit", "--dry-run", "--claims", "4,5", "--out", str(out)]) == 0
     four = capsys.readouterr().out
-    assert "1. Small" not in four and "not run at size" not in four
+    assert "1. Small curated sets suffice (LIMA): not run: not among --claims 4,5 (~" in four
+    assert "--claims 1,4,5 runs it beside them" in four and "not run at size" not in four
     assert "invariance/flip [heldout=False] (superiority)  [n <=121, MDE 0.139]" in four
     assert "invariance/clean_correct (non-inferiority)  [n 121, MDE 0.139]" in four
     # invariance only on the families an arm's comparisons read: ICR's arm on partner + the held-out ones
@@ -219,7 +229,7 @@ def test_claim_verdicts_from_constructed_arms(needs7):
         evals = {arm: {s: _eval(same) for s in (0, 1)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
         evals["base-curated"] = {s: _eval(curated) for s in (0, 1)}
         res = av.summarize(cfg, evals, [0, 1], {}, None)
-        one, seven = res["claims"]
+        one, seven = named(res)
         assert one["verdict"] == expect and one["seeds"] == 2 and one["n"] == n and one["n_rows"] == 2 * n
         assert one["paper"]["arxiv"] == "2305.11206" and "non-inferiority" in one["lead"]
         assert len(one["checks"]) == 6 and all(c["p_holm"] >= c["comparison"]["p"] for c in one["checks"])
@@ -228,7 +238,7 @@ def test_claim_verdicts_from_constructed_arms(needs7):
     # noise: 8 items up and 8 down of 60 -- no change, an interval too wide for the margin: inconclusive, with its MDE
     noisy = dict(same, **{"format/prompt_loose": [0] * 8 + [1] * 22 + [1] * 8 + [0] * 22})
     evals["base-curated"] = {s: _eval(noisy) for s in (0, 1)}
-    one = av.summarize(cfg, evals, [0, 1], {}, None)["claims"][0]
+    one = named(av.summarize(cfg, evals, [0, 1], {}, None))[0]
     assert one["verdict"] == "inconclusive" and one["mde"] > 0.1
     assert one["verdict_text"] == f"inconclusive at this power (MDE {one['mde']:.3g})"
     md = av.format_markdown(res, cfg)
@@ -254,7 +264,7 @@ def test_a_claims_row_reads_one_comparison_its_n_and_its_mde(capsys):
     evals = {arm: {0: _eval(ref)} for arm in ("base-pool-epochs", "base-pool", "base-random")}
     evals["base-curated"] = {0: _eval(dict(ref, **{"format/prompt_loose": fb, "health/complete": hb}))}
     cfg = audit.AuditConfig(claims=["1"], margin=0.01)
-    (one,) = av.summarize(cfg, evals, [0], {}, None)["claims"]
+    (one,) = named(av.summarize(cfg, evals, [0], {}, None))
     assert one["verdict"] == "inconclusive"
     deciding = {c["check"]: c["comparison"] for c in one["checks"] if c["decides"]}
     health = next(c for k, c in deciding.items() if "health/complete" in k)
@@ -270,7 +280,7 @@ def test_claims_the_size_leaves_out_read_not_run_with_the_command():
     assert cfg.claim_ids() == ["1", "3"] and cfg.listed_ids() == list(audit.CLAIM_IDS)
     assert [c.id for c in audit.chosen(cfg)] == ["1", "3"]
     res = av.summarize(cfg, {arm: {} for arm in audit.ARMS}, [0, 1], {}, None)
-    rows = {c["claim"]: c for c in res["claims"]}
+    rows = {c["claim"]: c for c in named(res)}
     assert list(rows) == list(audit.CLAIM_IDS)
     assert rows["4"]["verdict"] == "not run" and rows["4"]["verdict_text"] == (
         "not run at size medium (it runs claims 1, 3 in its time): --claims 1,3,4 runs it beside them in this "
@@ -385,7 +395,7 @@ def test_claim_8_verdicts_on_constructed_answers():
     def verdict(make):
         evals = {arm: {s: _shift_eval([make() for _ in range(n)]) for s in (0, 1)}
                  for arm in ("base-curated", "base-pool")}
-        (eight,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+        (eight,) = named(av.summarize(cfg, evals, [0, 1], {}, None))
         return eight
 
     low = verdict(lambda: rnd.uniform(0.0, 0.08))
@@ -416,7 +426,7 @@ def test_claim_9_verdicts_on_constructed_arms():
     cfg = audit.AuditConfig(claims=["9"])
     evals = {"base": {None: _eval(base)}, "base-curated": {s: _eval(tuned) for s in (0, 1)},
              "proxy-a1": {s: _eval(proxy) for s in (0, 1)}, "expert": {}}
-    (nine,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+    (nine,) = named(av.summarize(cfg, evals, [0, 1], {}, None))
     assert nine["verdict"] == "supported", nine["verdict_text"]
     gap = next(c for c in nine["checks"] if c["rule"] == "gap-share" and c["decides"])
     assert gap["comparison"]["share"] == nine["diff"] == round(110 / 120, 4) and gap["comparison"]["ci95"][0] > 0.5
@@ -425,15 +435,15 @@ def test_claim_9_verdicts_on_constructed_arms():
     assert kept["verdict"] == "supported" and kept["a"] == "base-curated" and kept["b"] == "proxy-a1"
     # the proxy moved less than half the gap: contradicted
     evals["proxy-a1"] = {s: _eval(dict(base, **{"format/prompt_loose": [1] * 30 + [0] * 170})) for s in (0, 1)}
-    assert av.summarize(cfg, evals, [0, 1], {}, None)["claims"][0]["verdict"] == "contradicted"
+    assert named(av.summarize(cfg, evals, [0, 1], {}, None))[0]["verdict"] == "contradicted"
     # tuning did not move the metric: the share is undefined, the claim inconclusive with the reason
     evals["base-curated"] = {s: _eval(base) for s in (0, 1)}
-    (nine,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+    (nine,) = named(av.summarize(cfg, evals, [0, 1], {}, None))
     assert nine["verdict"] == "inconclusive" and nine["diff"] is None and nine["mde"] is not None
     assert nine["verdict_text"].startswith("inconclusive: share of the gap closed undefined: the tuned - base gap "
                                            "is not shown")
     # an arm that did not run: not run, with its reason
-    (nine,) = av.summarize(cfg, evals, [0, 1], {"proxy-a1": "its expert (expert) did not train"}, None)["claims"]
+    (nine,) = named(av.summarize(cfg, evals, [0, 1], {"proxy-a1": "its expert (expert) did not train"}, None))
     assert nine["verdict"] == "not run" and "did not train" in nine["verdict_text"]
 
 
@@ -537,7 +547,7 @@ def test_subsets_share_arms_and_a_killed_audit_resumes(tiny_model_dir, tmp_path,
     assert finished_before and not set(finished_before) & set(second)  # nothing finished runs again
     assert killed in second
     res = json.loads((out / "audit.json").read_text())
-    (two,) = res["claims"]
+    (two,) = named(res)
     assert two["claim"] == "2" and two["verdict"] in ("supported", "contradicted", "inconclusive")
     delusive = next(c for c in two["checks"] if c["b"] == "base-delusive")
     assert delusive["verdict"] == "not run" and "closed-label" in delusive["verdict_text"]
@@ -548,7 +558,7 @@ def test_subsets_share_arms_and_a_killed_audit_resumes(tiny_model_dir, tmp_path,
     assert "train-base-curated-s0" not in third and "train-base-pool-epochs-s0" in third
     assert third.count("train-base-pool-s0") == 1
     res = json.loads((out / "audit.json").read_text())
-    assert [c["claim"] for c in res["claims"]] == ["1", "2"]
+    assert [c["claim"] for c in named(res)] == ["1", "2"]
     epochs = json.loads((out / "train-base-pool-epochs-s0" / "manifest.json").read_text())
     assert epochs["metrics"]["optimizer_steps"] == 4  # the pool (8 rows) at the curated set's (4 rows) epochs
     assert "| 1. Small curated sets suffice (LIMA) |" in (out / "audit.md").read_text()
@@ -562,7 +572,7 @@ def test_two_seeds_pool_into_one_comparison(tiny_model_dir, tmp_path, capsys):
     assert main(_argv(tiny_model_dir, pool, out, "3")) == 0
     started = _started(capsys.readouterr().out)
     assert started.count("eval-base") == 1 and {"train-base-pool-s0", "train-base-pool-s1"} <= set(started)
-    (three,) = json.loads((out / "audit.json").read_text())["claims"]
+    (three,) = named(json.loads((out / "audit.json").read_text()))
     assert three["seeds"] == 2 and three["n_rows"] == 2 * three["n"]
     assert three["pool_yield"] is None and "Pool yield: not measured" in (out / "audit.md").read_text()
 
@@ -588,7 +598,7 @@ def test_per_suite_items_reach_the_eval_runs(tiny_model_dir, tmp_path, capsys):
         kinds = [json.loads(line).get("kind") for line in (out / folder / "samples" / "knowledge.jsonl").open()]
         assert kinds.count("mc") == 8 and kinds.count("qa") == 8
         assert sum(1 for _ in (out / folder / "samples" / "format.jsonl").open()) == 9
-    (three,) = res["claims"]
+    (three,) = named(res)
     checks = {c["suite"]: c["comparison"] for c in three["checks"]}
     assert checks["format"]["n"] == 9 and checks["knowledge"]["n"] == 8
     assert checks["health"]["n"] == 9 + 8  # every answer both made: the format prompts and the knowledge questions
@@ -603,7 +613,7 @@ def test_invariance_claims_say_why_they_did_not_run(tiny_model_dir, tmp_path, ca
     assert main(_argv(tiny_model_dir, pool, out, "4,5", "--set", "seeds=1", "--set", "wrap_questions=3")) == 0
     started = _started(capsys.readouterr().out)
     assert "eval-aligned" in started and not [f for f in started if f.startswith("train-")]
-    four, five = json.loads((out / "audit.json").read_text())["claims"]
+    four, five = named(json.loads((out / "audit.json").read_text()))
     for c in (four, five):
         assert c["verdict"] == "not run" and "wrap kept no training pair" in c["verdict_text"]
 
@@ -706,7 +716,7 @@ def test_claim_8_adds_token_shift_runs_and_reruns_no_eval(tiny_model_dir, tmp_pa
     after = _keys(out)
     assert {k: after[k] for k in before} == before
     # claim 3's health check reads the arms' eval runs, never a token-shift run's health (of its own answers)
-    health = next(c for c in json.loads((out / "audit.json").read_text())["claims"][0]["checks"]
+    health = next(c for c in named(json.loads((out / "audit.json").read_text()))[0]["checks"]
                   if c["suite"] == "health")
     assert health["comparison"] and health["comparison"]["n"] > 0
     # claim 6 beside them: speech-acts runs of its own, no arm eval or token-shift run again, no key changed
@@ -720,7 +730,7 @@ def test_claim_8_adds_token_shift_runs_and_reruns_no_eval(tiny_model_dir, tmp_pa
     summary = json.loads((out / "token-shift-base-pool-s0" / "summary.json").read_text())
     assert summary["suites"]["token_shift"]["models"]
     res = json.loads((out / "audit.json").read_text())
-    three, six, eight = res["claims"]
+    three, six, eight = named(res)
     assert six["verdict"] != "not run" or "warn set is empty" in six["verdict_text"]
     assert eight["claim"] == "8" and eight["verdict"] in ("supported", "contradicted", "inconclusive")
     assert eight["n"] == 2 and eight["paper"]["arxiv"] == "2312.01552" and "ci95" in eight and "mde" in eight
@@ -757,7 +767,7 @@ def test_claim_9_runs_the_proxy_arm_end_to_end(tiny_model_dir, tmp_path, capsys)
     assert m["proxy"]["alpha"] == 1.0 and m["proxy"]["expert"] == str(out / "train-expert-s0")
     assert {"format", "knowledge"} <= set(proxy["suites"])
     res = json.loads((out / "audit.json").read_text())
-    (nine,) = res["claims"]
+    (nine,) = named(res)
     assert nine["claim"] == "9" and nine["verdict"] in ("supported", "contradicted", "inconclusive")
     gap = next(c for c in nine["checks"] if c["rule"] == "gap-share" and c["decides"])
     assert (gap["a"], gap["b"], gap["tuned"]) == ("base", "proxy-a1", "base-curated") and gap["comparison"]
@@ -796,7 +806,7 @@ def test_claim_6_verdicts_on_constructed_rows():
     def six(base, aligned, warned):
         evals = {"base": {None: _speech_eval(*base)}, "aligned": {None: _speech_eval(*aligned)},
                  "aligned-warn": {s: _speech_eval(*warned) for s in (0, 1)}}
-        (c,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+        (c,) = named(av.summarize(cfg, evals, [0, 1], {}, None))
         return c
 
     quiet, loud = [0.0] * n, [1.0] * n
@@ -831,7 +841,7 @@ def test_claim_6_verdicts_on_constructed_rows():
     # an arm that did not train: not run with its reason, never a verdict
     skipped = av.summarize(cfg, {"base": {None: _speech_eval(loud, quiet)}, "aligned": {None: _speech_eval(quiet, quiet)},
                                  "aligned-warn": {}}, [0, 1], {"aligned-warn": "the warn set is empty"}, None)
-    (c,) = skipped["claims"]
+    (c,) = named(skipped)
     assert c["verdict"] == "inconclusive"  # the other deciding comparison is supported: not "not run", nor an MDE
     assert c["verdict_text"] == "inconclusive: a deciding comparison did not run (the warn set is empty)"
     assert [r["verdict_text"] for r in c["checks"] if r["b"] == "aligned-warn"] == ["not run: the warn set is empty"] * 2
@@ -890,7 +900,7 @@ def test_claim_6_end_to_end_on_tiny_models(tiny_model_dir, tmp_path, capsys):
     samples = [json.loads(line) for line in (out / "speech-acts-base" / "samples" / "speech_acts.jsonl").open()]
     assert [r["warranted"] for r in samples] == [True, True, False, False]
     res = json.loads((out / "audit.json").read_text())
-    (six,) = res["claims"]
+    (six,) = named(res)
     assert six["claim"] == "6" and six["verdict"] in ("supported", "contradicted", "inconclusive")
     assert all(c["comparison"] and c["comparison"]["n"] == 2 for c in six["checks"])
     assert res["arms"]["aligned"]["suite_evals"] == {"speech_acts": [{"seed": None, "run": "speech-acts-aligned"}]}
@@ -937,7 +947,7 @@ def test_claim_7_verdicts_on_constructed_rows():
         evals = {"base-random": {s: _dims_eval(*ref) for s in (0, 1)},
                  "base-lexical": {s: _dims_eval(*lexical) for s in (0, 1)},
                  "base-emotional": {s: _dims_eval(*emotional) for s in (0, 1)}}
-        (c,) = av.summarize(cfg, evals, [0, 1], {}, None)["claims"]
+        (c,) = named(av.summarize(cfg, evals, [0, 1], {}, None))
         return c
 
     clear = seven(([0.6] * n, [0.5] * n), ([0.2] * n, [0.8] * n))
@@ -1010,7 +1020,7 @@ def test_claim_7_end_to_end_on_tiny_models(tiny_model_dir, tmp_path, capsys):
     cfg = yaml.safe_load((out / "dimensions-base-lexical-s0" / "config.yaml").read_text())
     assert cfg["suites"] == ["dimensions"] and cfg["limit"] == 2
     res = json.loads((out / "audit.json").read_text())
-    (seven,) = res["claims"]
+    (seven,) = named(res)
     assert seven["claim"] == "7" and seven["verdict"] in ("supported", "contradicted", "inconclusive")
     assert all(c["comparison"] and c["comparison"]["n"] == 2 for c in seven["checks"])
     assert res["arms"]["base-random"]["suite_evals"] == {"dimensions": [{"seed": 0, "run": "dimensions-base-random-s0"}]}

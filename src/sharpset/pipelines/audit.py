@@ -285,12 +285,18 @@ class AuditConfig:
         return [c.id for c in CLAIMS if c.id in size or c.needs]
 
     def listed_ids(self) -> list[str]:
-        """The claims in the verdict table: those named, else every claim (a claim the size leaves out
-        reads "not run at size ...", :meth:`held_back_text`)."""
-        return list(self.claims) if self.claims else list(CLAIM_IDS)
+        """The claims in the verdict table: every claim, whichever run (a claim the size or ``--claims``
+        leaves out reads "not run ..." with the command that runs it, :meth:`held_back_text`)."""
+        return list(CLAIM_IDS)
 
     def held_back_text(self, claim: str, minutes: float | None = None) -> str:
-        """Why a claim the size leaves out reads "not run", and the commands that run it."""
+        """Why a claim the size (or ``--claims``) leaves out reads "not run", and the commands that run it."""
+        if self.claims:
+            ids = [i for i in CLAIM_IDS if i in self.claims]
+            both = ",".join(i for i in CLAIM_IDS if i in ids or i == claim)
+            more = "" if minutes is None else f" (~{minutes:.0f} min more)"
+            return (f"not run: not among --claims {','.join(ids)}{more}; --claims {both} runs it beside "
+                    f"{'them' if len(ids) > 1 else 'it'} in this folder (their runs reused)")
         ids = self.resolved()["claims"]
         both = ",".join(i for i in CLAIM_IDS if i in ids or i == claim)
         more = "" if minutes is None else f"~{minutes:.0f} min more at this size; "
