@@ -156,7 +156,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'selector': '',
         'proxy': {},
     }),
-    'sharpset.stages.constrain': ('constrain', 3, {
+    'sharpset.stages.constrain': ('constrain', 4, {
         'engine': 'transformers',
         'engine_options': {},
         'input': '',
@@ -281,7 +281,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'quota_judge': None,
         'quota_rounds': 3,
     }),
-    'sharpset.stages.tag': ('tag', 3, {
+    'sharpset.stages.tag': ('tag', 4, {
         'engine': 'transformers',
         'engine_options': {},
         'input': '',

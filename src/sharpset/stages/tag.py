@@ -44,7 +44,7 @@ from ..run import RunDir
 from ..stage import BackendFields
 
 STAGE = "tag"
-VERSION = 3  # 3: pseudo_refusal column (issue 20); 2: the "lm" score set (likelihood + degeneration signals, quality_lm, flag_reason)
+VERSION = 4  # 4: pseudo_refusal also marks an opening apology for a confusion or mistake (APOLOGY_OPENINGS); 3: pseudo_refusal column (issue 20); 2: the "lm" score set (likelihood + degeneration signals, quality_lm, flag_reason)
 
 SCORES = ("quality", "difficulty", "input_quality", "category", "ifd", "lm", "shape")
 

@@ -94,6 +94,14 @@ _PIVOT = re.compile(r"\b(?:however|but|that said|nevertheless|instead|still)\b[^
                     r"\b(?:i can(?!'t|not| not)|i could(?!n't| not)|i'd be|i would be|i'll|i will|here(?:'s| is| are)|let me|you can|"
                     r"we can|below|the following)", re.IGNORECASE)
 PSEUDO_REFUSAL_MIN_WORDS = 60  # a disclaimer followed by this many words is an answer, not a refusal
+# An answer that *opens* by apologising for a confusion or a mistake nobody made ("I'm sorry for the
+# confusion. The problem is about ...") is this shape too, pivot or not, however short: in a first turn
+# it answers nothing. Issue 20's quickstart kept one such constraint row (41 words, no pivot) and the
+# tuned base opened 10 of 40 answers with it. Looked for in the first APOLOGY_OPENING_CHARS only.
+APOLOGY_OPENINGS = re.compile(
+    r"^\W{0,3}(?:i'?m|i am|we'?re|we|my|i)?\s*(?:so\s+|very\s+|truly\s+)?(?:sorry|apologi[sz]e|apologies)\b"
+    r"[^.!?\n]{0,40}?\b(?:confusion|misunderstanding|mistake|error|oversight|mix-up)", re.IGNORECASE)
+APOLOGY_OPENING_CHARS = 80
 
 # health gates (issue 13; curate's ``gates``, constrain's ``gates``): gate -> (health column, value that fails it)
 GATE_COLUMNS = {"empty": ("n_words", 0), "loop": ("loop", True), "incomplete": ("complete", False),
@@ -274,8 +282,11 @@ def is_pseudo_refusal(text: str) -> bool:
     """True when the answer declines or disclaims near its start (a DISCLAIMER_PHRASES phrase in the
     first REFUSAL_WINDOW characters) and then helps anyway: a pivot ("however, I can", "but here is")
     within the first 3 x REFUSAL_WINDOW characters, or at least PSEUDO_REFUSAL_MIN_WORDS words in all.
-    A plain short refusal ("I'm sorry, but I can't help with that.") is not one: it does not help."""
+    An answer that opens by apologising for a confusion or mistake (APOLOGY_OPENINGS) is one however it
+    goes on. A plain short refusal ("I'm sorry, but I can't help with that.") is not one: it does not help."""
     t = text.replace("’", "'")
+    if APOLOGY_OPENINGS.search(t[:APOLOGY_OPENING_CHARS].lstrip()) and not is_refusal(t):
+        return True
     head = t[:REFUSAL_WINDOW].lower()
     ends = [head.find(p) + len(p) for p in DISCLAIMER_PHRASES if p in head]
     if not ends:

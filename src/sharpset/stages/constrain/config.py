@@ -12,7 +12,7 @@ from ...config import field
 from ...stage import BackendFields
 
 STAGE = "constrain"
-VERSION = 3  # 3: gates (a candidate that loops or declines-then-helps never wins: issue 20's quickstart copied one
+VERSION = 4  # 4: the pseudo_refusal gate also catches an opening apology for a confusion or mistake (text.degeneration.APOLOGY_OPENINGS; the quickstart kept one such row at 3); 3: gates (a candidate that loops or declines-then-helps never wins: issue 20's quickstart copied one
 # kept row's "I'm sorry for the confusion." into 10 of 40 answers); 2: answer_check (a row with a known answer keeps
 # only a candidate that states it)
 
