@@ -333,3 +333,31 @@ def test_sweep_selection_less_selects_from_the_pool_and_compares_with_random(tin
     assert {r["target"] for r in res["vs_random"]} == {"format"} and "LESS" in res["candidates"]["format"]
     plan = json.loads((out / "plan.json").read_text())
     assert {m["label"] for m in plan["models"]} == {"format (less) n=3 seed 0", "random n=3 seed 0"}
+
+
+def test_sweep_quality_diversity_tags_an_untagged_pool_first_and_leaves_random_as_given(tiny_model_dir, tmp_path,
+                                                                                         capsys):
+    """A quality-diversity cell over a pool with no quality/difficulty columns: the sweep tags the pool
+    first (`pool-qd-tag`, judge `--judge`) and selects from the tagged rows; the random cells train on
+    the pool's rows as given, so their training files (and cache keys) equal those of a sweep without
+    quality-diversity."""
+    from test_quickstart import _pool
+
+    from sharpset.cli import main
+    from sharpset.dataio import read_records
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    base = ["sweep", "--model", str(tiny_model_dir), "--sizes", "[3]", "--seeds", "1", "--pool", str(pool),
+            "--steps", "1", "--eval-limit", "2", "--eval-max-new-tokens", "4", "--suites", "shape"]
+    assert main([*base, "--targets", "random,quality-diversity", "--judge", str(tiny_model_dir),
+                 "--out", str(tmp_path / "qd")]) == 0
+    assert "quality-diversity: the pool has no quality/difficulty" in capsys.readouterr().out
+    tagged = read_records(tmp_path / "qd" / "pool-qd-tag" / "tagged.jsonl", "sft").rows
+    assert len(tagged) == len(read_records(pool, "sft").rows) and all("quality" in r for r in tagged)
+    rep = json.loads((tmp_path / "qd" / "cells" / "quality-diversity-n3-s0" / "select" / "curate_report.json")
+                     .read_text())
+    assert rep["strategy"] == "quality-diversity"
+    random_rows = (tmp_path / "qd" / "cells" / "random-n3-s0" / "sft.jsonl").read_bytes()
+    assert b'"quality"' not in random_rows
+    assert main([*base, "--targets", "random", "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "cells" / "random-n3-s0" / "sft.jsonl").read_bytes() == random_rows

@@ -154,6 +154,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'selection': 'draw',
         'less_target_rows': 8,
         'selector': '',
+        'judge': '',
         'proxy': {},
     }),
     'sharpset.stages.constrain': ('constrain', 4, {

@@ -20,8 +20,9 @@ fixed items, and compare with the untrained model paired per item. Targets:
 - ``random``: n pool rows drawn at random (seeded), no selection and no gate; SFT. The baseline every
   targeted set must beat: each other cell is also compared, paired per item, with the ``random`` cell
   of the same n and seed (``vs_random`` in sweep.json, the second table of sweep.md).
-- ``quality-diversity`` (not in the default targets; needs a pool tagged with quality and difficulty):
-  n pool rows by ``curate --strategy quality-diversity`` (DEITA); SFT. The target-blind selection a
+- ``quality-diversity`` (not in the default targets): n pool rows by ``curate --strategy
+  quality-diversity`` (DEITA); SFT. A pool without quality and difficulty columns is tagged first
+  (``pool-qd-tag``, judge ``judge``) for these cells only. The target-blind selection a
   targeted one must also beat: cells are compared with it as with random (``vs_quality_diversity``).
 
 ``selection: less`` (issue 25): the format and constraints cells take their n rows from the whole
@@ -121,6 +122,8 @@ class SweepConfig:
                                    "less (n from the whole pool by curate --strategy less toward the target; issue 25)")
     less_target_rows: int = field(8, "selection less: target examples, drawn once from the target's candidates")
     selector: str = field("", "selection less: the model whose gradients select (empty = the swept model)")
+    judge: str = field("", "quality-diversity on a pool without quality/difficulty columns: the judge `tag` scores "
+                           "them with first (empty = the swept model; name an instruct model when sweeping a base)")
     proxy: dict = field({}, sweep_proxy.HELP)
     # not in the run key: a reused run computed exactly what the step would (the same content key)
     reuse: list = field(["auto"], "folders searched for finished stage runs (other sweeps, audits, quickstarts) "
@@ -218,6 +221,23 @@ def cell_data(target: str, n: int, seed: int, name: str, cand: dict[str, list[di
     return sft, pairs, "sft+bct" if pairs else "sft"
 
 
+def qd_input(pool: str, rows: list[dict], cfg: SweepConfig, root: Path, log: Callable[[str], None],
+             reuse: Reuse | None) -> str:
+    """The pool the quality-diversity cells select from: the pool itself when every row has the
+    quality and difficulty columns, else the pool tagged first (``tag``, judge ``cfg.judge``, run
+    folder ``pool-qd-tag``; shape columns beside them, they cost no model call). The other targets
+    keep the pool as given, so their cells' training files (and cache keys) do not change."""
+    from ..stages import tag
+
+    if rows and all(r.get("quality") is not None and r.get("difficulty") is not None for r in rows):
+        return pool
+    t = stage_run(tag, {"input": pool, "judge": cfg.judge or cfg.model, "scores": ["quality", "difficulty", "shape"]},
+                  "TagConfig", root / "pool-qd-tag", log, inputs=[pool], reuse=reuse)
+    log(f"quality-diversity: the pool has no quality/difficulty on every row; tagged by {cfg.judge or cfg.model} "
+        f"in {t.path}")
+    return str(t.path / "tagged.jsonl")
+
+
 def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> dict[str, Any]:
     from .. import train
     from ..dataio import read_records, write_json, write_records, write_text
@@ -276,6 +296,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     if "quality-diversity" in cfg.targets:
         cand["quality-diversity"] = pool_rows
         about["quality-diversity"] = f"{len(cand['quality-diversity'])} pool rows, curate --strategy quality-diversity"
+    qd_pool = qd_input(pool, pool_rows, cfg, root, log, reuse) if "quality-diversity" in cfg.targets else ""
     less_targets: dict[str, str] = {}
     if cfg.selection == "less":
         for t in LESS_TARGETS:
@@ -323,8 +344,9 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
             sel = {"strategy": "less", "target": less_targets.get(target), "selector": cfg.selector or cfg.model,
                    "datastore": str(root / "less-datastores")} if target in less_targets else {
                 "strategy": "quality-diversity"}
-            c = stage_run(curate, {"input": pool, "n": n, "seed": seed, **sel}, "CurateConfig", cell / "select", log,
-                          inputs=[pool], seed=seed, reuse=reuse)
+            src = qd_pool if target == "quality-diversity" else pool
+            c = stage_run(curate, {"input": src, "n": n, "seed": seed, **sel}, "CurateConfig", cell / "select", log,
+                          inputs=[src], seed=seed, reuse=reuse)
             sft, pairs, objective = read_records(c.path / "selected.jsonl", "sft").rows, [], "sft"
         else:
             sft, pairs, objective = cell_data(target, n, seed, name, cand)
