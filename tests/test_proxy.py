@@ -230,23 +230,87 @@ def test_proxy_eval_names_the_triple_and_a_killed_run_resumes(triple_dirs, tmp_p
     ts = summary["suites"]["token_shift"]["models"]
     assert next(iter(ts.values()))["n_items"] > 0
 
-    real = RunDir.log_sample
-    calls = {"n": 0}
-
-    def dying(self, key, payload):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real(self, key, payload)
-
-    monkeypatch.setattr(RunDir, "log_sample", dying)
-    assert _eval(tmp_path / "killed", triple_dirs, alpha=0.5) == 130
-    monkeypatch.setattr(RunDir, "log_sample", real)
+    assert _killed_at(5, monkeypatch, lambda: _eval(tmp_path / "killed", triple_dirs, alpha=0.5)) == 130
     assert len((tmp_path / "killed" / RunDir.SAMPLES).read_text().splitlines()) == 4
     assert _eval(tmp_path / "killed", triple_dirs, alpha=0.5) == 0
     for f in ("knowledge", "token_shift", "shape"):
         assert (tmp_path / "killed" / "samples" / f"{f}.jsonl").read_text() == \
             (tmp_path / "full" / "samples" / f"{f}.jsonl").read_text()
+
+
+def _killed_at(n: int, monkeypatch, fn):
+    """``fn()``'s result with ``RunDir.log_sample`` raising KeyboardInterrupt at its n-th call (a
+    run killed there: what was logged before stays)."""
+    from sharpset.run import RunDir
+
+    real, calls = RunDir.log_sample, {"n": 0}
+
+    def dying(self, key, payload):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(self, key, payload)
+
+    with monkeypatch.context() as m:
+        m.setattr(RunDir, "log_sample", dying)
+        return fn()
+
+
+def _format_file(path, mixed: bool):
+    """An IFEval-format file of single-user-turn prompts; ``mixed`` adds two the expert's chat
+    template cannot split (a system turn of their own before the user's)."""
+    rule = {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [None]}
+    rows = [{"id": f"one-{i}", "prompt": p, **rule} for i, p in enumerate(["Name a fruit.", "Say hello."])]
+    if mixed:
+        rows += [{"id": f"system-{i}", "prompt": [{"role": "system", "content": s},
+                                                  {"role": "user", "content": "Name a colour."}], **rule}
+                 for i, s in enumerate(["Be brief.", "Answer in French."])]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_proxy_eval_records_the_prompts_the_expert_template_left_as_is(triple_dirs, tmp_path, capsys, monkeypatch):
+    """chat_template expert: the eval's summary (per model, beside the proxy's provenance) and its
+    manifest metrics count the generated prompts the expert's template split and those fed to all
+    three models as they are; the printed summary says so when any were; a killed run resumed
+    counts them the same (the check is logged with each answer); chat_template all records nothing."""
+    from sharpset.run import RunDir
+
+    def ev(out, data, code=0, **opts):
+        assert main(["eval", str(triple_dirs["base"]), "--suites", "format", "--format-data", str(data),
+                     "--limit", "0", "--max-new-tokens", "4", "--progress", "false", "--engine", "proxy",
+                     "--engine-options", _opts(triple_dirs, **opts), "--out", str(out)]) == code
+        if code:
+            return None
+        return (json.loads((out / "summary.json").read_text()), json.loads((out / "manifest.json").read_text()),
+                capsys.readouterr().out)
+
+    mixed = _format_file(tmp_path / "mixed.jsonl", mixed=True)
+    summary, manifest, printed = ev(tmp_path / "mixed", mixed, chat_template="expert")
+    m = summary["models"][0]
+    assert m["proxy"]["chat_template"] == "expert" and m["proxy_prompts"] == {"prompts": 4, "as_is": 2}
+    assert manifest["metrics"]["proxy_prompts"] == {m["label"]: {"prompts": 4, "as_is": 2}}
+    assert f"[{m['label']}] expert chat template: 2 of 4 prompts used as is" in printed
+
+    assert _killed_at(3, monkeypatch, lambda: ev(tmp_path / "killed", mixed, code=130, chat_template="expert")) is None
+    assert ev(tmp_path / "killed", mixed, chat_template="expert")[0]["models"][0]["proxy_prompts"] == \
+        {"prompts": 4, "as_is": 2}
+
+    summary, manifest, printed = ev(tmp_path / "split", _format_file(tmp_path / "one.jsonl", mixed=False),
+                                    chat_template="expert")
+    assert summary["models"][0]["proxy_prompts"] == {"prompts": 2, "as_is": 0}
+    assert manifest["metrics"]["proxy_prompts"] == {summary["models"][0]["label"]: {"prompts": 2, "as_is": 0}}
+    assert "expert chat template" not in printed
+
+    summary, manifest, printed = ev(tmp_path / "all", mixed)  # chat_template all: nothing is split
+    assert "proxy_prompts" not in summary["models"][0] and "proxy_prompts" not in manifest["metrics"]
+    assert "expert chat template" not in printed
+    # another engine: nothing new, in the summary or in the logged answers
+    out = tmp_path / "plain"
+    assert main(["eval", str(triple_dirs["base"]), "--suites", "format", "--format-data", str(mixed), "--limit", "0",
+                 "--max-new-tokens", "4", "--progress", "false", "--out", str(out)]) == 0
+    assert "proxy_prompts" not in json.loads((out / "summary.json").read_text())["models"][0]
+    assert "prompt_as_is" not in (out / RunDir.SAMPLES).read_text()
 
 
 def test_run_keys_see_alpha_and_the_expert(triple_dirs, tmp_path):

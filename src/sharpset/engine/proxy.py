@@ -317,6 +317,12 @@ class ProxyEngine(TransformersEngine):
                                 f"{str(e).splitlines()[0]}") from None
         return out["base"], out["expert"]
 
+    def prompt_as_is(self, ids: Sequence[int]) -> bool | None:
+        """With chat_template expert: True when ``ids`` go to all three models as they are (the
+        expert's template could not split them; counted in ``stats["prompts_as_is"]``), False when
+        split; None with chat_template all (nothing is split). The eval records it per answer."""
+        return None if self.views.mode != "expert" else self.views.split(ids) is None
+
     # ------------------------------------------------------------------ generation
     def generate_iter(self, requests: Sequence[GenerationRequest], *,
                       progress: bool = True) -> Iterator[tuple[int, GenerationResult]]:

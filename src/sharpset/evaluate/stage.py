@@ -9,7 +9,10 @@ score is logged per sample as it is made, so a killed evaluation resumes where i
 - ``summary.json``: per model and suite, each metric's mean with n and a bootstrap 95% interval,
   the suite's extra figures (baselines, classifier validity, per-family tables); with two or more
   models, paired comparisons of each later model against the first on the same items: the mean
-  difference with a paired bootstrap 95% interval and fixed / broken / unchanged counts;
+  difference with a paired bootstrap 95% interval and fixed / broken / unchanged counts; with the
+  proxy engine's ``chat_template: expert``, per model beside its ``proxy`` provenance,
+  ``proxy_prompts``: how many generated prompts its expert's template checked and how many it could
+  not split (fed to all three models as they are; engine/proxy.py), also in the manifest's metrics;
 - a printed table.
 
 Seeds: greedy decoding (no sampling); ``seed`` keys the bootstrap resamples and the paraphrase drawn
@@ -184,6 +187,8 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
                                                         "lower_is_better": sorted(suite.lower_is_better),
                                                         "models": {}})
             entry["models"][_label(i, name)] = _summarize(suite, ctx, rows, cfg.seed)
+        if proxy and proxy.get("chat_template") == "expert":  # beside the proxy's provenance: what it split
+            summary["models"][-1]["proxy_prompts"] = ctx.proxy_prompts()
         per_model.append(rows_by_suite)
         log(f"[{_label(i, name)}] done ({time.perf_counter() - t0:.0f} s so far)")
     if len(cfg.models) > 1:
@@ -198,8 +203,10 @@ def run(cfg: EvalConfig, run, log: Callable[[str], None] = print) -> dict[str, A
     outputs.append("summary.json")
     log(format_table(summary))
     n = sum(len(v) for pm in per_model for v in pm.values())
+    proxy_prompts = {m["label"]: m["proxy_prompts"] for m in summary["models"] if "proxy_prompts" in m}
     run.finish(counts={"read": n, "written": n, "dropped": 0, "rejected": 0}, outputs=outputs,
-               metrics={"models": len(cfg.models), "suites": names, "samples": n})
+               metrics={"models": len(cfg.models), "suites": names, "samples": n,
+                        **({"proxy_prompts": proxy_prompts} if proxy_prompts else {})})
     return {"summary": str(run.path / "summary.json"), "samples": n}
 
 
@@ -267,7 +274,19 @@ def format_table(summary: dict[str, Any]) -> str:
             rows.append(cells)
     widths = [max(len(str(r[k])) for r in [head, *rows]) for k in range(len(head))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows),
+                      *filter(None, map(_proxy_prompts_note, summary["models"]))])
+
+
+def _proxy_prompts_note(model: dict[str, Any]) -> str:
+    """A line under the table where the proxy's chat_template expert left prompts unsplit (or
+    unchecked): all three models saw those as rendered, so its numbers are not the paper's way alone."""
+    pp = model.get("proxy_prompts") or {}
+    if not pp.get("as_is") and not pp.get("unchecked"):
+        return ""
+    more = f"; {pp['unchecked']} more not checked" if pp.get("unchecked") else ""
+    return (f"[{model['label']}] expert chat template: {pp['as_is']} of {pp['prompts']} prompts used as is "
+            f"(not one leading user turn: all three models saw them unsplit){more}")
 
 
 def show(path: str, n: int = 5) -> str:

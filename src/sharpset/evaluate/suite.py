@@ -181,11 +181,16 @@ class Context:
             reqs.append(GenerationRequest(prompt_ids=ids, params=params, key=lk))
         if reqs:
             self.log(f"  {suite}: generating {len(reqs)} answers ({len(out)} already logged)")
-            for i, res in self.get_engine().generate_iter(reqs, progress=self.cfg.progress):
+            eng = self.get_engine()
+            as_is = getattr(eng, "prompt_as_is", None)  # the proxy's: chat_template expert could not split it
+            for i, res in eng.generate_iter(reqs, progress=self.cfg.progress):
                 key, lk, ids = todo[i]
                 rec = {"text": res.text, "token_ids": list(res.token_ids), "prompt_ids": list(ids),
                        "finish_reason": res.finish_reason, "truncated": res.truncated,
                        "n_new_tokens": res.n_new_tokens}
+                flag = as_is(ids) if as_is is not None else None
+                if flag is not None:  # logged with the answer, so a resumed run counts it too
+                    rec["prompt_as_is"] = flag
                 self.run.log_sample(lk, rec)
                 done[lk] = {"key": lk, **rec}
                 out[key] = rec
@@ -193,6 +198,17 @@ class Context:
             if (suite, key) not in self._generated_keys:
                 self._generated_keys.add((suite, key))
                 self.generated.append({"suite": suite, "item": key, "prompt": _last_user(msgs), **out[key]})
+        return out
+
+    def proxy_prompts(self) -> dict[str, int]:
+        """Of this model's generated prompts, how many the proxy's chat_template expert checked
+        (``prompts``) and fed to all three models as they are (``as_is``: not one leading user turn,
+        engine/proxy.py); ``unchecked``, where nonzero: answers logged without the check (an engine
+        that does not expose it, e.g. on a cluster). Issue 22."""
+        flags = [bool(g["prompt_as_is"]) for g in self.generated if "prompt_as_is" in g]
+        out = {"prompts": len(flags), "as_is": sum(flags)}
+        if len(flags) < len(self.generated):
+            out["unchecked"] = len(self.generated) - len(flags)
         return out
 
     def get_engine(self):
