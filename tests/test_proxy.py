@@ -155,7 +155,7 @@ def test_expert_sees_its_chat_template_and_the_base_the_plain_prompt(triple):
     msgs = [{"role": "user", "content": "Write a haiku about autumn rain."}]
     prompt = encode_prompt(prof, tok, msgs)
     eng = ProxyEngine(b, tok, expert=e, antiexpert=a, chat_template="expert", plain_format="Q: {prompt}\nA:")
-    (plain, chat, anti), head, split = eng.views.views(prompt + [40, 41])
+    (plain, chat, anti), head, split = eng.views.views(prompt + [40, 41], len(prompt))
     assert split and head == len(prompt)
     assert chat == prompt + [40, 41] and anti == plain
     assert plain == encode_text(prof, tok, "Q: Write a haiku about autumn rain.\nA:") + [40, 41]
@@ -179,6 +179,69 @@ def test_expert_sees_its_chat_template_and_the_base_the_plain_prompt(triple):
     nll = eng.answer_token_nll([prompt + out], [[-100] * len(prompt) + out])[0]
     assert nll is not None and all(x == x for x in nll) and len(nll) == len(out)
     assert eng.views.views([5, 6, 7])[2] is False
+
+
+
+def _conversations(tok):
+    """(one user turn, a conversation user/assistant/user), each with the generation header, as the
+    base's (ChatML) template renders them."""
+    from sharpset.models.profiles import encode_prompt, profile_for
+
+    prof = profile_for(tok)
+    one = encode_prompt(prof, tok, [{"role": "user", "content": "Write a haiku about autumn rain."}])
+    multi = encode_prompt(prof, tok, [{"role": "user", "content": "Name a fruit."},
+                                      {"role": "assistant", "content": "A pear."},
+                                      {"role": "user", "content": "Write a haiku about autumn rain."}])
+    return one, multi
+
+
+def test_a_conversation_with_further_turns_is_fed_to_all_three_as_it_is(triple):
+    """chat_template expert splits a prompt only when it is exactly one user turn followed by the
+    generation header: a conversation (user, assistant, user) is given to all three models as it is
+    and counted, not the expert's template around its first turn and the rest in the base's format."""
+    tok, b, e, a = triple
+    one, multi = _conversations(tok)
+    eng = ProxyEngine(b, tok, expert=e, antiexpert=a, chat_template="expert", plain_format="Q: {prompt}\nA:")
+    assert eng.views.views(multi) == ((multi, multi, multi), 0, False)
+    assert eng.prompt_as_is(multi) is True
+    (plain, chat, _), head, split = eng.views.views(one)
+    assert split and head == len(one) and chat == one and plain != one and eng.prompt_as_is(one) is False
+    # a user turn followed by more than the header (an assistant prefill) is not a bare prompt either
+    assert eng.prompt_as_is(one + [40, 41]) is True
+    reqs = [GenerationRequest(p, SamplingParams(max_new_tokens=3)) for p in (one, multi)]
+    eng.generate(reqs, progress=False)
+    assert eng.stats["prompts_as_is"] == 1
+
+
+def test_scoring_splits_a_single_turn_prompt_before_its_answer_and_leaves_a_conversation_as_is(triple):
+    """The labelled scores take the prompt to be what precedes the first labelled token: one user
+    turn + answer is split (the answer appended unchanged to each model's own head); a conversation +
+    answer, or a label mask that starts past the header, is scored on the original tokens by all three."""
+    tok, b, e, a = triple
+    one, multi = _conversations(tok)
+    answer = [40, 41, 42, 43]
+    eng = ProxyEngine(b, tok, expert=e, antiexpert=a, chat_template="expert", plain_format="Q: {prompt}\nA:")
+    (plain, chat, anti), head, split = eng.views.views(one + answer, len(one))
+    assert split and head == len(one) and chat == one + answer and anti == plain
+    assert plain[-len(answer):] == answer and plain[:-len(answer)] == eng.views.views(one)[0][0]
+    assert eng.views.views(multi + answer, len(multi)) == ((multi + answer,) * 3, 0, False)
+
+    def nll(views, n):  # per-token NLL of the last n tokens, each model reading its own view
+        with torch.no_grad():
+            lb, le, la = (m(torch.tensor([v])).logits[0, -n - 1:-1].float() for m, v in zip((b, e, a), views))
+        lg = lb + le - la
+        return (torch.logsumexp(lg, -1) - lg.gather(-1, torch.tensor(views[0][-n:]).unsqueeze(-1)).squeeze(-1)).tolist()
+
+    seqs = [one + answer, multi + answer, one + answer]
+    labels = [[-100] * len(one) + answer, [-100] * len(multi) + answer, [-100] * (len(one) + 2) + answer[2:]]
+    got = eng.answer_token_nll(seqs, labels, batch_size=3)
+    torch.testing.assert_close(torch.tensor(got[0]), torch.tensor(nll((plain, chat, anti), 4)), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(torch.tensor(got[1]), torch.tensor(nll((multi + answer,) * 3, 4)), rtol=1e-4, atol=1e-4)
+    # the same tokens scored from a later start in the same call: that prompt ends past the header, as is
+    torch.testing.assert_close(torch.tensor(got[2]), torch.tensor(nll((one + answer,) * 3, 2)), rtol=1e-4, atol=1e-4)
+    # multiple choice: the context is the prompt
+    lik = eng.choice_logliks([one, multi], [[answer], [answer]])
+    assert lik[0][0] == pytest.approx(-sum(got[0]), rel=1e-4) and lik[1][0] == pytest.approx(-sum(got[1]), rel=1e-4)
 
 
 # --------------------------------------------------------------------------- through the CLI

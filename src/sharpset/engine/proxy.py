@@ -19,12 +19,16 @@ without batching (``bench/proxy.py`` measures both). Nothing in engine/hf.py is 
 Prompts (``chat_template``): ``all`` (default) -- every model sees the prompt as the stage rendered
 it with the base's chat template; ``expert`` -- the paper's way: only the expert sees a chat
 template (its own tokenizer's), base and anti-expert see the plain text of the user turn through
-``plain_format``. A prompt is split only when it *starts with* exactly one user turn as the base's
-template renders it (re-rendering must give back the same tokens); anything else (a Magpie
-pre-query, a multi-turn conversation, plain text) is fed to all three as it is, and counted
-(``stats["prompts_as_is"]``). Scoring sees the same views: the tokens after the split point are
-scored with each model's own prefix, and positions inside the rewritten prompt have no combined
-logits (NaN), so a score that read them would show it.
+``plain_format``. A prompt is split only when it *is* exactly one user turn followed by the
+generation header, as the base's template renders it: re-rendering must give back the same tokens,
+and the header's first occurrence must end the prompt. Anything else -- a system turn, a Magpie
+pre-query, a conversation with further turns (an earlier assistant turn opens with the same header),
+text after the header (an assistant prefill), plain text -- is fed to all three as it is, and counted
+(``stats["prompts_as_is"]``). The prompt is the whole input for generation and ``next_token_probs``,
+and what precedes the first labelled token (labels != -100; a choice's context) for the labelled
+scores. Scoring sees the same views: the tokens after the prompt are scored with each model's own
+prefix, and positions inside the rewritten prompt have no combined logits (NaN), so a score that
+read them would show it.
 
 The triple must share one tokenizer: :func:`tokenizer_problem` compares the vocabularies (added
 tokens included) and names the first id that differs; the engine refuses before any weights load
@@ -185,14 +189,17 @@ class PromptViews:
         if mode == "expert":
             self._header = list(tokenizer(base_profile.assistant_header, add_special_tokens=False)["input_ids"])
 
-    def split(self, ids: Sequence[int]) -> tuple[int, str] | None:
-        """(length of the leading user turn with its generation prompt, its user text), or None when
-        ``ids`` do not start with exactly one user turn as the base's template renders it."""
+    def split(self, ids: Sequence[int], prompt_len: int | None = None) -> tuple[int, str] | None:
+        """(the prompt's length, its user text) when the prompt -- ``ids[:prompt_len]``, all of ``ids``
+        by default; the tokens after it are an answer -- is exactly one user turn followed by the
+        generation header as the base's template renders it, else None. The header's first occurrence
+        must end the prompt: in a conversation with further turns an earlier assistant turn has it."""
         from sharpset.models.profiles import ProfileError, encode_prompt
 
         h, n = self._header, len(self._header)
-        end = next((j + n for j in range(len(ids) - n + 1) if list(ids[j:j + n]) == h), None) if n else None
-        if end is None:
+        end = len(ids) if prompt_len is None else prompt_len
+        first = next((j + n for j in range(end - n + 1) if list(ids[j:j + n]) == h), None) if n else None
+        if first is None or first != end:
             return None
         prof = self.base_profile
         text = self.tok.decode(list(ids[:end]), skip_special_tokens=False, clean_up_tokenization_spaces=False)
@@ -203,17 +210,21 @@ class PromptViews:
         if not (text.startswith(prefix) and text.endswith(suffix)) or len(text) < len(prefix) + len(suffix):
             return None
         content = text[len(prefix):len(text) - len(suffix)]
+        if prof.layout.user[0] in content or prof.assistant_header in content:  # further turns inside
+            return None
         try:
             again = encode_prompt(prof, self.tok, [{"role": "user", "content": content}])
         except ProfileError:
             return None
         return (end, content) if again == list(ids[:end]) else None
 
-    def views(self, ids: Sequence[int]) -> tuple[tuple[list[int], list[int], list[int]], int, bool]:
+    def views(self, ids: Sequence[int], prompt_len: int | None = None
+              ) -> tuple[tuple[list[int], list[int], list[int]], int, bool]:
         """((base, expert, antiexpert) sequences, length of the original head they replace, split?).
-        Each view is its own head + the original tokens after the head."""
+        Each view is its own head + the original tokens after the head. ``prompt_len``: as for
+        :meth:`split` (None: all of ``ids`` is the prompt)."""
         ids = list(ids)
-        cut = self.split(ids) if self.mode == "expert" else None
+        cut = self.split(ids, prompt_len) if self.mode == "expert" else None
         if cut is None:
             return (ids, ids, ids), 0, False
         from sharpset.models.profiles import encode_prompt, encode_text
@@ -388,25 +399,49 @@ class ProxyEngine(TransformersEngine):
             batch.lens = batch.parts[0].lens
 
     # ------------------------------------------------------------------ scoring (same combined distribution)
-    def combined_model(self) -> _CombinedLM:
+    def combined_model(self, prompt_lens: dict[tuple[int, ...], int] | None = None) -> _CombinedLM:
         """A callable with a causal LM's forward signature (what engine/scoring.py calls) whose
-        logits are the proxy's combination."""
-        return _CombinedLM(self)
+        logits are the proxy's combination. ``prompt_lens``: each input sequence's prompt length,
+        keyed by its tokens (None: every input is all prompt, as for next_token_probs)."""
+        return _CombinedLM(self, prompt_lens)
 
-    def _score(self, fn_name: str, *args, **kw):
+    def _score(self, fn_name: str, *args, prompt_lens=None, **kw):
         from sharpset.engine import scoring
 
         kw.setdefault("max_tokens", SCORING_MAX_TOKENS)
-        return getattr(scoring, fn_name)(self.combined_model(), self.tokenizer, *args, **kw)
+        return getattr(scoring, fn_name)(self.combined_model(prompt_lens), self.tokenizer, *args, **kw)
+
+    def _labelled(self, fn_name: str, sequences, labels, **kw) -> list:
+        """A labelled score (answer_nll, ...): each sequence's prompt is what precedes its first
+        labelled token. The combined model finds a row's prompt length by its tokens, so the same
+        tokens with two prompt lengths go in separate calls (normally there is one)."""
+        if self.views.mode != "expert":  # nothing is split: one call, every input as it is
+            return self._score(fn_name, sequences, labels, **kw)
+        calls: list[tuple[dict[tuple[int, ...], int], list[int]]] = []
+        for i, (seq, lab) in enumerate(zip(sequences, labels)):
+            key = tuple(int(t) for t in seq)
+            end = next((j for j, v in enumerate(lab) if v != -100), len(key))
+            call = next((c for c in calls if c[0].get(key, end) == end), None)
+            if call is None:
+                call = ({}, [])
+                calls.append(call)
+            call[0][key] = end
+            call[1].append(i)
+        out: list = [None] * len(sequences)
+        for lens, idx in calls:
+            got = self._score(fn_name, [sequences[i] for i in idx], [labels[i] for i in idx], prompt_lens=lens, **kw)
+            for i, v in zip(idx, got):
+                out[i] = v
+        return out
 
     def answer_nll(self, sequences, labels, **kw) -> list[float | None]:
-        return self._score("answer_nll", sequences, labels, **kw)
+        return self._labelled("answer_nll", sequences, labels, **kw)
 
     def answer_token_nll(self, sequences, labels, **kw) -> list[list[float] | None]:
-        return self._score("answer_token_nll", sequences, labels, **kw)
+        return self._labelled("answer_token_nll", sequences, labels, **kw)
 
     def answer_token_ranks(self, sequences, labels, **kw) -> list[list[int] | None]:
-        return self._score("answer_token_ranks", sequences, labels, **kw)
+        return self._labelled("answer_token_ranks", sequences, labels, **kw)
 
     def next_token_probs(self, prompts, candidate_ids, **kw) -> torch.Tensor:
         return self._score("next_token_probs", prompts, candidate_ids, **kw)
@@ -417,10 +452,11 @@ class _CombinedLM:
     each model runs over its own view of every (left-padded) row; the result's ``.logits`` are the
     proxy's combination at the input's positions. With chat_template expert, positions inside a
     rewritten prompt head (they predict prompt tokens the models saw differently) are NaN; the
-    position of the head's last token and everything after line up across the three views."""
+    position of the head's last token and everything after line up across the three views.
+    ``prompt_lens``: a row's prompt length by its tokens (ProxyEngine._labelled); None: all prompt."""
 
-    def __init__(self, engine: ProxyEngine):
-        self.e = engine
+    def __init__(self, engine: ProxyEngine, prompt_lens: dict[tuple[int, ...], int] | None = None):
+        self.e, self.prompt_lens = engine, prompt_lens
 
     @torch.inference_mode()
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids=None,
@@ -428,7 +464,8 @@ class _CombinedLM:
         e = self.e
         mask = attention_mask.bool()
         rows = [input_ids[r][mask[r]].tolist() for r in range(input_ids.shape[0])]
-        views = [e.views.views(ids) for ids in rows]
+        views = [e.views.views(ids, None if self.prompt_lens is None else self.prompt_lens[tuple(ids)])
+                 for ids in rows]
         if not any(split for _, _, split in views):  # every model sees the input as it is
             out = [_forward(lane.model, input_ids, attention_mask, position_ids, logits_to_keep)
                    for lane in e.lanes.values()]
