@@ -324,9 +324,11 @@ def test_sweep_selection_less_selects_from_the_pool_and_compares_with_random(tin
     argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "format,random", "--sizes", "[3]", "--seeds", "1",
             "--pool", str(pool), "--min-conformance", "0", "--steps", "1", "--eval-limit", "2",
             "--eval-max-new-tokens", "4", "--suites", "shape", "--selection", "less", "--less-target-rows", "2",
-            "--out", str(out)]
+            "--less-options", "{warmup_epochs: 2}", "--out", str(out)]
     assert main(argv) == 0
+    assert "warmup_epochs: 2" in (out / "cells" / "format-n3-s0" / "select" / "config.yaml").read_text()
     rep = json.loads((out / "cells" / "format-n3-s0" / "select" / "curate_report.json").read_text())
+    assert len(rep["strategy_info"]["checkpoints"]) == 2  # less_options reached curate: two warm-up checkpoints
     assert rep["strategy"] == "less" and rep["n_selected"] == 3 and rep["strategy_info"]["target_rows"] == 2
     assert Path(rep["strategy_info"]["datastore"]).parent == out / "less-datastores"
     res = json.loads((out / "sweep.json").read_text())
@@ -361,3 +363,14 @@ def test_sweep_quality_diversity_tags_an_untagged_pool_first_and_leaves_random_a
     assert b'"quality"' not in random_rows
     assert main([*base, "--targets", "random", "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "cells" / "random-n3-s0" / "sft.jsonl").read_bytes() == random_rows
+
+
+def test_sweep_less_options_are_checked_against_curates_fields():
+    from sharpset.pipelines.sweep import SweepConfig
+
+    assert SweepConfig(less_options={"warmup_epochs": 2, "proj_dim": 512}).check() == []
+    problems = dict(SweepConfig(less_options={"warmup_epoch": 2}).check())
+    assert "unknown ['warmup_epoch']" in problems["less_options"] and "warmup_epochs" in problems["less_options"]
+    assert "unknown ['selector']" in dict(SweepConfig(less_options={"selector": "x"}).check())["less_options"]
+    assert dict(SweepConfig(less_options={"warmup_epochs": 0}).check())["less_options"] == "warmup_epochs: must be >= 1"
+    assert "mapping" in dict(SweepConfig(less_options=[1]).check())["less_options"]

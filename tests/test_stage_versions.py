@@ -155,6 +155,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'less_target_rows': 8,
         'selector': '',
         'judge': '',
+        'less_options': {},
         'proxy': {},
     }),
     'sharpset.stages.constrain': ('constrain', 4, {

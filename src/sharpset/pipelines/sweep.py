@@ -122,6 +122,8 @@ class SweepConfig:
                                    "less (n from the whole pool by curate --strategy less toward the target; issue 25)")
     less_target_rows: int = field(8, "selection less: target examples, drawn once from the target's candidates")
     selector: str = field("", "selection less: the model whose gradients select (empty = the swept model)")
+    less_options: dict = field({}, "selection less: curate's LESS fields for every selection, e.g. {warmup_epochs: 2, "
+                                   "proj_dim: 4096} (`sharpset curate --help`; empty = its defaults, the paper's values)")
     judge: str = field("", "quality-diversity on a pool without quality/difficulty columns: the judge `tag` scores "
                            "them with first (empty = the swept model; name an instruct model when sweeping a base)")
     proxy: dict = field({}, sweep_proxy.HELP)
@@ -160,6 +162,7 @@ class SweepConfig:
             p.append(("selection", "must be draw or less"))
         if self.less_target_rows < 1:
             p.append(("less_target_rows", "must be >= 1"))
+        p += less_options_problems(self.less_options)
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             p.append(("sizes", "give positive integers"))
         for name in ("seeds", "steps", "batch_size", "constrain_k"):
@@ -174,6 +177,28 @@ class SweepConfig:
         if why := reuse_problem(self.reuse, "sweep"):
             p.append(("reuse", why))
         return p + sweep_proxy.check(self.proxy, list(self.targets))
+
+
+def less_options_problems(options: Any) -> list[tuple[str, str]]:
+    """What is wrong with ``less_options``: not a mapping, a name that is not a LESS field of curate
+    (or one the sweep sets itself), or a value curate's own check refuses."""
+    from dataclasses import fields
+
+    from ..stages.curate.less_fields import LessFields
+
+    if not isinstance(options, dict):
+        return [("less_options", "give a mapping of curate's LESS fields, e.g. {warmup_epochs: 2}")]
+    own = {"target", "selector", "datastore"}  # the sweep sets these per cell
+    names = {f.name for f in fields(LessFields)} - own
+    bad = sorted(k for k in options if k not in names)
+    if bad:
+        return [("less_options", f"unknown {bad}; choose from {', '.join(sorted(names))}")]
+    try:
+        probe = LessFields(**options)
+        probe.strategy = "none"  # check the values only, not the target and selector the sweep fills in
+        return [("less_options", f"{k}: {why}") for k, why in probe.less_check()]
+    except TypeError as e:
+        return [("less_options", str(e))]
 
 
 def cells(cfg: SweepConfig) -> list[tuple[str, int, int]]:
@@ -341,8 +366,8 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         tcfg: dict[str, Any] = {"model": cfg.model, "max_steps": cfg.steps, "lr": cfg.lr, "seed": seed,
                                 "batch_size": cfg.batch_size, "max_length": 512, "save_every": 0, "warmup_ratio": 0.0}
         if target in less_targets or target == "quality-diversity":  # a selection from the whole pool
-            sel = {"strategy": "less", "target": less_targets.get(target), "selector": cfg.selector or cfg.model,
-                   "datastore": str(root / "less-datastores")} if target in less_targets else {
+            sel = {**cfg.less_options, "strategy": "less", "target": less_targets.get(target),
+                   "selector": cfg.selector or cfg.model, "datastore": str(root / "less-datastores")} if target in less_targets else {
                 "strategy": "quality-diversity"}
             src = qd_pool if target == "quality-diversity" else pool
             c = stage_run(curate, {"input": src, "n": n, "seed": seed, **sel}, "CurateConfig", cell / "select", log,
