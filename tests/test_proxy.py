@@ -398,6 +398,22 @@ def test_run_keys_see_alpha_and_the_expert(triple_dirs, tmp_path):
         cfg_json.write_text(old)
 
 
+def test_the_proxy_engines_version_is_in_the_run_key_and_no_other_engines_key_changes(triple_dirs, monkeypatch):
+    """A proxy run computed under another engine rule (VERSION) is never served from cache; a
+    transformers run's reads name no engine (its key is what it was)."""
+    from sharpset.evaluate.stage import EvalConfig
+    from sharpset.run import input_hashes, run_key
+
+    cfg = EvalConfig(models=[str(triple_dirs["base"])], engine="proxy",
+                     engine_options={"expert": str(triple_dirs["expert"]), "antiexpert": str(triple_dirs["antiexpert"])})
+    assert input_hashes(cfg)["engine:proxy"] == str(ProxyEngine.VERSION)
+    before = run_key("eval", 2, cfg, input_hashes(cfg))
+    monkeypatch.setattr(ProxyEngine, "VERSION", ProxyEngine.VERSION + 1)
+    assert run_key("eval", 2, cfg, input_hashes(cfg)) != before
+    plain = EvalConfig(models=[str(triple_dirs["base"])])
+    assert not any(k.startswith("engine:") for k in input_hashes(plain))
+
+
 # --------------------------------------------------------------------------- derive
 def test_derive_writes_a_loadable_k_layer_model_with_the_sources_first_layers(tiny_model_dir, tmp_path, capsys):
     from safetensors.torch import load_file

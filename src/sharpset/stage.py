@@ -102,14 +102,17 @@ class BackendFields:
         return getattr(engine_class(self.engine), name, None) if self.engine in ENGINES else None
 
     def backend_reads(self) -> dict[str, str]:
-        """Models the engine's options name (the proxy's expert and anti-expert), by fingerprint, for
-        the run key (run.config_reads); {} for an engine whose options name none."""
+        """Models the engine's options name (the proxy's expert and anti-expert), by fingerprint, and
+        the engine's own ``VERSION`` where it has one (the proxy's), for the run key
+        (run.config_reads); {} for an engine with neither (transformers, vllm: keys unchanged)."""
+        version = self._engine_hook("VERSION")
+        out = {f"engine:{self.engine}": str(version)} if version is not None else {}
         reads = self._engine_hook("models_read")
         if reads is None:
-            return {}
+            return out
         from .run import models_read
 
-        return {f"engine:{k}": v for k, v in models_read(*reads(dict(self.engine_options))).items()}
+        return {**out, **{f"engine:{k}": v for k, v in models_read(*reads(dict(self.engine_options))).items()}}
 
     def check_backend(self) -> list[tuple[str, str]]:
         from .engine import ENGINES, SamplingParams, engine_class

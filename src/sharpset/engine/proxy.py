@@ -270,6 +270,12 @@ class ProxyEngine(TransformersEngine):
     The class-level hooks below are what a stage asks of an engine's ``engine_options`` before any
     model loads (sharpset.stage: check_backend, load_subject, backend_info, backend_reads)."""
 
+    # in the run key of every run on this engine (stage.BackendFields.backend_reads): bump when the
+    # same options and models give other outputs. 2: a prompt is split for the expert's chat template
+    # only when it is exactly one user turn followed by the generation header (1 split a conversation
+    # after its first user turn and gave the expert a mixed sequence)
+    VERSION = 2
+
     check_options = staticmethod(check_options)
     check_model = staticmethod(check_model)
     describe_options = staticmethod(resolved)
