@@ -539,3 +539,106 @@ def test_report_counts_gate_drops_and_pseudo_refusals_per_training_set(tmp_path)
     (run / "manifest.json").write_text(json.dumps({"stage": "synth", "counts": {"read": 3, "written": 3}}))
     build_report([run], tmp_path / "out2")
     assert 'id="selections"' not in (tmp_path / "out2" / "report.html").read_text()
+
+
+# -- a sweep's cells against its baselines (issue 25) ---------------------------------------------
+SWEEP_HITS = {"baseline": (0, 0), "random": (3, 6), "quality-diversity": (5, 5), "constraints": (11, 7)}
+
+
+def _sweep_folder(root):
+    """A sweep folder as `sharpset sweep` leaves it, made without a model: the baseline's and each cell's
+    per-item samples (12 items, shape conformance and format prompt_strict; SWEEP_HITS: items scoring 1
+    per suite), then sweep.json and plan.json written by the sweep's own summarize and plan (selection
+    less: the constraints cells are "constraints (less)")."""
+    from sharpset.pipelines.sweep import SweepConfig, plan, summarize
+
+    def samples(ev, hits):
+        (ev / "samples").mkdir(parents=True)
+        for suite, metric, k in (("shape", "conformance", hits[0]), ("format", "prompt_strict", hits[1])):
+            (ev / "samples" / f"{suite}.jsonl").write_text("".join(
+                json.dumps({"model": "m0:x", "item": f"i{i}", "prompt": f"p{i}", "answer": "a",
+                            metric: float(i < k)}) + "\n" for i in range(12)))
+
+    samples(root / "baseline", SWEEP_HITS["baseline"])
+    (root / "baseline" / "summary.json").write_text(json.dumps({
+        "models": [{"index": 0, "label": "m0:x", "name": "x"}], "seed": 0,
+        "suites": {"shape": {"metrics": ["conformance"], "models": {}},
+                   "format": {"metrics": ["prompt_strict"], "models": {}}}}))
+    targets = ["constraints", "quality-diversity", "random"]
+    done = [(t, 8, seed, f"{t}-n8-s{seed}", 8) for t in targets for seed in (0, 1)]
+    for t, _, seed, name, _ in done:
+        hits = SWEEP_HITS[t] if seed == 0 else (SWEEP_HITS[t][0], SWEEP_HITS[t][1] - 2)
+        samples(root / "cells" / name / "eval", hits)
+        (root / "cells" / name / "train").mkdir(parents=True)
+        (root / "cells" / name / "train" / "manifest.json").write_text(json.dumps({"stage": "train"}))
+    cand = {"constraints": f"40 verified-constraint rows {SCRIPT}; cells select from the pool by LESS toward 8 of them"}
+    res = {"candidates": cand, **summarize(root, root / "baseline", done), "reused": {}}
+    (root / "sweep.json").write_text(json.dumps(res))
+    (root / "plan.json").write_text(json.dumps(plan(SweepConfig(targets=targets, selection="less"), done)))
+    (root / "manifest.json").write_text(json.dumps({"stage": "sweep", "status": "complete"}))
+    return res
+
+
+def test_a_sweep_shows_each_target_against_random_and_quality_diversity(tmp_path):
+    from sharpset.report import build_report
+
+    res = _sweep_folder(tmp_path / "sw")
+    assert res["vs_random"] and res["vs_quality_diversity"]
+    build_report([tmp_path / "sw"], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "## Against the baselines, same n and seed" in md and '<a href="#baselines">' in html
+    sec = html.split('<section id="baselines">')[1].split("</section>")[0]
+    md_sec = md.split("## Against the baselines, same n and seed")[1].split("\n## ")[0]
+    # one table per target, the LESS cells named as the sweep names them; targeted first
+    assert re.findall(r"<h3>(.*?)</h3>", sec) == ["constraints (less)", "quality-diversity", "random"]
+    assert re.findall(r"^### (.*)$", md_sec, re.M) == ["constraints (less)", "quality-diversity", "random"]
+    # every row of sweep.json, with its numbers as sweep.json has them
+    rows = [(r, "random") for r in res["vs_random"]] + [(r, "quality-diversity") for r in res["vs_quality_diversity"]]
+    for r, against in rows:
+        lo, hi = r["ci95"]
+        figures = [f"{r['before']:.3f}", f"{r['after']:.3f}", f"{r['diff']:+.3f} [{lo:.3f}, {hi:.3f}]",
+                   f"n={r['n_items']}", f"p={r['p']:.2g} · detectable ≥{r['mde']:.2g}"]
+        esc_md = str.maketrans({"_": "\\_", "[": "\\[", "]": "\\]"})  # report.md's escapes
+        assert (f"| {r['n']} | {r['seed']} | {r['suite']} | {r['metric']} | {against} | " + " | ".join(figures)
+                + " |").translate(esc_md) in md_sec, (r, against)
+        assert (f"<tr><td>{r['n']}</td><td>{r['seed']}</td><td>{r['suite']}</td><td>{r['metric']}</td>"
+                f"<td>{against}</td>" + "".join(f"<td class=num>{x}</td>" for x in figures) + "</tr>") in sec
+    assert md_sec.count("\n| 8 | ") == len(rows) and sec.count("<tr><td>8</td>") == len(rows)
+    # the per-target line counts the intervals above, below and across 0, per baseline
+    for target, label in (("constraints", "constraints (less)"), ("random", "random")):
+        parts = []
+        for key, against in (("vs_random", "random"), ("vs_quality_diversity", "quality-diversity")):
+            mine = [r for r in res[key] if r["target"] == target]
+            if not mine:
+                continue
+            above = sum(r["ci95"][0] > 0 for r in mine)
+            below = sum(r["ci95"][1] < 0 for r in mine)
+            parts.append(f"against {against}, {above} of {len(mine)} rows above 0, {below} below 0, "
+                         f"{len(mine) - above - below} straddling 0")
+        line = f"{label}: " + "; ".join(parts) + "."
+        assert line in md_sec and line in sec
+    assert "constraints (less): against random, 2 of 4 rows above 0" in md_sec  # shape 11 vs 3 of 12 items
+    # data text escaped in both files
+    assert SCRIPT not in html and SCRIPT not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in sec
+    # a sweep.json without the baseline rows (an older sweep) adds no section
+    del res["vs_random"], res["vs_quality_diversity"]
+    (tmp_path / "sw" / "sweep.json").write_text(json.dumps(res))
+    build_report([tmp_path / "sw"], tmp_path / "out2")
+    assert 'id="baselines"' not in (tmp_path / "out2" / "report.html").read_text()
+    assert "Against the baselines" not in (tmp_path / "out2" / "report.md").read_text()
+    # a broken row names the file and the row, not a traceback
+    (tmp_path / "sw" / "sweep.json").write_text(json.dumps({**res, "vs_random": [{"target": "format"}]}))
+    with pytest.raises(UserError, match=r"sweep\.json: vs_random\[0\]: expected a row with target, n, seed"):
+        build_report([tmp_path / "sw"], tmp_path / "out3")
+
+
+def test_a_report_over_runs_that_are_no_sweep_has_no_baseline_section(tmp_path):
+    from sharpset.report import build_report
+
+    for name, folder in (("eval", _handmade_eval(tmp_path / "p", BASE_ANSWERS)),
+                         ("sweep-like eval", _handmade_sweep(tmp_path / "q"))):
+        build_report([folder], tmp_path / f"out-{folder.name}")
+        html = (tmp_path / f"out-{folder.name}" / "report.html").read_text()
+        assert 'id="baselines"' not in html and "Against the baselines" not in html, name
+        assert "Against the baselines" not in (tmp_path / f"out-{folder.name}" / "report.md").read_text(), name

@@ -10,7 +10,10 @@ them, and writes into DIR:
   invariance per wrapper family (trained vs held-out), answer-shape distributions, a token-shift
   view, loss curves with the share of answers that changed, answers side by side, the rows each
   curate gate dropped and the pseudo-refusals in each training set (:mod:`sharpset.report.selections`),
-  the pipeline's counts with drop reasons, and each run's manifest. All text from data is escaped.
+  the pipeline's counts with drop reasons, and each run's manifest; where a folder here is a sweep
+  whose sweep.json pairs its cells with the random / quality-diversity cells of the same n and seed,
+  one table per target of those comparisons (:mod:`sharpset.report.baselines`). All text from data
+  is escaped.
 - ``report.md``: the same numbers as Markdown;
 - ``effects.json``: the effect table's rows (for notes and scripts);
 - ``proxy.json``: where eval runs here used ``--engine proxy``, the proxy-tuning table -- base, expert

@@ -42,6 +42,16 @@ def ci_text(diff: Any, ci: Any, digits: int = 3) -> str:
     return f"{num(diff, digits, sign=True)} [{num(ci[0], digits)}, {num(ci[1], digits)}]"
 
 
+def grid(head: list[str], rows: list[list], text_cols: int = 2) -> str:
+    """A table of text cells, every one escaped; the columns after the first ``text_cols`` right-aligned
+    (the proxy-tuning and baseline tables)."""
+    return ('<div class="tablewrap"><table class="effects"><thead><tr>' + "".join(f"<th>{esc(h)}</th>" for h in head)
+            + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(f'<td{" class=num" if k >= text_cols else ""}>{esc(c)}</td>'
+                                       for k, c in enumerate(r)) + "</tr>" for r in rows)
+            + "</tbody></table></div>")
+
+
 def mean_text(c: dict | None, digits: int = 3) -> str:
     """A single model's mean with its interval and n; "null (no items)" when there were none."""
     if not c or c.get("mean") is None:
@@ -305,7 +315,7 @@ def effect_section(col: Collection, rows: list[dict]) -> str:
 
 def page(col: Collection, proxy_tables: list[dict] | None = None) -> str:
     """``proxy_tables``: :func:`sharpset.report.proxy.tables` of ``col`` where the caller has them."""
-    from . import proxy, sections, selections
+    from . import baselines, proxy, sections, selections
 
     rows = effect_rows(col)
     title = col.title or "What the examples bought"
@@ -313,10 +323,12 @@ def page(col: Collection, proxy_tables: list[dict] | None = None) -> str:
     dirty = any((r.manifest.get("git") or {}).get("dirty") for r in col.runs)
     sel = selections.selections_section(col)  # gates and pseudo-refusals: only with a curate run or a training set
     prox = proxy.proxy_section(col, proxy_tables)  # only where an eval run used --engine proxy
+    vs = baselines.baselines_section(col)  # only where a sweep here compared its cells with random/quality-diversity
     body = [
         summary_section(col, rows),
         effect_section(col, rows),
         prox,
+        vs,
         sections.size_section(col, rows),
         sections.invariance_section(col),
         sections.shape_section(col),
@@ -328,6 +340,7 @@ def page(col: Collection, proxy_tables: list[dict] | None = None) -> str:
         sections.pipeline_section(col),
     ]
     toc = [("summary", "Summary"), ("effects", "Effect per target"), *([("proxy", "Proxy-tuning")] if prox else []),
+           *([("baselines", "Against the baselines")] if vs else []),
            ("size", "Effect vs examples"),
            ("invariance", "Invariance"), ("shape", "Answer shape"), ("token-shift", "Token shift"),
            ("training", "Training"), ("answers", "Answers"),

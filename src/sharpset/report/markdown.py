@@ -1,7 +1,7 @@
 """``report.md``: the report's numbers as Markdown (summary, effect table, invariance by family,
-training, verified-constraint data per type, pipeline counts, a few answers). Data text is escaped
-for Markdown *and* HTML (GitHub and most viewers render inline HTML in Markdown), and table cells
-lose their pipes and newlines."""
+a sweep's cells against its baselines, training, verified-constraint data per type, pipeline counts,
+a few answers). Data text is escaped for Markdown *and* HTML (GitHub and most viewers render inline
+HTML in Markdown), and table cells lose their pipes and newlines."""
 
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ def page(col: Collection, proxy_tables: list[dict] | None = None) -> str:
     from .proxy import proxy_md
 
     out += proxy_md(col, proxy_tables)
+    from .baselines import baselines_md
+
+    out += baselines_md(col)
     inv = []
     for t in col.tuned:
         for which, who in (("base", "start"), ("tuned", "tuned")):

@@ -399,6 +399,8 @@ def proxy_md(col: Collection, ts: list[dict] | None = None) -> list[str]:
 
 def proxy_section(col: Collection, ts: list[dict] | None = None) -> str:
     """The tables as HTML; empty when no eval run here used the proxy engine."""
+    from .html import grid
+
     ts = tables(col) if ts is None else ts
     if not ts:
         return ""
@@ -407,10 +409,6 @@ def proxy_section(col: Collection, ts: list[dict] | None = None) -> str:
         out.append(f"<h3>{esc(_title(t))}</h3><ul class=meta>" + "".join(f"<li>{esc(x)}</li>" for x in _legend(t))
                    + "</ul>" + "".join(f'<div class="warnbox">{esc(n)}</div>' for n in t["notes"]))
         for title, head, rows in grids(t):
-            out.append(f'<p class="meta">{esc(title)}</p><div class="tablewrap"><table class="effects"><thead><tr>'
-                       + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"
-                       + "".join("<tr>" + "".join(f'<td{" class=num" if k > 1 else ""}>{esc(c)}</td>'
-                                                  for k, c in enumerate(r)) + "</tr>" for r in rows)
-                       + "</tbody></table></div>")
+            out.append(f'<p class="meta">{esc(title)}</p>' + grid(head, rows))
     out.append("</section>")
     return "".join(out)
