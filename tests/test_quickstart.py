@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sharpset.cli import main
 from sharpset.dataio import read_records, write_records
@@ -87,16 +88,10 @@ def _scripted_constrain(monkeypatch):
 
 
 def test_the_targeted_arm_mixes_constraint_rows_at_the_stated_share(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    from test_constrain import TYPES
-
     _scripted_constrain(monkeypatch)
     pool = _pool(tmp_path / "pool.jsonl")
     out = tmp_path / "qs"
-    overrides = ("{select-curated: {min_quality: null, gates: []}, select-random: {gates: []}, "
-                 f"constrain: {{types: [{', '.join(TYPES)}], count_weights: [0, 0, 1], tie_break: shortest}}, "
-                 "eval-base: {suites: [shape]}, wrap: {families: [sycophancy], heldout_families: "
-                 "[sycophancy/authority]}}")
-    argv = _argv(tiny_model_dir, pool, out, overrides, "--set", "constraint_share=0.5",
+    argv = _argv(tiny_model_dir, pool, out, _targeted_overrides(), "--set", "constraint_share=0.5",
                  "--set", "constrain_prompts=6", "--set", "constrain_k=2")
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -126,6 +121,10 @@ def test_the_targeted_arm_mixes_constraint_rows_at_the_stated_share(tiny_model_d
                                 "magpie_run": "select-curated", "constrain_run": "constrain"}
     assert plan["constrain"]["run"] == "constrain" and plan["constrain"]["prompts"] == 6 and plan["constrain"]["k"] == 2
     assert plan["constrain"]["kept"] == con["metrics"]["kept"]
+    # the default selection: quality-diversity, no LESS anywhere (issue 25 added selection: less)
+    assert "strategy: quality-diversity" in (out / "select-curated" / "config.yaml").read_text()
+    assert "target: ''" in (out / "select-curated" / "config.yaml").read_text()
+    assert not (out / "less-datastores").exists() and "LESS" not in json.dumps(plan)
     summary = json.loads((out / "eval-base" / "summary.json").read_text())
     assert "m1:train-base-targeted vs m0:" in next(iter(summary["comparisons"]["shape"]))
 
@@ -153,3 +152,78 @@ def test_the_size_dial_sizes_the_constrain_step_to_the_share():
     rows = [{"id": f"r{i}"} for i in range(10)]
     assert draw_part(rows, 3, 0, "c") == draw_part(rows[::-1], 3, 0, "c") and len(draw_part(rows, 3, 0, "c")) == 3
     assert draw_part(rows, 0, 0, "c") == draw_part(rows, 99, 0, "c") == rows
+
+
+def _targeted_overrides(select: str = "{min_quality: null, gates: []}") -> str:
+    from test_constrain import TYPES
+
+    return (f"{{select-curated: {select}, select-random: {{gates: []}}, "
+            f"constrain: {{types: [{', '.join(TYPES)}], count_weights: [0, 0, 1], tie_break: shortest}}, "
+            "eval-base: {suites: [shape]}, wrap: {families: [sycophancy], heldout_families: "
+            "[sycophancy/authority]}}")
+
+
+def test_selection_less_picks_the_magpie_part_toward_the_constraint_rows(tiny_model_dir, tmp_path, capsys,
+                                                                         monkeypatch):
+    """selection less (issue 25): the targeted arm's Magpie part is curate --strategy less over the
+    deduplicated pool, toward constrain.jsonl, selector = the aligned model, datastore in the run
+    folder, n = n_select - the constraint rows; less_options reach curate; plan.json says so."""
+    _scripted_constrain(monkeypatch)
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "qs"
+    argv = _argv(tiny_model_dir, pool, out, _targeted_overrides("{gates: []}"), "--set", "constraint_share=0.5",
+                 "--set", "constrain_prompts=6", "--set", "constrain_k=2", "--set", "selection=less",
+                 "--set", "less_options={warmup_epochs: 1, proj_dim: 64, chunk_rows: 8, warmup_min_rows: 4}")
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    kept = read_records(out / "constrain" / "constrain.jsonl", "sft").rows
+    assert len(kept) >= 2 and f"the Magpie part by LESS toward the {len(kept)} rows constrain kept" in printed
+    rep = json.loads((out / "select-curated" / "curate_report.json").read_text())
+    info = rep["strategy_info"]
+    assert rep["strategy"] == "less" and rep["n_requested"] == rep["n_selected"] == 2  # 4 - 2 constraint rows
+    assert info["target"] == str(out / "constrain" / "constrain.jsonl") and info["target_rows"] == len(kept)
+    assert len(info["checkpoints"]) == 1  # less_options reached curate: one warm-up epoch
+    assert rep["input"] == str(out / "dedup") and "selector: " + str(tiny_model_dir) in (
+        out / "select-curated" / "config.yaml").read_text()
+    assert Path(info["datastore"]).parent == out / "less-datastores"
+    magpie = {r["id"] for r in read_records(out / "select-curated" / "selected.jsonl", "sft").rows}
+    rows = read_records(out / "select-targeted" / "selected.jsonl", "sft").rows
+    assert {r["id"] for r in rows if r["part"] == "magpie"} == magpie and len(rows) == 4
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["targeted"]["magpie_selection"] == "less" and plan["targeted"]["less_target_rows"] == len(kept)
+    assert plan["targeted"]["less_target"] == "constrain/constrain.jsonl" and plan["targeted"]["magpie_rows"] == 2
+    assert f"2 gated Magpie rows (LESS toward {len(kept)} constraint rows)" in plan["models"][0]["selection"]
+
+
+def test_selection_less_refuses_a_run_without_constraint_rows(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """constraint_share 0 is refused from the config (exit 2, naming the field, nothing run); an
+    unknown selection or LESS field too; constrain keeping no row stops with the constrain folder named."""
+    from sharpset.pipelines.quickstart import QuickstartConfig
+    from sharpset.stages import constrain
+
+    pool = _pool(tmp_path / "pool.jsonl")
+    out = tmp_path / "qs"
+    base = _argv(tiny_model_dir, pool, out, "{}")
+    for more, field, why in ((["selection=less", "constraint_share=0"], "constraint_share", "selection less"),
+                             (["selection=deita"], "selection", "quality-diversity, less"),
+                             (["selection=less", "less_options={warmup_epoch: 1}"], "less_options", "warmup_epoch")):
+        assert main([*base, *(a for m in more for a in ("--set", m))]) == 2, more
+        err = capsys.readouterr().err
+        assert field in err and why in err, err
+        assert not out.exists()
+    assert [p for p, _ in QuickstartConfig(selection="less", n_select=4, constraint_share=0.1).check()] == \
+        ["constraint_share"]  # a share that rounds to no row of n_select
+    assert QuickstartConfig(selection="less").check() == []
+
+    def kept_none(cfg, run, log=print):  # constrain as it ends when no candidate passes every check
+        from sharpset.dataio import write_records
+
+        write_records([], run.path / "constrain.jsonl")
+        run.finish(counts={"read": 0, "written": 0, "dropped": 0, "rejected": 0}, outputs=["constrain.jsonl"],
+                   metrics={"attempted": 2, "kept": 0})
+
+    monkeypatch.setattr(constrain, "run", kept_none)
+    assert main([*base, "--set", "selection=less", "--set", "constrain_prompts=2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'constrain'} kept none" in err and "selection less" in err
+    assert not (out / "select-curated").exists() and not (out / "less-datastores").exists()

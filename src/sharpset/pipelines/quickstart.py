@@ -13,7 +13,10 @@ On the embedded models (or any a user names), each step a resumable stage run in
    joined in ``select-targeted``; and a **random** set of the same size from the whole deduplicated
    pool, ungated, as its baseline. ``constraint_share: 0`` skips steps 3-4's constraint part: the
    arm is then the curated Magpie set alone (``select-curated``, ``train-base-curated``), which is
-   what quickstart trained before VERSION 4;
+   what quickstart trained before VERSION 4. ``selection: less`` (issue 25) chooses the Magpie part
+   by ``curate --strategy less`` instead (LESS, arXiv:2402.04333: same gates, no quality gate),
+   toward the rows ``constrain`` kept, gradients from ``selector`` (default: the aligned model),
+   datastore in ``less-datastores/``, curate's LESS fields from ``less_options``;
 5. ``train``: the base model (Gemma 3 270M, pretrained only) is fine-tuned (LoRA) on each set with
    the same optimizer-step budget, so the two differ only in which rows they saw;
 6. ``wrap`` + ``train --objective bct``: invariance pairs from the aligned model's own answers, and
@@ -72,6 +75,9 @@ WRITER_TYPES = ["keywords:forbidden_words", "punctuation:no_comma", "keywords:le
                 "detectable_content:number_placeholders", "detectable_format:number_bullet_lists",
                 "length_constraints:number_paragraphs", "detectable_format:constrained_response"]
 
+# how the targeted set's Magpie part is chosen (issue 25: LESS, arXiv:2402.04333, toward the constraint rows)
+SELECTIONS = ("quality-diversity", "less")
+
 SIZES: dict[str, dict[str, int]] = {
     # n_pool: synth attempts; n_select: rows per selection; train_steps: optimizer steps per model;
     # eval_limit: items per suite; eval_max_new_tokens; wrap_questions: questions made into pairs;
@@ -105,6 +111,12 @@ class QuickstartConfig:
                                   "ifeval, ...): by default the 15 train types the embedded writer satisfies at "
                                   "pass@8 >= 0.3 (issue 20); [train] for every train type")
     constrain_k: int = field(0, "candidates per constrained prompt (0 = from size)")
+    selection: str = field("quality-diversity", "how the targeted set's Magpie part is chosen from the gated pool: "
+                                                "quality-diversity (by quality_lm) or less (curate --strategy less "
+                                                "toward the rows constrain kept; issue 25; needs constraint_share > 0)")
+    selector: str = field("", "selection less: the model whose gradients select (empty = the aligned model)")
+    less_options: dict = field({}, "selection less: curate's LESS fields, e.g. {warmup_epochs: 2} (`sharpset "
+                                   "curate --help`; empty = its defaults, the paper's values)")
     train_steps: int = field(0, "optimizer steps per trained model, the same for every selection (0 = from size)")
     train_lr: float = field(1e-3, "LoRA learning rate for the small-set runs (2e-4 x 8 steps moved nothing: issue 14)")
     train_batch_size: int = field(4, "training micro-batch rows")
@@ -128,7 +140,8 @@ class QuickstartConfig:
 
     def key_inputs(self) -> dict[str, str]:
         """What else the whole pipeline reads, so its top-level cache hit is never stale (issue 21)."""
-        return pipeline_reads([self.aligned_model, self.base_model, self.embedder],
+        selector = [self.selector] if self.selection == "less" and self.selector else []
+        return pipeline_reads([self.aligned_model, self.base_model, self.embedder, *selector],
                               [*self.eval_base_suites, *self.eval_aligned_suites], self.overrides)
 
     def check(self) -> list[tuple[str, str]]:
@@ -149,7 +162,14 @@ class QuickstartConfig:
             p.append(("constraint_share", "must be in [0, 1] (0 = no constraint rows)"))
         if self.train_lr <= 0:
             p.append(("train_lr", "must be > 0"))
-        return p
+        if self.selection not in SELECTIONS:
+            p.append(("selection", f"must be one of {', '.join(SELECTIONS)}"))
+        elif self.selection == "less" and not self.resolved()["n_constraint"]:
+            p.append(("constraint_share", "selection less selects toward the rows `constrain` keeps: give a share "
+                                          "> 0 of at least one row of n_select (or selection quality-diversity)"))
+        from ..stages.curate.less_fields import less_options_problems
+
+        return p + less_options_problems(self.less_options)
 
     def resolved(self) -> dict[str, int]:
         out = dict(SIZES.get(self.size, SIZES["small"]))
@@ -341,6 +361,11 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
                 f"prompts, fewer than the {z['n_constraint']} the targeted set asks for: {z['n_constraint'] - n_con} "
                 f"more gated Magpie rows take their place (raise constrain_prompts or constrain_k; "
                 f"{con.path}/manifest.json has the per-type pass rates)")
+    if cfg.selection == "less" and not kept:
+        raise UserError(f"quickstart: selection less selects the Magpie part toward the rows constrain kept, and "
+                        f"{con.path if con is not None else root / 'constrain'} kept none (see its manifest.json: "
+                        "per-type pass rates); raise constrain_prompts or constrain_k, or use selection "
+                        "quality-diversity")
     # 4: the selections.
     # targeted, Magpie part: the degeneration / completeness / pseudo-refusal gates, then DEITA-style
     # ranking by quality_lm (what the small model measures well: issue 13), not by the embedded judge
@@ -348,9 +373,18 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
     # random: the baseline the curation papers use (LIMA, DEITA, AlpaGasus): the same number of rows
     # drawn from the whole deduplicated pool, ungated -- so the difference is what curation as a whole
     # bought. (Gating both left 10 of 41 rows at size small and the two selections were the same rows.)
+    # With selection less (issue 25) the Magpie part is instead the n_magpie pool rows whose LoRA gradients
+    # (the aligned model's, or `selector`'s) best match those of the rows constrain kept -- the behaviour
+    # the arm is about; the same gates, as the sweep's LESS cells, and no quality gate (LESS has none).
     n_magpie = z["n_select"] - n_con
-    choices = {"curated": {"strategy": "quality-diversity", "quality_column": "quality_lm",
-                           "min_quality": QUALITY_THRESHOLD, "n": n_magpie},
+    magpie = {"strategy": "quality-diversity", "quality_column": "quality_lm", "min_quality": QUALITY_THRESHOLD}
+    if cfg.selection == "less":
+        magpie = {**cfg.less_options, "strategy": "less", "quality_column": "quality_lm",
+                  "target": str(con.path / "constrain.jsonl"), "selector": cfg.selector or cfg.aligned_model,
+                  "datastore": str(root / "less-datastores")}
+        if n_magpie:
+            log(f"select-curated: the Magpie part by LESS toward the {kept} rows constrain kept ({con.path})")
+    choices = {"curated": {**magpie, "n": n_magpie},
                "random": {"strategy": "random", "gates": [], "min_quality": None, "n": z["n_select"]}}
     sel: dict[str, RunDir] = {}
     for name, how in choices.items():
@@ -425,8 +459,12 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
                 "magpie_rows": n_mag, "share_realised": round(n_con / (n_con + n_mag), 4) if n_con + n_mag else None,
                 "set": str(sets[arm].relative_to(root)), "magpie_run": "select-curated" if "curated" in sel else None,
                 "constrain_run": "constrain" if con is not None else None}
+    picked_by = "quality-diversity"
+    if cfg.selection == "less":  # only then, so a default run's plan.json is as before
+        targeted.update(magpie_selection="less", less_target="constrain/constrain.jsonl", less_target_rows=kept)
+        picked_by = f"LESS toward {kept} constraint rows"
     what = (f"targeted: {n_con} verified-constraint rows (constrain, k={z['constrain_k']}) + {n_mag} gated Magpie "
-            "rows (quality-diversity)" if arm == "targeted" else "quality-diversity (gated Magpie rows)")
+            f"rows ({picked_by})" if arm == "targeted" else "quality-diversity (gated Magpie rows)")
     plan: dict[str, Any] = {"title": f"quickstart ({cfg.size}): what did these examples buy?", "models": [
         {"train_run": f"train-base-{arm}", "label": f"base + {arm}", "target": "format",
          "selection": what, "seed": cfg.seed},

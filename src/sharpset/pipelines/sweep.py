@@ -162,6 +162,8 @@ class SweepConfig:
             p.append(("selection", "must be draw or less"))
         if self.less_target_rows < 1:
             p.append(("less_target_rows", "must be >= 1"))
+        from ..stages.curate.less_fields import less_options_problems
+
         p += less_options_problems(self.less_options)
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             p.append(("sizes", "give positive integers"))
@@ -177,28 +179,6 @@ class SweepConfig:
         if why := reuse_problem(self.reuse, "sweep"):
             p.append(("reuse", why))
         return p + sweep_proxy.check(self.proxy, list(self.targets))
-
-
-def less_options_problems(options: Any) -> list[tuple[str, str]]:
-    """What is wrong with ``less_options``: not a mapping, a name that is not a LESS field of curate
-    (or one the sweep sets itself), or a value curate's own check refuses."""
-    from dataclasses import fields
-
-    from ..stages.curate.less_fields import LessFields
-
-    if not isinstance(options, dict):
-        return [("less_options", "give a mapping of curate's LESS fields, e.g. {warmup_epochs: 2}")]
-    own = {"target", "selector", "datastore"}  # the sweep sets these per cell
-    names = {f.name for f in fields(LessFields)} - own
-    bad = sorted(k for k in options if k not in names)
-    if bad:
-        return [("less_options", f"unknown {bad}; choose from {', '.join(sorted(names))}")]
-    try:
-        probe = LessFields(**options)
-        probe.strategy = "none"  # check the values only, not the target and selector the sweep fills in
-        return [("less_options", f"{k}: {why}") for k, why in probe.less_check()]
-    except TypeError as e:
-        return [("less_options", str(e))]
 
 
 def cells(cfg: SweepConfig) -> list[tuple[str, int, int]]:

@@ -87,3 +87,24 @@ class LessFields:
         if self.projector not in PROJECTORS:
             p.append(("projector", f"must be one of {', '.join(PROJECTORS)}"))
         return p
+
+
+def less_options_problems(options: object) -> list[tuple[str, str]]:
+    """What is wrong with a pipeline's ``less_options`` (sweep, quickstart): not a mapping, a name that
+    is not a LESS field of curate (or one the pipeline sets itself: target, selector, datastore), or a
+    value curate's own check refuses."""
+    from dataclasses import fields
+
+    if not isinstance(options, dict):
+        return [("less_options", "give a mapping of curate's LESS fields, e.g. {warmup_epochs: 2}")]
+    own = {"target", "selector", "datastore"}  # the pipeline sets these per selection
+    names = {f.name for f in fields(LessFields)} - own
+    bad = sorted(k for k in options if k not in names)
+    if bad:
+        return [("less_options", f"unknown {bad}; choose from {', '.join(sorted(names))}")]
+    try:
+        probe = LessFields(**options)
+        probe.strategy = "none"  # check the values only, not the target and selector the pipeline fills in
+        return [("less_options", f"{k}: {why}") for k, why in probe.less_check()]
+    except TypeError as e:
+        return [("less_options", str(e))]
