@@ -196,6 +196,10 @@ def test_features_are_the_projected_lora_gradients(tiny_model_dir, tmp_path, pro
             g = (b1 * m + (1 - b1) * g) / ((b2 * v + (1 - b2) * g * g).sqrt() + eps)
         return F.normalize(project(g), dim=0)
 
+    every = torch.cat([load_file(str(ds / c["file"]))["features"] for c in index["chunks"]])
+    assert sel.info["pool_mean_direction"] == [round(float(x), 4) for x in every.mean(dim=0).norm(dim=-1)]
+    assert all(0 < x < 1 for x in sel.info["pool_mean_direction"])
+
     i = 10  # a pool row in the second chunk
     chunk = load_file(str(ds / index["chunks"][i // 8]["file"]))["features"]
     assert index["chunks"][i // 8]["ids"][i % 8] == rows[i]["id"]
@@ -374,3 +378,26 @@ def test_sweep_less_options_are_checked_against_curates_fields():
     assert "unknown ['selector']" in dict(SweepConfig(less_options={"selector": "x"}).check())["less_options"]
     assert dict(SweepConfig(less_options={"warmup_epochs": 0}).check())["less_options"] == "warmup_epochs: must be >= 1"
     assert "mapping" in dict(SweepConfig(less_options=[1]).check())["less_options"]
+
+
+def test_the_shared_direction_warning_fires_when_every_pool_feature_is_the_same(tmp_path):
+    """score_pool's mean direction: 1 for identical unit features, ~0 for spread ones; s_less warns above
+    SHARED_DIRECTION_WARN (the measured failure: a short warm-up's Adam step is mostly its momentum)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from sharpset.stages.curate.less import SHARED_DIRECTION_WARN, Datastore, score_pool
+
+    def store(feats):
+        (tmp_path / "c").mkdir(exist_ok=True)
+        save_file({"features": feats}, str(tmp_path / "c" / "00000.safetensors"))
+        index = {"chunks": [{"file": "c/00000.safetensors", "ids": [f"r{i}" for i in range(len(feats))]}]}
+        return Datastore(path=tmp_path, key="k", index=index)
+
+    one = torch.nn.functional.normalize(torch.ones(1, 2, 16), dim=-1)
+    same = store(one.repeat(6, 1, 1).contiguous())
+    *_, mean_direction = score_pool(same, one, [0.5, 0.5], [[0]])
+    assert mean_direction == [1.0, 1.0] and min(mean_direction) > SHARED_DIRECTION_WARN
+    eye = torch.eye(16)[:8, None, :].repeat(1, 2, 1).contiguous()
+    ids, scores, best, spread = score_pool(store(eye), eye[:1], [0.5, 0.5], [[0]])
+    assert spread == [round(8 ** 0.5 / 8, 4)] * 2 and scores[0] == 1.0 and scores[1] == 0.0
