@@ -237,8 +237,8 @@ def test_proxy_chat_template_expert_reaches_the_engine_through_the_sweep(tiny_mo
     seen = []
     real = PromptViews.views
 
-    def spy(self, ids):
-        got = real(self, ids)
+    def spy(self, ids, *args, **kwargs):
+        got = real(self, ids, *args, **kwargs)
         seen.append((self.mode, list(ids), got))
         return got
 

@@ -150,7 +150,8 @@ class SweepConfig:
         so its own cache hit is never stale (issue 21; quickstart.pipeline_reads)."""
         from .quickstart import pipeline_reads
 
-        models = [self.model] + ([self.constrain_model] if self.constrain_model else [])
+        models = [self.model] + [m for m in (self.constrain_model, self.judge) if m]
+        models += [self.selector] if self.selector and self.selection == "less" else []
         return {**pipeline_reads(models, self.suites, spec=self.spec), **sweep_proxy.key_inputs(self.proxy)}
 
     def check(self) -> list[tuple[str, str]]:
