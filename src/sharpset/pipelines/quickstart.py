@@ -379,9 +379,10 @@ def run(cfg: QuickstartConfig, run: RunDir, log: Callable[[str], None] = print) 
     n_magpie = z["n_select"] - n_con
     magpie = {"strategy": "quality-diversity", "quality_column": "quality_lm", "min_quality": QUALITY_THRESHOLD}
     if cfg.selection == "less":
-        magpie = {**cfg.less_options, "strategy": "less", "quality_column": "quality_lm",
-                  "target": str(con.path / "constrain.jsonl"), "selector": cfg.selector or cfg.aligned_model,
-                  "datastore": str(root / "less-datastores")}
+        from ..stages.curate.less_fields import less_curate
+
+        magpie = {**less_curate(cfg.less_options, str(con.path / "constrain.jsonl"), cfg.selector or cfg.aligned_model,
+                                str(root / "less-datastores")), "quality_column": "quality_lm"}
         if n_magpie:
             log(f"select-curated: the Magpie part by LESS toward the {kept} rows constrain kept ({con.path})")
     choices = {"curated": {**magpie, "n": n_magpie},

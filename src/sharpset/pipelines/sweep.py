@@ -249,6 +249,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     from ..dataio import read_records, write_json, write_records, write_text
     from ..evaluate import stage as eval_stage
     from ..stages import constrain, curate, dedup, synth, tag, wrap
+    from ..stages.curate.less_fields import less_curate
 
     root = run.path
     t0 = time.perf_counter()
@@ -347,9 +348,8 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
         tcfg: dict[str, Any] = {"model": cfg.model, "max_steps": cfg.steps, "lr": cfg.lr, "seed": seed,
                                 "batch_size": cfg.batch_size, "max_length": 512, "save_every": 0, "warmup_ratio": 0.0}
         if target in less_targets or target == "quality-diversity":  # a selection from the whole pool
-            sel = {**cfg.less_options, "strategy": "less", "target": less_targets.get(target),
-                   "selector": cfg.selector or cfg.model, "datastore": str(root / "less-datastores")} if target in less_targets else {
-                "strategy": "quality-diversity"}
+            sel = less_curate(cfg.less_options, less_targets[target], cfg.selector or cfg.model,
+                              str(root / "less-datastores")) if target in less_targets else {"strategy": "quality-diversity"}
             src = qd_pool if target == "quality-diversity" else pool
             c = stage_run(curate, {"input": src, "n": n, "seed": seed, **sel}, "CurateConfig", cell / "select", log,
                           inputs=[src], seed=seed, reuse=reuse)

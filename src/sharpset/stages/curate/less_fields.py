@@ -89,6 +89,12 @@ class LessFields:
         return p
 
 
+def less_curate(options: dict, target: str, selector: str, datastore: str) -> dict:
+    """curate's config for a pipeline's LESS selection (sweep, quickstart): the user's ``less_options``,
+    then the fields the pipeline sets itself (what :func:`less_options_problems` refuses in them)."""
+    return {**options, "strategy": "less", "target": target, "selector": selector, "datastore": datastore}
+
+
 def less_options_problems(options: object) -> list[tuple[str, str]]:
     """What is wrong with a pipeline's ``less_options`` (sweep, quickstart): not a mapping, a name that
     is not a LESS field of curate (or one the pipeline sets itself: target, selector, datastore), or a
