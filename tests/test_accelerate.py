@@ -43,7 +43,9 @@ REL_ACT = 1e-4
 def _run(args, env):
     r = subprocess.run([sys.executable, "-m", "sharpset", *args], env=env, capture_output=True, text=True,
                        timeout=600)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    if r.returncode != 0:  # plain text, whole stderr (a repr inside an assertion cut the cause of a rare SIGABRT)
+        pytest.fail(f"sharpset {' '.join(args[:1])} exited {r.returncode}\n--- stdout (tail) ---\n{r.stdout[-4000:]}"
+                    f"\n--- stderr ---\n{r.stderr}", pytrace=False)
     return r
 
 

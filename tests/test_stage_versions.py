@@ -185,7 +185,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 16,
     }),
-    'sharpset.stages.curate': ('curate', 5, {
+    'sharpset.stages.curate': ('curate', 6, {
         'input': '',
         'n': 300,
         'strategy': 'quality-diversity',
@@ -214,7 +214,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'target': '',
         'selector': 'smollm2-135m-instruct',
         'warmup_fraction': 0.05,
-        'warmup_min_rows': 16,
+        'warmup_min_rows': 100,
         'warmup_epochs': 4,
         'warmup_lr': 0.0002,
         'warmup_batch_size': 4,

@@ -86,7 +86,9 @@ from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*
     s_quota, s_random)
 
 STAGE = "curate"
-VERSION = 5  # 5: --strategy less projects with sharpset's TorchProjector by default (issue 25: projector
+VERSION = 6  # 6: --strategy less warms up on at least 100 rows (warmup_min_rows was 16; issue 25: a ~14-step
+# warm-up's features ranked the target-like rows last)
+# 5: --strategy less projects with sharpset's TorchProjector by default (issue 25: projector
 # torch; a new field whose default draws another matrix than trak's, the only projector before)
 # 4: the pseudo_refusal gate by default (issue 20: answers that decline, then help anyway)
 # 3: degeneration / completeness gates by default (issue 13)

@@ -164,7 +164,7 @@ def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selecti
         ctx.log(f"WARNING: less: the pool rows' features share one direction (mean unit feature length "
                 f"{mean_direction} per checkpoint; 0 = spread, 1 = identical): the scores rank little but noise. "
                 "The Adam step of a short warm-up is mostly its stored momentum; a longer warm-up "
-                "(warmup_fraction, warmup_epochs) leaves more of each row's own gradient")
+                "(warmup_min_rows / warmup_fraction, warmup_epochs) leaves more of each row's own gradient")
     pos = {r["id"]: i for i, r in enumerate(rows)}
     order = sorted(range(len(ids)), key=lambda j: (-scores[j], pos[ids[j]]))[: cfg.n]
     matched: dict[str, int] = {}
