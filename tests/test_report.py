@@ -605,7 +605,9 @@ def test_a_sweep_shows_each_target_against_random_and_quality_diversity(tmp_path
         assert (f"<tr><td>{r['n']}</td><td>{r['seed']}</td><td>{r['suite']}</td><td>{r['metric']}</td>"
                 f"<td>{against}</td>" + "".join(f"<td class=num>{x}</td>" for x in figures) + "</tr>") in sec
     assert md_sec.count("\n| 8 | ") == len(rows) and sec.count("<tr><td>8</td>") == len(rows)
-    # the per-target line counts the intervals above, below and across 0, per baseline
+    # the per-target line counts the intervals on the better side of 0, the worse side and across it
+    # (conformance and prompt_strict: higher is better, so better = above 0)
+    assert {r["direction"] for key in ("vs_random", "vs_quality_diversity") for r in res[key]} == {1}
     for target, label in (("constraints", "constraints (less)"), ("random", "random")):
         parts = []
         for key, against in (("vs_random", "random"), ("vs_quality_diversity", "quality-diversity")):
@@ -614,11 +616,11 @@ def test_a_sweep_shows_each_target_against_random_and_quality_diversity(tmp_path
                 continue
             above = sum(r["ci95"][0] > 0 for r in mine)
             below = sum(r["ci95"][1] < 0 for r in mine)
-            parts.append(f"against {against}, {above} of {len(mine)} rows above 0, {below} below 0, "
+            parts.append(f"against {against}, {above} of {len(mine)} rows better, {below} worse, "
                          f"{len(mine) - above - below} straddling 0")
         line = f"{label}: " + "; ".join(parts) + "."
         assert line in md_sec and line in sec
-    assert "constraints (less): against random, 2 of 4 rows above 0" in md_sec  # shape 11 vs 3 of 12 items
+    assert "constraints (less): against random, 2 of 4 rows better" in md_sec  # shape 11 vs 3 of 12 items
     # data text escaped in both files
     assert SCRIPT not in html and SCRIPT not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in sec
     # a sweep.json without the baseline rows (an older sweep) adds no section
@@ -631,6 +633,22 @@ def test_a_sweep_shows_each_target_against_random_and_quality_diversity(tmp_path
     (tmp_path / "sw" / "sweep.json").write_text(json.dumps({**res, "vs_random": [{"target": "format"}]}))
     with pytest.raises(UserError, match=r"sweep\.json: vs_random\[0\]: expected a row with target, n, seed"):
         build_report([tmp_path / "sw"], tmp_path / "out3")
+
+
+def test_a_row_counts_as_better_on_its_metrics_better_side_of_zero():
+    """Lower is better (health echo): an interval below 0 is better; no direction (a length): up/down,
+    counted apart; a sweep.json from before rows carried a direction reads as no direction."""
+    from sharpset.report.baselines import side, summary
+
+    rows = [{"ci95": [-0.2, -0.05], "direction": -1}, {"ci95": [0.05, 0.2], "direction": -1},
+            {"ci95": [0.05, 0.2], "direction": 1}, {"ci95": [-0.1, 0.1], "direction": 1},
+            {"ci95": [2.0, 9.0], "direction": 0}, {"ci95": [-9.0, -2.0]}, {"ci95": None, "direction": 1}]
+    assert [side(r) for r in rows] == ["better", "worse", "better", "straddling", "up", "down", "no interval"]
+    counts = {s: [side(r) for r in rows].count(s) for s in ("better", "worse", "straddling", "up", "down",
+                                                              "no interval")}
+    t = {"label": "constraints (less)", "counts": {"random": {"rows": len(rows), **counts}}}
+    assert summary(t) == ("constraints (less): against random, 2 of 7 rows better, 1 worse, 1 straddling 0, "
+                          "2 with no better direction moved (1 up, 1 down), 1 without an interval (n too small).")
 
 
 def test_a_report_over_runs_that_are_no_sweep_has_no_baseline_section(tmp_path):

@@ -422,13 +422,16 @@ def _samples(eval_dir: Path) -> dict[str, dict[str, dict]]:
 def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, str, int | None]],
               evals: dict[str, Path] | None = None) -> dict[str, Any]:
     """Paired differences of every cell against the baseline on the same items (resampled by unit:
-    :func:`sharpset.evaluate.pairing.compare_rows`), and means over seeds. ``evals``: a cell's eval run
+    :func:`sharpset.evaluate.pairing.compare_rows`), and means over seeds. Each row carries the
+    metric's ``direction`` (+1 higher is better, -1 lower, 0 none: :func:`sharpset.evaluate.suite.direction`). ``evals``: a cell's eval run
     where it is not ``cells/<cell>/eval`` (reused from another folder)."""
     from ..evaluate.pairing import compare_rows
+    from ..evaluate.suite import direction
 
     base_summary = json.loads((baseline_dir / "summary.json").read_text())
     base = _samples(baseline_dir)
     metrics = {s: e["metrics"] for s, e in base_summary["suites"].items()}
+    lower = {s: e.get("lower_is_better") or [] for s, e in base_summary["suites"].items()}
 
     def paired(a: dict, b: dict, head: dict, n_rows: int | None) -> list[dict]:
         out = []
@@ -438,7 +441,8 @@ def summarize(root: Path, baseline_dir: Path, done: list[tuple[str, int, int, st
                 c = cs[m]
                 if not c["n"]:
                     continue
-                out.append({**head, "suite": suite, "metric": m, "before": c["a"], "after": c["b"], "diff": c["diff"],
+                out.append({**head, "suite": suite, "metric": m, "direction": direction(suite, m, lower[suite]),
+                            "before": c["a"], "after": c["b"], "diff": c["diff"],
                             "ci95": c["ci95"], "n_items": c["n"], "n_rows": c.get("n_rows"), "p": c.get("p"),
                             "mde": c.get("mde"), "fixed": c["fixed"], "broken": c["broken"],
                             "per_example": None if not n_rows or c["diff"] is None else round(c["diff"] / n_rows, 6)})

@@ -7,7 +7,10 @@ random draw and a target-blind pick of the same size. Nothing is recomputed here
 from each sweep folder's ``sweep.json`` (a folder holding one, among the runs read). One table per
 target, named as the sweep's ``plan.json`` names its cells ("constraints (less)" where the cells
 select by LESS), rows per n, seed, suite and metric with each baseline beside the other, and a
-line counting the rows whose 95% interval lies above 0, below 0 or straddles it. A run that is no
+line counting the rows whose 95% interval lies on the metric's better side of 0 (sweep.json's
+``direction``: above 0 where higher is better, below where lower is), its worse side, or straddles
+it; rows of a metric with no better direction (lengths, rates; or a sweep.json from before rows
+carried one) are counted apart, as up or down. A run that is no
 sweep, or a sweep without these rows, adds nothing to the report.
 """
 
@@ -28,8 +31,9 @@ TITLE = "Against the baselines, same n and seed"
 INTRO = ("Each cell of a sweep against its baseline cells of the same n and seed, paired per item (sweep.json's "
          "vs_random and vs_quality_diversity): diff = target − baseline with its paired 95% interval over the n "
          "independent items; MDE = the effect this n detects with 80% power. A targeted selection beats a "
-         "baseline only where the interval lies above 0 (below 0 for a metric where lower is better); one "
-         "straddling 0 shows no difference larger than its ends.")
+         "baseline only where the interval lies above 0 (below 0 for a metric where lower is better): the "
+         "line above each table counts those rows as better; one straddling 0 shows no difference larger "
+         "than its ends.")
 HEAD = ["n", "seed", "suite", "metric", "against", "baseline", "target", "diff [95% CI]", "n (items)", "p · MDE"]
 
 
@@ -44,12 +48,23 @@ def _labels(run: Run) -> dict[str, str]:
     return out
 
 
+SIDES = ("better", "worse", "straddling", "up", "down", "no interval")
+
+
 def side(r: dict) -> str:
-    """Where a row's 95% interval lies: "above" 0, "below" 0, "straddling" 0, or "no interval"."""
+    """Where a row's 95% interval lies: "better" / "worse" (on the metric's better / worse side of 0,
+    by the row's ``direction``), "straddling" 0, "up" / "down" (above / below 0 for a metric with no
+    better direction), or "no interval"."""
     ci = r.get("ci95")
     if not ci:
         return "no interval"
-    return "above" if ci[0] > 0 else "below" if ci[1] < 0 else "straddling"
+    if ci[0] <= 0 <= ci[1]:
+        return "straddling"
+    up = ci[0] > 0
+    d = r.get("direction") or 0
+    if not d:
+        return "up" if up else "down"
+    return "better" if up == (d > 0) else "worse"
 
 
 def tables(col: Collection) -> list[dict[str, Any]]:
@@ -79,8 +94,7 @@ def tables(col: Collection) -> list[dict[str, Any]]:
             for b in order:
                 sides = [side(r) for r in rows if r["against"] == b]
                 if sides:
-                    counts[b] = {"rows": len(sides), **{s: sides.count(s) for s in
-                                                        ("above", "below", "straddling", "no interval")}}
+                    counts[b] = {"rows": len(sides), **{s: sides.count(s) for s in SIDES}}
             label = labels.get(target, target)
             out.append({"sweep": run.name, "target": target, "label": label, "about": about.get(target),
                         "title": f"{label} ({run.name})" if len(sweeps) > 1 else label, "rows": rows,
@@ -89,12 +103,17 @@ def tables(col: Collection) -> list[dict[str, Any]]:
 
 
 def summary(t: dict) -> str:
-    """The target's rows in one line: per baseline, how many 95% intervals lie above, below or across 0."""
+    """The target's rows in one line: per baseline, how many 95% intervals lie on the better side of 0,
+    the worse side or across it, and (apart) how many of a metric with no better direction moved."""
     parts = []
     for b, k in t["counts"].items():
-        parts.append(f"against {b}, {k['above']} of {k['rows']} rows above 0, {k['below']} below 0, "
-                     f"{k['straddling']} straddling 0" + (f", {k['no interval']} without an interval (n too small)"
-                                                         if k["no interval"] else ""))
+        text = (f"against {b}, {k['better']} of {k['rows']} rows better, {k['worse']} worse, "
+                f"{k['straddling']} straddling 0")
+        if k["up"] or k["down"]:
+            text += f", {k['up'] + k['down']} with no better direction moved ({k['up']} up, {k['down']} down)"
+        if k["no interval"]:
+            text += f", {k['no interval']} without an interval (n too small)"
+        parts.append(text)
     return f"{t['label']}: " + "; ".join(parts) + "."
 
 
