@@ -38,13 +38,12 @@ VARIANTS = ("adam", "precond", "sgd")
 
 
 def features(kind: str, G, st: dict):
-    if kind == "adam":
-        from sharpset.stages.curate.less_selector import adam_direction
+    from sharpset.stages.curate.less_selector import adam_direction, second_moment
 
+    if kind == "adam":
         return adam_direction(G, st)
     if kind == "precond":
-        v = st["b2"] * st["v"] + (1 - st["b2"]) * G * G
-        return G / (v.sqrt() + st["eps"])
+        return G / (second_moment(G, st).sqrt() + st["eps"])
     return G
 
 

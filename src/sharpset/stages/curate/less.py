@@ -101,7 +101,8 @@ def score_pool(ds: Datastore, target_feats, weights: Sequence[float], groups: li
     """Per pool row: the score (max over groups of the group-mean checkpoint-weighted cosine) and the
     group it came from. Returns (ids, scores, best group, mean direction) over the datastore's rows,
     chunk by chunk; mean direction: per checkpoint, the length of the mean of the unit-length pool
-    features -- 0 when they spread, 1 when every row has the same feature (then the scores rank noise)."""
+    features -- 0 when they spread, 1 when every row has the same feature (near 1 the scores may rank
+    noise: see SHARED_DIRECTION_WARN)."""
     import torch
 
     w = torch.tensor(list(weights), dtype=torch.float32)

@@ -160,8 +160,12 @@ def row_gradient(sel: Selector, ex: dict):
     return g
 
 
+def second_moment(g, st: dict[str, Any]):
+    """Adam's second moment after this gradient: ``v' = b2 v + (1 - b2) g^2``."""
+    return st["b2"] * st["v"] + (1 - st["b2"]) * g * g
+
+
 def adam_direction(g, st: dict[str, Any]):
     """The paper's Gamma: the update direction Adam would take from this gradient and the state."""
     m = st["b1"] * st["m"] + (1 - st["b1"]) * g
-    v = st["b2"] * st["v"] + (1 - st["b2"]) * g * g
-    return m / (v.sqrt() + st["eps"])
+    return m / (second_moment(g, st).sqrt() + st["eps"])
