@@ -340,8 +340,6 @@ def set_turn_end(model, profile, tok) -> None:
 def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, Any]:
     import torch
 
-    from .loop import curve_summary, train_loop
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, tok, profile, reference = prepare_model(cfg, log)
@@ -362,13 +360,13 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
         from ..dataio import write_records
 
         write_records([{"step": h["step"] - 1, "loss": h["loss"]} for h in hist], run.path / "losses.jsonl")
-        model = trainer.model
-        summary: dict[str, Any] = {}
-    else:
-        summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log)
-        from .distributed import Single, current
+        return _finish(cfg, trainer.model, tok, profile, counts, run, {})
+    from .distributed import Single, current
+    from .loop import train_loop
 
-        dist = current()
+    dist = current()
+    try:
+        summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log, dist=dist)
         if dist.kind == "fsdp":
             # the trained weights are shards on every rank: gather them (a collective) and export from
             # a plain copy of the model rebuilt on the main rank
@@ -379,6 +377,15 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
                 Single().load_state(model, None, weights, None)
         if not dist.is_main:  # under --launch accelerate only rank 0 writes the outputs
             return summary
+        return _finish(cfg, model, tok, profile, counts, run, summary)
+    finally:
+        dist.close()  # every rank, after rank 0 has written: a torn-down process group, not gloo at exit
+
+
+def _finish(cfg: TrainConfig, model, tok, profile, counts: dict, run, summary: dict[str, Any]) -> dict[str, Any]:
+    """Export the trained model and close the run folder (the main process)."""
+    from .loop import curve_summary
+
     outputs = save_outputs(cfg, model, tok, run.path, profile) + ["losses.jsonl"]
     metrics = {**summary, **curve_summary(run.path / "losses.jsonl"), "rows_used": counts["used"],
                "rows_too_long": counts["too_long"], "heldout_pairs_skipped": counts["heldout_pairs"]}
@@ -386,3 +393,4 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
                        "dropped": counts["too_long"] + counts["heldout_pairs"], "rejected": 0},
                outputs=outputs, metrics=metrics)
     return metrics
+

@@ -92,6 +92,9 @@ class Single:
     def wait(self) -> None:
         pass
 
+    def close(self) -> None:
+        """End of the run, on every rank (nothing to do in one process)."""
+
     # -- state: full tensors on the CPU, named as in the unwrapped model ------------------------
     def trainable_state(self, model) -> dict:
         """{name: full CPU tensor} of the trainable weights (every rank calls; complete on the main one)."""
@@ -177,6 +180,14 @@ class AccelerateDist(Single):
 
     def wait(self) -> None:
         self.acc.wait_for_everyone()
+
+    def close(self) -> None:
+        """Every rank meets, then tears its process group down. Left to interpreter exit, gloo's
+        threads outlived the group on a rank that finished first and it died of SIGABRT
+        ("terminate called without an active exception") after a complete run: the CI flake of
+        tests/test_accelerate.py (sixth and seventh sessions)."""
+        self.acc.wait_for_everyone()
+        self.acc.end_training()
 
 
 class FSDPDist(AccelerateDist):
