@@ -46,7 +46,8 @@ def pool(n=80, seed=0):
     rows = []
     for i in range(n):
         topic = rng.choice(["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"])
-        rows.append(sft(f"{topic} question number {i}", "word " * rng.randint(3, 60),
+        # distinct words: a "word word word" answer is a loop, which curate's gates drop (from the text)
+        rows.append(sft(f"{topic} question number {i}", " ".join(f"w{j}" for j in range(rng.randint(3, 60))),
                         quality=None if i % 11 == 0 else round(rng.uniform(1, 6), 3),
                         difficulty=round(rng.uniform(1, 6), 3), category=rng.choice(CATS),
                         ifd_loss=None if i % 17 == 0 else round(rng.uniform(0.5, 1.3), 3)))
@@ -346,8 +347,31 @@ def test_gates_drop_flagged_rows_and_say_what_they_did():
     from sharpset.stages.curate import apply_gates
 
     rows = [{"id": str(i), "n_words": 0 if i == 0 else 10, "loop": i == 1, "complete": i != 2} for i in range(5)]
-    kept, info = apply_gates(rows, ["empty", "loop", "incomplete"])
+    kept, info, from_text = apply_gates(rows, ["empty", "loop", "incomplete"])
     assert [r["id"] for r in kept] == ["3", "4"]
-    assert info == {"empty": 1, "loop": 1, "incomplete": 1}
-    kept, info = apply_gates([{"id": "a"}], ["loop"])  # an untagged pool: nothing dropped, and it says so
+    assert info == {"empty": 1, "loop": 1, "incomplete": 1} and from_text == {}
+    kept, info, _ = apply_gates([{"id": "a"}], ["loop"], untagged="skip")  # nothing dropped, and it says so
     assert len(kept) == 1 and info["loop"].startswith("skipped: no 'loop' column")
+
+
+def test_gates_compute_an_untagged_rows_columns_from_its_text():
+    """Issue 25: an untagged pool's pseudo-refusal template rows and loops were passed by skipped gates."""
+    from sharpset.stages.curate import apply_gates
+
+    def row(i, answer, **extra):
+        return {"id": str(i), "messages": [{"role": "user", "content": "Tell me about tides."},
+                                           {"role": "assistant", "content": answer}], **extra}
+
+    good = "Tides are the rise and fall of the sea, driven mostly by the Moon's gravity."
+    loop = "a placebo is a placebo is a placebo " * 30
+    sorry = ("I'm sorry for your loss, but as an AI designed to assist with creative ideas, I don't have the "
+             "capability to provide support or advice based on personal experiences. However, I can certainly help "
+             "you brainstorm ways to address this situation.")  # the pool row LESS picked (issue 25)
+    rows = [row(0, good), row(1, loop), row(2, sorry), row(3, good + " More", truncated=True),
+            row(4, "", loop=False), {**row(5, "A placebo is a placebo. " * 30), "loop": False}]  # a tagged column is believed
+    kept, info, from_text = apply_gates(rows, ["empty", "loop", "incomplete", "pseudo_refusal"])
+    assert [r["id"] for r in kept] == ["0", "5"]
+    assert info == {"empty": 1, "loop": 1, "incomplete": 1, "pseudo_refusal": 1}
+    assert from_text == {"empty": 6, "loop": 4, "incomplete": 1, "pseudo_refusal": 3}  # cut: known from truncated only
+    kept, info, from_text = apply_gates(rows, ["loop"], untagged="skip")
+    assert len(kept) == 6 and info == {"loop": 0} and from_text == {}  # untagged rows pass; tagged ones say False

@@ -185,7 +185,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 16,
     }),
-    'sharpset.stages.curate': ('curate', 6, {
+    'sharpset.stages.curate': ('curate', 7, {
         'input': '',
         'n': 300,
         'strategy': 'quality-diversity',
@@ -210,6 +210,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'task_column': 'task',
         'max_labels': 20,
         'gates': ['empty', 'loop', 'incomplete', 'pseudo_refusal'],
+        'gates_untagged': 'text',
         'on_error': 'raise',
         'target': '',
         'selector': 'smollm2-135m-instruct',

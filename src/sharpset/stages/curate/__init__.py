@@ -86,7 +86,9 @@ from .strategies import (  # noqa: F401 -- re-exported (sharpset.stages.curate.*
     s_quota, s_random)
 
 STAGE = "curate"
-VERSION = 6  # 6: --strategy less warms up on at least 100 rows (warmup_min_rows was 16; issue 25: a ~14-step
+VERSION = 7  # 7: gates compute a missing column from the row's text (gates_untagged text; issue 25: an
+# untagged pool skipped every gate and LESS picked two pseudo-refusal template rows)
+# 6: 6: --strategy less warms up on at least 100 rows (warmup_min_rows was 16; issue 25: a ~14-step
 # warm-up's features ranked the target-like rows last)
 # 5: --strategy less projects with sharpset's TorchProjector by default (issue 25: projector
 # torch; a new field whose default draws another matrix than trak's, the only projector before)
@@ -129,7 +131,10 @@ class CurateFields:
     task_column: str = field("task", "column naming a row's task (label spaces are per task); absent = one task")
     max_labels: int = field(20, "label detection: at most this many distinct answers make a closed label space")
     gates: list = field(list(GATES), f"drop rows flagged by tag's lm signals before selecting, any of {', '.join(GATES)} "
-                                     "(a gate whose column is absent is skipped and said so in the report)")
+                                     "(a row without a gate's column: gates_untagged)")
+    gates_untagged: str = field("text", "a row lacking a gate's column (a pool not tagged with lm): text = compute "
+                                        "the column from the row's answer as tag does (model-free); skip = let the "
+                                        "row pass (a gate no row has a column for is skipped and said so)")
     on_error: str = field("raise", "bad input rows: raise (exit 2) or skip (to rejected.jsonl)")
 
     def key_inputs(self) -> dict[str, str]:
@@ -169,6 +174,8 @@ class CurateFields:
         bad_gates = [g for g in self.gates if g not in GATE_COLUMNS]
         if bad_gates:
             p.append(("gates", f"unknown {bad_gates}; choose from {', '.join(GATE_COLUMNS)}"))
+        if self.gates_untagged not in ("text", "skip"):
+            p.append(("gates_untagged", "must be text or skip"))
         if self.max_labels < 2:
             p.append(("max_labels", "must be >= 2"))
         if self.labels and (len(set(map(str, self.labels))) < 2):
@@ -274,20 +281,55 @@ class CurateResult:
     control: list[dict] | None = None
 
 
-def apply_gates(rows: list[dict], gates: Sequence[str]) -> tuple[list[dict], dict[str, Any]]:
-    """Rows passing every gate, and what each gate did: ``{gate: dropped count}`` or the reason it
-    was skipped (its column is absent from every row: the pool was not tagged with ``lm``)."""
+def apply_gates(rows: list[dict], gates: Sequence[str],
+                untagged: str = "text") -> tuple[list[dict], dict[str, Any], dict[str, int]]:
+    """Rows passing every gate, what each gate did (``{gate: dropped count}``, or the reason it was
+    skipped), and ``{gate: rows whose column was computed from their text}``.
+
+    A row without a gate's column (a pool not tagged with ``lm``): ``untagged="text"`` computes the
+    health columns from the row's answer exactly as ``tag`` does (:func:`text.degeneration.health`,
+    model-free, a few ms a row; ``incomplete`` only where the row says whether it was ``truncated``:
+    from the text alone it cannot be known); ``"skip"`` lets the row pass, and a gate whose column no row has
+    is skipped and said so. Issue 25: an untagged pool's two "I'm sorry for your loss, but as an AI
+    ..." template rows passed the skipped gates, LESS picked both, and a third of the tuned model's
+    answers opened with them."""
+    from ...text.degeneration import health
+
     info: dict[str, Any] = {}
-    keep = list(rows)
+    from_text: dict[str, int] = {}
+    derived: dict[int, dict] = {}
+    lang = "language_mismatch" in gates
+
+    def knowable(r: dict, col: str) -> bool:
+        # whether an answer was cut is known only from its generation (the row's `truncated`); from
+        # the text alone (does it end cleanly?) every code block, list or unpunctuated human answer
+        # would fail, so such a row passes the incomplete gate
+        return col != "complete" or r.get("truncated") is not None
+
+    def column(i: int, r: dict, col: str):
+        if col in r:
+            return r[col]
+        if i not in derived:
+            derived[i] = health(response_of(r), prompt=instruction_of(r) if lang else None,
+                                truncated=r.get("truncated"))
+        return derived[i].get(col)
+
+    keep = list(enumerate(rows))
     for g in gates:
         col, bad = GATE_COLUMNS[g]
-        if not any(col in r for r in rows):
-            info[g] = f"skipped: no '{col}' column (tag with scores including lm)"
-            continue
-        before = len(keep)
-        keep = [r for r in keep if r.get(col) != bad]
+        missing = sum(col not in r and knowable(r, col) for _, r in keep)
+        if untagged == "skip" or not missing:
+            if not any(col in r for r in rows):
+                info[g] = f"skipped: no '{col}' column (tag with scores including lm)"
+                continue
+            before = len(keep)
+            keep = [(i, r) for i, r in keep if r.get(col) != bad]
+        else:
+            from_text[g] = missing
+            before = len(keep)
+            keep = [(i, r) for i, r in keep if not (col in r or knowable(r, col)) or column(i, r, col) != bad]
         info[g] = before - len(keep)
-    return keep, info
+    return [r for _, r in keep], info, from_text
 
 
 def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
@@ -298,7 +340,7 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
     problems = [p for p in cfg.check() if p[0] not in ("input", "on_error")]
     if problems:
         raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
-    pool, gate_info = apply_gates(canonical_order(rows), cfg.gates)
+    pool, gate_info, gates_from_text = apply_gates(canonical_order(rows), cfg.gates, cfg.gates_untagged)
     spec_info = None
     if cfg.spec:
         from ...text.spec import conformance, load_spec
@@ -341,7 +383,7 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
     report: dict[str, Any] = {
         "strategy": cfg.strategy, "n_requested": cfg.n, "n_selected": n_sel, "seed": cfg.seed,
         "embedder": cfg.embedder, "embed_field": cfg.embed_field, "candidates": len(cand),
-        "strategy_info": sel.info, "gates": gate_info, "spec_filter": spec_info, "sets": figures,
+        "strategy_info": sel.info, "gates": gate_info, "gates_from_text": gates_from_text, "spec_filter": spec_info, "sets": figures,
         "baselines": "random_n / longest_n: same N as selected, same seed, same candidate pool",
     }
     if n_sel < cfg.n:
