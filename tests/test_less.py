@@ -278,6 +278,40 @@ def test_second_target_reuses_the_datastore(tiny_model_dir, tmp_path):
     assert [r["curate_strategy"] for r in read_records(tmp_path / "runs" / "t2", "sft").rows] == ["less"] * 5
 
 
+def test_the_datastore_covers_the_pool_before_the_gates(tiny_model_dir, tmp_path):
+    """The gates narrow the rows LESS selects from, not the datastore: the same datastore (one build)
+    serves a gated and an ungated selection, and the gated one is the ungated order without the
+    rows a gate drops (here loops, found from the text of an untagged pool)."""
+    from sharpset.stages.curate import curate_rows
+
+    rows, t = pool_and_target(n=16)
+    loops = [{"messages": [{"role": "user", "content": "Tell me about the sea"},
+                           {"role": "assistant", "content": "the sea is the sea is " * 20 + s}]}
+             for s in ("blue", "grey", "wide")]
+    rows = canonical_order(rows + loops)
+    write_records([t], tmp_path / "target.jsonl")
+
+    def emb(texts):
+        v = np.random.default_rng(0).standard_normal((len(texts), 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    out = {}
+    for gates in ([], ["loop"]):
+        logs: list[str] = []
+        ctx = LessContext(tmp_path / "ds", tmp_path / f"work{len(gates)}", logs.append)
+        res = curate_rows(rows, config(tiny_model_dir, tmp_path / "target.jsonl", n=len(rows), gates=gates),
+                          embed=emb, less=ctx)
+        out[len(gates)] = (logs, res)
+    (logs0, ungated), (logs1, gated) = out[0], out[1]
+    assert any("adam features" in m for m in logs0) and not any("adam features" in m for m in logs1)
+    assert ungated.report["strategy_info"]["datastore"] == gated.report["strategy_info"]["datastore"]
+    loop_ids = {r["id"] for r in canonical_order(loops)}
+    assert gated.report["gates"] == {"loop": 3} and gated.report["gates_from_text"] == {"loop": len(rows)}
+    assert gated.report["strategy_info"]["datastore_rows"] == len(rows) == gated.report["strategy_info"]["candidates"] + 3
+    assert [r["id"] for r in gated.selected] == [r["id"] for r in ungated.selected if r["id"] not in loop_ids]
+    assert loop_ids <= {r["id"] for r in ungated.selected}
+
+
 def test_cli_refuses_a_missing_or_invalid_target(tiny_model_dir, tmp_path, capsys):
     from sharpset.cli import main
 

@@ -67,7 +67,7 @@ label prior (sum_l p_l^2) and the majority-label accuracy (max_l p_l).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -340,7 +340,10 @@ def curate_rows(rows: Sequence[dict], cfg: CurateConfig,
     problems = [p for p in cfg.check() if p[0] not in ("input", "on_error")]
     if problems:
         raise ValueError("; ".join(f"{f}: {p}" for f, p in problems))
-    pool, gate_info, gates_from_text = apply_gates(canonical_order(rows), cfg.gates, cfg.gates_untagged)
+    ordered = canonical_order(rows)
+    pool, gate_info, gates_from_text = apply_gates(ordered, cfg.gates, cfg.gates_untagged)
+    if less is not None:  # LESS's datastore covers the pool as read: one build for any gates or spec
+        less = replace(less, pool=ordered)
     spec_info = None
     if cfg.spec:
         from ...text.spec import conformance, load_spec

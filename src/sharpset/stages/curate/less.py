@@ -37,7 +37,8 @@ Steps, as the paper (each a config field of :class:`LessFields`):
 
 The **gradient datastore** (pool features per row per checkpoint) is a run folder of its own,
 ``<datastore>/less-<key>``: keyed by the selector model (fingerprint), the warm-up and projection
-fields, the seed and the candidate rows' ids -- never by the target -- so every target on the same
+fields, the seed and the pool rows' ids -- the pool as read, before curate's gates and spec filter,
+which only narrow the rows selected from -- never by the target -- so every target on the same
 pool reuses it, and a second target computes only its own features (written in the curate run
 folder, ``less_target/``). Rows are processed in chunks of ``chunk_rows`` (memory: ``chunk_rows x
 checkpoints x gradient dims`` floats at once); each row's raw gradient is spilled to disk as soon as
@@ -138,6 +139,9 @@ class LessContext:
     work: Path
     log: Callable[[str], None] = print
     stop_after_rows: int | None = None  # tests: simulate a kill
+    # the pool before curate's gates and spec filter (canonical order): the datastore is built over it,
+    # so one datastore serves every gate setting and spec, and the selection is made among ``rows``
+    pool: Sequence[dict] | None = None
 
 
 def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selection":
@@ -151,9 +155,10 @@ def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selecti
     target = read_target(cfg.target)
     if not rows:
         return Selection([], [], {"target": cfg.target})
-    ds, sel = open_datastore(cfg, rows, ctx.datastore_root, ctx.log, ctx.stop_after_rows)
+    pool = list(ctx.pool) if ctx.pool is not None else rows
+    ds, sel = open_datastore(cfg, pool, ctx.datastore_root, ctx.log, ctx.stop_after_rows)
     if sel is None:  # a finished datastore: its warm-up checkpoints are there, nothing retrains
-        sel = load_selector(cfg, ds.path, rows, ctx.log)
+        sel = load_selector(cfg, ds.path, pool, ctx.log)
     t_examples, t_skipped = sel.examples(target)
     if not t_examples:
         raise UserError(f"{cfg.target}: target: no row fits selector_max_length {cfg.selector_max_length} with an answer")
@@ -170,7 +175,8 @@ def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selecti
                 "noise. The Adam step of a short warm-up is mostly its stored momentum; a longer warm-up "
                 "(warmup_min_rows / warmup_fraction, warmup_epochs) leaves more of each row's own gradient")
     pos = {r["id"]: i for i, r in enumerate(rows)}
-    order = sorted(range(len(ids)), key=lambda j: (-scores[j], pos[ids[j]]))[: cfg.n]
+    here = [j for j in range(len(ids)) if ids[j] in pos]  # the datastore's rows that passed the gates
+    order = sorted(here, key=lambda j: (-scores[j], pos[ids[j]]))[: cfg.n]
     matched: dict[str, int] = {}
     for j in order:
         matched[labels[best[j]]] = matched.get(labels[best[j]], 0) + 1
@@ -183,6 +189,7 @@ def s_less(rows: list[dict], x, cfg, ctx: LessContext | None = None) -> "Selecti
             "projection": ds.index["projection"],
             "warmup_rows": len(ds.index["warmup_ids"]), "excluded_too_long": len(ds.index["left_out_too_long"]),
             "score": "max over target groups of the group-mean, checkpoint-weighted cosine (arXiv:2402.04333)",
+            "datastore_rows": len(ids), "candidates": len(here),
             "score_pool": {"min": min(scores), "max": max(scores), "mean": sum(scores) / len(scores)},
             "pool_mean_direction": mean_direction}
     return Selection([pos[ids[j]] for j in order], [scores[j] for j in order], info)
