@@ -43,6 +43,16 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'heldout_families': ['sycophancy/authority', 'sycophancy/pushback', 'jailbreak/injection', 'noise/format'],
         'seed': 0,
     }),
+    'sharpset.models.derive': ('derive', 1, {
+        'model': 'gemma3-270m',
+        'keep_layers': 0,
+        'heal_data': '',
+        'heal_steps': 0,
+        'heal_lr': 0.0001,
+        'heal_batch_size': 4,
+        'heal_max_length': 256,
+        'heal_seed': 0,
+    }),
     'sharpset.pipelines.audit': ('audit', 3, {
         'size': 'medium',
         'aligned_model': 'smollm2-135m-instruct',
@@ -360,8 +370,9 @@ def _defaults(cls) -> dict:
             for f in dataclasses.fields(cls) if f.metadata.get("in_key", True)}
 
 
-# stages a pipeline runs as steps of its own, not offered by the CLI: module -> config class
-INNER = {"sharpset.pipelines.audit_warn": "WarnConfig"}
+# stages a pipeline runs as steps of its own, not offered by the CLI as stages (derive: the sweep's proxy arms;
+# `sharpset derive` is a command of its own): module -> config class
+INNER = {"sharpset.pipelines.audit_warn": "WarnConfig", "sharpset.models.derive": "DeriveConfig"}
 # each eval suite's version: a suite's rows or metrics changed -> bump it (it is in every eval run's key) and its row
 SUITE_VERSIONS = {'format': 3, 'format_unseen': 2, 'shape': 1, 'invariance': 2, 'knowledge': 1, 'speech_acts': 2,
                   'dimensions': 1, 'token_shift': 2, 'health': 2}

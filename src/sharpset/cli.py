@@ -70,9 +70,15 @@ def _models_show(name: str | None, con) -> int:
 
 # -- derive -----------------------------------------------------------------------------------
 def cmd_derive(args: argparse.Namespace) -> int:
-    from .models.derive import derive
+    from .models.derive import DeriveConfig, derive
 
-    derive(args.model, args.keep_layers, args.out, force=args.force)
+    cfg = DeriveConfig(model=args.model, keep_layers=args.keep_layers, heal_data=args.heal_data,
+                       heal_steps=args.heal_steps, heal_lr=args.heal_lr, heal_batch_size=args.heal_batch_size,
+                       heal_max_length=args.heal_max_length, heal_seed=args.heal_seed)
+    for name, problem in cfg.check():
+        if name.startswith("heal_"):  # K is checked against the source's depth, naming the range
+            raise UserError(f"--{name.replace('_', '-')}: {problem}")
+    derive(args.model, args.keep_layers, args.out, heal=cfg.heal(), force=args.force)
     print(f"done: {args.out}")
     return 0
 
@@ -298,12 +304,23 @@ def build_parser() -> argparse.ArgumentParser:
                                       "final norm and head (a proxy-tuning expert/anti-expert; trains like any model)",
                        description="Write a smaller model of the same family and vocabulary: its token embeddings, "
                                    "first K decoder layers, final norm and output head, unchanged (recorded in "
-                                   "config.json and a README.md card). For proxy-tuning (--engine proxy): untrained, "
-                                   "the anti-expert; tuned with `sharpset train`, the expert.")
+                                   "config.json and a README.md card). For proxy-tuning (--engine proxy): the anti-expert; "
+                                   "tuned with `sharpset train`, the expert. A plain truncation decodes noise: "
+                                   "--heal-steps N first distils its layers and final norm from the source on "
+                                   "--heal-data's text (embeddings and head frozen), so it is a working small model.")
     d.add_argument("model", help="source model: embedded name, local HF folder or `sharpset train` run folder")
     d.add_argument("--keep-layers", type=int, required=True, metavar="K", help="decoder layers to keep (1..N-1)")
     d.add_argument("--out", required=True, help="model folder to write (atomically)")
     d.add_argument("--force", action="store_true", help="replace a model folder that holds something else")
+    d.add_argument("--heal-data", default="", metavar="FILE", help="heal: records whose plain text (user and "
+                   "assistant turns) the derivative is distilled from its source on (with --heal-steps)")
+    d.add_argument("--heal-steps", type=int, default=0, help="heal: distillation steps, KL(source || derived) "
+                   "(default 0: the truncation unchanged, which decodes noise: no anti-expert)")
+    d.add_argument("--heal-lr", type=float, default=1e-4, help="heal: AdamW learning rate, decayed linearly to 0 "
+                   "(default 1e-4)")
+    d.add_argument("--heal-batch-size", type=int, default=4, help="heal: rows per step (default 4)")
+    d.add_argument("--heal-max-length", type=int, default=256, help="heal: tokens per row (default 256)")
+    d.add_argument("--heal-seed", type=int, default=0, help="heal: seed of the batch order (default 0)")
     d.set_defaults(fn=cmd_derive)
 
     r = sub.add_parser("run", help="run a recipe end to end: a shipped name (quickstart) or a .yaml file")

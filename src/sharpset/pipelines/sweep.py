@@ -258,7 +258,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     ev = {"limit": cfg.eval_limit, "suite_limits": dict(cfg.eval_suite_limits), "max_new_tokens": cfg.eval_max_new_tokens,
           "suites": cfg.suites, "seed": 0}
     px = sweep_proxy.settings(cfg.proxy, cfg.targets) if cfg.proxy else None
-    anti = sweep_proxy.antiexpert(cfg.model, px, ev, root, log, reuse) if px else ""  # first: refuses a bad one early
+    anti = sweep_proxy.antiexpert(cfg.model, px, ev, root, log, reuse, cfg.pool) if px else ""  # first: fails early
     baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log, reuse=reuse)
     cand: dict[str, list[dict]] = {}
     about: dict[str, str] = {}  # where each target's candidates came from (sweep.json, sweep.md)

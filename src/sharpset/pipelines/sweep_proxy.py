@@ -1,8 +1,8 @@
 """``sweep``'s proxy-tuning arms (issue 22, item 3; arXiv:2401.08565, METHODS §7): alpha as a dial.
 
-With ``proxy: {antiexpert: K | MODEL, alphas: [...], chat_template: all | expert, targets: [...]}`` in
-the sweep's config, every trained cell (target, n, seed) of ``proxy.targets`` (default: every target)
-also gets, beside its direct tuning (``train``, ``eval``):
+With ``proxy: {antiexpert: K | MODEL, alphas: [...], chat_template: all | expert, targets: [...],
+heal_steps: N}`` in the sweep's config, every trained cell (target, n, seed) of ``proxy.targets``
+(default: every target) also gets, beside its direct tuning (``train``, ``eval``):
 
 - ``proxy/expert``: the anti-expert trained by ``train`` on the cell's own rows with the cell's budget
   (steps, lr, batch size, seed, objective) -- the expert;
@@ -13,7 +13,11 @@ also gets, beside its direct tuning (``train``, ``eval``):
 The anti-expert is one per sweep: ``antiexpert: K`` derives the swept model's first K decoder layers
 (1 <= K < its layers, checked on its config before anything runs; ``sharpset derive`` as a stage
 run, ``proxy-antiexpert/``; DESIGN.md: the honest small-scale analogue
-with one vocabulary is a model derived from the base); a model name or folder is used as given (it
+with one vocabulary is a model derived from the base). A plain truncation decodes noise (measured on
+gemma3-270m at K = 12..17), so its ``expert - antiexpert`` is mostly noise: ``heal_steps: N`` (> 0, K
+only) first distils the derivative from the swept model for N steps on the plain text of the sweep's
+``pool`` (:mod:`sharpset.models.derive`, healing; a derive stage without heal settings when N is 0,
+the default, so such sweeps keep their cache). A model name or folder is used as given (it
 must share the swept model's tokenizer; the proxy engine refuses it otherwise, naming the first
 differing token). It is evaluated alone once (``proxy-antiexpert-eval/``). Every step is a cached,
 resumable stage run, read from another sweep's folder where one did the same work (the sweep's
@@ -37,19 +41,24 @@ from .quickstart import stage_run
 from .reuse import Reuse
 
 ALPHAS = [0.5, 1.0, 1.5]  # the issue's dial; alpha 0 is the base alone
-DEFAULTS: dict[str, Any] = {"antiexpert": None, "alphas": ALPHAS, "chat_template": "all", "targets": None}
+DEFAULTS: dict[str, Any] = {"antiexpert": None, "alphas": ALPHAS, "chat_template": "all", "targets": None,
+                            "heal_steps": 0}
 HELP = ("proxy-tuning arms per cell (issue 22): {antiexpert: K (derive the swept model's first K decoder layers) "
         "or a model sharing its tokenizer, alphas: [0.5, 1.0, 1.5], chat_template: all | expert, targets: [...] "
-        "(default: every target)}; the expert is the anti-expert trained on each cell's rows with its budget; "
-        "empty = no proxy arms")
+        "(default: every target), heal_steps: 0 (K only: first distil the derivative from the swept model for this "
+        "many steps on the pool's text; a plain truncation decodes noise)}; the expert is the anti-expert trained on "
+        "each cell's rows with its budget; empty = no proxy arms")
 ANTI_DIR, ANTI_EVAL_DIR = "proxy-antiexpert", "proxy-antiexpert-eval"
 
 
 def settings(proxy: dict, targets: list) -> dict[str, Any]:
-    """The proxy settings with defaults filled in (``targets``: the sweep's when not given)."""
+    """The proxy settings with defaults filled in (``targets``: the sweep's when not given);
+    ``heal_steps`` only where > 0, so a sweep without healing has the settings and sweep.json it had."""
     out = {k: proxy.get(k, v) for k, v in DEFAULTS.items()}
     out["alphas"] = [float(a) for a in out["alphas"]]
     out["targets"] = list(out["targets"] if out["targets"] is not None else targets)
+    if not out["heal_steps"]:
+        del out["heal_steps"]
     return out
 
 
@@ -76,6 +85,11 @@ def check(proxy: Any, targets: list) -> list[tuple[str, str]]:
     if proxy.get("chat_template", "all") not in CHAT_TEMPLATE_MODES:
         p.append(("proxy.chat_template", f"must be one of {', '.join(CHAT_TEMPLATE_MODES)}, "
                                          f"got {proxy.get('chat_template')!r}"))
+    heal = proxy.get("heal_steps", 0)
+    if isinstance(heal, bool) or not isinstance(heal, int) or heal < 0:
+        p.append(("proxy.heal_steps", f"an integer >= 0 (0 = no healing), got {heal!r}"))
+    elif heal > 0 and not (isinstance(anti, int) and not isinstance(anti, bool)):
+        p.append(("proxy.heal_steps", f"heals a derived anti-expert: only with antiexpert K, got antiexpert {anti!r}"))
     ts = proxy.get("targets")
     if ts is not None and (not isinstance(ts, list) or not ts or set(ts) - set(targets)):
         p.append(("proxy.targets", f"a non-empty list of the sweep's targets ({', '.join(targets)}), got {ts!r}"))
@@ -97,22 +111,31 @@ def arm_dir(cell: Path, alpha: float) -> Path:
     return cell / "proxy" / f"alpha-{alpha:g}"
 
 
-def antiexpert(model: str, s: dict, ev: dict, root: Path, log: Callable[[str], None], reuse: Reuse | None = None
-               ) -> str:
-    """The sweep's one anti-expert (derived when ``antiexpert`` is K), evaluated alone once; its model path."""
+def derive_config(model: str, s: dict, pool: str) -> dict[str, Any]:
+    """The derive stage's config for ``antiexpert: K``: heal fields only with ``heal_steps`` > 0 (the
+    pool as heal data), so a sweep without healing keeps its derive run's key."""
+    heal = {"heal_steps": s["heal_steps"], "heal_data": pool} if s.get("heal_steps") else {}
+    return {"model": model, "keep_layers": s["antiexpert"], **heal}
+
+
+def antiexpert(model: str, s: dict, ev: dict, root: Path, log: Callable[[str], None], reuse: Reuse | None = None,
+               pool: str = "") -> str:
+    """The sweep's one anti-expert (derived when ``antiexpert`` is K, healed on ``pool`` with
+    ``heal_steps``), evaluated alone once; its model path."""
     from ..engine.proxy import check_model
     from ..evaluate import stage as eval_stage
     from ..models import derive
     from ..models.registry import resolve_model
 
     anti = s["antiexpert"]
+    if s.get("heal_steps") and not pool:
+        raise UserError("proxy.heal_steps: the derivative is healed on the sweep's pool: give `pool`")
     try:
         if isinstance(anti, int):
             problem = derive.keep_layers_problem(model, anti)  # the swept model's config: before any run
             if problem:
                 raise UserError(f"K (the swept model's first K decoder layers) {problem}")
-            d = stage_run(derive, {"model": model, "keep_layers": anti}, "DeriveConfig", root / ANTI_DIR, log,
-                          reuse=reuse)
+            d = stage_run(derive, derive_config(model, s, pool), "DeriveConfig", root / ANTI_DIR, log, reuse=reuse)
             anti = str(d.path / "model")
         anti = resolve_model(anti)  # a train run folder -> its model folder, which `train` starts the experts from
         # one vocabulary, refused here rather than at the first cell's proxy eval (tokenizers and configs only)
@@ -168,8 +191,9 @@ def summarize(root: Path, model: str, s: dict, anti: str, done: list[tuple[str, 
             found[cell] = table(g)
     missing = {"base": model, "antiexpert": anti, "chat_template": s["chat_template"], "columns": [], "rows": [],
                "notes": ["no proxy eval run of this cell's expert was found under the sweep folder"]}
+    healed = {"heal_steps": s["heal_steps"]} if s.get("heal_steps") else {}
     return {"antiexpert": anti, "keep_layers": s["antiexpert"] if isinstance(s["antiexpert"], int) else None,
-            "alphas": s["alphas"], "chat_template": s["chat_template"], "targets": s["targets"],
+            **healed, "alphas": s["alphas"], "chat_template": s["chat_template"], "targets": s["targets"],
             "cells": [{"target": t, "n": n, "seed": seed, "cell": name,
                        **found.get((t, n, seed, name), {**missing, "expert": expert})}
                       for expert, (t, n, seed, name) in by_expert.items()]}
@@ -180,7 +204,8 @@ def markdown(p: dict[str, Any]) -> list[str]:
     knowledge kept (report/proxy.py's text)."""
     from ..report.proxy import INTRO, table_md
 
-    derived = f" (the swept model's first {p['keep_layers']} decoder layers)" if p.get("keep_layers") else ""
+    healed = f", healed by {p['heal_steps']} steps of distillation from it on the pool" if p.get("heal_steps") else ""
+    derived = f" (the swept model's first {p['keep_layers']} decoder layers{healed})" if p.get("keep_layers") else ""
     out = ["", "## Proxy-tuning per cell", "", INTRO, "",
            f"Anti-expert: {p['antiexpert']}{derived}; expert: the anti-expert trained on the cell's rows with the "
            f"cell's budget; alphas {', '.join(f'{a:g}' for a in p['alphas'])}; chat template {p['chat_template']}.",
