@@ -365,21 +365,22 @@ def run(cfg: TrainConfig, run, log: Callable[[str], None] = print) -> dict[str, 
     from .loop import train_loop
 
     dist = current()
-    try:
-        summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log, dist=dist)
-        if dist.kind == "fsdp":
-            # the trained weights are shards on every rank: gather them (a collective) and export from
-            # a plain copy of the model rebuilt on the main rank
-            weights = dist.trainable_state(model)
-            del model
-            if dist.is_main:
-                model = prepare_model(cfg, lambda m: None)[0]
-                Single().load_state(model, None, weights, None)
-        if not dist.is_main:  # under --launch accelerate only rank 0 writes the outputs
-            return summary
-        return _finish(cfg, model, tok, profile, counts, run, summary)
-    finally:
-        dist.close()  # every rank, after rank 0 has written: a torn-down process group, not gloo at exit
+    summary = train_loop(cfg, model, reference, examples, cfg.parts(), run.path, pad_id, log, dist=dist)
+    if dist.kind == "fsdp":
+        # the trained weights are shards on every rank: gather them (a collective) and export from
+        # a plain copy of the model rebuilt on the main rank
+        weights = dist.trainable_state(model)
+        del model
+        if dist.is_main:
+            model = prepare_model(cfg, lambda m: None)[0]
+            Single().load_state(model, None, weights, None)
+    # under --launch accelerate only rank 0 writes the outputs
+    out = _finish(cfg, model, tok, profile, counts, run, summary) if dist.is_main else summary
+    # Every rank, after rank 0 has written: a torn-down process group, not gloo at interpreter exit.
+    # Not in a `finally`: after an error the other ranks may sit in a collective, and a barrier here
+    # would hang them until gloo's timeout instead of letting the launcher end them.
+    dist.close()
+    return out
 
 
 def _finish(cfg: TrainConfig, model, tok, profile, counts: dict, run, summary: dict[str, Any]) -> dict[str, Any]:
@@ -393,4 +394,3 @@ def _finish(cfg: TrainConfig, model, tok, profile, counts: dict, run, summary: d
                        "dropped": counts["too_long"] + counts["heldout_pairs"], "rejected": 0},
                outputs=outputs, metrics=metrics)
     return metrics
-
