@@ -306,9 +306,12 @@ def apply_gates(rows: list[dict], gates: Sequence[str],
         # would fail, so such a row passes the incomplete gate
         return col != "complete" or r.get("truncated") is not None
 
-    def column(i: int, r: dict, col: str):
+    def value(i: int, r: dict, col: str):
+        """The row's column; else, under ``untagged="text"``, computed from its text where knowable."""
         if col in r:
             return r[col]
+        if untagged == "skip" or not knowable(r, col):
+            return None
         if i not in derived:
             derived[i] = health(response_of(r), prompt=instruction_of(r) if lang else None,
                                 truncated=r.get("truncated"))
@@ -317,17 +320,14 @@ def apply_gates(rows: list[dict], gates: Sequence[str],
     keep = list(enumerate(rows))
     for g in gates:
         col, bad = GATE_COLUMNS[g]
-        missing = sum(col not in r and knowable(r, col) for _, r in keep)
-        if untagged == "skip" or not missing:
-            if not any(col in r for r in rows):
-                info[g] = f"skipped: no '{col}' column (tag with scores including lm)"
-                continue
-            before = len(keep)
-            keep = [(i, r) for i, r in keep if r.get(col) != bad]
-        else:
+        missing = 0 if untagged == "skip" else sum(col not in r and knowable(r, col) for _, r in keep)
+        if not missing and not any(col in r for r in rows):
+            info[g] = f"skipped: no '{col}' column (tag with scores including lm)"
+            continue
+        if missing:
             from_text[g] = missing
-            before = len(keep)
-            keep = [(i, r) for i, r in keep if not (col in r or knowable(r, col)) or column(i, r, col) != bad]
+        before = len(keep)
+        keep = [(i, r) for i, r in keep if value(i, r, col) != bad]
         info[g] = before - len(keep)
     return [r for _, r in keep], info, from_text
 
