@@ -134,6 +134,28 @@ def test_echo_flags_answers_that_begin_by_repeating_the_request():
     assert echoes_prompt("Why is the sky blue?", "Why is the sky blue? Because of Rayleigh scattering.")
 
 
+def test_echo_flags_a_garbled_repetition_of_a_long_request():
+    """Answers of a 12-layer derivative of gemma3-270m that decodes noise (issue 22): the request repeated with
+    words merged, recased or swapped escaped the verbatim rule; plain answers that restate a question do not echo."""
+    from sharpset.evaluate.suites.health import echoes_prompt
+
+    q = 'Write a description of a yoga mat in lowercase letters only, in English. The word "grip" should appear at least 2 times.'
+    assert echoes_prompt(q, 'Write a descripción of a yoga mat in lowercase letters ONLY, in English. The word "grip" '
+                            'shouldappear atthe least 2 veces. Políticaisyonorme')
+    m = "Write two different descriptions of a ceramic coffee mug, separated by six asterisks (******)."
+    assert echoes_prompt(m, "1. Write two different descriptions of a ceramic coffeemug,separated by six asterisks "
+                            "(******.). trastorno musculaire seleccione modelos")
+    assert not echoes_prompt(m, "A sturdy white mug with a glossy glaze that keeps coffee warm.\n******\nA speckled "
+                                "stoneware mug, hand-thrown, with a wide handle.")
+    # a plain answer that restates a short question is not an echo (the garbled rule needs 64 characters)
+    assert not echoes_prompt("What is the hardest natural material?", "The hardest natural material is diamond, a "
+                             "form of carbon whose atoms are bonded in a rigid lattice.")
+    # a long request whose topic the answer names (under 80% of its first 64 characters copied) is not an echo
+    assert not echoes_prompt("Describe a waterproof backpack for daily cycling commutes.  Each line must be indented "
+                             "further than the line above it.", "A waterproof backpack keeps your laptop dry on wet "
+                             "mornings.\n  It rolls shut at the top.")
+
+
 def test_comparisons_count_questions_not_rows():
     """Constructed rows: 3 questions x 11 wrapper families; the tuned model changes one question's plain
     answer, which moves all 11 of its rows. Paired by item and resampled by question that is 1 changed

@@ -172,9 +172,9 @@ def format_extra(rows: list[dict], seed: int) -> dict[str, Any]:
 # above every tuned arm, while failing the types echo cannot pass (issue 20).
 METRICS = ("prompt_strict", "prompt_loose", "prompt_strict_no_echo")
 
-# 3: prompt_strict_no_echo and a per-row echo flag (issue 20). 2: checked through sharpset.constraints (IFBench ids too; IFEval ids score as before); extra: the
+# 4: the echo flag also catches a garbled repetition of the request (health.echoes_prompt). 3: prompt_strict_no_echo and a per-row echo flag (issue 20). 2: checked through sharpset.constraints (IFBench ids too; IFEval ids score as before); extra: the
 # instruction-level intervals over prompts (mean_ci), seen/unseen apart (by_split), per type with
 # Wilson intervals strict and loose (by_type, replaces by_instruction_strict); --format-data (issue 20)
-SUITE = FormatSuite("format", 3, "verifiable format instructions, seen types (IFEval's, own prompts; or "
+SUITE = FormatSuite("format", 4, "verifiable format instructions, seen types (IFEval's, own prompts; or "
                     "--format-data): strict/loose (and strict with an echoed request failing), seen and unseen "
                     "types apart in extra", metrics=METRICS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .format import METRICS, FormatSuite
 
-# 2: prompt_strict_no_echo (an answer that begins by repeating the request fails; format.METRICS)
-SUITE = FormatSuite("format_unseen", 2, "verifiable format instructions, held-out (unseen) types (IFBench's, "
+# 3: the echo flag also catches a garbled repetition of the request (health.echoes_prompt). 2: prompt_strict_no_echo (an answer that begins by repeating the request fails; format.METRICS)
+SUITE = FormatSuite("format_unseen", 3, "verifiable format instructions, held-out (unseen) types (IFBench's, "
                     "own prompts): strict/loose (and strict with an echoed request failing)", metrics=METRICS,
                     data="format_unseen", user_data=False)

@@ -24,7 +24,8 @@ own answer) and ``weight`` = 1 / (answers of its source), so the weights of each
   a bootstrap over answers as its interval), plus the number of suites, whatever the summary does
   with weights.
 
-Version 2: ``repeated_sentence``, per-suite figures and equal suite weights (version 1 pooled
+Version 3: ``echo`` also flags a garbled repetition of the request (:func:`echoes_prompt`). Version 2:
+``repeated_sentence``, per-suite figures and equal suite weights (version 1 pooled
 every answer with equal weight).
 """
 
@@ -35,6 +36,9 @@ from typing import Any
 from ..suite import Context, Suite
 
 ECHO_WORDS = 8  # an answer that starts with this many words of the request (fewer for short requests)
+# the garbled echo: the answer's first ECHO_CHARS letters and digits (ECHO_SLACK more allowed for a prefix such as
+# "1." or "Answer:") copy at least ECHO_SHARE of them from the request, in order, in runs of >= ECHO_RUN characters
+ECHO_CHARS, ECHO_SLACK, ECHO_SHARE, ECHO_RUN = 64, 12, 0.8, 4
 
 
 def _words(text: str) -> list[str]:
@@ -43,16 +47,41 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.casefold())
 
 
+def _letters(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "", text.casefold())
+
+
 def echoes_prompt(prompt: str, answer: str) -> bool:
-    """Does the answer begin by repeating the request? True when its first k words (k = 8, or the
-    request's length if shorter, at least 3) occur as a contiguous run in the request -- the failure
-    issue 14 saw in a base model trained on too few steps (25 of 32 answers began by repeating)."""
+    """Does the answer begin by repeating the request? Either rule says so:
+
+    - **verbatim**: its first k words (k = 8, or the request's length if shorter, at least 3) occur as a
+      contiguous run in the request -- the failure issue 14 saw in a base model trained on too few steps
+      (25 of 32 answers began by repeating);
+    - **garbled** (requests of at least 64 letters and digits): with case, spaces and punctuation ignored,
+      at least 80% of the answer's first 64 characters (after a prefix of up to 12) are copied in order from
+      the request in runs of 4 or more. A model that repeats the request with words merged, recased or
+      swapped ("Write a descripción of a yoga mat in lowercase letters ONLY", "coffeemug,separated") escaped
+      the verbatim rule and had its answer's trivially-kept instructions (no commas, keywords the request
+      carries) scored as followed: a 12-layer derivative that decodes noise scored 0.140 strict-without-echo
+      on the format suite, above gemma3-270m tuned on 64 constraint rows (0.112). Short requests keep the
+      verbatim rule alone: "The hardest natural material is ..." restates "What is the hardest natural
+      material?" as plain answers do.
+
+    difflib is the standard library's matcher; no kept library offers a copied-text test of this shape."""
+    from difflib import SequenceMatcher
+
     p, a = _words(prompt), _words(answer)
     k = min(ECHO_WORDS, len(p))
-    if k < 3 or len(a) < k:
+    if k >= 3 and len(a) >= k and any(p[i:i + k] == a[:k] for i in range(len(p) - k + 1)):
+        return True
+    pc, ac = _letters(prompt), _letters(answer)
+    if len(pc) < ECHO_CHARS or len(ac) < ECHO_CHARS:
         return False
-    head = a[:k]
-    return any(p[i:i + k] == head for i in range(len(p) - k + 1))
+    head = ac[:ECHO_CHARS + ECHO_SLACK]
+    blocks = SequenceMatcher(None, head, pc, autojunk=False).get_matching_blocks()
+    return sum(b.size for b in blocks if b.size >= ECHO_RUN) >= ECHO_SHARE * ECHO_CHARS
 
 
 class HealthSuite(Suite):
@@ -119,7 +148,7 @@ def equal_weight_mean(rows: list[dict], metric: str) -> float | None:
     return sum(means) / len(means) if means else None
 
 
-SUITE = HealthSuite("health", 2, "empty / truncated / looping / repeating answers and their length "
+SUITE = HealthSuite("health", 3, "empty / truncated / looping / repeating answers and their length "
                     "(every answer, equal weight per generating suite)",
                     metrics=("empty", "truncated", "loop", "repeated_sentence", "echo", "complete", "refusal",
                              "words"),
