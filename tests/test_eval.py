@@ -11,6 +11,9 @@ from sharpset.cli import main
 from sharpset.run import RunDir
 
 SUITES = "shape,knowledge,invariance,speech_acts,dimensions,token_shift"
+# generate every answer: not copied from the earlier run beside it (evaluate/donors.py), which would
+# make a determinism or resume test compare that run with itself
+FRESH = ("--reuse-generations", "false")
 
 
 def _eval(out, *models, extra=()):
@@ -55,7 +58,7 @@ def test_eval_writes_samples_summary_and_pairs_models(tiny_model_dir, tmp_path):
 
 def test_same_model_twice_gives_identical_verdicts(tiny_model_dir, tmp_path):
     assert _eval(tmp_path / "a", tiny_model_dir) == 0
-    assert _eval(tmp_path / "b", tiny_model_dir) == 0
+    assert _eval(tmp_path / "b", tiny_model_dir, extra=FRESH) == 0
     assert _samples(tmp_path / "a") == _samples(tmp_path / "b")
 
 
@@ -71,11 +74,11 @@ def test_killed_eval_resumes_to_the_same_output(tiny_model_dir, tmp_path, monkey
         return real(self, key, payload)
 
     monkeypatch.setattr(RunDir, "log_sample", dying)
-    assert _eval(tmp_path / "killed", tiny_model_dir) == 130
+    assert _eval(tmp_path / "killed", tiny_model_dir, extra=FRESH) == 130
     monkeypatch.setattr(RunDir, "log_sample", real)
     logged = (tmp_path / "killed" / RunDir.SAMPLES).read_text().splitlines()
     assert len(logged) == 8  # what finished before the kill is kept
-    assert _eval(tmp_path / "killed", tiny_model_dir) == 0
+    assert _eval(tmp_path / "killed", tiny_model_dir, extra=FRESH) == 0
     assert _samples(tmp_path / "killed") == _samples(tmp_path / "full")
 
 

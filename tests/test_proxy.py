@@ -275,8 +275,10 @@ SUITES = "knowledge,token_shift,shape"
 
 
 def _eval(out, d, **opts):
+    # --reuse-generations false: generated, not copied from the run beside it (evaluate/donors.py)
     return main(["eval", str(d["base"]), "--suites", SUITES, "--limit", "2", "--max-new-tokens", "6",
-                 "--progress", "false", "--engine", "proxy", "--engine-options", _opts(d, **opts), "--out", str(out)])
+                 "--progress", "false", "--engine", "proxy", "--engine-options", _opts(d, **opts), "--out", str(out),
+                 "--reuse-generations", "false"])
 
 
 def test_proxy_eval_names_the_triple_and_a_killed_run_resumes(triple_dirs, tmp_path, monkeypatch):
@@ -342,7 +344,8 @@ def test_proxy_eval_records_the_prompts_the_expert_template_left_as_is(triple_di
     def ev(out, data, code=0, **opts):
         assert main(["eval", str(triple_dirs["base"]), "--suites", "format", "--format-data", str(data),
                      "--limit", "0", "--max-new-tokens", "4", "--progress", "false", "--engine", "proxy",
-                     "--engine-options", _opts(triple_dirs, **opts), "--out", str(out)]) == code
+                     "--engine-options", _opts(triple_dirs, **opts), "--out", str(out),
+                     "--reuse-generations", "false"]) == code  # each run's own check, never a copied flag
         if code:
             return None
         return (json.loads((out / "summary.json").read_text()), json.loads((out / "manifest.json").read_text()),

@@ -50,7 +50,7 @@ import sys
 import time
 from pathlib import Path
 from contextlib import suppress
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import yaml
 
@@ -247,6 +247,33 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         m = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
         return m if isinstance(m, dict) else None
     return None
+
+
+# where finished runs are searched for: pipelines/reuse.py (whole runs by content key) and eval's
+# answer donors (evaluate/donors.py)
+SEARCH_DEPTH = 5  # runs/<sweep>/cells/<cell>/proxy/<arm>: the deepest a pipeline nests a stage run
+SEARCH_SKIP = {"checkpoints", "trl", "merged", "adapter", "model", "samples", "report", "less-datastores"}
+
+
+def search_dirs(reuse: list[str], root: Path) -> list[Path]:
+    """A ``reuse`` field as folders: ``auto`` = the folder the run folder ``root`` sits in."""
+    return [Path(root).resolve().parent if d == "auto" else Path(d) for d in reuse]
+
+
+def finished_runs(dirs: Iterable[str | Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Each finished run folder (manifest ``complete``) under ``dirs``, walked :data:`SEARCH_DEPTH`
+    deep in sorted order, with its manifest."""
+    for top in map(Path, dirs):
+        if not top.is_dir():
+            continue
+        base = len(top.resolve().parts)
+        for here, subdirs, files in os.walk(top.resolve()):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in SEARCH_SKIP
+                                and len(Path(here).parts) - base < SEARCH_DEPTH)
+            if "manifest.json" in files:
+                m = read_manifest(Path(here))
+                if m and m.get("status") == "complete":
+                    yield Path(here), m
 
 
 def content_key(stage: str, version: int, config: Any, input_hashes: dict[str, str]) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UserError
@@ -137,7 +138,9 @@ class Context:
     base_label: str | None = None
     base_problem: str | None = None  # why there is no usable base
     generated: list[dict] = field(default_factory=list)  # every answer made for this model (health)
+    donors: Any = None  # sharpset.evaluate.donors.Donors: finished runs whose answers are copied; None: none
     _generated_keys: set = field(default_factory=set)
+    _gen_base: dict | None = None  # what generation_key hashes besides max_new_tokens (computed once)
 
     def base(self):
         """The base model for token shift (sharing this model's vocabulary), or None (see base_problem)."""
@@ -159,28 +162,32 @@ class Context:
         """Greedy answers to ``(key, messages)`` prompts, batched through the engine.
 
         Each answer is logged the moment it exists under ``gen|<model>|<suite>|<key>``; a rerun
-        after a kill serves logged answers and generates only the rest. Returns key -> {text,
-        token_ids, prompt_ids, finish_reason, truncated, n_new_tokens}.
+        after a kill serves logged answers and generates only the rest. Before the engine, a
+        finished eval run with the same generation key is asked for the rest (:attr:`donors`,
+        :mod:`sharpset.evaluate.donors`). Returns key -> {text, token_ids, prompt_ids,
+        finish_reason, truncated, n_new_tokens} (``reused_from``: the donor run, where copied).
         """
         from ..engine import GenerationRequest, SamplingParams
         from ..models.profiles import encode_prompt
 
         done = self._done()
         out: dict[str, dict] = {}
-        todo, reqs = [], []
-        stops = self.subject.stop_ids()
+        todo = []
         for key, msgs in prompts:
             lk = f"gen|{self.model_index}|{suite}|{key}"
             if lk in done:
                 out[key] = done[lk]
                 continue
-            ids = encode_prompt(self.subject.profile, self.subject.tok, msgs)
-            params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0, stop_token_ids=stops,
+            todo.append((key, lk, encode_prompt(self.subject.profile, self.subject.tok, msgs)))
+        gen_key = self.generation_key(suite, max_new_tokens)  # recorded: a donor to later runs
+        if todo and self.donors is not None:
+            todo = self._copy(suite, gen_key, todo, out, done)
+        if todo:
+            self.log(f"  {suite}: generating {len(todo)} answers ({len(out)} already logged or reused)")
+            params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0,
+                                    stop_token_ids=self.subject.stop_ids(),
                                     stop_strings=tuple(self.subject.profile.stop_strings))
-            todo.append((key, lk, ids))
-            reqs.append(GenerationRequest(prompt_ids=ids, params=params, key=lk))
-        if reqs:
-            self.log(f"  {suite}: generating {len(reqs)} answers ({len(out)} already logged)")
+            reqs = [GenerationRequest(prompt_ids=ids, params=params, key=lk) for _, lk, ids in todo]
             eng = self.get_engine()
             as_is = getattr(eng, "prompt_as_is", None)  # the proxy's: chat_template expert could not split it
             for i, res in eng.generate_iter(reqs, progress=self.cfg.progress):
@@ -198,6 +205,72 @@ class Context:
             if (suite, key) not in self._generated_keys:
                 self._generated_keys.add((suite, key))
                 self.generated.append({"suite": suite, "item": key, "prompt": _last_user(msgs), **out[key]})
+        return out
+
+    def generation_key(self, suite: str, max_new_tokens: int) -> str:
+        """What a greedy answer of this model depends on, hashed (:mod:`sharpset.evaluate.donors`):
+        the model by fingerprint (:func:`sharpset.run.model_key`), the engine with its options (a
+        model folder named there by fingerprint too) and version, the batch size (fp32 rounding
+        differs between batch shapes, engine/hf.py), max_new_tokens, the stop ids and strings, greedy
+        decoding, and the torch and transformers versions -- not the suites' scoring nor their
+        versions. Recorded in the manifest's ``generation_keys`` under ``gen|<model>|<suite>``; one
+        that changed within a resumed run (a package upgraded between attempts) is recorded as
+        ``mixed``, so the run is no donor for that call."""
+        from ..models.registry import resolve_model
+        from ..run import canonical_json, model_key, package_versions, sha256_text
+
+        if self._gen_base is None:
+            def fingerprinted(v: Any) -> Any:
+                if isinstance(v, dict):
+                    return {k: fingerprinted(x) for k, x in v.items()}
+                if isinstance(v, list):
+                    return [fingerprinted(x) for x in v]
+                return "@" + model_key(resolve_model(v)) if isinstance(v, str) and Path(v).is_dir() else v
+
+            versions = package_versions()
+            self._gen_base = {"model": model_key(resolve_model(self.model_name)),
+                              "backend": fingerprinted(self.cfg.backend_info(cluster=False)),
+                              "engine_reads": self.cfg.backend_reads(), "batch_size": self.cfg.batch_size,
+                              "stop_ids": list(self.subject.stop_ids()),
+                              "stop_strings": list(self.subject.profile.stop_strings), "temperature": 0.0,
+                              "packages": {p: versions.get(p) for p in ("torch", "transformers")}}
+        key = sha256_text(canonical_json({**self._gen_base, "max_new_tokens": max_new_tokens}))
+        keys = self.run.manifest.setdefault("generation_keys", {})
+        lk = f"gen|{self.model_index}|{suite}"
+        recorded = key if keys.get(lk) in (None, key) else "mixed"
+        if keys.get(lk) != recorded:
+            keys[lk] = recorded
+            self.run.save_manifest()
+        return key
+
+    def _copy(self, suite: str, gen_key: str, todo: list[tuple[str, str, list[int]]], out: dict[str, dict],
+              done: dict[str, dict]) -> list[tuple[str, str, list[int]]]:
+        """Copy what a donor run logged for ``todo`` (same generation key, same prompt ids), logged
+        here as if generated, with ``reused_from``; returns the prompts left to generate."""
+        left, by_donor = [], {}
+        for key, lk, ids in todo:
+            hit = self.donors.find(gen_key, key, ids)
+            if hit is None:
+                left.append((key, lk, ids))
+                continue
+            rec = {**hit[1], "reused_from": str(hit[0])}
+            self.run.log_sample(lk, rec)
+            done[lk] = {"key": lk, **rec}
+            out[key] = rec
+            by_donor[str(hit[0])] = by_donor.get(str(hit[0]), 0) + 1
+        if by_donor:
+            self.log(f"  {suite}: " + ", ".join(f"{n} answers reused from {d}" for d, n in by_donor.items())
+                     + f" (generation key {gen_key[:10]}), {len(left)} generated")
+        return left
+
+    def reused_answers(self) -> dict[str, dict[str, int]]:
+        """Of this model's answers, how many each donor run gave, per generating suite (provenance:
+        scored here, generated there; the summary, the manifest's metrics, a line under the table)."""
+        out: dict[str, dict[str, int]] = {}
+        for g in self.generated:
+            if g.get("reused_from"):
+                per = out.setdefault(g["suite"], {})
+                per[g["reused_from"]] = per.get(g["reused_from"], 0) + 1
         return out
 
     def proxy_prompts(self) -> dict[str, int]:

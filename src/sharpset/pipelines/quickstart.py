@@ -301,11 +301,16 @@ def stage_run(mod, cfg_map: dict[str, Any], cls_name: str, out: Path, log: Calla
     """Run one stage into ``out`` (a cache hit when it already finished; resumed when killed).
     ``overrides`` (the pipeline's ``overrides[<folder name>]``) replace config fields. ``reuse`` (a
     :class:`sharpset.pipelines.reuse.Reuse`): a finished run elsewhere with the same content key is
-    returned instead of running the step (read in place; ``out`` is not created)."""
+    returned instead of running the step (read in place; ``out`` is not created). A stage whose
+    config has a ``reuse`` field of its own (eval: runs whose answers it copies) searches the
+    pipeline's folders, none where the pipeline reuses nothing (out of the run key either way)."""
     extra = (overrides or {}).get(out.name) or {}
     if not isinstance(extra, dict):
         raise UserError(f"overrides: {out.name}: expected a mapping of config fields, got {extra!r}")
-    cfg = from_mapping(getattr(mod, cls_name), {**cfg_map, **extra}, where=f"quickstart/{out.name}")
+    cls = getattr(mod, cls_name)
+    if "reuse" in getattr(cls, "__dataclass_fields__", {}) and "reuse" not in cfg_map:
+        cfg_map = {**cfg_map, "reuse": [str(d) for d in reuse.dirs] if reuse is not None else []}
+    cfg = from_mapping(cls, {**cfg_map, **extra}, where=f"quickstart/{out.name}")
     found = reuse.find(out, mod.STAGE, mod.VERSION, cfg, list(inputs)) if reuse is not None else None
     if found is not None:
         log(f"== {out.name}: reused {found.path} (a finished {mod.STAGE} run with the same content key)")

@@ -20,22 +20,15 @@ lies elsewhere -- for the audit's steps, children of its folder, the two are the
 from __future__ import annotations
 
 import json
-import os
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from ..dataio import write_json
-from ..run import RunDir, content_key, input_hashes, read_manifest
+from ..run import RunDir, content_key, finished_runs, input_hashes, read_manifest
+from ..run import search_dirs  # noqa: F401 -- in run.py since eval's answer donors use it; pipelines import it here
 
-MAX_DEPTH = 5  # runs/<sweep>/cells/<cell>/proxy/<arm>: the deepest a pipeline nests a stage run
-SKIP = {"checkpoints", "trl", "merged", "adapter", "model", "samples", "report", "less-datastores"}
 RECORD = "reused.json"
-
-
-def search_dirs(reuse: list[str], root: Path) -> list[Path]:
-    """A pipeline's ``reuse`` field as folders: ``auto`` = the folder its run folder ``root`` sits in."""
-    return [Path(root).resolve().parent if d == "auto" else Path(d) for d in reuse]
 
 
 def reuse_problem(reuse: Any, pipeline: str) -> str | None:
@@ -64,7 +57,7 @@ def finished(folder: Path, key: str | None = None) -> dict[str, Any] | None:
 
 
 class Reuse:
-    """Finished runs under ``dirs`` (walked ``MAX_DEPTH`` deep, once, on the first miss), by content key.
+    """Finished runs under ``dirs`` (:func:`sharpset.run.finished_runs`, once, on the first miss), by content key.
     ``own``: the pipeline's folder, where the choices are remembered (``reused.json``)."""
 
     def __init__(self, dirs: list[str | Path], own: Path):
@@ -80,17 +73,9 @@ class Reuse:
     def index(self) -> dict[str, Path]:
         if self._index is None:
             self._index = {}
-            for top in self.dirs:
-                if not top.is_dir():
-                    continue
-                base = len(top.resolve().parts)
-                for here, subdirs, files in os.walk(top.resolve()):
-                    subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d not in SKIP
-                                        and len(Path(here).parts) - base < MAX_DEPTH)
-                    if "manifest.json" in files:
-                        m = read_manifest(Path(here))
-                        if m and m.get("status") == "complete" and m.get("content_key"):
-                            self._index.setdefault(m["content_key"], Path(here))
+            for here, m in finished_runs(self.dirs):
+                if m.get("content_key"):
+                    self._index.setdefault(m["content_key"], here)
         return self._index
 
     def step(self, out: Path) -> str:
