@@ -174,6 +174,41 @@ def test_the_table_pairs_the_same_items_across_models_and_runs(runs):
     assert kept["diff"] == pytest.approx((sum(proxy) - sum(tuned)) / 9, abs=1e-4)
 
 
+def test_a_suite_scored_against_the_base_has_rows_without_a_base_column(runs):
+    """token_shift ranks a model's answer tokens by the base: the base has no rows of its own. Its rows show
+    the other columns (each answer weighted by its own tokens, as the suite pools them), no Δ from the
+    base and no share of the gap; a suite the base lacks for another reason is still left out."""
+    from sharpset.report.collect import collect
+    from sharpset.report.proxy import grids, tables
+
+    shifted = {"expert": [0.1, 0.3], "tuned": [0.2, 0.0], 1.0: [0.5, 0.1]}
+    tokens = {"expert": [10, 30], "tuned": [20, 20], 1.0: [40, 10]}
+
+    def add(folder: Path, suite: str, labels: list[str], keys: list):
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["suites"][suite] = {"metrics": ["shifted"], "lower_is_better": [], "models": {}}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / "samples" / f"{suite}.jsonl").write_text("".join(
+            json.dumps({"model": lab, "item": f"p{j}", "unit": f"p{j}", "weight": tokens[k][j], "shifted": shifted[k][j]})
+            + "\n" for lab, k in zip(labels, keys) for j in range(2)))
+
+    plain = json.loads((runs / "ev-plain" / "summary.json").read_text())["models"]
+    add(runs / "ev-plain", "token_shift", [plain[1]["label"], plain[3]["label"]], ["expert", "tuned"])
+    add(runs / "ev-proxy-1.0", "token_shift", ["m0:base-model"], [1.0])
+    add(runs / "ev-plain", "other", [plain[1]["label"], plain[3]["label"]], ["expert", "tuned"])
+    add(runs / "ev-proxy-1.0", "other", ["m0:base-model"], [1.0])
+    t = next(t for t in tables(collect([runs])) if len(t["columns"]) > 1)
+    rows = {r["suite"]: r for r in t["rows"]}
+    assert "other" not in rows  # not a suite scored against the base: without the base it is no row
+    r = rows["token_shift"]
+    assert r["cells"]["base"] == {"reference": True} and r["cells"]["proxy@0.5"] is None
+    assert "gap_share" not in r and "vs_base" not in r["cells"]["proxy@1"]
+    assert r["cells"]["expert"]["mean"]["mean"] == pytest.approx((0.1 * 10 + 0.3 * 30) / 40, abs=1e-4)
+    assert r["cells"]["proxy@1"]["mean"]["mean"] == pytest.approx((0.5 * 40 + 0.1 * 10) / 50, abs=1e-4)
+    line = next(x for x in grids(t)[0][2] if x[0] == "token_shift")
+    assert line[3] == "the reference" and line[5] == "not evaluated"
+
+
 def test_without_a_directly_tuned_model_the_table_says_so(runs):
     from sharpset.report.collect import collect
     from sharpset.report.proxy import tables

@@ -36,6 +36,10 @@ from .svg import esc
 
 ENGINE_FIELDS = ("engine", "engine_options", "cluster", "cluster_options")  # how a model ran, not which items
 KEPT_SUITES = ("knowledge",)  # the paper's "knowledge kept": MC and QA of proxy vs direct tuning
+# suites that score a model's answers *against the base* (token_shift: the base's ranks of each answer token), so
+# the base has no rows of its own (its own tokens are unshifted by definition); their rows are shown for the
+# other columns, without a paired difference from the base or a share of the gap
+BASE_IS_REFERENCE = ("token_shift",)
 BUDGET = ("objective", "epochs", "max_steps", "min_steps", "batch_size", "grad_accum", "lr", "max_length", "seed")
 ROLE_NAMES = {"base": "base", "antiexpert": "anti-expert", "expert": "expert alone", "tuned": "tuned directly"}
 
@@ -244,29 +248,36 @@ def table(g: Group) -> dict[str, Any]:
         return out
     seed = int(base.ev.summary.get("seed") or 0)
     out["seed"] = seed
-    for sname, entry in base.ev.summary.get("suites", {}).items():
+    entries: dict[str, dict] = {}  # suite -> its summary entry, the base's first (a suite the base has no rows of too)
+    for c in g.columns:
+        for sname, entry in c.ev.summary.get("suites", {}).items():
+            entries.setdefault(sname, entry)
+    for sname, entry in entries.items():
         have = {c.key: c.rows(sname) for c in g.columns}
         present = [c.key for c in g.columns if have[c.key]]
-        if not have["base"] or len(present) < 2:
+        if len(present) < 2 or (not have["base"] and sname not in BASE_IS_REFERENCE):
             continue
         for m in entry.get("metrics", []):
             items = common_items(*(have[k] for k in present), metric=m)
             sub = {k: {i: have[k][i] for i in items} for k in present}
-            units = [unit_of(sub["base"][i]) for i in items]
-            weights = weights_of([sub["base"][i] for i in items])
+            ref = sub[present[0]]  # the base's rows where it has them
+            units = [unit_of(ref[i]) for i in items]
+            weights = weights_of([ref[i] for i in items])
             cells: dict[str, Any] = {}
             for c in g.columns:
                 if c.key not in sub:
-                    cells[c.key] = None  # the column's eval run did not run this suite
+                    # the column's eval run did not run this suite; the base of a suite scored against it: the reference
+                    cells[c.key] = {"reference": True} if c.key == "base" and sname in BASE_IS_REFERENCE else None
                     continue
+                own = weights_of([sub[c.key][i] for i in items]) if sname in BASE_IS_REFERENCE else weights
                 cells[c.key] = {"mean": mean_ci([sub[c.key][i].get(m) for i in items], seed, groups=units,
-                                                weights=weights)}
-                if c.key != "base" and items:
+                                                weights=own)}  # token_shift: each answer weighs its own tokens
+                if c.key != "base" and items and "base" in sub:
                     cells[c.key]["vs_base"] = compare_rows(sub["base"], sub[c.key], [m], seed)[m]
-            mean = cells["base"]["mean"]
+            mean = cells[present[0]]["mean"]
             row = {"suite": sname, "metric": m, "direction": direction(sname, m, entry.get("lower_is_better", [])),
                    "n": mean["n"], "n_rows": mean["n_rows"], "cells": cells}
-            if tuned is not None and "tuned" in sub and items:
+            if tuned is not None and "tuned" in sub and "base" in sub and items:
                 row["gap_share"] = {p.key: gap_share_rows(sub["base"], sub[p.key], sub["tuned"], [m], seed)[m]
                                     for p in proxies if p.key in sub}
                 if sname in KEPT_SUITES:
@@ -293,6 +304,8 @@ def _ci(v: float | None, ci: list | None, sign: bool = False) -> str:
 def _cell(c: dict | None) -> str:
     if c is None:
         return "not evaluated"
+    if c.get("reference"):
+        return "the reference"
     text = _ci(c["mean"].get("mean"), c["mean"].get("ci95"))
     d = c.get("vs_base")
     return text + (f" · Δ {_ci(d.get('diff'), d.get('ci95'), sign=True)}" if d and d.get("diff") is not None else "")
