@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from conftest import build_chatml_tokenizer, build_tiny_llama
 from sharpset.cli import main
-from sharpset.models.derive import DeriveConfig, Heal, chunked_kl, derive, layer_of
+from sharpset.models.derive import DeriveConfig, Heal, derive, layer_of
+from sharpset.train.losses import chunked_kl
 
 WORDS = "seasons earth tilt axis haiku autumn rain leaves python list reverse slicing world hello".split()
 HEAL = {"steps": 40, "lr": 3e-3, "batch_size": 4, "max_length": 32}

@@ -189,8 +189,8 @@ def test_a_suite_scored_against_the_base_has_rows_without_a_base_column(runs):
         summary["suites"][suite] = {"metrics": ["shifted"], "lower_is_better": [], "models": {}}
         (folder / "summary.json").write_text(json.dumps(summary))
         (folder / "samples" / f"{suite}.jsonl").write_text("".join(
-            json.dumps({"model": lab, "item": f"p{j}", "unit": f"p{j}", "weight": tokens[k][j], "shifted": shifted[k][j]})
-            + "\n" for lab, k in zip(labels, keys) for j in range(2)))
+            json.dumps({"model": lab, "item": f"p{j}", "unit": f"p{j}", "weight": tokens[k][j],
+                        "shifted": shifted[k][j]}) + "\n" for lab, k in zip(labels, keys) for j in range(2)))
 
     plain = json.loads((runs / "ev-plain" / "summary.json").read_text())["models"]
     add(runs / "ev-plain", "token_shift", [plain[1]["label"], plain[3]["label"]], ["expert", "tuned"])

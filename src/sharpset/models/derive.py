@@ -22,7 +22,7 @@ minimising the forward KL
 
     KL(p_source || p_derived) = sum_v p_s(v) (log p_s(v) - log p_d(v))
 
-over the full vocabulary at every token, averaged over tokens, temperature 1 (:func:`chunked_kl`).
+over the full vocabulary at every token, averaged over tokens, temperature 1 (:func:`sharpset.train.losses.chunked_kl`).
 Only the decoder layers and the final norm train; the token embeddings and the output head (the
 source's, tied in gemma3) stay frozen, so the derivative keeps the source's vocabulary space and the
 proxy's logit difference compares like with like. AdamW (no weight decay: the target is the
@@ -56,7 +56,6 @@ _LAYER = re.compile(r"(^|\.)layers\.(\d+)\.")
 CONFIG_KEY = "sharpset_derived"
 STAGE = "derive"
 VERSION = 1
-HEAL_CHUNK = 128  # positions whose [positions, vocab] log-probabilities are alive at once (gemma3: 262,144 tokens)
 HEAL_SETTINGS = ("steps", "data_sha256", "lr", "batch_size", "max_length", "seed")  # what makes a heal the same
 
 
@@ -95,10 +94,10 @@ class DeriveConfig:
                                "from its source on (with heal_steps > 0)")
     heal_steps: int = field(0, "healing steps: distillation from the source, KL(source || derived) "
                                "(0 = the truncation unchanged)")
-    heal_lr: float = field(1e-4, "healing: AdamW learning rate, decayed linearly to 0")
-    heal_batch_size: int = field(4, "healing: rows per step")
-    heal_max_length: int = field(256, "healing: tokens per row (longer rows are cut)")
-    heal_seed: int = field(0, "healing: seed of the batch order")
+    heal_lr: float = field(Heal.lr, "healing: AdamW learning rate, decayed linearly to 0")
+    heal_batch_size: int = field(Heal.batch_size, "healing: rows per step")
+    heal_max_length: int = field(Heal.max_length, "healing: tokens per row (longer rows are cut)")
+    heal_seed: int = field(Heal.seed, "healing: seed of the batch order")
 
     def heal(self) -> Heal | None:
         """The heal settings, None when no healing is asked for (heal_steps 0)."""
@@ -259,53 +258,14 @@ def final_softcap(model) -> float | None:
     return getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
 
 
-def head_logits(hidden, weight, softcap: float | None = None):
-    """Logits as the causal-LM forward makes them from its final hidden states: ``hidden @ weight.T``,
-    then the soft cap where there is one (in the forward's order of operations)."""
-    import torch
-
-    logits = hidden @ weight.T
-    if softcap is not None:
-        logits = torch.tanh(logits / softcap) * softcap
-    return logits
-
-
-def chunked_kl(h_source, h_derived, weight, softcap: float | None = None, chunk: int = HEAL_CHUNK,
-               backward_scale: float | None = None):
-    """sum over positions i of KL(p_s,i || p_d,i) = sum_v p_s(v) (log p_s(v) - log p_d(v)), with
-    ``p = softmax(head_logits(h))`` over the full vocabulary, from the [N, H] final hidden states of
-    the source and the derivative at the same N positions (a 0-d tensor, detached).
-
-    Computed ``chunk`` positions at a time, so no more than a chunk's [chunk, vocab] logits of each
-    model are alive at once. ``backward_scale``: also backpropagate ``backward_scale * sum`` into
-    ``h_derived``'s graph -- chunk by chunk into a detached copy, whose gradient then goes back
-    through the network once -- which is what keeps the training step's memory at one chunk too
-    (plain autograd would keep every chunk's logits until the backward)."""
-    import torch
-
-    grad = backward_scale is not None
-    leaf = h_derived.detach().requires_grad_(grad)
-    total = torch.zeros((), dtype=torch.float32, device=h_derived.device)
-    for s in range(0, leaf.shape[0], chunk):
-        with torch.no_grad():
-            logp = torch.log_softmax(head_logits(h_source[s:s + chunk].float(), weight.float(), softcap), dim=-1)
-        with torch.set_grad_enabled(grad):
-            logq = torch.log_softmax(head_logits(leaf[s:s + chunk].float(), weight.float(), softcap), dim=-1)
-            kl = (logp.exp() * (logp - logq)).sum()
-        if grad:
-            (kl * backward_scale).backward()
-        total += kl.detach()
-    if grad and leaf.shape[0]:
-        h_derived.backward(leaf.grad)
-    return total
-
-
 def heal_model(source, small, tok, heal: Heal, texts: list[str], log: Callable[[str], None] = print
                ) -> dict[str, Any]:
     """Distil ``source`` into ``small`` in place (decoder layers and final norm; embeddings and head
     frozen) for ``heal.steps`` steps on ``texts`` less the held-out last 5% (at least one). Returns
     what to record: rows, held-out rows and tokens, the held-out mean KL before and after, device."""
     import torch
+
+    from ..train.losses import chunked_kl
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     seqs = [ids for ids in (tok(t, truncation=True, max_length=heal.max_length)["input_ids"] for t in texts) if ids]
@@ -359,8 +319,11 @@ def heal_model(source, small, tok, heal: Heal, texts: list[str], log: Callable[[
 
 
 def heldout_kl(source, small, seqs: list[list[int]], batch_size: int, device: str = "cpu") -> float:
-    """The mean KL(source || derived) per token over every token of ``seqs`` (:func:`chunked_kl`)."""
+    """The mean KL(source || derived) per token over every token of ``seqs``
+    (:func:`sharpset.train.losses.chunked_kl`)."""
     import torch
+
+    from ..train.losses import chunked_kl
 
     weight, cap = small.get_output_embeddings().weight, final_softcap(small)
     total, n = 0.0, 0
@@ -393,9 +356,11 @@ def _hidden(model, ids, mask):
 
 
 def _check_head(model, ids: list[int], cap: float | None, device: str) -> None:
-    """Refuse a family whose forward makes its logits otherwise than :func:`head_logits` (a logit
+    """Refuse a family whose forward makes its logits otherwise than :func:`sharpset.train.losses.head_logits` (a logit
     scale, a bias): the KL would be against the wrong distribution."""
     import torch
+
+    from ..train.losses import head_logits
 
     x, mask = _batch([ids], device)
     with torch.no_grad():

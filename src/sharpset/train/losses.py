@@ -20,6 +20,10 @@ optimizer step: gradient accumulation over k micro-batches then equals one batch
   (the partner's intervention declared useless). Penalty = |lp_normal - sg(lp_cf)| ("l1", default)
   or its square ("l2"). Which side is detached and the L1 default are our reconstruction: the
   counterfactual side is the reference the normal prompt must not drift from.
+- ``chunked_kl`` (``sharpset derive --heal-*``, distillation of a derivative from its source): the
+  forward KL(p_source || p_derived) summed over positions, over the full vocabulary, computed (and
+  backpropagated) a chunk of positions at a time; ``head_logits``: the logits a causal-LM head makes
+  from final hidden states (with gemma's soft cap).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Sequence
 import torch
 
 IGNORE = -100
+KL_CHUNK = 128  # positions whose [positions, vocab] log-probabilities are alive at once (gemma3: 262,144 tokens)
 
 
 def logit_positions(labels: torch.Tensor) -> torch.Tensor:
@@ -218,3 +223,40 @@ def counterfactual_gap(logits_normal: torch.Tensor, labels_normal: torch.Tensor,
     if reduction == "mean":
         return gap.sum() / max(gap.numel(), 1)
     raise ValueError(f"reduction must be sum or mean, not {reduction!r}")
+
+
+def head_logits(hidden, weight, softcap: float | None = None):
+    """Logits as the causal-LM forward makes them from its final hidden states: ``hidden @ weight.T``,
+    then the soft cap where there is one (in the forward's order of operations)."""
+    logits = hidden @ weight.T
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
+def chunked_kl(h_source, h_derived, weight, softcap: float | None = None, chunk: int = KL_CHUNK,
+               backward_scale: float | None = None):
+    """sum over positions i of KL(p_s,i || p_d,i) = sum_v p_s(v) (log p_s(v) - log p_d(v)), with
+    ``p = softmax(head_logits(h))`` over the full vocabulary, from the [N, H] final hidden states of
+    the source and the derivative at the same N positions (a 0-d tensor, detached).
+
+    Computed ``chunk`` positions at a time, so no more than a chunk's [chunk, vocab] logits of each
+    model are alive at once. ``backward_scale``: also backpropagate ``backward_scale * sum`` into
+    ``h_derived``'s graph -- chunk by chunk into a detached copy, whose gradient then goes back
+    through the network once -- which is what keeps the training step's memory at one chunk too
+    (plain autograd would keep every chunk's logits until the backward)."""
+    grad = backward_scale is not None
+    leaf = h_derived.detach().requires_grad_(grad)
+    total = torch.zeros((), dtype=torch.float32, device=h_derived.device)
+    for s in range(0, leaf.shape[0], chunk):
+        with torch.no_grad():
+            logp = torch.log_softmax(head_logits(h_source[s:s + chunk].float(), weight.float(), softcap), dim=-1)
+        with torch.set_grad_enabled(grad):
+            logq = torch.log_softmax(head_logits(leaf[s:s + chunk].float(), weight.float(), softcap), dim=-1)
+            kl = (logp.exp() * (logp - logq)).sum()
+        if grad:
+            (kl * backward_scale).backward()
+        total += kl.detach()
+    if grad and leaf.shape[0]:
+        h_derived.backward(leaf.grad)
+    return total
