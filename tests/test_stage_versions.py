@@ -144,7 +144,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 8,
     }),
-    'sharpset.pipelines.sweep': ('sweep', 3, {
+    'sharpset.pipelines.sweep': ('sweep', 4, {
         'model': 'smollm2-135m-instruct',
         'targets': ['format', 'invariance', 'knowledge', 'constraints', 'mixed', 'random'],
         'sizes': [8, 16, 32, 64],

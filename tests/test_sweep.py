@@ -158,7 +158,7 @@ def test_proxy_arms_give_each_cell_the_paired_proxy_table(tiny_model_dir, tmp_pa
     out = tmp_path / "sw"
     argv = ["sweep", "--model", str(tiny_model_dir), "--targets", "format,knowledge", "--sizes", "[2]",
             "--seeds", "1", "--pool", str(pool), "--min-conformance", "0", "--steps", "2", "--eval-limit", "2",
-            "--eval-max-new-tokens", "6", "--suites", "shape,knowledge", "--out", str(out),
+            "--eval-max-new-tokens", "6", "--suites", "shape,knowledge,token_shift", "--out", str(out),
             "--proxy", "{antiexpert: 1, alphas: [0, 1.5], targets: [format]}"]
     assert main([*argv, "--max-cells", "1"]) == 0  # the format cell with its arms, then stop
     assert "1 of 2 cells done" in capsys.readouterr().out
@@ -188,7 +188,12 @@ def test_proxy_arms_give_each_cell_the_paired_proxy_table(tiny_model_dir, tmp_pa
                     "expert": "cells/format-n2-s0/proxy/expert-eval", "proxy@0": "cells/format-n2-s0/proxy/alpha-0",
                     "proxy@1.5": "cells/format-n2-s0/proxy/alpha-1.5", "tuned": "cells/format-n2-s0/eval"}
     rows = {(r["suite"], r["metric"]): r for r in t["rows"]}
-    assert {"shape", "knowledge"} <= {s for s, _ in rows} and all(r["n"] >= 1 for r in rows.values())
+    assert {"shape", "knowledge", "token_shift"} <= {s for s, _ in rows} and all(r["n"] >= 1 for r in rows.values())
+    # token_shift ranks each answer by the swept model, which every eval names as its base: the tuned cell and the
+    # expert have rows (a one-model eval had no base: skipped), and the base's own greedy answers shift nothing
+    shift = rows[("token_shift", "shifted")]
+    assert shift["cells"]["tuned"]["mean"]["n"] >= 1 and shift["cells"]["expert"]["mean"]["n"] >= 1
+    assert shift["cells"]["base"]["mean"]["mean"] == 0
     assert all(set(r["gap_share"]) == {"proxy@0", "proxy@1.5"} for r in rows.values())
     assert all(set(r["kept"]) == {"proxy@0", "proxy@1.5"} for (s, _), r in rows.items() if s == "knowledge")
     for r in rows.values():  # alpha 0 is the base alone: the same mean, a paired difference of exactly 0

@@ -80,8 +80,9 @@ from .quickstart import stage_run
 from .reuse import Reuse, finished, relative, reuse_problem, search_dirs
 
 STAGE = "sweep"
-VERSION = 3  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
-# invariance), constrain in the run key (issue 20). 3: the random target and every cell vs random; constrain_model
+VERSION = 4  # 2: the constraints target (in the default targets), mixed = constraints + invariance (was format +
+# invariance), constrain in the run key (issue 20). 3: the random target and every cell vs random; constrain_model.
+# 4: with token_shift among the suites every eval names the swept model as its base (the cells' shift was skipped)
 TARGETS = ("format", "invariance", "knowledge", "constraints", "mixed", "random")
 KNOWN_TARGETS = TARGETS + ("quality-diversity",)  # the default targets stay TARGETS
 POOL_TARGETS = {"format", "constraints", "mixed", "random", "quality-diversity"}  # rows come from the pool
@@ -248,6 +249,7 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     from .. import train
     from ..dataio import read_records, write_json, write_records, write_text
     from ..evaluate import stage as eval_stage
+    from ..evaluate.suite import resolve_suites
     from ..stages import constrain, curate, dedup, synth, tag, wrap
     from ..stages.curate.less_fields import less_curate
 
@@ -257,6 +259,8 @@ def run(cfg: SweepConfig, run: RunDir, log: Callable[[str], None] = print) -> di
     reuse = Reuse(dirs, root) if dirs else None
     ev = {"limit": cfg.eval_limit, "suite_limits": dict(cfg.eval_suite_limits), "max_new_tokens": cfg.eval_max_new_tokens,
           "suites": cfg.suites, "seed": 0}
+    if "token_shift" in resolve_suites(list(cfg.suites)):  # a cell's answers ranked by the swept model (URIAL);
+        ev["base"] = cfg.model  # without it a one-model eval has no base and the suite is skipped
     px = sweep_proxy.settings(cfg.proxy, cfg.targets) if cfg.proxy else None
     anti = sweep_proxy.antiexpert(cfg.model, px, ev, root, log, reuse, cfg.pool) if px else ""  # first: fails early
     baseline = stage_run(eval_stage, {"models": [cfg.model], **ev}, "EvalConfig", root / "baseline", log, reuse=reuse)
