@@ -373,7 +373,13 @@ def test_claims_8_and_9_plan_their_stage_runs(tmp_path, capsys):
         "derive-antiexpert", "eval-base", "train-base-curated-s0", "eval-base-curated-s0", "train-base-curated-s1",
         "eval-base-curated-s1", "train-expert-s0", "train-expert-s1", "eval-proxy-a1-s0", "eval-proxy-a1-s1",
         "eval-proxy-a0.5-s0", "eval-proxy-a0.5-s1"]
-    assert "derive: the base's first 9 decoder layers (the anti-expert)" in nine
+    assert "derive: the base's first 12 decoder layers, healed 45 steps on the pool's text (the anti-expert)" in nine
+    assert main(["run", "audit", "--dry-run", "--claims", "9", "--set", "heal_steps=0", "--out", str(out)]) == 0
+    assert "derive: the base's first 12 decoder layers (the anti-expert)" in capsys.readouterr().out
+    for bad in ("-1", "true"):
+        assert main(["run", "audit", "--dry-run", "--claims", "9", "--set", f"heal_steps={bad}", "--out",
+                     str(out)]) == 2
+        assert "heal_steps" in capsys.readouterr().err
     assert main(["run", "audit", "--dry-run", "--claims", "9", "--set", "alphas=[1, 1.0]", "--out", str(out)]) == 2
     assert "alphas" in capsys.readouterr().err
 
@@ -746,19 +752,26 @@ def test_claim_8_adds_token_shift_runs_and_reruns_no_eval(tiny_model_dir, tmp_pa
 
 
 def test_claim_9_runs_the_proxy_arm_end_to_end(tiny_model_dir, tmp_path, capsys):
-    """Claim 9 on tiny models: the anti-expert derived (first layer of two), the expert trained on the
-    curated set with base-curated's budget, the base steered by them (--engine proxy) on the same items as
-    the base and base-curated, and a gap-share verdict; the audit page shows it."""
+    """Claim 9 on tiny models: the anti-expert derived (first layer of two) and healed on the pool's text,
+    the expert trained on the curated set with base-curated's budget, the base steered by them (--engine
+    proxy) on the same items as the base and base-curated, and a gap-share verdict; the audit page shows it."""
     from sharpset.report import build_report
+    from sharpset.run import file_hash
 
     pool = _pool(tmp_path / "pool.jsonl")
     out = tmp_path / "audit"
-    assert main(_argv(tiny_model_dir, pool, out, "9", "--set", "seeds=1", "--set", "keep_layers=1")) == 0
+    assert main(_argv(tiny_model_dir, pool, out, "9", "--set", "seeds=1", "--set", "keep_layers=1",
+                      "--set", "heal_steps=2")) == 0
     started = _started(capsys.readouterr().out)
     assert {"derive-antiexpert", "eval-base", "train-base-curated-s0", "eval-base-curated-s0", "train-expert-s0",
             "eval-proxy-a1-s0"} <= set(started) and "eval-expert-s0" not in started
     derived = json.loads((out / "derive-antiexpert" / "manifest.json").read_text())
     assert derived["metrics"]["keep_layers"] == 1 and derived["metrics"]["source_layers"] == 2
+    # healed as the audit says, on the pool it was given; the heal data in the step's key by content
+    derive_cfg = yaml.safe_load((out / "derive-antiexpert" / "config.yaml").read_text())
+    assert (derive_cfg["heal_steps"], derive_cfg["heal_data"]) == (2, str(pool))
+    assert derived["inputs"]["file:heal_data"] == file_hash(pool)
+    assert derived["metrics"]["heal_kl_after"] is not None
     expert = json.loads((out / "train-expert-s0" / "manifest.json").read_text())
     tuned = json.loads((out / "train-base-curated-s0" / "manifest.json").read_text())
     assert expert["metrics"]["optimizer_steps"] == tuned["metrics"]["optimizer_steps"] == 2

@@ -53,7 +53,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'heal_max_length': 256,
         'heal_seed': 0,
     }),
-    'sharpset.pipelines.audit': ('audit', 3, {
+    'sharpset.pipelines.audit': ('audit', 4, {
         'size': 'medium',
         'aligned_model': 'smollm2-135m-instruct',
         'base_model': 'gemma3-270m',
@@ -75,7 +75,8 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'eval_limit': -1,
         'eval_max_new_tokens': 0,
         'wrap_questions': -1,
-        'keep_layers': 9,
+        'keep_layers': 12,
+        'heal_steps': 45,
         'alphas': [1.0],
         'warn_k': 4,
     }),

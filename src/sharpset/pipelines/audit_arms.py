@@ -29,9 +29,13 @@ the ``aligned-warn`` arm trains the aligned model on it with the audit's step bu
 
 Proxy-tuning (claim 9): ``derive-antiexpert`` derives the base's first ``keep_layers`` decoder
 layers (``sharpset derive``; DESIGN.md: the honest small-scale analogue of a smaller model sharing
-the base's vocabulary); the ``expert`` arm trains it on the curated N with base-curated's budget, per
-seed; each proxy arm (one per alpha) evaluates the base with ``--engine proxy`` steered by that
-seed's expert against the anti-expert, on the same items as the base and base-curated.
+the base's vocabulary) and heals it ``heal_steps`` steps by distillation from the base on the pool's
+text (the user's ``pool``, else ``synth``'s rows: what a sweep heals on, so a sweep's derivative of
+the same base, K, steps and pool has the same content key and is reused). Issue 22: a plain
+truncation decodes noise, and ``expert - antiexpert`` with it; ``heal_steps`` 0 derives the plain
+truncation, keyed as before. The ``expert`` arm trains it on the curated N with base-curated's
+budget, per seed; each proxy arm (one per alpha) evaluates the base with ``--engine proxy`` steered
+by that seed's expert against the anti-expert, on the same items as the base and base-curated.
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ def build_data(ctx: Ctx, need: list[str]) -> dict[str, Any]:
             s = ctx.step(synth, {"model": cfg.aligned_model, "n": z["n_pool"], "seed": cfg.seed,
                                  "response_max_tokens": z["response_max_tokens"]}, "SynthConfig", "synth")
             pool = str(s.path / "synth.jsonl")
+        out["pool_text"] = pool  # the pool before tag and dedup: claim 9's anti-expert is healed on its text
         t = ctx.step(tag, {"input": pool, "judge": cfg.aligned_model}, "TagConfig", "tag", inputs=[pool])
         d = ctx.step(dedup, {"input": str(t.path), "embedder": cfg.embedder}, "DedupConfig", "dedup",
                      inputs=[str(t.path / "tagged.jsonl")])
@@ -312,13 +317,17 @@ def reads(claims: list, alphas) -> tuple[set[str], dict[str, set[str]]]:
     return main, own
 
 
-def derive_antiexpert(ctx: Ctx) -> str:
-    """``derive-antiexpert``: the base's first ``keep_layers`` decoder layers; its model folder."""
+def derive_antiexpert(ctx: Ctx, pool: str) -> str:
+    """``derive-antiexpert``: the base's first ``keep_layers`` decoder layers, healed ``heal_steps``
+    steps on the text of ``pool`` (heal fields only where heal_steps > 0, so a plain truncation keeps
+    its key, as :func:`sharpset.pipelines.sweep_proxy.derive_config` does); its model folder. The heal
+    data enters the step's key by content (DeriveConfig.key_inputs), as a sweep's derive step's does."""
     from ..models import derive
+    from .sweep_proxy import derive_config
 
-    d = ctx.step(derive, {"model": ctx.cfg.base_model, "keep_layers": ctx.cfg.keep_layers}, "DeriveConfig",
-                 "derive-antiexpert")
-    return str(d.path / "model")
+    cfg = derive_config(ctx.cfg.base_model, {"antiexpert": ctx.cfg.keep_layers, "heal_steps": ctx.cfg.heal_steps},
+                        pool)
+    return str(ctx.step(derive, cfg, "DeriveConfig", "derive-antiexpert").path / "model")
 
 
 def samples(eval_dir: Path) -> dict[str, dict]:
@@ -346,7 +355,7 @@ def run_arms(ctx: Ctx, arms: list[Arm], data: dict, claims: list
     where_own: dict[str, dict] = {}
     trained: dict[tuple[str, int], str] = {}
     if any(a.model == "derived" for a in arms):
-        data = {**data, "antiexpert": derive_antiexpert(ctx)}
+        data = {**data, "antiexpert": derive_antiexpert(ctx, data["pool_text"])}
 
     def evaluate(arm: Arm, model: str, seed: int | None, more: dict | None = None) -> None:
         tail = "" if seed is None else f"-s{seed}"

@@ -229,8 +229,9 @@ def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
                                    f"prompts, {cfg.warn_k} sampled each, kept where they warn exactly when warranted",
                     20 + n_dev * cfg.warn_k * SECONDS_PER_80_TOKENS * z["response_max_tokens"] / 80 * WARN_FACTOR))
     if any(a.model == "derived" for a in arms):
-        out.append(("derive-antiexpert", f"derive: the base's first {cfg.keep_layers} decoder layers (the anti-expert)",
-                    DERIVE_SECONDS))
+        healed = f", healed {cfg.heal_steps} steps on the pool's text" if cfg.heal_steps else ""
+        out.append(("derive-antiexpert", f"derive: the base's first {cfg.keep_layers} decoder layers{healed} (the "
+                                         "anti-expert)", DERIVE_SECONDS))
 
     def evals(a: Arm, tail: str, who: str) -> None:
         if a.name in main:

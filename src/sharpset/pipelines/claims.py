@@ -265,7 +265,7 @@ CLAIMS: tuple[Claim, ...] = (
               Check("base-curated", PROXY, "knowledge", "mc_correct", NI, sized="evidence"),
               Check("base", PROXY, "health", "complete", GAP, tuned="base-curated", threshold=GAP_THRESHOLD,
                     decides=False)),
-          dial=("keep_layers", "alphas", "n", "steps", "seeds", "eval_limit")),
+          dial=("keep_layers", "heal_steps", "alphas", "n", "steps", "seeds", "eval_limit")),
 )
 CLAIM_IDS = tuple(c.id for c in CLAIMS)
 
