@@ -32,8 +32,8 @@ lists the others as "not run at size ..." with the command that runs them -- ``-
 the same folder (shared runs are not run again) or ``--set size=large``. ``small``: claim 3, 2
 seeds, MDE 0.25 (~11 min estimated); ``medium``, the default: claims 1 and 3, 2 seeds, MDE 0.14 --
 small enough for the non-inferiority checks at margin 0.1 to be decided (~55 min; claim 8 would add
-~6 min, claim 9 ~22, claim 6 ~18 and claim 7 ~15: ``--claims 1,3,8``); ``large``: every claim, 2 seeds,
-MDE 0.12 (~5.3 h).
+~6 min, claim 9 ~36 (~15 of it healing its anti-expert), claim 6 ~18 and claim 7 ~15: ``--claims 1,3,8``);
+``large``: every claim, 2 seeds, MDE 0.12 (~5.3 h).
 ``--dry-run`` prints what each size buys: its seeds, stage runs, estimated minutes and the planned
 MDE of each claim.
 

@@ -166,6 +166,9 @@ PROXY_EVAL_FACTOR = 2.6
 WARN_FACTOR = 0.5
 DERIVED_STEP_SECONDS = 5.6
 DERIVE_SECONDS = 30.0
+# one healing step of the derived anti-expert (batch 4 x 256 tokens, full-vocabulary KL to gemma3-270m): derive plus
+# 45 steps took 839 s at K = 9 and 907 s at K = 15 on 2 EPYC cores (issue 22, 2026-12-07; 1-thread tests beside)
+HEAL_STEP_SECONDS = 19.0
 
 
 def eval_seconds(arm: str, z: dict, sizes: dict[str, int], own: bool | str = False) -> float:
@@ -231,7 +234,7 @@ def step_folders(cfg: AuditConfig) -> list[tuple[str, str, float]]:
     if any(a.model == "derived" for a in arms):
         healed = f", healed {cfg.heal_steps} steps on the pool's text" if cfg.heal_steps else ""
         out.append(("derive-antiexpert", f"derive: the base's first {cfg.keep_layers} decoder layers{healed} (the "
-                                         "anti-expert)", DERIVE_SECONDS))
+                                         "anti-expert)", DERIVE_SECONDS + cfg.heal_steps * HEAL_STEP_SECONDS))
 
     def evals(a: Arm, tail: str, who: str) -> None:
         if a.name in main:
