@@ -355,7 +355,7 @@ def run_arms(ctx: Ctx, arms: list[Arm], data: dict, claims: list
     where_own: dict[str, dict] = {}
     trained: dict[tuple[str, int], str] = {}
     if any(a.model == "derived" for a in arms):
-        data = {**data, "antiexpert": derive_antiexpert(ctx, data["pool_text"])}
+        data = {**data, "antiexpert": derive_antiexpert(ctx, data.get("pool_text", ""))}
 
     def evaluate(arm: Arm, model: str, seed: int | None, more: dict | None = None) -> None:
         tail = "" if seed is None else f"-s{seed}"
