@@ -260,18 +260,16 @@ def table(g: Group) -> dict[str, Any]:
         for m in entry.get("metrics", []):
             items = common_items(*(have[k] for k in present), metric=m)
             sub = {k: {i: have[k][i] for i in items} for k in present}
-            ref = sub[present[0]]  # the base's rows where it has them
-            units = [unit_of(ref[i]) for i in items]
-            weights = weights_of([ref[i] for i in items])
+            units = [unit_of(sub[present[0]][i]) for i in items]  # the base's rows where it has them
             cells: dict[str, Any] = {}
             for c in g.columns:
                 if c.key not in sub:
                     # the column's eval run did not run this suite; the base of a suite scored against it: the reference
                     cells[c.key] = {"reference": True} if c.key == "base" and sname in BASE_IS_REFERENCE else None
                     continue
-                own = weights_of([sub[c.key][i] for i in items]) if sname in BASE_IS_REFERENCE else weights
+                # each column's own row weights (token_shift: an answer weighs its own tokens, per model)
                 cells[c.key] = {"mean": mean_ci([sub[c.key][i].get(m) for i in items], seed, groups=units,
-                                                weights=own)}  # token_shift: each answer weighs its own tokens
+                                                weights=weights_of([sub[c.key][i] for i in items]))}
                 if c.key != "base" and items and "base" in sub:
                     cells[c.key]["vs_base"] = compare_rows(sub["base"], sub[c.key], [m], seed)[m]
             mean = cells[present[0]]["mean"]
