@@ -28,7 +28,25 @@ torch linear, 94% on the engine's kernels (compute-bound; already near its floor
 Tried and dropped: decode attention as two batched matmuls over the cache views (GQA folded, no K/V
 copy) instead of sdpa: same speed in the model (113.8 vs 115.0 ms/step).
 
+2026-12-07, the same class of machine idle (STREAM copy 45.9 GB/s, fp32 peak 186 GFLOP/s at 2 threads),
+decode step at batch 16, context 256-328, 2 threads: fp32 default 78.9 ms, bf16 weights 64.0, int8 68.4
+(memory floors 16.4 / 10.6 / 7.6 ms). torch.profiler over 20 steps: fp32 = linear 53% (35 ms for 540
+MB of weights: 15 GB/s), sdpa 28% (0.64 ms a layer for 7.4 MB of K/V: 11.5 GB/s, 4x its floor), the
+~1,000 small ops ~15%; int8 = sdpa 36%, the int8 GEMMs 31%, the quantisation's small ops ~17%. At
+these sizes the step is no longer bound by the weights: attention and per-op overhead are the levers
+left (a decode attention at the K/V read floor; fused quantisation), not the weights' precision.
+Tried and dropped: int8 GEMMs on oneDNN's prepacked u8 x s8 qlinear (onednn.qlinear_pointwise, rows
+shifted by 128, zero point 128): 1.7x faster than torch._int_mm per matrix on cold weights at 1 thread
+(0.217 vs 0.367 ms, 16 x 576 x 3072), no faster in the model (69.2 vs 68.4 ms/step at 2 threads).
+
+Training step (--train; gemma3-270m LoRA SFT in sharpset train's loop, fp32, batch 4 x ~80 tokens,
+the end-of-turn token rows trained beside LoRA), same idle machine, 2 threads, mean of 3 steps:
+5.29 s/step (28% of the fp32 peak) with PEFT's trainable-tokens forward, which copies the 262k x 640
+embedding/head and forms its whole gradient every step; 2.98 s/step (49%) with train/token_rows.py's
+row-wise lookup and losses.linear_token_nll's patched head rows (1.78x; same losses to 6 digits).
+
 usage: python bench/roofline.py [--threads 1] [--batch-size 16] [--context 256] [--steps 24] [--rounds 3]
+                                [--train [--train-model gemma3-270m]] [--only-train]
 (bench/generate.py --roofline runs the same after its throughput table.)
 """
 
@@ -246,6 +264,57 @@ def scoring(model, tok, render, instructions, *, batch: int = 16, seq: int = 256
             f"{batch * seq / t:7.0f} tok/s")
 
 
+def training_step(model_name: str = "gemma3-270m", *, batch: int = 4, steps: int = 3, peak: float | None = None,
+                  log=print) -> dict:
+    """One LoRA SFT optimizer step of `sharpset train` (its own loop, fp32 defaults: LoRA r 16 on
+    every linear layer, the head only at labelled positions) against its compute floor.
+
+    Useful FLOPs per step (weights' bytes are read ~3 times a step, milliseconds against seconds of
+    compute: the step is compute-bound): body linear layers 2 (forward) + 2 (gradient to the
+    activations; frozen weights get none) per parameter per real token; the LM head 2 (logits) + 2
+    (gradient to the hidden state, losses._LinearNLL, no recomputation) per parameter per labelled
+    token; causal attention 2 + 4 per layer x heads x head_dim x (tokens^2 / 2) per row. LoRA's own
+    matrices and the norms are left out (< 1%). Floor = FLOPs / the fp32 GEMM peak."""
+    import tempfile
+    from pathlib import Path
+
+    from train import examples  # bench/train.py: the shipped questions with answers of varied length
+
+    from sharpset.config import from_mapping
+    from sharpset.train import TrainConfig, prepare_model
+    from sharpset.train.loop import train_loop
+    from sharpset.train.sft import sft_example
+
+    cfg = from_mapping(TrainConfig, {"model": model_name, "sft": "x", "objective": "sft", "lr": 2e-4,
+                                     "batch_size": batch, "save_every": 0, "lora_r": 16, "lora_alpha": 32,
+                                     "epochs": 1, "warmup_ratio": 0.0})
+    model, tok, profile, ref = prepare_model(cfg, lambda m: None)
+    exs = [sft_example(r, profile, tok, cfg.max_length) for r in examples(batch * (steps + 1))]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    warm, timed = exs[:batch], exs[batch:]
+    with tempfile.TemporaryDirectory() as d:
+        train_loop(cfg, model, ref, warm, {"sft"}, Path(d) / "warm", pad, log=lambda m: None, stop_after=1)
+        got = train_loop(cfg, model, ref, timed, {"sft"}, Path(d) / "timed", pad, log=lambda m: None,
+                         stop_after=steps)
+    seconds = got["tokens_this_call"] / got["tokens_per_s_this_call"] / steps
+    shape = model_shape(model)
+    vocab = model.config.get_text_config(decoder=True).vocab_size
+    linears = [m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "lora_" not in n]
+    head = sum(m.weight.numel() for m in linears if m.out_features == vocab)  # (PEFT may wrap it: not by identity)
+    body = sum(m.weight.numel() for m in linears if m.out_features != vocab)
+    real = sum(len(e["ids"]) for e in timed) / steps
+    labelled = sum(sum(1 for t in e["labels"] if t != -100) for e in timed) / steps
+    sq = sum(len(e["ids"]) ** 2 for e in timed) / steps
+    flops = 4 * body * real + 4 * head * labelled + 6 * shape["layers"] * shape["heads"] * shape["head_dim"] * sq / 2
+    pk = max(peak or 0.0, peaks()["fp32"])
+    floor = flops / (pk * 1e9)
+    log(f"training step, {model_name} LoRA SFT (sharpset train's loop, fp32), batch {batch}, {real:.0f} tokens "
+        f"({labelled:.0f} labelled) a step, mean of {steps} steps: {seconds:.2f} s/step; {flops / 1e9:.0f} GFLOP "
+        f"(body {body / 1e6:.0f}M params, head {head / 1e6:.0f}M) -> {flops / seconds / 1e9:.1f} GFLOP/s = "
+        f"{floor / seconds:.0%} of the fp32 peak {pk:.0f} GFLOP/s (floor {floor:.2f} s)")
+    return dict(seconds=seconds, flops=flops, floor=floor)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -255,6 +324,10 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best kept)")
     ap.add_argument("--batches", default="8,16,32,64", help="batch sizes for the default variant's sweep")
     ap.add_argument("--no-scoring", action="store_true", help="skip the scoring-forward rows")
+    ap.add_argument("--train", action="store_true", help="also one LoRA training step of --train-model against "
+                    "its compute floor")
+    ap.add_argument("--train-model", default="gemma3-270m")
+    ap.add_argument("--only-train", action="store_true", help="the training-step row alone")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -262,11 +335,16 @@ def main(argv=None) -> None:
     from generate import INSTRUCTIONS, load, render
 
     print(f"load average {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()})")
+    if args.only_train:
+        training_step(args.train_model)
+        return
     model, tok = load()
     got = run(model, tok, render, INSTRUCTIONS, batch=args.batch_size, ctx=args.context, steps=args.steps,
               rounds=args.rounds, batches=tuple(int(b) for b in args.batches.split(",")))
     if not args.no_scoring:
         scoring(model, tok, render, INSTRUCTIONS, batch=args.batch_size, rounds=args.rounds, peak=got["peaks"]["fp32"])
+    if args.train:
+        training_step(args.train_model, peak=got["peaks"]["fp32"])
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

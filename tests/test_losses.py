@@ -210,3 +210,85 @@ def test_plain_head_only_where_logits_are_the_heads_output():
 
     model.forward = capped
     assert plain_head(model) is None
+
+
+@pytest.mark.parametrize("head_trains", [False, True])
+def test_linear_token_nll_with_replaced_rows_equals_the_merged_head(head_trains):
+    """PEFT's trainable tokens: the head is `w` with rows `idx` replaced by `vals`. The fused NLL
+    gives the loss and the gradients (hidden states, the replaced rows, and the base weight's other
+    rows when it trains) of the logits path on the merged weight."""
+    torch.manual_seed(1)
+    h = torch.randn(2, 5, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(40, 8, dtype=torch.float64, requires_grad=head_trains)
+    idx = torch.tensor([3, 17, 39])
+    vals = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    labels = torch.full((2, 6), losses.IGNORE)
+    labels[0, 1:5] = torch.tensor([3, 17, 5, 39])  # targets on replaced rows and on others
+    labels[1, 3:6] = torch.tensor([0, 17, 2])
+    keep = losses.logit_positions(labels)
+    merged = w.index_copy(0, idx, vals)
+    want = losses.token_nll(h[:, keep] @ merged.T, labels, reduction="sum", positions=keep)
+    inputs = (h, vals, w) if head_trains else (h, vals)
+    grads_want = torch.autograd.grad(want * 0.3, inputs)
+    got = losses.linear_token_nll(h[:, keep], w, labels, keep, chunk=3, rows=(idx, vals))
+    grads = torch.autograd.grad(got * 0.3, inputs)
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    for g, gw in zip(grads, grads_want):
+        assert torch.allclose(g, gw, rtol=1e-5, atol=1e-6)
+    if head_trains:
+        assert torch.all(grads[2][idx] == 0)  # replaced rows of the base never reach the loss
+
+
+def _tiny_gemma3(vocab: int):
+    """Tied, with a scaled embedding (Gemma3TextScaledWordEmbedding's embed_scale)."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
+                           max_position_embeddings=64, pad_token_id=0, tie_word_embeddings=True)
+    return Gemma3ForCausalLM(cfg)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_fused_nll_serves_a_peft_trainable_tokens_head_with_the_same_loss_and_gradients(family):
+    """A tied LoRA model with trainable token rows (gemma3's case in `sharpset train`): plain_head
+    vouches for PEFT's wrapped head, and a micro-batch's loss and every trainable gradient (LoRA,
+    the token rows) match the path that makes logits at the labelled positions."""
+    import contextlib
+
+    from peft import LoraConfig, get_peft_model
+
+    from sharpset.train import loop, token_rows
+
+    base = build_tiny_llama(50) if family == "llama" else _tiny_gemma3(50)
+    model = get_peft_model(base.train(), LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
+        trainable_token_indices=[2, 7]))
+    head = loop.plain_head(model)
+    assert head is not None and type(head) is not torch.nn.Linear  # the wrapper, vouched for
+    weight, rows = token_rows.head_weight(head)
+    assert rows is not None and rows[0].tolist() == [2, 7]
+    with torch.no_grad():  # trained-looking rows, so the replacement matters
+        rows[1].add_(torch.randn_like(rows[1]))
+    exs = [{"kind": "sft", "ids": [1, 5, 9, 13, 7, 2], "labels": [-100, -100, -100, 13, 7, 2]},
+           {"kind": "sft", "ids": [1, 4, 8, 2], "labels": [-100, -100, 8, 2]}]
+    norms = {"nll": 5, "act": 0, "cf": 0}
+    params = [p for p in model.parameters() if p.requires_grad]
+    got = {}
+    # PEFT's own path (dense merged weights, logits at the labelled positions) against the fused
+    # head alone and the fused head with the sparse embedding lookup (train_loop's default)
+    for name, h, sparse in (("peft", None, False), ("fused", head, False), ("fused+sparse", head, True)):
+        total, _, _ = loop.micro_loss(model, None, exs, {"sft"}, norms, None, 0, contextlib.nullcontext, head=h,
+                                      sparse_rows=sparse)
+        got[name] = (float(total), torch.autograd.grad(total, params))
+    at = next(i for i, p in enumerate(params) if p is rows[1])  # the token rows' own gradient: present
+    assert float(got["peft"][1][at].abs().sum()) > 0
+    for name in ("fused", "fused+sparse"):
+        assert got[name][0] == pytest.approx(got["peft"][0], rel=1e-6)
+        for a, b in zip(got[name][1], got["peft"][1]):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+    with token_rows.sparse_embeddings(model) as n:
+        assert n == 1  # the embedding (the head is a Linear: not patched)
+    emb = model.get_input_embeddings()
+    assert "forward" not in emb.token_adapter.__dict__  # restored on exit

@@ -32,6 +32,7 @@ import torch
 from ..run import derive_seed
 from . import losses
 from .act import capture_blocks, frozen_blocks
+from .token_rows import head_weight, sparse_embeddings
 
 
 # How the NLL gets its log-probabilities (bench/train_memory.py compares them; the loss is the same):
@@ -48,7 +49,7 @@ def plain_head(model, dist=None):
         return None
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    if type(head) is not torch.nn.Linear or head.bias is not None:
+    if head_weight(head) is None:
         return None
     seen: dict[str, torch.Tensor] = {}
     hook = head.register_forward_hook(lambda _m, _a, out: seen.update(out=out))
@@ -109,11 +110,14 @@ def _device(model) -> torch.device:
 
 
 def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[str, int], cfg, pad_id: int,
-               autocast, cf_forward: bool = False, head=None) -> tuple[torch.Tensor, dict[str, float], int]:
+               autocast, cf_forward: bool = False, head=None,
+               sparse_rows: bool = True) -> tuple[torch.Tensor, dict[str, float], int]:
     """Loss of one micro-batch, already divided by its optimizer step's counts (see module doc).
     ``cf_forward``: make the counterfactual forward even without counterfactual rows here (under
     FSDP a forward is a collective that every rank must join; the result is discarded).
-    ``head``: the model's LM head when `plain_head` vouched for it (the NLL then skips the logits)."""
+    ``head``: the model's LM head when `plain_head` vouched for it (the NLL then skips the logits).
+    ``sparse_rows``: trainable token rows of the embedding looked up row by row in the training
+    forward (token_rows.sparse_embeddings; off under FSDP, where it is untested)."""
     kind = exs[0]["kind"]
     dev = _device(model)
     ids, labels, mask = (t.to(dev) for t in collate(exs, pad_id))
@@ -133,22 +137,32 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
     keep = losses.logit_positions(labels) if need and LOGITS != "full" else None
     fused = head is not None and want_nll and not want_cf and keep is not None
     hidden: dict[str, torch.Tensor] = {}
+    wrapped = fused and type(head) is not torch.nn.Linear  # PEFT's trainable-tokens head (head_weight)
     if fused:
         def take(_mod, args):
             hidden["h"] = args[0]
             return (args[0][:, :0],)
         hook = head.register_forward_pre_hook(take)
+        if wrapped:
+            # its adapter off for this call: it would merge a [V, H] copy of the head for zero positions.
+            # The flag itself, not enable_adapters(False): that also turns off requires_grad of the
+            # token rows, which a tied embedding shares. Speed only: the loss never reads this output.
+            head.token_adapter._disable_adapters = True
+    rows_ctx = sparse_embeddings(inner) if sparse_rows else contextlib.nullcontext()
     try:
-        with ctx as h_w, autocast():
+        with ctx as h_w, autocast(), rows_ctx:
             out = model(input_ids=ids, attention_mask=mask,
                         logits_to_keep=keep if keep is not None else 0 if need else 1)
     finally:
         if fused:
             hook.remove()
+            if wrapped:
+                head.token_adapter._disable_adapters = False
     logits = out.logits
     if want_nll:
         if fused:
-            s = losses.linear_token_nll(hidden.pop("h"), head.weight, labels, keep)
+            weight, rows = head_weight(head)
+            s = losses.linear_token_nll(hidden.pop("h"), weight, labels, keep, rows=rows)
         else:
             s = losses.token_nll(logits, labels, reduction="sum", positions=keep)
         total = total + s / max(norms["nll"], 1)
@@ -323,7 +337,7 @@ def train_loop(cfg, model, reference, examples: list[dict], parts: set[str], run
             with dist.no_sync(wmodel, last=j == len(batches) - 1):
                 loss, terms, nt = micro_loss(wmodel, reference, mine or b[:1], parts, norms, cfg, pad_id, autocast,
                                              cf_forward=dist.collective_forward and any("cf_ids" in x for x in b),
-                                             head=head)
+                                             head=head, sparse_rows=not dist.collective_forward)
                 if not mine:  # nothing here for this rank: join the all-reduce with a zero gradient
                     # (same term names as the other ranks: the logged sums are all-reduced by name)
                     loss, terms, nt = loss * 0, {k: 0.0 for k in terms}, 0

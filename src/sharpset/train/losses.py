@@ -97,20 +97,36 @@ class _LinearNLL(torch.autograd.Function):
     cross-entropy and Apple's Cut Cross-Entropy are Triton (GPU) kernels. Same idea: per chunk of
     rows the logits [C, V] are made, turned into the gradient (softmax - one-hot) at once, and
     dropped, so [N, V] never exists; no recomputation (the backward only scales the stored
-    gradients), and the weight's gradient is only summed when the weight trains."""
+    gradients), and the weight's gradient is only summed when the weight trains.
+
+    ``idx``/``rows``: the head's rows ``idx`` replaced by ``rows`` (PEFT's trainable tokens on a
+    LoRA model: a few control-token rows train, the rest of the head is frozen). Their gradient is
+    summed over those rows alone; PEFT's own forward makes the merged [V, H] weight a function of
+    the rows, and autograd then forms the whole [V, H] weight gradient to pick a few rows from it
+    (gemma3-270m, 4 x ~100 tokens: 14% of a training step, plus 9% copying the weight;
+    bench/roofline.py --train)."""
 
     @staticmethod
-    def forward(ctx, h, w, tgt, chunk):
+    def forward(ctx, h, w, tgt, chunk, idx=None, rows=None):
         n = h.shape[0]
         gh = torch.empty(h.shape, dtype=torch.float32, device=h.device) if ctx.needs_input_grad[0] else None
         gw = torch.zeros(w.shape, dtype=torch.float32, device=w.device) if ctx.needs_input_grad[1] else None
+        replaced = rows is not None
+        gr = torch.zeros(rows.shape, dtype=torch.float32, device=h.device) if replaced and ctx.needs_input_grad[5] \
+            else None
         wf = w.float()
+        if replaced:  # the merged weight is never made (a [V, H] copy): its rows are patched per chunk
+            rf = rows.detach().float()
+            diff = rf - wf[idx]
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         for s in range(0, n, chunk):
             hc, tc = h[s:s + chunk].float(), tgt[s:s + chunk]
             # log_softmax, not logsumexp: on gemma3's peaked 262k-way logits torch's CPU logsumexp
             # was 7.6e-5 off per token where log_softmax agrees with fp64 to 1e-7
-            logp = torch.log_softmax(hc @ wf.T, dim=-1)  # [C, V]
+            logits = hc @ wf.T
+            if replaced:
+                logits[:, idx] = hc @ rf.T
+            logp = torch.log_softmax(logits, dim=-1)  # [C, V]
             total -= logp.gather(-1, tc.unsqueeze(-1)).sum()
             if gh is None and gw is None:
                 continue
@@ -118,11 +134,17 @@ class _LinearNLL(torch.autograd.Function):
             g[torch.arange(g.shape[0], device=g.device), tc] -= 1.0
             if gh is not None:
                 gh[s:s + chunk] = g @ wf
+                if replaced:
+                    gh[s:s + chunk] += g[:, idx] @ diff
             if gw is not None:
                 gw.addmm_(g.T, hc)
-        ctx.save_for_backward(*(t for t in (gh, gw) if t is not None))
-        ctx.has = (gh is not None, gw is not None)
-        ctx.dtypes = (h.dtype, w.dtype)
+            if gr is not None:
+                gr.addmm_(g[:, idx].T, hc)
+        if gw is not None and replaced:
+            gw[idx] = 0.0  # replaced rows of the base weight do not reach the loss
+        ctx.save_for_backward(*(t for t in (gh, gw, gr) if t is not None))
+        ctx.has = (gh is not None, gw is not None, gr is not None)
+        ctx.dtypes = (h.dtype, w.dtype, rows.dtype if replaced else None)
         return total
 
     @staticmethod
@@ -130,19 +152,26 @@ class _LinearNLL(torch.autograd.Function):
         saved = list(ctx.saved_tensors)
         gh = (saved.pop(0) * grad).to(ctx.dtypes[0]) if ctx.has[0] else None
         gw = (saved.pop(0) * grad).to(ctx.dtypes[1]) if ctx.has[1] else None
-        return gh, gw, None, None
+        gr = (saved.pop(0) * grad).to(ctx.dtypes[2]) if ctx.has[2] else None
+        return gh, gw, None, None, None, gr
 
 
 def linear_token_nll(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
-                     positions: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+                     positions: torch.Tensor, chunk: int = 512,
+                     rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Summed masked next-token NLL from the hidden states the LM head would read.
 
     ``hidden`` [B, K, H] at ``positions`` (``logit_positions``), ``weight`` the head's [V, H]
     (bias-free, nothing applied to its logits: the caller checks). Equals
     ``token_nll(hidden @ weight.T, labels, "sum", positions)`` without making the [B, K, V] logits:
-    peak memory is ``chunk`` rows of logits, not all of them."""
+    peak memory is ``chunk`` rows of logits, not all of them. ``rows``: (index [R], values [R, H]):
+    the head is ``weight`` with those rows replaced by ``values`` (PEFT trainable tokens), and the
+    gradient reaches ``values`` for them."""
     tgt, mask = _targets(labels, positions)
-    return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk)
+    if rows is None:
+        return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk)
+    idx, values = rows
+    return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk, idx.to(weight.device), values)
 
 
 def n_label_tokens(labels: torch.Tensor) -> int:
