@@ -262,17 +262,21 @@ def test_fused_nll_serves_a_peft_trainable_tokens_head_with_the_same_loss_and_gr
     from sharpset.train import loop, token_rows
 
     base = build_tiny_llama(50) if family == "llama" else _tiny_gemma3(50)
+    pad = base.get_input_embeddings().padding_idx
+    assert pad is not None
     model = get_peft_model(base.train(), LoraConfig(
         r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
-        trainable_token_indices=[2, 7]))
+        trainable_token_indices=sorted({2, 7, pad})))
     head = loop.plain_head(model)
     assert head is not None and type(head) is not torch.nn.Linear  # the wrapper, vouched for
     weight, rows = token_rows.head_weight(head)
-    assert rows is not None and rows[0].tolist() == [2, 7]
+    assert rows is not None and 7 in rows[0].tolist()
     with torch.no_grad():  # trained-looking rows, so the replacement matters
         rows[1].add_(torch.randn_like(rows[1]))
-    exs = [{"kind": "sft", "ids": [1, 5, 9, 13, 7, 2], "labels": [-100, -100, -100, 13, 7, 2]},
-           {"kind": "sft", "ids": [1, 4, 8, 2], "labels": [-100, -100, 8, 2]}]
+    # token 7 (a trained row) inside the answers, and the model's pad token (a trained row too, as a
+    # chat model's end-of-turn often is) mid-sequence: nn.Embedding gives the padding row no gradient
+    exs = [{"kind": "sft", "ids": [1, 5, pad, 9, 13, 7, 2], "labels": [-100, -100, -100, -100, 13, 7, 2]},
+           {"kind": "sft", "ids": [1, pad, 4, 8, 2], "labels": [-100, -100, -100, 8, 2]}]
     norms = {"nll": 5, "act": 0, "cf": 0}
     params = [p for p in model.parameters() if p.requires_grad]
     got = {}

@@ -67,15 +67,20 @@ def _sparse_forward(layer, name: str):
         scale = layer._get_embed_scale()
         if scale is not None:
             rows = rows * scale.to(out.dtype)
-        return torch.where(hit.any(-1, keepdim=True), rows[hit.to(torch.uint8).argmax(-1)], out)
+        vals = rows[hit.to(torch.uint8).argmax(-1)]
+        if base.padding_idx is not None:
+            # nn.Embedding: the padding row gets no gradient from its lookups, trained row or not
+            # (a chat model's pad is often its end-of-turn token, which is also a trained row)
+            vals = torch.where((x == base.padding_idx).unsqueeze(-1), vals.detach(), vals)
+        return torch.where(hit.any(-1, keepdim=True), vals, out)
 
     return forward
 
 
 @contextmanager
 def sparse_embeddings(model) -> Iterator[int]:
-    """Within: each PEFT trainable-tokens embedding of `model` (a plain ``nn.Embedding`` base with no
-    max_norm and one active adapter) looks its rows up sparsely (module docstring); yields how many.
+    """Within: each PEFT trainable-tokens embedding of `model` (an ``nn.Embedding`` base without
+    max_norm, scale_grad_by_freq or sparse gradients, one active adapter) looks its rows up sparsely (module docstring); yields how many.
     Layers of another kind keep PEFT's forward."""
     patched = []
     for module in model.modules():
@@ -84,7 +89,8 @@ def sparse_embeddings(model) -> Iterator[int]:
             continue
         layer, name = found
         base = layer.base_layer
-        if not isinstance(base, torch.nn.Embedding) or base.max_norm is not None or "forward" in layer.__dict__:
+        if (not isinstance(base, torch.nn.Embedding) or base.max_norm is not None or base.scale_grad_by_freq
+                or base.sparse or "forward" in layer.__dict__):
             continue
         layer.forward = _sparse_forward(layer, name)
         patched.append(layer)
