@@ -43,8 +43,9 @@ LOGITS = "fused"
 
 def plain_head(model, dist=None):
     """The model's LM head if the NLL may be computed from its input and weight (a bias-free
-    ``nn.Linear`` whose output the model returns unchanged -- checked on a 3-token input, since
-    some models soft-cap or scale their logits); None otherwise, or under FSDP (sharded weight)."""
+    ``nn.Linear``, or PEFT's trainable-tokens wrapper around one: token_rows.head_weight, whose
+    output the model returns unchanged -- checked on a 3-token input, since some models soft-cap
+    or scale their logits); None otherwise, or under FSDP (sharded weight)."""
     if LOGITS != "fused" or (dist is not None and dist.collective_forward):
         return None
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
