@@ -32,7 +32,7 @@ import torch
 from ..run import derive_seed
 from . import losses
 from .act import capture_blocks, frozen_blocks
-from .token_rows import head_weight, sparse_embeddings
+from .token_rows import head_unmerged, head_weight, sparse_embeddings
 
 
 # How the NLL gets its log-probabilities (bench/train_memory.py compares them; the loss is the same):
@@ -138,27 +138,20 @@ def micro_loss(model, reference, exs: list[dict], parts: set[str], norms: dict[s
     keep = losses.logit_positions(labels) if need and LOGITS != "full" else None
     fused = head is not None and want_nll and not want_cf and keep is not None
     hidden: dict[str, torch.Tensor] = {}
-    wrapped = fused and type(head) is not torch.nn.Linear  # PEFT's trainable-tokens head (head_weight)
     if fused:
         def take(_mod, args):
             hidden["h"] = args[0]
             return (args[0][:, :0],)
         hook = head.register_forward_pre_hook(take)
-        if wrapped:
-            # its adapter off for this call: it would merge a [V, H] copy of the head for zero positions.
-            # The flag itself, not enable_adapters(False): that also turns off requires_grad of the
-            # token rows, which a tied embedding shares. Speed only: the loss never reads this output.
-            head.token_adapter._disable_adapters = True
     rows_ctx = sparse_embeddings(inner) if sparse_rows else contextlib.nullcontext()
+    head_ctx = head_unmerged(head) if fused else contextlib.nullcontext()
     try:
-        with ctx as h_w, autocast(), rows_ctx:
+        with ctx as h_w, autocast(), rows_ctx, head_ctx:
             out = model(input_ids=ids, attention_mask=mask,
                         logits_to_keep=keep if keep is not None else 0 if need else 1)
     finally:
         if fused:
             hook.remove()
-            if wrapped:
-                head.token_adapter._disable_adapters = False
     logits = out.logits
     if want_nll:
         if fused:

@@ -168,10 +168,9 @@ def linear_token_nll(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.T
     the head is ``weight`` with those rows replaced by ``values`` (PEFT trainable tokens), and the
     gradient reaches ``values`` for them."""
     tgt, mask = _targets(labels, positions)
-    if rows is None:
-        return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk)
-    idx, values = rows
-    return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk, idx.to(weight.device), values)
+    idx, values = rows if rows is not None else (None, None)
+    idx = idx.to(weight.device) if idx is not None else None
+    return _LinearNLL.apply(hidden[mask], weight, tgt[mask], chunk, idx, values)
 
 
 def n_label_tokens(labels: torch.Tensor) -> int:

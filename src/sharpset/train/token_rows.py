@@ -9,7 +9,8 @@ a full head-weight gradient (2 x 262k x 640 x the labelled tokens in FLOPs): ~45
 4 x ~100 tokens on 2 cores (bench/roofline.py --train). The same functions here, row by row:
 
 * ``head_weight``: the head's frozen weight and its replaced rows, for losses.linear_token_nll,
-  which patches the logits of those rows and sums their gradient alone;
+  which patches the logits of those rows and sums their gradient alone (``head_unmerged``: the
+  head's own call on zero positions skips PEFT's merge);
 * ``sparse_embeddings``: while active, the embedding's lookup is the base layer's own lookup with
   the hit positions replaced by the trained rows (times the layer's embed_scale, as PEFT does):
   the same values, and the gradient reaches the rows through the positions that use them.
@@ -52,6 +53,24 @@ def head_weight(head) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] |
         return None
     idx = torch.as_tensor(layer.token_indices[name], dtype=torch.long)
     return base.weight, (idx, layer.trainable_tokens_delta[name])
+
+
+@contextmanager
+def head_unmerged(head) -> Iterator[None]:
+    """Within: PEFT's trainable-tokens head (if `head` is one) runs as its frozen base layer. For the
+    fused NLL's call on zero positions, whose output the loss never reads: PEFT would merge a [V, H]
+    copy of the head for it. The adapter's flag itself is set, not ``enable_adapters(False)``: that
+    also turns off ``requires_grad`` of the token rows, which a tied embedding shares."""
+    found = _layer(head)
+    if found is None:
+        yield
+        return
+    layer = found[0]
+    layer._disable_adapters = True
+    try:
+        yield
+    finally:
+        layer._disable_adapters = False
 
 
 def _sparse_forward(layer, name: str):
