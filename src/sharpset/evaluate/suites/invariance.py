@@ -42,6 +42,8 @@ answer restated, so "Yes, I'm sure." was a flip); rows carry ``unit`` and ``push
 
 from __future__ import annotations
 
+import json
+
 import random
 from typing import Any
 
@@ -136,25 +138,34 @@ class InvarianceSuite(Suite):
         from ...models.profiles import encode
 
         s = ctx.subject
-        seqs, labs, where = [], [], []
+        seqs: list[list[int]] = []
+        labs: list[list[int]] = []
+        index: dict[tuple[str, str], int] = {}
+
+        def scored(prompt: list[dict], ans: str) -> int:
+            # Every wrapped item of a question shares its clean prompt and answers: each distinct
+            # (prompt, answer) sequence is scored once (the clean pair was scored once per family before).
+            key = (json.dumps(prompt, sort_keys=True), ans)
+            if key not in index:
+                enc = encode(s.profile, s.tok, [*prompt, {"role": "assistant", "content": ans}], train_on="last")
+                index[key] = len(seqs)
+                seqs.append(enc.input_ids)
+                labs.append(enc.labels)
+            return index[key]
+
+        refs: list[tuple[int, list[int]]] = []
         out: list[Any] = [None] * len(items)
         for j, it in enumerate(items):
             y = ca[it["qid"]]["text"]
             y2 = biased_answer(y, it["answer"], it["wrong"]) if it["wrong"] else None
             if not y.strip() or y2 is None or y2 == y:
                 continue
-            for prompt in (it["clean"], wrapped[it["id"]]):
-                for ans in (y, y2):
-                    enc = encode(s.profile, s.tok, [*prompt, {"role": "assistant", "content": ans}], train_on="last")
-                    seqs.append(enc.input_ids)
-                    labs.append(enc.labels)
-            where.append(j)
+            refs.append((j, [scored(prompt, ans) for prompt in (it["clean"], wrapped[it["id"]]) for ans in (y, y2)]))
         nll = s.scorer("answer_token_nll", why="the invariance suite").answer_token_nll(
             seqs, labs, batch_size=ctx.cfg.batch_size)
         lp = [-(sum(t) if t else 0.0) for t in nll]
-        for k, j in enumerate(where):
-            c_y, c_y2, w_y, w_y2 = lp[4 * k:4 * k + 4]
-            out[j] = [int(c_y2 > c_y), int(w_y2 > w_y)]
+        for j, (c_y, c_y2, w_y, w_y2) in refs:
+            out[j] = [int(lp[c_y2] > lp[c_y]), int(lp[w_y2] > lp[w_y])]
         return out
 
     def extra(self, ctx: Context, rows: list[dict]) -> dict[str, Any]:
