@@ -96,10 +96,13 @@ def test_answer_token_ranks_match_a_direct_computation(tiny_model_dir):
     from sharpset.models import load_model
 
     model, tok = load_model(str(tiny_model_dir))
-    seqs = [[5, 9, 14, 3, 7, 30], [8, 2, 11]]
-    labs = [[-100, -100, 14, 3, 7, 30], [-100, 2, 11]]
-    got = answer_token_ranks(model, tok, seqs, labs, batch_size=2)
-    for s, lab, g in zip(seqs, labs, got):
+    # labels at the end, labels mid-sequence with unlabelled tokens after them (the logits are kept from
+    # the batch's first labelled column on), and a row with none
+    seqs = [[5, 9, 14, 3, 7, 30], [8, 2, 11], [4, 6, 12, 13, 15, 16, 17, 18], [3, 4, 5]]
+    labs = [[-100, -100, 14, 3, 7, 30], [-100, 2, 11], [-100, -100, 12, 13, -100, -100, -100, -100], [-100] * 3]
+    got = answer_token_ranks(model, tok, seqs, labs, batch_size=4)
+    assert got[3] is None and answer_token_ranks(model, tok, seqs[3:], labs[3:]) == [None]
+    for s, lab, g in zip(seqs[:3], labs[:3], got[:3]):
         with torch.no_grad():
             logits = model(torch.tensor([s])).logits[0]
         want = [int((logits[t - 1] > logits[t - 1, s[t]]).sum()) + 1 for t in range(1, len(s)) if lab[t] != -100]

@@ -191,6 +191,12 @@ def test_answer_nll_is_the_mean_of_answer_token_nll(tiny):
     assert answer_nll(model, tok, seqs, labs, batch_size=4)[3] == pytest.approx(sum(per[3]) / 2)
     assert answer_nll(model, tok, seqs, labs, batch_size=2)[:3] == pytest.approx([sum(per[0]) / 3, sum(per[1]) / 2, None])
     assert per[0] == pytest.approx(_direct_nll(model, seqs[0], labs[0]), rel=1e-4)
+    # labels mid-sequence, unlabelled tokens after them, in a batch whose other row is labelled late
+    mid = answer_token_nll(model, tok, [[1, 5, 9, 30, 31, 32, 33], seqs[0]],
+                           [[-100, 5, 9, -100, -100, -100, -100], labs[0]], batch_size=2)
+    assert mid[0] == pytest.approx(_direct_nll(model, [1, 5, 9, 30, 31, 32, 33], [-100, 5, 9, -100, -100, -100, -100]),
+                                   rel=1e-4)
+    assert mid[1] == pytest.approx(per[0], rel=1e-5)
 
 
 def test_lm_signals_failures_flags_and_composite(tiny, monkeypatch):

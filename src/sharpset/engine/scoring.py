@@ -76,6 +76,23 @@ def answer_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequenc
     return [None if t is None else float(sum(t) / len(t)) for t in per_token]
 
 
+def _labelled_logits(model, ids: torch.Tensor, mask: torch.Tensor, lab: torch.Tensor):
+    """(logits, targets) for the target columns from the batch's first labelled one to the end:
+    token t is predicted from position t-1, so target column c (token c + 1) reads position c. The
+    head and the fp32 vocabulary tensor run only over those columns (``logits_to_keep``): a
+    labelled answer after a long prompt no longer costs [batch, prompt + answer, vocab] logits.
+    (None, targets) when nothing in the batch is labelled."""
+    tgt = lab[:, 1:]
+    cols = (tgt != -100).any(0).nonzero()
+    if cols.numel() == 0:
+        return None, tgt
+    start = int(cols[0])
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    keep = tgt.shape[1] - start + 1  # positions start .. T-1; the last predicts nothing
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits[:, :-1, :]
+    return logits.float(), tgt[:, start:]
+
+
 @torch.inference_mode()
 def answer_token_nll(model, tokenizer, sequences: Sequence[list[int]], labels: Sequence[list[int]], *,
                      batch_size: int = 8, max_tokens: int = 8192) -> list[list[float] | None]:
@@ -92,11 +109,10 @@ def answer_token_nll(model, tokenizer, sequences: Sequence[list[int]], labels: S
         # A row's first token has no context, so it is never scored: unpadded, nothing predicts it;
         # left-padded, the last pad would (and the result would depend on the batch).
         lab[torch.arange(len(batch)), ids.shape[1] - torch.tensor([len(sequences[i]) for i in batch])] = -100
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, :-1, :].float()
-        # token t is predicted from position t-1; -log softmax = logsumexp - logit, without a second
-        # [batch, length, vocab] tensor
-        tgt = lab[:, 1:]
+        logits, tgt = _labelled_logits(model, ids, mask, lab)
+        if logits is None:
+            continue
+        # -log softmax = logsumexp - logit, without a second [batch, length, vocab] tensor
         keep = tgt != -100
         nll = torch.logsumexp(logits, dim=-1) - logits.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         for r, i in enumerate(batch):
@@ -119,9 +135,9 @@ def answer_token_ranks(model, tokenizer, sequences: Sequence[list[int]], labels:
         ids, mask = _left_pad([list(sequences[i]) for i in batch], pad)
         lab, _ = _left_pad([list(labels[i]) for i in batch], -100)
         lab[mask == 0] = -100
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, :-1, :].float()
-        tgt = lab[:, 1:]
+        logits, tgt = _labelled_logits(model, ids, mask, lab)
+        if logits is None:
+            continue
         keep = tgt != -100
         chosen = logits.gather(-1, tgt.clamp(min=0).unsqueeze(-1))
         ranks = 1 + (logits > chosen).sum(-1)
