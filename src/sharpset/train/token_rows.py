@@ -99,8 +99,8 @@ def _sparse_forward(layer, name: str):
 @contextmanager
 def sparse_embeddings(model) -> Iterator[int]:
     """Within: each PEFT trainable-tokens embedding of `model` (an ``nn.Embedding`` base without
-    max_norm, scale_grad_by_freq or sparse gradients, one active adapter) looks its rows up sparsely (module docstring); yields how many.
-    Layers of another kind keep PEFT's forward."""
+    max_norm, scale_grad_by_freq or sparse gradients, one active adapter) looks its rows up sparsely
+    (module docstring); yields how many. Layers of another kind keep PEFT's forward."""
     patched = []
     for module in model.modules():
         found = _layer(module)

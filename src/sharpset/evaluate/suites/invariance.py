@@ -43,7 +43,6 @@ answer restated, so "Yes, I'm sure." was a flip); rows carry ``unit`` and ``push
 from __future__ import annotations
 
 import json
-
 import random
 from typing import Any
 
