@@ -188,39 +188,36 @@ def _std(xs: list[float]) -> float:
     return math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
 
 
-def lm_signals(model, tok, profile, rows: list[dict], *, batch_size: int = 8, max_length: int = 2048,
-               composite: bool = True) -> list[dict[str, Any]]:
-    """Signal columns for each row (same order): LM_COLUMNS, the health columns, ``quality_lm`` and
-    ``flag_reason`` (see the module docstring). ``rows``: messages rows (first user turn = Q, last
-    assistant turn = A) or {instruction, response} dicts; an optional ``truncated`` (bool) is
-    passed to the completeness check. A row whose A|Q sequence exceeds ``max_length`` tokens, or
-    whose answer is blank, gets ``lm_status`` "failed: ..." and None likelihoods.
-    ``composite=False`` leaves out quality_lm and flag_reason (the fit uses this)."""
+def answer_pair_nll(model, tok, profile, rows: list[dict], *, batch_size: int = 8,
+                    max_length: int = 2048) -> list[tuple[list[float], list[float]] | str]:
+    """Per row, the per-token NLLs of its answer given the instruction (A|Q: the conversation in the
+    model's chat profile, the answer's content tokens scored, not its end-of-turn token) and alone
+    (A: the answer text with exactly one BOS when the model uses one) -- or why it failed: "empty
+    response", "too_long (n > max_length tokens)", "no answer tokens". Two batched forward passes
+    for all rows; :func:`lm_signals` and tag's IFD (stages/tag.py) read the same pair, so a tag run
+    asking for both computes it once."""
     from .engine import scorer_for
     from .models.profiles import encode, encode_text
 
     eot = set(tok(profile.end_of_turn, add_special_tokens=False)["input_ids"])
-    out: list[dict[str, Any]] = []
+    out: list[tuple[list[float], list[float]] | str] = []
     cond_ids, cond_lab, alone_ids, alone_lab, ok = [], [], [], [], []
     for i, r in enumerate(rows):
         ins, res = instruction_response(r)
-        a_plain = tok(res, add_special_tokens=False)["input_ids"]
-        cols: dict[str, Any] = health(res, prompt=ins, truncated=r.get("truncated"), token_ids=a_plain)
-        cols.update({c: None for c in LM_COLUMNS})
-        out.append(cols)
+        out.append("no answer tokens")
         if not res.strip():
-            cols["lm_status"] = "failed: empty response"
+            out[i] = "empty response"
             continue
         enc = encode(profile, tok, [{"role": "user", "content": ins}, {"role": "assistant", "content": res}],
                      train_on="last")
         if len(enc.input_ids) > max_length:
-            cols["lm_status"] = f"failed: too_long ({len(enc.input_ids)} > {max_length} tokens)"
+            out[i] = f"too_long ({len(enc.input_ids)} > {max_length} tokens)"
             continue
         # score the answer content only, not its end-of-turn token (absent from A alone)
         cond_ids.append(enc.input_ids)
         cond_lab.append([(-100 if t in eot else lab) for t, lab in zip(enc.input_ids, enc.labels)])
         a_ids = encode_text(profile, tok, res)
-        n_bos = len(a_ids) - len(a_plain)
+        n_bos = len(a_ids) - len(tok(res, add_special_tokens=False)["input_ids"])
         alone_ids.append(a_ids)
         alone_lab.append([-100] * n_bos + a_ids[n_bos:])
         ok.append(i)
@@ -229,11 +226,33 @@ def lm_signals(model, tok, profile, rows: list[dict], *, batch_size: int = 8, ma
     nc = sc.answer_token_nll(cond_ids, cond_lab, batch_size=batch_size, max_tokens=4096)
     na = sc.answer_token_nll(alone_ids, alone_lab, batch_size=batch_size, max_tokens=4096)
     for j, i in enumerate(ok):
-        c, a = nc[j], na[j]
-        cols = out[i]
-        if c is None or a is None:
-            cols["lm_status"] = "failed: no answer tokens"
+        if nc[j] is not None and na[j] is not None:
+            out[i] = (nc[j], na[j])
+    return out
+
+
+def lm_signals(model, tok, profile, rows: list[dict], *, batch_size: int = 8, max_length: int = 2048,
+               composite: bool = True, pairs: list | None = None) -> list[dict[str, Any]]:
+    """Signal columns for each row (same order): LM_COLUMNS, the health columns, ``quality_lm`` and
+    ``flag_reason`` (see the module docstring). ``rows``: messages rows (first user turn = Q, last
+    assistant turn = A) or {instruction, response} dicts; an optional ``truncated`` (bool) is
+    passed to the completeness check. A row whose A|Q sequence exceeds ``max_length`` tokens, or
+    whose answer is blank, gets ``lm_status`` "failed: ..." and None likelihoods.
+    ``composite=False`` leaves out quality_lm and flag_reason (the fit uses this). ``pairs``:
+    :func:`answer_pair_nll` of these rows when the caller already has it (else computed here)."""
+    if pairs is None:
+        pairs = answer_pair_nll(model, tok, profile, rows, batch_size=batch_size, max_length=max_length)
+    out: list[dict[str, Any]] = []
+    for r, pair in zip(rows, pairs):
+        ins, res = instruction_response(r)
+        cols: dict[str, Any] = health(res, prompt=ins, truncated=r.get("truncated"),
+                                      token_ids=tok(res, add_special_tokens=False)["input_ids"])
+        cols.update({c: None for c in LM_COLUMNS})
+        out.append(cols)
+        if isinstance(pair, str):
+            cols["lm_status"] = f"failed: {pair}"
             continue
+        c, a = pair
         mc, ma = sum(c) / len(c), sum(a) / len(a)
         cols.update({"lm_nll": round(mc, 6), "lm_nll_std": round(_std(c), 6), "lm_nll_alone": round(ma, 6),
                      "lm_ifd": round(mc / ma, 6) if ma > 0 else None, "lm_pmi": round(ma - mc, 6),

@@ -93,38 +93,29 @@ class TagConfig(BackendFields):
         return needs
 
 
-def ifd_scores(model, tok, profile, rows: list[dict], *, batch_size: int, max_length: int) -> list[dict[str, Any]]:
-    """IFD by loss ratio and by perplexity ratio on the same answer tokens (see module doc)."""
+def ifd_scores(model, tok, profile, rows: list[dict], *, batch_size: int, max_length: int,
+               pairs: list | None = None) -> list[dict[str, Any]]:
+    """IFD by loss ratio and by perplexity ratio on the same answer tokens (see module doc).
+    ``pairs``: signals.answer_pair_nll of these rows when the caller has it already (the lm scores
+    read the same two passes)."""
     import math
 
-    from ..engine import scorer_for
-    from ..models.profiles import encode, encode_text
+    from ..signals import answer_pair_nll
 
-    cond_ids, cond_lab, alone_ids, alone_lab, ok = [], [], [], [], []
-    eot = set(tok(profile.end_of_turn, add_special_tokens=False)["input_ids"])
-    for i, r in enumerate(rows):
-        msgs = [{"role": "user", "content": instruction_of(r)}, {"role": "assistant", "content": response_of(r)}]
-        enc = encode(profile, tok, msgs, train_on="last")
-        # score the answer content only, not its end-of-turn token (absent from A alone)
-        lab = [(-100 if t in eot else l) for t, l in zip(enc.input_ids, enc.labels)]
-        a_ids = encode_text(profile, tok, response_of(r))
-        n_bos = len(a_ids) - len(tok(response_of(r), add_special_tokens=False)["input_ids"])
-        a_lab = [-100] * n_bos + a_ids[n_bos:]
-        if len(enc.input_ids) > max_length or not response_of(r).strip():
+    if pairs is None:
+        pairs = answer_pair_nll(model, tok, profile, rows, batch_size=batch_size, max_length=max_length)
+    out = []
+    for pair in pairs:
+        if isinstance(pair, str):
+            why = "no answer tokens" if pair == "no answer tokens" else "too_long or empty response"
+            out.append({"ifd_loss": None, "ifd_ppl": None, "ifd_status": f"failed: {why}"})
             continue
-        ok.append(i)
-        cond_ids.append(enc.input_ids), cond_lab.append(lab), alone_ids.append(a_ids), alone_lab.append(a_lab)
-    out = [{"ifd_loss": None, "ifd_ppl": None, "ifd_status": "failed: too_long or empty response"} for _ in rows]
-    sc = scorer_for(model, tok)  # a transformers model, or a stage's subject.scores (its backend)
-    nc = sc.answer_nll(cond_ids, cond_lab, batch_size=batch_size)
-    na = sc.answer_nll(alone_ids, alone_lab, batch_size=batch_size)
-    for j, i in enumerate(ok):
-        c, a = nc[j], na[j]
-        if c is None or a is None or a <= 0:
-            out[i] = {"ifd_loss": None, "ifd_ppl": None, "ifd_status": "failed: no answer tokens"}
+        c, a = (float(sum(t) / len(t)) for t in pair)  # scoring.answer_nll's mean
+        if a <= 0:
+            out.append({"ifd_loss": None, "ifd_ppl": None, "ifd_status": "failed: no answer tokens"})
             continue
-        out[i] = {"nll_answer_given_q": round(c, 6), "nll_answer_alone": round(a, 6),
-                  "ifd_loss": round(c / a, 6), "ifd_ppl": round(math.exp(c - a), 6), "ifd_status": "ok"}
+        out.append({"nll_answer_given_q": round(c, 6), "nll_answer_alone": round(a, 6),
+                    "ifd_loss": round(c / a, 6), "ifd_ppl": round(math.exp(c - a), 6), "ifd_status": "ok"})
     return out
 
 
@@ -138,18 +129,20 @@ def tag_rows(rows: list[dict], cfg: TagConfig, judge: Judge | None, scorer: tupl
         if kind in cfg.scores:
             for c, s in zip(cols, judge.score(kind, fields)):
                 c.update(s)
-    if "ifd" in cfg.scores:
-        model, tok, profile = scorer
-        for c, s in zip(cols, ifd_scores(model, tok, profile, rows, batch_size=cfg.batch_size,
-                                         max_length=cfg.max_length)):
-            c.update(s)
-    if "lm" in cfg.scores:
-        from ..signals import lm_signals
+    if {"ifd", "lm"} & set(cfg.scores):
+        from ..signals import answer_pair_nll, lm_signals
 
         model, tok, profile = scorer
-        for c, s in zip(cols, lm_signals(model, tok, profile, rows, batch_size=cfg.batch_size,
-                                         max_length=cfg.max_length)):
-            c.update(s)
+        # both read the same two passes (A|Q and A): run them once
+        pairs = answer_pair_nll(model, tok, profile, rows, batch_size=cfg.batch_size, max_length=cfg.max_length)
+        if "ifd" in cfg.scores:
+            for c, s in zip(cols, ifd_scores(model, tok, profile, rows, batch_size=cfg.batch_size,
+                                             max_length=cfg.max_length, pairs=pairs)):
+                c.update(s)
+        if "lm" in cfg.scores:
+            for c, s in zip(cols, lm_signals(model, tok, profile, rows, batch_size=cfg.batch_size,
+                                             max_length=cfg.max_length, pairs=pairs)):
+                c.update(s)
     if "shape" in cfg.scores:
         for c, f in zip(cols, fields):
             c.update(shape_features(f["response"], prompt=f["instruction"]))
