@@ -157,6 +157,31 @@ def test_ifd_both_definitions_and_tag_rows(tiny):
         assert col in tagged
 
 
+def test_tag_rows_ifd_and_lm_share_one_pair_of_passes(tiny, monkeypatch):
+    """IFD and the lm signals read the same two sequences per row (A|Q and A): tag_rows scores them
+    once, and every column equals what each function computes on its own."""
+    from sharpset.engine import scoring
+    from sharpset.signals import lm_signals
+
+    model, tok, prof = tiny
+    rows = [{"id": str(i), "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            for i, (q, a) in enumerate([("What causes the seasons on Earth?", "The tilt of the axis."),
+                                        ("Name a prime number.", "Seven is prime."),
+                                        ("Say nothing.", "   ")])]
+    alone_ifd = ifd_scores(model, tok, prof, rows, batch_size=2, max_length=4096)
+    alone_lm = lm_signals(model, tok, prof, rows, batch_size=2, max_length=4096)
+    calls = []
+    real = scoring.answer_token_nll
+    monkeypatch.setattr(scoring, "answer_token_nll", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = TagConfig(input="x", scores=["ifd", "lm"], batch_size=2, max_length=4096)
+    tagged = tag_rows(rows, cfg, None, (model, tok, prof))
+    assert len(calls) == 2  # A|Q and A, once each (it was four: two for IFD, two for the lm signals)
+    for t, i, s in zip(tagged, alone_ifd, alone_lm):
+        assert {k: t[k] for k in i} == i and {k: t[k] for k in s} == s
+    assert tagged[0]["ifd_status"] == "ok" and tagged[2]["ifd_status"] == "failed: too_long or empty response"
+    assert tagged[2]["lm_status"] == "failed: empty response"
+
+
 class ScriptedEngine:
     """A stand-in generation engine whose output depends on the steering prompt in each request, so
     the quota logic is tested on rows that come out clean (a random tiny model truncates every
