@@ -296,3 +296,38 @@ def test_fused_nll_serves_a_peft_trainable_tokens_head_with_the_same_loss_and_gr
         assert n == 1  # the embedding (the head is a Linear: not patched)
     emb = model.get_input_embeddings()
     assert "forward" not in emb.token_adapter.__dict__  # restored on exit
+
+
+def test_sparse_token_rows_give_the_same_values_and_a_run_to_run_identical_gradient():
+    """The sparse lookup of trained token rows: the same embeddings as PEFT's forward, and the same
+    row gradient bit for bit on every backward. Gathering the rows by index has a backward that adds
+    into them in parallel in no fixed order on CPU (index_put_ with accumulate): gemma3-270m's
+    trained models differed run to run in the quickstart. Many positions on few rows, 2 threads."""
+    from peft import LoraConfig, get_peft_model
+
+    from sharpset.train import token_rows
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        base = _tiny_gemma3(50)
+        model = get_peft_model(base.train(), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj"],
+                                                        task_type="CAUSAL_LM", trainable_token_indices=[2, 7, 9]))
+        emb = model.get_input_embeddings()
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(1, 50, (64, 512), generator=gen)
+        ids[:, ::2] = torch.tensor([2, 7, 9]).repeat(256)[None, :256]  # half the positions hit a trained row
+        upstream = torch.randn(64, 512, 32, generator=gen)
+        with torch.no_grad():
+            dense = emb(ids)  # PEFT's own forward (merged weight)
+        grads = []
+        with token_rows.sparse_embeddings(model):
+            for _ in range(6):
+                out = emb(ids)
+                assert torch.equal(out, dense)
+                rows = emb.token_adapter.trainable_tokens_delta["default"]
+                grads.append(torch.autograd.grad((out * upstream).sum(), rows)[0])
+        assert float(grads[0].abs().sum()) > 0
+        assert all(torch.equal(g, grads[0]) for g in grads[1:])
+    finally:
+        torch.set_num_threads(threads)

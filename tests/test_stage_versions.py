@@ -329,7 +329,7 @@ PINS: dict[str, tuple[str, int, dict]] = {
         'seed': 0,
         'batch_size': 16,
     }),
-    'sharpset.train': ('train', 4, {
+    'sharpset.train': ('train', 5, {
         'model': 'smollm2-135m-instruct',
         'sft': '',
         'bct': '',

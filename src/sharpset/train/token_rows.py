@@ -13,7 +13,8 @@ a full head-weight gradient (2 x 262k x 640 x the labelled tokens in FLOPs): ~45
   head's own call on zero positions skips PEFT's merge);
 * ``sparse_embeddings``: while active, the embedding's lookup is the base layer's own lookup with
   the hit positions replaced by the trained rows (times the layer's embed_scale, as PEFT does):
-  the same values, and the gradient reaches the rows through the positions that use them.
+  the same values, and the gradient reaches the rows through the positions that use them, summed
+  in a fixed order (a one-hot GEMM, so a trained model is the same bit for bit run to run).
 
 Written here, not taken from PEFT, because PEFT (0.21) has no sparse path; both are checked
 against PEFT's own forward and gradients (tests/test_losses.py).
@@ -86,7 +87,11 @@ def _sparse_forward(layer, name: str):
         scale = layer._get_embed_scale()
         if scale is not None:
             rows = rows * scale.to(out.dtype)
-        vals = rows[hit.to(torch.uint8).argmax(-1)]
+        # one-hot [..., R] @ rows [R, H], not rows[index]: the same values (1 x row + 0 x the others),
+        # and a backward that is a GEMM. Indexing's backward is index_put_(accumulate=True), which on
+        # CPU adds in parallel in no fixed order: gemma3-270m's trained rows then differed run to run
+        # (~1e-8 in a step's gradient) and so did every trained model's answers (issue 24).
+        vals = hit.to(rows.dtype) @ rows
         if base.padding_idx is not None:
             # nn.Embedding: the padding row gets no gradient from its lookups, trained row or not
             # (a chat model's pad is often its end-of-turn token, which is also a trained row)
