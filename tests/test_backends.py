@@ -286,8 +286,8 @@ def test_tag_scores_on_the_configured_engine(recording, tiny_model_dir, rows_fil
     _run("sharpset.stages.tag", {"input": str(rows_file), "judge": str(tiny_model_dir),
                                  "scores": ["quality", "category", "ifd", "lm"], "engine": "recording",
                                  "engine_options": {"label": "x"}}, tmp_path / "t")
-    # judge (next-token probabilities), IFD (mean NLL), lm signals (per-token NLL): all on it
-    assert {"next_token_probs", "answer_nll", "answer_token_nll"} <= _called()
+    # judge (next-token probabilities), IFD and the lm signals (per-token NLL, one pair of passes): all on it
+    assert {"next_token_probs", "answer_token_nll"} <= _called()
     assert _manifest(tmp_path / "t")["models"]["judge"]["engine"] == "recording"
     # the same scores as the default engine: routing changes where, not what
     CALLS.clear()
@@ -359,7 +359,7 @@ def test_cluster_scoring_matches_and_resumes_from_the_fanout_log(fake_ray, tiny_
     cfg = {"input": str(rows_file), "judge": str(tiny_model_dir), "scores": ["quality", "ifd", "lm"]}
     _run("sharpset.stages.tag", cfg, tmp_path / "local")
     _, rd = _run("sharpset.stages.tag", {**cfg, "cluster": "local"}, tmp_path / "c")
-    assert {t for t, _ in FANS} == {"next_token_probs", "answer_nll", "answer_token_nll"}
+    assert {t for t, _ in FANS} == {"next_token_probs", "answer_token_nll"}  # IFD reads the lm passes
     want = _lines(tmp_path / "local" / "tagged.jsonl")
     got = _lines(tmp_path / "c" / "tagged.jsonl")
     for w, g in zip(want, got):

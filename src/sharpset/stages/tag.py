@@ -86,10 +86,8 @@ class TagConfig(BackendFields):
         needs = {}
         if {"quality", "difficulty", "input_quality", "category"} & set(self.scores):
             needs["next_token_probs"] = "the judge scores"
-        if "ifd" in self.scores:
-            needs["answer_nll"] = "ifd"
-        if "lm" in self.scores:
-            needs["answer_token_nll"] = "the lm signals"
+        if {"ifd", "lm"} & set(self.scores):
+            needs["answer_token_nll"] = "ifd and the lm signals"
         return needs
 
 
