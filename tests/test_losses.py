@@ -329,5 +329,12 @@ def test_sparse_token_rows_give_the_same_values_and_a_run_to_run_identical_gradi
                 grads.append(torch.autograd.grad((out * upstream).sum(), rows)[0])
         assert float(grads[0].abs().sum()) > 0
         assert all(torch.equal(g, grads[0]) for g in grads[1:])
+        # bf16 training (autocast): the rows keep their values there too, as PEFT's lookup does
+        with torch.no_grad():
+            rows.add_(torch.randn(rows.shape, generator=gen) * 0.37)  # not bf16-representable
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                dense = emb(ids[:4])
+                with token_rows.sparse_embeddings(model):
+                    assert torch.equal(emb(ids[:4]), dense)
     finally:
         torch.set_num_threads(threads)

@@ -90,8 +90,10 @@ def _sparse_forward(layer, name: str):
         # one-hot [..., R] @ rows [R, H], not rows[index]: the same values (1 x row + 0 x the others),
         # and a backward that is a GEMM. Indexing's backward is index_put_(accumulate=True), which on
         # CPU adds in parallel in no fixed order: gemma3-270m's trained rows then differed run to run
-        # (~1e-8 in a step's gradient) and so did every trained model's answers (issue 24).
-        vals = hit.to(rows.dtype) @ rows
+        # (~1e-8 in a step's gradient) and so did every trained model's answers (issue 24). Outside
+        # autocast: under bf16 training the rows must keep their dtype, as indexing kept it.
+        with torch.autocast(x.device.type, enabled=False):
+            vals = hit.to(rows.dtype) @ rows
         if base.padding_idx is not None:
             # nn.Embedding: the padding row gets no gradient from its lookups, trained row or not
             # (a chat model's pad is often its end-of-turn token, which is also a trained row)
